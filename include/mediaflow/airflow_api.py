@@ -1,0 +1,84 @@
+"""A small client for Airflow 3's REST API (v2), as the runner and the tests use it: a person's path in."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+class ApiError(RuntimeError):
+    pass
+
+
+class AirflowApi:
+    def __init__(self, base_url: str, username: str, password: str):
+        self.base = base_url.rstrip("/")
+        self.username, self.password = username, password
+        self._token: str | None = None
+
+    def _login(self) -> str:
+        body = json.dumps({"username": self.username, "password": self.password}).encode()
+        req = urllib.request.Request(self.base + "/auth/token", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())["access_token"]
+
+    def request(self, method: str, path: str, body: dict | None = None, *, ok_missing: bool = False):
+        for attempt in (1, 2):
+            if self._token is None:
+                self._token = self._login()
+            req = urllib.request.Request(
+                self.base + path,
+                method=method,
+                data=json.dumps(body).encode() if body is not None else None,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    raw = r.read()
+                    return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as e:
+                if e.code == 401 and attempt == 1:  # token expired: log in again once
+                    self._token = None
+                    continue
+                if e.code == 404 and ok_missing:
+                    return None
+                raise ApiError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:500]}") from None
+        raise ApiError(f"{method} {path}: not authorised")
+
+    # ------------------------------------------------------------ the calls we use
+    def dag(self, dag_id: str) -> dict | None:
+        return self.request("GET", f"/api/v2/dags/{dag_id}", ok_missing=True)
+
+    def import_errors(self) -> list[dict]:
+        return self.request("GET", "/api/v2/importErrors")["import_errors"]
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        missing = list(dag_ids)
+        while time.monotonic() < deadline:
+            missing = [d for d in dag_ids if self.dag(d) is None]
+            if not missing:
+                return
+            errors = self.import_errors()
+            if errors:
+                detail = "; ".join(f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors)
+                raise ApiError(f"DAG import errors: {detail}")
+            time.sleep(2)
+        raise ApiError(f"DAGs not registered after {timeout:.0f}s: {', '.join(missing)}")
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict) -> dict:
+        existing = self.dag_run(dag_id, run_id)
+        if existing:  # same run id: never start a title twice
+            return existing
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict | None:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=1000"
+        return self.request("GET", path)["task_instances"]

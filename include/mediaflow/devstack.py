@@ -1,0 +1,304 @@
+"""The embedded stack: Airflow standalone, a local S3 API (moto server) and an SMTP sink, as plain processes.
+
+Usage: python -m mediaflow.devstack up|down|status|env
+
+State lives in MEDIAFLOW_STACK_DIR (default <project>/.stack): Airflow's home and SQLite DB, pid files, logs.
+`down` stops exactly the processes `up` started (their pid files), each with its whole process group.
+Ports come from MEDIAFLOW_AIRFLOW_PORT (8080), MEDIAFLOW_S3_PORT (9000), MEDIAFLOW_SMTP_PORT (1025).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediaflow.store import Buckets
+
+PROJECT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+# The local S3 emulator accepts any key pair; these name it, they protect nothing.
+LOCAL_S3_KEY, LOCAL_S3_SECRET = "mediaflow-local", "mediaflow-local"
+SERVICES = ("s3", "smtp", "airflow")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Stack:
+    state_dir: Path
+    out_dir: Path
+    airflow_port: int
+    s3_port: int
+    smtp_port: int
+
+    @classmethod
+    def from_env(cls) -> "Stack":
+        env = os.environ
+        return cls(
+            state_dir=Path(env.get("MEDIAFLOW_STACK_DIR", PROJECT / ".stack")).resolve(),
+            out_dir=Path(env.get("MEDIAFLOW_OUT_DIR", PROJECT / "out")).resolve(),
+            airflow_port=int(env.get("MEDIAFLOW_AIRFLOW_PORT", 8080)),
+            s3_port=int(env.get("MEDIAFLOW_S3_PORT", 9000)),
+            smtp_port=int(env.get("MEDIAFLOW_SMTP_PORT", 1025)),
+        )
+
+    # ------------------------------------------------------------ paths and environment
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{HOST}:{self.s3_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.airflow_port}"
+
+    def pid_file(self, service: str) -> Path:
+        return self.state_dir / "pids" / f"{service}.pid"
+
+    def log_file(self, service: str) -> Path:
+        return self.state_dir / "logs" / f"{service}.log"
+
+    def env(self) -> dict[str, str]:
+        """Environment for Airflow, its tasks, the runner and the tests: set once, used everywhere."""
+        venv_bin = str(Path(sys.executable).parent)
+        aws = {
+            "conn_type": "aws",
+            "login": LOCAL_S3_KEY,
+            "password": LOCAL_S3_SECRET,
+            "extra": {"endpoint_url": self.s3_url, "region_name": "us-east-1"},
+        }
+        smtp = f"smtp://{HOST}:{self.smtp_port}?disable_ssl=true&disable_tls=true&from_email=mediaflow%40localhost"
+        return {
+            **os.environ,
+            # standalone starts its parts as `airflow ...` found on PATH: the venv's bin must come first
+            "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+            "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")]),
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
+            "AWS_ACCESS_KEY_ID": LOCAL_S3_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_S3_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MEDIAFLOW_S3_ENDPOINT": self.s3_url,
+            "MEDIAFLOW_STACK_DIR": str(self.state_dir),
+            "MEDIAFLOW_OUT_DIR": str(self.out_dir),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    def password(self) -> str | None:
+        f = self.airflow_home / "simple_auth_manager_passwords.json.generated"
+        try:
+            return json.loads(f.read_text()).get("admin")
+        except (OSError, ValueError):
+            return None
+
+    # ------------------------------------------------------------ process control
+    def _alive(self, service: str) -> int | None:
+        """The pid of a running service we started, None otherwise; a stale pid file is reported and removed."""
+        pf = self.pid_file(service)
+        if not pf.exists():
+            return None
+        try:
+            pid = int(pf.read_text().strip())
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            print(f"[stack] {service}: stale pid file {pf} (process gone) - removed")
+            pf.unlink(missing_ok=True)
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def _check_port(self, service: str, port: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                var = {"s3": "MEDIAFLOW_S3_PORT", "smtp": "MEDIAFLOW_SMTP_PORT", "airflow": "MEDIAFLOW_AIRFLOW_PORT"}[service]
+                raise StackError(
+                    f"{service}: port {HOST}:{port} is already in use by another process. Stop it, or choose "
+                    f"another port with {var}=<port>."
+                ) from None
+
+    def _spawn(self, service: str, argv: list[str]) -> int:
+        self.log_file(service).parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file(service).parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file(service), "ab")
+        proc = subprocess.Popen(
+            argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=PROJECT, start_new_session=True,  # own process group: `down` ends it and all its children
+        )  # fmt: skip
+        self.pid_file(service).write_text(str(proc.pid))
+        return proc.pid
+
+    def _wait(self, service: str, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._alive(service) is None:
+                tail = self.log_file(service).read_text(errors="replace")[-1500:]
+                raise StackError(f"{service} exited during start-up; last log lines:\n{tail}")
+            if ready():
+                return
+            time.sleep(0.5)
+        raise StackError(f"{service} not ready after {timeout:.0f}s; see {self.log_file(service)}")
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status < 500
+        except urllib.error.HTTPError as e:
+            return e.code < 500
+        except OSError:
+            return False
+
+    @staticmethod
+    def _port_open(port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex((HOST, port)) == 0
+
+    def up(self) -> None:
+        py = sys.executable
+        bin_dir = Path(py).parent
+        plan = {
+            "s3": (self.s3_port, [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)]),
+            "smtp": (self.smtp_port, [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
+                                      "--dir", str(self.out_dir / "mail")]),  # fmt: skip
+            "airflow": (self.airflow_port, [str(bin_dir / "airflow"), "standalone"]),
+        }
+        running = {s for s in SERVICES if self._alive(s)}
+        for service in SERVICES:
+            if service not in running:
+                self._check_port(service, plan[service][0])
+        for service in SERVICES:
+            if service in running:
+                print(f"[stack] {service}: already running (pid {self._alive(service)})")
+                continue
+            if service == "airflow":
+                self._prepare_airflow()
+            pid = self._spawn(service, plan[service][1])
+            print(f"[stack] {service}: started (pid {pid}), log {self.log_file(service)}")
+            if service == "s3":
+                self._wait("s3", lambda: self._http_ok(self.s3_url + "/moto-api/"), 60)
+                self.create_buckets()
+            elif service == "smtp":
+                self._wait("smtp", lambda: self._port_open(self.smtp_port), 30)
+        self._wait("airflow", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240)
+        print(f"[stack] Airflow UI {self.api_url}  login admin / {self.password()}")
+        print(f"[stack] S3 API {self.s3_url}  SMTP {HOST}:{self.smtp_port} -> {self.out_dir / 'mail'}/<n>.eml")
+
+    def _prepare_airflow(self) -> None:
+        """Migrate the DB and create the transcode pool before the scheduler starts."""
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        for argv in (
+            [airflow, "db", "migrate"],
+            [airflow, "pools", "set", "transcode", str(os.cpu_count() or 2), "ffmpeg transcodes: one per core"],
+        ):
+            proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, cwd=PROJECT)
+            if proc.returncode != 0:
+                raise StackError(f"{' '.join(argv[1:])} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+
+    def create_buckets(self) -> None:
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id=LOCAL_S3_KEY,
+                          aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        for bucket in Buckets.from_env().all():
+            if bucket not in existing:
+                s3.create_bucket(Bucket=bucket)
+
+    def down(self) -> None:
+        for service in reversed(SERVICES):
+            pid = self._alive(service)
+            if pid is None:
+                print(f"[stack] {service}: not running")
+                continue
+            _stop_group(pid)
+            self.pid_file(service).unlink(missing_ok=True)
+            print(f"[stack] {service}: stopped (pid {pid})")
+
+    def status(self) -> dict[str, int | None]:
+        return {s: self._alive(s) for s in SERVICES}
+
+    def is_up(self) -> bool:
+        return all(self.status().values())
+
+
+def _stop_group(pid: int, grace: float = 30.0) -> None:
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.3)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    stack = Stack.from_env()
+    cmd = argv[0] if argv else "status"
+    try:
+        if cmd == "up":
+            stack.up()
+        elif cmd == "down":
+            stack.down()
+        elif cmd == "status":
+            for service, pid in stack.status().items():
+                print(f"{service}: {'running (pid %s)' % pid if pid else 'stopped'}")
+        elif cmd == "env":
+            for k, v in stack.env().items():
+                if k.startswith(("AIRFLOW", "MEDIAFLOW", "PYTHONPATH", "AWS_")):
+                    print(f"export {k}='{v}'")
+        else:
+            print(__doc__)
+            return 2
+    except StackError as e:
+        print(f"[stack] error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

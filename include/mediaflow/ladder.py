@@ -1,0 +1,201 @@
+"""Adaptive-bitrate ladder: rung selection, the single-decode ffmpeg graph, and the HLS master playlist.
+
+One ffmpeg process decodes the source once and encodes every rung (filter_complex split): decoding a
+mezzanine is a large share of the work, so doing it once per title instead of once per rung is the win.
+Building the argv is a pure function; running it is the hook's job.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediaflow.spec import Loudness, Rung
+
+SEGMENT_S = 4
+AUDIO_KBPS = 128
+AUDIO_DIR = "audio"
+MASTER = "master.m3u8"
+POSTER = "poster.jpg"
+MAX_FPS = 60
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One video rung as encoded: the spec's rung fitted to the source's shape."""
+
+    name: str  # folder name, e.g. v720
+    width: int
+    height: int
+    video_kbps: int
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def select_renditions(ladder: tuple[Rung, ...] | list[Rung], width: int, height: int) -> list[Rendition]:
+    """The spec's ladder minus rungs above the source, each scaled keeping the aspect ratio.
+
+    A rung's height is the picture's short side, so a portrait 1080x1920 source gets a 1080x1920 top rung,
+    not a 608x1080 one. Never upscales: when every rung is above the source, one rung at the source's own
+    size with the lowest rung's bitrate.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"source has no picture size ({width}x{height})")
+    portrait = height > width
+    short, long_ = (width, height) if portrait else (height, width)
+    fitting = [r for r in sorted(ladder, key=lambda r: -r.height) if r.height <= short]
+    if not fitting:
+        lowest = min(ladder, key=lambda r: r.height)
+        fitting = [Rung(_even(short), lowest.video_kbps)]
+    out = []
+    for rung in fitting:
+        s, l = rung.height, _even(long_ * rung.height / short)
+        w, h = (s, l) if portrait else (l, s)
+        out.append(Rendition(f"v{rung.height}", w, h, rung.video_kbps))
+    return out
+
+
+def output_fps(fps: float) -> float:
+    """Constant output frame rate: the source's average rate, capped, rounded to 3 decimals."""
+    if not fps or fps <= 0:
+        return 25.0
+    return round(min(fps, MAX_FPS), 3)
+
+
+def transcode_argv(
+    src: str | Path,
+    out_dir: str | Path,
+    renditions: list[Rendition],
+    *,
+    fps: float | None,
+    interlaced: bool,
+    has_audio: bool,
+    loudness: Loudness,
+    duration_s: float,
+    preset: str = "veryfast",
+) -> list[str]:
+    """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame."""
+    out = Path(out_dir)
+    hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src)]
+    graph = []
+    if renditions:
+        rate = output_fps(fps or 0)
+        n = len(renditions) + 1  # + poster
+        pre = ["bwdif=mode=send_frame:deint=all"] if interlaced else []
+        pre.append(f"fps={rate}")  # constant frame rate, whatever the source did
+        graph.append(f"[0:v:0]{','.join(pre)},split={n}" + "".join(f"[s{i}]" for i in range(n)))
+        for i, r in enumerate(renditions):
+            graph.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
+        poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
+        graph.append(f"[s{n - 1}]select='gte(t\\,{poster_t})',scale={renditions[0].width}:{renditions[0].height},setsar=1[vp]")
+    if has_audio:
+        graph.append(
+            f"[0:a:0]aformat=channel_layouts=stereo,"
+            f"loudnorm=I={loudness.target_lufs:g}:TP={loudness.true_peak_dbtp:g}:LRA=11,"
+            f"aresample=48000[a0]"
+        )
+    if graph:
+        argv += ["-filter_complex", ";".join(graph)]
+    if renditions:
+        gop = max(1, round(output_fps(fps or 0) * SEGMENT_S))
+        for i, r in enumerate(renditions):
+            rdir = out / r.name
+            argv += [
+                "-map", f"[v{i}]", "-an",
+                "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+                "-b:v", f"{r.video_kbps}k", "-maxrate", f"{int(r.video_kbps * 1.1)}k", "-bufsize", f"{r.video_kbps * 2}k",
+                "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+                "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                *hls, "-hls_segment_filename", str(rdir / "seg_%05d.ts"), str(rdir / "index.m3u8"),
+            ]  # fmt: skip
+        argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
+    if has_audio:
+        adir = out / AUDIO_DIR
+        argv += [
+            "-map", "[a0]", "-vn", "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2",
+            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+            *hls, "-hls_segment_filename", str(adir / "seg_%05d.ts"), str(adir / "index.m3u8"),
+        ]  # fmt: skip
+    return argv
+
+
+_EXTINF = re.compile(r"^#EXTINF:([\d.]+)", re.M)
+
+
+def playlist_segments(playlist: str) -> list[tuple[float, str]]:
+    """(duration, uri) of each segment of a media playlist."""
+    out, pending = [], None
+    for line in playlist.splitlines():
+        line = line.strip()
+        m = _EXTINF.match(line)
+        if m:
+            pending = float(m.group(1))
+        elif line and not line.startswith("#") and pending is not None:
+            out.append((pending, line))
+            pending = None
+    return out
+
+
+def measured_bandwidth(segments: list[tuple[float, int]]) -> tuple[int, int]:
+    """(peak, average) bits per second from (duration, bytes) of each segment, as HLS BANDWIDTH wants."""
+    segments = [(d, b) for d, b in segments if d > 0]
+    if not segments:
+        return 0, 0
+    peak = max(b * 8 / d for d, b in segments)
+    avg = sum(b for _, b in segments) * 8 / sum(d for d, _ in segments)
+    return int(math.ceil(peak)), int(math.ceil(avg))
+
+
+def avc_codec(profile: str | None, level: int | None) -> str:
+    """RFC 6381 codec string for H.264, e.g. High@4.0 -> avc1.640028."""
+    idc = {"baseline": 0x42, "constrained baseline": 0x42, "main": 0x4D, "high": 0x64}.get((profile or "").lower(), 0x64)
+    constraint = 0x40 if (profile or "").lower() == "constrained baseline" else 0x00
+    return f"avc1.{idc:02x}{constraint:02x}{int(level or 40):02x}"
+
+
+AAC_LC = "mp4a.40.2"
+
+
+def master_playlist(variants: list[dict], audio: dict | None) -> str:
+    """HLS master playlist.
+
+    variants: [{uri, width, height, fps, peak_bps, avg_bps, codec}] highest first.
+    audio: {uri, peak_bps, avg_bps, language, name} or None. With video, audio is an EXT-X-MEDIA rendition
+    group (so later locales add tracks without re-encoding video); audio-only lists the audio playlist itself.
+    """
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if variants and audio:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="{audio["language"]}",NAME="{audio["name"]}",'
+            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{audio["uri"]}"'
+        )
+    for v in variants:
+        peak = v["peak_bps"] + (audio["peak_bps"] if audio else 0)
+        avg = v["avg_bps"] + (audio["avg_bps"] if audio else 0)
+        codecs = v["codec"] + (f",{AAC_LC}" if audio else "")
+        attrs = (
+            f'BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{codecs}",'
+            f'RESOLUTION={v["width"]}x{v["height"]},FRAME-RATE={v["fps"]:.3f}'
+        )
+        if audio:
+            attrs += ',AUDIO="aud"'
+        lines += [f"#EXT-X-STREAM-INF:{attrs}", v["uri"]]
+    if not variants and audio:
+        lines += [
+            f'#EXT-X-STREAM-INF:BANDWIDTH={audio["peak_bps"]},AVERAGE-BANDWIDTH={audio["avg_bps"]},CODECS="{AAC_LC}"',
+            audio["uri"],
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def output_dirs(out_dir: str | Path, renditions: list[Rendition], has_audio: bool) -> list[Path]:
+    """Folders transcode_argv writes into; ffmpeg's HLS muxer does not create them."""
+    dirs = [Path(out_dir) / r.name for r in renditions] + ([Path(out_dir) / AUDIO_DIR] if has_audio else [])
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs

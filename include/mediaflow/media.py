@@ -1,0 +1,157 @@
+"""Media facts: fixity, ffprobe, and a full decode test that also measures loudness (EBU R128).
+
+ffprobe's exit code alone is not trusted: it succeeds on some empty or truncated files, so every source is
+decoded end to end once; the same pass measures integrated loudness and true peak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+PROGRESSIVE = {"progressive", "unknown", ""}
+
+
+class MediaError(ValueError):
+    """The media itself is bad (bad input, not a system fault)."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ffprobe_argv(path: str | Path) -> list[str]:
+    return ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+
+
+def _rate(text: str | None) -> float:
+    try:
+        value = Fraction(text or "0")
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(value) if value > 0 else 0.0
+
+
+def _rotation(stream: dict) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(side["rotation"]) % 360
+    return int(stream.get("tags", {}).get("rotate", 0) or 0) % 360
+
+
+def facts_from_probe(probe: dict) -> dict:
+    """Reduce ffprobe JSON to the facts the stream needs (summary.json 'source' shape, loudness added later)."""
+    fmt = probe.get("format", {})
+    streams = probe.get("streams", [])
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
+        None,
+    )
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    facts = {
+        "container": fmt.get("format_name"),
+        "duration_s": round(float(fmt.get("duration") or 0.0), 3),
+        "video": None,
+        "audio_streams": len(audio),
+        "loudness": None,
+    }
+    if video:
+        width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+        if _rotation(video) in (90, 270):  # players and ffmpeg's autorotate show it turned
+            width, height = height, width
+        avg, real = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
+        facts["video"] = {
+            "codec": video.get("codec_name"),
+            "width": width,
+            "height": height,
+            "fps": round(avg or real, 3),
+            "interlaced": (video.get("field_order") or "").lower() not in PROGRESSIVE,
+            # avg != r_frame_rate is how ffprobe shows a variable frame rate
+            "vfr": bool(avg and real and abs(avg - real) > 0.01),
+        }
+        if not facts["duration_s"]:
+            facts["duration_s"] = round(float(video.get("duration") or 0.0), 3)
+    if audio:
+        facts["audio"] = {"codec": audio[0].get("codec_name"), "channels": int(audio[0].get("channels") or 0)}
+    return facts
+
+
+def probe(path: str | Path) -> dict:
+    """ffprobe a file; MediaError with ffprobe's message when it cannot be read."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path.name}: file is empty (0 bytes)")
+    proc = subprocess.run(ffprobe_argv(path), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise MediaError(f"{path.name}: ffprobe cannot read it: {proc.stderr.strip()[-400:] or 'no detail'}")
+    facts = facts_from_probe(json.loads(proc.stdout or "{}"))
+    if not facts["video"] and not facts["audio_streams"]:
+        raise MediaError(f"{path.name}: no video or audio stream found (container {facts['container']})")
+    return facts
+
+
+def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool) -> list[str]:
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-i", str(path)]
+    if has_video:
+        argv += ["-map", "0:v:0"]
+    if has_audio:
+        argv += ["-map", "0:a:0", "-filter:a", "ebur128=peak=true:framelog=verbose"]
+    return argv + ["-f", "null", "-"]
+
+
+_ERROR_LINE = re.compile(r"\[(error|fatal|panic)\]")
+_I = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.M)
+_PEAK = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-inf) dBFS", re.M)
+
+
+def parse_decode_log(log: str) -> tuple[list[str], dict | None]:
+    """(decode errors, loudness) from a decode_argv log. Loudness is the ebur128 summary, if any."""
+    errors = []
+    for line in log.splitlines():
+        if _ERROR_LINE.search(line):
+            text = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+            if text and text not in errors:
+                errors.append(text)
+    loudness = None
+    i_vals, peaks = _I.findall(log), _PEAK.findall(log)
+    if i_vals:
+        loudness = {
+            "integrated_lufs": float(i_vals[-1]) if i_vals[-1] != "-inf" else None,
+            "true_peak_dbtp": float(peaks[-1]) if peaks and peaks[-1] != "-inf" else None,
+        }
+    return errors, loudness
+
+
+def decode_test(path: str | Path, facts: dict) -> dict | None:
+    """Decode every frame of the first video and audio stream; MediaError naming the file on any error.
+
+    Returns the measured loudness of the first audio stream (None without audio).
+    """
+    path = Path(path)
+    argv = decode_argv(path, has_video=bool(facts["video"]), has_audio=facts["audio_streams"] > 0)
+    proc = subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace")
+    errors, loudness = parse_decode_log(proc.stderr)
+    if proc.returncode != 0 or errors:
+        detail = "; ".join(errors[:3]) or proc.stderr.strip()[-300:]
+        raise MediaError(f"{path.name}: does not decode cleanly (truncated or corrupt): {detail}")
+    return loudness
+
+
+def inspect_source(path: str | Path, *, min_duration_s: float) -> dict:
+    """Probe + decode test + duration bound: the facts of a source we can trust, or MediaError."""
+    facts = probe(path)
+    if facts["duration_s"] < min_duration_s:
+        raise MediaError(
+            f"{Path(path).name}: duration {facts['duration_s']:.2f}s is shorter than this stream allows "
+            f"(min_duration_s {min_duration_s:g})"
+        )
+    facts["loudness"] = decode_test(path, facts)
+    return facts

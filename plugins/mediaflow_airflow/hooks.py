@@ -1,0 +1,71 @@
+"""Hooks: object storage over S3Hook, and ffmpeg over the standard provider's SubprocessHook."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.standard.hooks.subprocess import SubprocessHook
+
+CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt"}
+
+
+class MediaStoreHook(S3Hook):
+    """The mediaflow Store interface on an S3 connection (any S3 API: AWS, MinIO, moto)."""
+
+    def list(self, bucket: str, prefix: str) -> dict[str, dict]:
+        out = {}
+        for page in self.get_conn().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                out[obj["Key"]] = {
+                    "size": obj["Size"],
+                    "etag": obj["ETag"].strip('"'),
+                    "last_modified": obj["LastModified"].isoformat(),
+                }
+        return out
+
+    def download(self, bucket: str, key: str, path: str) -> None:
+        self.get_conn().download_file(bucket, key, path)
+
+    def upload(self, path: str, bucket: str, key: str) -> None:
+        ctype = CONTENT_TYPES.get(Path(key).suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": ctype})
+
+    def put_bytes(self, data: bytes, bucket: str, key: str) -> None:
+        self.get_conn().put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        # managed copy: multipart for sources over 5 GB
+        self.get_conn().copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key)
+
+    def delete(self, bucket: str, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            self.get_conn().delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True}
+            )
+
+
+class FFmpegError(RuntimeError):
+    """ffmpeg exited non-zero; the message carries its error lines."""
+
+
+class FFmpegHook(SubprocessHook):
+    """Runs an ffmpeg argv in its own process group (so on_kill ends it) and keeps its errors for the message."""
+
+    def run(self, argv: list[str]) -> None:
+        with tempfile.TemporaryDirectory(prefix="ffreport-") as tmp:
+            report = Path(tmp) / "ffmpeg.log"
+            # FFREPORT keeps a full log beside the live output, so a failure message can quote ffmpeg's errors.
+            env = {**os.environ, "FFREPORT": f"file={report}:level=24"}
+            result = self.run_command(argv, env=env, cwd=tmp)
+            if result.exit_code != 0:
+                text = report.read_text(errors="replace") if report.exists() else result.output
+                lines = [ln for ln in text.splitlines() if ln.strip() and not re.match(r"^(ffmpeg started|Command line|Report written)", ln)]
+                raise FFmpegError(f"ffmpeg exited with {result.exit_code}: " + " | ".join(lines[-8:]))
