@@ -32,8 +32,9 @@ class Rendition:
     video_kbps: int
 
 
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2.0)) * 2)
+def _even(x: float, cap: int) -> int:
+    """Nearest even size, never above cap rounded down to even (H.264 4:2:0 needs even sizes; no upscaling)."""
+    return max(2, min(int(round(x / 2.0)) * 2, cap // 2 * 2))
 
 
 def select_renditions(ladder: tuple[Rung, ...] | list[Rung], width: int, height: int) -> list[Rendition]:
@@ -50,10 +51,10 @@ def select_renditions(ladder: tuple[Rung, ...] | list[Rung], width: int, height:
     fitting = [r for r in sorted(ladder, key=lambda r: -r.height) if r.height <= short]
     if not fitting:
         lowest = min(ladder, key=lambda r: r.height)
-        fitting = [Rung(_even(short), lowest.video_kbps)]
+        fitting = [Rung(_even(short, short), lowest.video_kbps)]
     out = []
     for rung in fitting:
-        s, l = rung.height, _even(long_ * rung.height / short)
+        s, l = rung.height, _even(long_ * rung.height / short, long_)
         w, h = (s, l) if portrait else (l, s)
         out.append(Rendition(f"v{rung.height}", w, h, rung.video_kbps))
     return out

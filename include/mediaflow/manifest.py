@@ -73,7 +73,7 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
 
     asset_id = data.get("asset_id")
     if asset_id not in (None, ""):
-        if not isinstance(asset_id, str) or "/" in asset_id or ".." in asset_id or not ASSET_ID.match(asset_id):
+        if not isinstance(asset_id, str) or "/" in asset_id or ".." in asset_id or not ASSET_ID.fullmatch(asset_id):
             problems.append(
                 f"{where}: field 'asset_id' {asset_id!r} must match {ASSET_ID.pattern} (no '/', no '..')"
             )

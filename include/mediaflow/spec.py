@@ -95,7 +95,7 @@ def parse_spec(data: object, path: str) -> StreamSpec:
             raise _fail(path, required, "is required")
 
     name = data["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise _fail(path, "name", f"{name!r} must match {_NAME.pattern}")
     if Path(path).stem != name:
         raise _fail(path, "name", f"{name!r} must equal the file name {Path(path).stem!r}")
@@ -141,7 +141,7 @@ def parse_spec(data: object, path: str) -> StreamSpec:
             raise _fail(path, f"reviews.{branch}", f"{policy!r} must be one of {', '.join(REVIEW_POLICIES)}")
 
     channels = data.get("channels", ["web"])
-    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and _NAME.match(c) for c in channels):
+    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and _NAME.fullmatch(c) for c in channels):
         raise _fail(path, "channels", f"must be a non-empty list of names matching {_NAME.pattern}")
 
     stages = data["stages"]
@@ -149,7 +149,7 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         raise _fail(path, "stages", "must be a mapping of stage name to {sla: duration}")
     slas = {}
     for stage, conf in stages.items():
-        if not isinstance(stage, str) or not _NAME.match(stage):
+        if not isinstance(stage, str) or not _NAME.fullmatch(stage):
             raise _fail(path, f"stages.{stage}", f"stage names must match {_NAME.pattern}")
         if not isinstance(conf, dict) or set(conf) != {"sla"}:
             raise _fail(path, f"stages.{stage}", "must be a mapping with exactly sla")

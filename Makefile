@@ -1,0 +1,42 @@
+# mediaflow: media value streams on Apache Airflow 3.3. `make run` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
+
+.PHONY: run test up down status deps ffmpeg clean
+
+run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
+	$(PY) -m mediaflow.runner
+
+test: deps       ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
+	$(PY) -m pytest
+
+up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
+	$(PY) -m mediaflow.devstack up
+
+down:            ## stop exactly what `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m mediaflow.devstack down; else echo "nothing to stop (no $(VENV))"; fi
+
+status:
+	$(PY) -m mediaflow.devstack status
+
+deps: $(VENV)/.installed ffmpeg
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	touch $@
+
+ffmpeg:
+	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's ffmpeg (ffprobe included)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	else \
+		echo "ffmpeg and ffprobe are needed: run  sudo apt-get install ffmpeg  (Debian/Ubuntu) or  brew install ffmpeg  (macOS)"; exit 1; \
+	fi
+
+clean: down
+	rm -rf .stack out

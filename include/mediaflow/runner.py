@@ -1,0 +1,211 @@
+"""`make run`: deliveries through the value streams on the embedded stack, then out/summary.json.
+
+Usage: python -m mediaflow.runner [--deliveries DIR] [--keep-up]
+
+Starts the stack when it is not up (and stops it again at the end unless --keep-up / KEEP_UP=1), uploads each
+delivery folder to the landing bucket, triggers one value-stream run per delivery through Airflow's REST API,
+shows progress per asset and stage, exports what was published to out/published/, writes out/summary.json and
+prints a table. Exit 0 when the batch completed (rejected deliveries are a correct outcome); 1 when any run
+failed or the system could not run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+
+from mediaflow import samples
+from mediaflow.airflow_api import AirflowApi, ApiError
+from mediaflow.devstack import LOCAL_S3_KEY, LOCAL_S3_SECRET, PROJECT, Stack, StackError
+from mediaflow.manifest import MANIFEST_NAME
+from mediaflow.spec import STAGE_ORDER, load_specs
+from mediaflow.stages import stage_spans
+from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
+
+TERMINAL = {"success", "failed"}
+DEFAULT_STREAM = "series_episode"
+
+
+def _s3(stack: Stack):
+    return boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id=LOCAL_S3_KEY,
+                        aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+
+
+def stream_of(folder: Path, streams: set[str]) -> str:
+    """The stream a delivery names; unreadable or unknown ones go to the default stream, whose ingest rejects them."""
+    try:
+        name = json.loads((folder / MANIFEST_NAME).read_text()).get("value_stream")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return name if name in streams else (DEFAULT_STREAM if DEFAULT_STREAM in streams else sorted(streams)[0])
+
+
+def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
+    delivery_id = folder.name
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), buckets.landing, f"{DELIVERIES}/{delivery_id}/{path.relative_to(folder).as_posix()}")
+    return delivery_id
+
+
+def _progress_line(ti_rows: list[dict]) -> str:
+    states: dict[str, list[str]] = {}
+    for ti in ti_rows:
+        stage = ti["task_id"].split(".", 1)[0]
+        states.setdefault(stage, []).append(ti["state"] or "scheduled")
+    parts = []
+    for stage in [s for s in STAGE_ORDER if s in states] + [s for s in states if s not in STAGE_ORDER]:
+        s = states[stage]
+        if all(x in ("success", "skipped") for x in s):
+            word = "skipped" if all(x == "skipped" for x in s) else "done"
+        elif any(x in ("failed", "upstream_failed") for x in s):
+            word = "FAILED"
+        elif any(x == "up_for_retry" for x in s):
+            word = "retrying"
+        elif any(x in ("running", "deferred", "queued") for x in s) or any(x == "success" for x in s):
+            word = "running"
+        else:
+            word = "waiting"
+        parts.append(f"{stage}:{word}")
+    return "  ".join(parts)
+
+
+def export_published(s3, buckets: Buckets, entry: dict, out_dir: Path) -> None:
+    for pub in entry.get("published", []):
+        bucket, master_key = parse_s3_uri(pub["uri"])
+        prefix = master_key.rsplit("/", 1)[0] + "/"
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                dest = out_dir / "published" / obj["Key"]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, obj["Key"], str(dest))
+        local = out_dir / "published" / master_key
+        try:
+            pub["local_path"] = str(local.relative_to(PROJECT))
+        except ValueError:
+            pub["local_path"] = str(local)
+
+
+def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) -> dict:
+    specs = load_specs()
+    buckets = Buckets.from_env()
+    s3 = _s3(stack)
+    api = AirflowApi(stack.api_url, "admin", stack.password() or "")
+    api.wait_for_dags([s.dag_id for s in specs.values()])
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    runs = []  # (delivery_id, dag_id, run_id, spec)
+    folders = sorted(p for p in deliveries_dir.iterdir() if p.is_dir())
+    if not folders:
+        raise SystemExit(f"no delivery folders in {deliveries_dir}")
+    for folder in folders:
+        spec = specs[stream_of(folder, set(specs))]
+        delivery_id = upload_delivery(s3, buckets, folder)
+        run_id = f"make_run__{stamp}__{delivery_id}"
+        api.trigger(spec.dag_id, run_id, {"delivery": delivery_id, "priority": "normal"})
+        runs.append((delivery_id, spec.dag_id, run_id, spec))
+        print(f"[run] triggered {spec.dag_id}  {delivery_id}")
+
+    started, shown, done = time.monotonic(), {}, {}
+    while len(done) < len(runs):
+        if time.monotonic() - started > timeout_s:
+            raise SystemExit(f"[run] gave up after {timeout_s:.0f}s; still running: {[r[0] for r in runs if r[2] not in done]}")
+        for delivery_id, dag_id, run_id, _ in runs:
+            if run_id in done:
+                continue
+            run = api.dag_run(dag_id, run_id)
+            tis = api.task_instances(dag_id, run_id)
+            line = _progress_line(tis)
+            if line and shown.get(run_id) != line:
+                shown[run_id] = line
+                print(f"[{time.monotonic() - started:5.0f}s] {delivery_id:<32} {line}", flush=True)
+            if run and run["state"] in TERMINAL:
+                done[run_id] = (run, tis)
+        time.sleep(2)
+
+    out_dir = stack.out_dir
+    shutil.rmtree(out_dir / "published", ignore_errors=True)
+    assets = []
+    for delivery_id, dag_id, run_id, spec in runs:
+        run, tis = done[run_id]
+        try:
+            entry = json.loads(s3.get_object(Bucket=buckets.reports, Key=outcome_key(dag_id, run_id))["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            failed = [t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")]
+            entry = {"asset_id": None, "delivery_id": delivery_id, "value_stream": spec.name, "status": "failed",
+                     "reasons": [f"run {run['state']}; no outcome recorded; failed tasks: {failed or 'none'}"],
+                     "dag_run_id": run_id, "lead_time_s": None, "source": None, "locales": None, "published": []}  # fmt: skip
+        attempts = [{"stage": t["task_id"].split(".", 1)[0], "start": t["start_date"], "end": t["end_date"],
+                     "try_number": t["try_number"]} for t in tis if t["task_id"] != "outcome" and t["state"] != "skipped"]  # fmt: skip
+        entry["stages"] = stage_spans(attempts, stage_order=list(STAGE_ORDER), queued_at=run.get("queued_at"),
+                                      slas_s=spec.stage_slas_s)  # fmt: skip
+        export_published(s3, buckets, entry, out_dir)
+        assets.append(entry)
+    summary = {"generated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), "assets": assets}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    rows = [("asset", "stream", "status", "rungs/channels", "lead time", "reason")]
+    for a in summary["assets"]:
+        pub = a.get("published") or []
+        master = pub[0]["local_path"] if pub else None
+        rungs = ""
+        if master and Path(PROJECT / master).exists():
+            rungs = str(sum(1 for ln in Path(PROJECT / master).read_text().splitlines() if ln.startswith("#EXT-X-STREAM-INF")))
+        rows.append((
+            a.get("asset_id") or a.get("delivery_id") or "?",
+            a["value_stream"],
+            a["status"],
+            f"{rungs} / {','.join(p['channel'] for p in pub)}" if pub else "-",
+            f"{a['lead_time_s']:.0f}s" if a.get("lead_time_s") is not None else "-",
+            (a.get("reasons") or [""])[0][:90],
+        ))  # fmt: skip
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--deliveries", default=os.environ.get("DELIVERIES") or None)
+    ap.add_argument("--keep-up", action="store_true", default=os.environ.get("KEEP_UP", "") not in ("", "0"))
+    args = ap.parse_args(argv)
+    stack = Stack.from_env()
+    if args.deliveries:
+        deliveries = Path(args.deliveries).resolve()
+        if not deliveries.is_dir():
+            print(f"[run] DELIVERIES={args.deliveries}: not a folder", file=sys.stderr)
+            return 2
+    else:
+        deliveries = stack.state_dir / "samples"
+        print(f"[run] sample deliveries in {deliveries}")
+        samples.generate(deliveries)
+    was_up = stack.is_up()
+    try:
+        stack.up()
+        summary = run_batch(stack, deliveries)
+    except (StackError, ApiError) as e:
+        print(f"[run] system failure: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.keep_up and not was_up:
+            stack.down()
+    print()
+    print_table(summary)
+    print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
+    failed = [a for a in summary["assets"] if a["status"] == "failed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

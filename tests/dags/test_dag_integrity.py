@@ -1,0 +1,146 @@
+"""DAG integrity: the DAG folder parses, and every value-stream DAG is shaped the way operations rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediaflow.spec import SpecError, load_spec, load_specs
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = PROJECT / "dags"
+STREAMS_FOLDER = PROJECT / "include" / "streams"
+SPEC_NAMES = sorted(p.stem for p in STREAMS_FOLDER.glob("*.yaml"))
+DAG_IDS = [f"value_stream__{name}" for name in SPEC_NAMES]
+RISKY_OPERATORS = {"IngestOperator", "TranscodeOperator", "PublishOperator"}  # touch S3 / run ffmpeg
+GROUPS = ("ingest", "transcode", "publish")
+
+
+@pytest.fixture(params=DAG_IDS)
+def dag(request, dagbag):
+    assert request.param in dagbag.dags, f"{request.param} not in DagBag (have {sorted(dagbag.dags)})"
+    return dagbag.dags[request.param]
+
+
+def test_dag_folder_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}, "\n".join(f"{f}:\n{e}" for f, e in dagbag.import_errors.items())
+    assert dagbag.size() >= 1
+
+
+def test_one_dag_per_spec_file(dagbag):
+    assert len(SPEC_NAMES) >= 2
+    assert sorted(dagbag.dag_ids) == sorted(DAG_IDS)
+    for dag_id in DAG_IDS:
+        assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
+
+
+def test_dag_metadata(dag):
+    name = dag.dag_id.removeprefix("value_stream__")
+    assert "value-stream" in dag.tags and name in dag.tags
+    assert dag.owner and dag.owner != "airflow", "owner must be a real team, not Airflow's default"
+    assert all(t.owner != "airflow" for t in dag.tasks)
+    assert dag.doc_md and dag.doc_md.strip()
+    assert name in dag.doc_md, "doc_md describes this stream"
+    assert dag.schedule is None, "value streams are triggered per delivery, never on a schedule"
+    assert dag.catchup is False
+
+
+def test_dag_params_form(dag):
+    from airflow.sdk.definitions.param import ParamValidationError  # noqa: PLC0415
+
+    assert {"delivery", "priority"} <= set(dag.params.keys())
+    priority = dag.params.get_param("priority")
+    assert priority.schema["enum"] == ["low", "normal", "high", "urgent"]
+    assert priority.value == "normal"
+    for ok in ("low", "urgent"):
+        assert priority.resolve(ok) == ok
+    with pytest.raises(ParamValidationError):
+        priority.resolve("asap")
+
+    delivery = dag.params.get_param("delivery")
+    for ok in ("bbb-s01e01", "s3://landing/vendor/x/d1/"):
+        assert delivery.resolve(ok) == ok
+    for bad in ("", "../x", "a b"):
+        with pytest.raises(ParamValidationError):
+            delivery.resolve(bad)
+
+
+def test_tasks_that_touch_storage_or_ffmpeg_retry(dag):
+    risky = [t for t in dag.tasks if type(t).__name__ in RISKY_OPERATORS or t.task_id == "outcome"]
+    kinds = {type(t).__name__ for t in risky}
+    assert RISKY_OPERATORS <= kinds, f"expected one of each of {sorted(RISKY_OPERATORS)}, found {sorted(kinds)}"
+    assert "outcome" in {t.task_id for t in risky}
+    for t in risky:
+        assert t.retries >= 2, f"{t.task_id} ({type(t).__name__}) has retries={t.retries}"
+        assert t.retry_delay.total_seconds() > 0
+
+
+def test_stage_groups_run_in_order(dag):
+    groups = dag.task_group.get_task_group_dict()
+    for g in GROUPS:
+        assert g in groups, f"task group {g!r} missing (have {sorted(groups)})"
+    members = {g: {t.task_id for t in dag.tasks if t.task_group and t.task_group.group_id == g} for g in GROUPS}
+    assert all(members.values()), members
+
+    def upstream_all(task_id):
+        return dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+
+    for earlier, later in zip(GROUPS, GROUPS[1:]):
+        for t in members[later]:
+            assert members[earlier] & upstream_all(t), f"{t} does not wait for the {earlier} group"
+        for t in members[earlier]:
+            assert not (members[later] & upstream_all(t)), f"{t} ({earlier}) depends on the {later} group"
+    # the whole ingest group (incl. the accepted gate) precedes transcode
+    transcode_up = set().union(*(upstream_all(t) for t in members["transcode"]))
+    assert members["ingest"] <= transcode_up
+
+
+def test_rejected_delivery_stops_before_transcode(dag):
+    gate = dag.get_task("ingest.accepted")
+    assert "ShortCircuit" in type(gate).__name__
+    assert {t.task_id for t in gate.downstream_list} >= {"transcode.transcode_ladder"}
+
+
+def test_outcome_is_recorded_whatever_happened(dag):
+    outcome = dag.get_task("outcome")
+    assert outcome.trigger_rule == "all_done"
+    upstream = outcome.get_flat_relative_ids(upstream=True)
+    assert {"ingest.ingest_delivery", "publish.publish_channels"} <= upstream
+    assert dag.get_task("outcome").downstream_list == []
+
+
+def test_transcode_runs_in_the_transcode_pool(dag):
+    transcode = [t for t in dag.tasks if type(t).__name__ == "TranscodeOperator"]
+    assert len(transcode) == 1
+    assert transcode[0].pool == "transcode"
+    others = [t.task_id for t in dag.tasks if t.pool == "transcode" and t not in transcode]
+    assert others == [], f"only ffmpeg work belongs in the transcode pool: {others}"
+
+
+def test_dag_serializes_for_the_scheduler(dag):
+    from airflow.serialization.serialized_objects import DagSerialization  # noqa: PLC0415
+
+    restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert restored.dag_id == dag.dag_id
+    assert sorted(restored.task_ids) == sorted(dag.task_ids)
+    assert restored.get_task("transcode.transcode_ladder").pool == "transcode"
+
+
+def test_dag_follows_its_spec(dag):
+    spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
+    for rung in spec.ladder:
+        assert f"{rung.height}p @ {rung.video_kbps} kb/s" in dag.doc_md
+    for op in (t for t in dag.tasks if type(t).__name__ in RISKY_OPERATORS):
+        assert op.value_stream == spec.name
+
+
+def test_broken_spec_fails_naming_the_file(tmp_path):
+    # A broken spec in include/streams makes the DAG file fail at parse time; the message must name the file.
+    good = (STREAMS_FOLDER / "news_clip.yaml").read_text()
+    bad = tmp_path / "news_clip.yaml"
+    bad.write_text(good.replace("{height: 360,", "{height: 361,"))
+    assert bad.read_text() != good
+    with pytest.raises(SpecError) as err:
+        load_spec(bad)
+    assert str(bad) in str(err.value) and "ladder[1].height" in str(err.value)

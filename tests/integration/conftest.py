@@ -1,0 +1,56 @@
+"""A real embedded stack for the integration tests: Airflow standalone (scheduler, LocalExecutor, SQLite),
+a local S3 API over HTTP and the SMTP sink, on free ports in a throw-away state folder, started and stopped
+by the same code as `make up` / `make down`."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import boto3
+import pytest
+
+from mediaflow.airflow_api import AirflowApi
+from mediaflow.devstack import LOCAL_S3_KEY, LOCAL_S3_SECRET, Stack
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    env = {
+        "MEDIAFLOW_STACK_DIR": str(root / "state"),
+        "MEDIAFLOW_OUT_DIR": str(root / "out"),
+        "MEDIAFLOW_AIRFLOW_PORT": str(_free_port()),
+        "MEDIAFLOW_S3_PORT": str(_free_port()),
+        "MEDIAFLOW_SMTP_PORT": str(_free_port()),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    st = Stack.from_env()
+    try:
+        st.up()
+        yield st
+    finally:
+        st.down()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def s3(stack):
+    return boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id=LOCAL_S3_KEY,
+                        aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    return AirflowApi(stack.api_url, "admin", stack.password())

@@ -1,0 +1,319 @@
+"""ABR ladder: rung selection, the single ffmpeg command, master playlist; one small real encode."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from mediaflow import ladder, samples
+from mediaflow.ladder import (
+    Rendition,
+    avc_codec,
+    master_playlist,
+    measured_bandwidth,
+    output_fps,
+    playlist_segments,
+    select_renditions,
+    transcode_argv,
+)
+from mediaflow.spec import Loudness, load_specs
+
+SPECS = load_specs()
+SERIES = SPECS["series_episode"]
+NEWS = SPECS["news_clip"]
+
+
+def dims(renditions):
+    return [(r.width, r.height) for r in renditions]
+
+
+# ---------------------------------------------------------------- select_renditions
+
+
+def test_1080p_source_gets_the_full_series_ladder():
+    out = select_renditions(SERIES.ladder, 1920, 1080)
+    assert dims(out) == [(1920, 1080), (1280, 720), (854, 480), (640, 360)]
+    assert [r.video_kbps for r in out] == [5000, 3000, 1200, 700]
+    assert [r.name for r in out] == ["v1080", "v720", "v480", "v360"]
+
+
+def test_720p_source_is_never_upscaled():
+    out = select_renditions(SERIES.ladder, 1280, 720)
+    assert dims(out) == [(1280, 720), (854, 480), (640, 360)]
+    assert all(r.height <= 720 and r.width <= 1280 for r in out)
+
+
+def test_portrait_source_rung_height_is_the_short_side():
+    out = select_renditions(SERIES.ladder, 720, 1280)
+    assert dims(out) == [(720, 1280), (480, 854), (360, 640)]
+    assert all(r.height > r.width for r in out), "portrait stays portrait"
+
+
+def test_source_smaller_than_every_rung_gets_one_rung_at_source_size():
+    out = select_renditions(SERIES.ladder, 320, 240)
+    assert len(out) == 1
+    assert dims(out) == [(320, 240)]
+    assert out[0].video_kbps == min(r.video_kbps for r in SERIES.ladder) == 700
+
+
+@pytest.mark.parametrize(
+    "w,h", [(1920, 1080), (1280, 720), (720, 1280), (1080, 1920), (320, 240), (1440, 1080), (3840, 1600), (640, 480)]
+)
+def test_all_dims_even_and_aspect_ratio_kept(w, h):
+    for spec in SPECS.values():
+        out = select_renditions(spec.ladder, w, h)
+        assert out, f"{w}x{h}: no rendition"
+        for r in out:
+            assert r.width % 2 == 0 and r.height % 2 == 0, f"{w}x{h} -> {r}: odd dimension"
+            assert r.width <= w and r.height <= h, f"{w}x{h} -> {r}: upscaled"
+            assert abs((r.width / r.height) / (w / h) - 1) < 0.01, f"{w}x{h} -> {r}: aspect ratio drifts > 1%"
+        heights = [min(r.width, r.height) for r in out]
+        assert heights == sorted(heights, reverse=True), "renditions are listed highest first"
+
+
+def test_odd_sized_source_is_never_upscaled():
+    over = {}
+    for w, h in [(1919, 1080), (1279, 720), (147, 1080), (243, 100)]:
+        bigger = [(r.width, r.height) for r in select_renditions(SERIES.ladder, w, h) if r.width > w or r.height > h]
+        if bigger:
+            over[f"{w}x{h}"] = bigger
+    assert not over, (
+        f"BUG ladder.py:35 (_even) / select_renditions: renditions larger than an odd-sized source: {over}. "
+        "_even rounds to the nearest even number, which can exceed an odd source side; clamp each side to the "
+        "source side rounded down to even."
+    )
+
+
+def test_source_without_picture_size_is_an_error():
+    with pytest.raises(ValueError, match="no picture size"):
+        select_renditions(SERIES.ladder, 0, 1080)
+
+
+# ---------------------------------------------------------------- transcode_argv
+
+LOUD = Loudness(-23.0, -1.0)
+
+
+def argv_for(renditions, *, interlaced=False, has_audio=True, fps=25.0, loudness=LOUD):
+    return transcode_argv("/in/src.mxf", "/out", renditions, fps=fps, interlaced=interlaced, has_audio=has_audio,
+                          loudness=loudness, duration_s=60.0)
+
+
+def option_values(argv, flag):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def graph_of(argv):
+    values = option_values(argv, "-filter_complex")
+    assert len(values) == 1, "exactly one filter graph"
+    return values[0]
+
+
+def test_one_ffmpeg_decodes_once_and_encodes_every_rung():
+    rends = select_renditions(SERIES.ladder, 1920, 1080)
+    argv = argv_for(rends)
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+    assert argv[0] == "ffmpeg"
+    assert argv.count("ffmpeg") == 1
+    assert option_values(argv, "-i") == ["/in/src.mxf"], "single input, decoded once"
+    graph = graph_of(argv)
+    assert f"split={len(rends) + 1}" in graph, graph
+    maps = option_values(argv, "-map")
+    assert [m for m in maps if re.fullmatch(r"\[v\d+\]", m)] == [f"[v{i}]" for i in range(len(rends))]
+    assert option_values(argv, "-b:v") == [f"{r.video_kbps}k" for r in rends]
+    for i, r in enumerate(rends):
+        assert f"[v{i}]" in graph and f"scale={r.width}:{r.height}" in graph
+        # each rung's bitrate sits between its own -map and the next output's -map
+        start = argv.index(f"[v{i}]")
+        bv = argv.index("-b:v", start)
+        assert bv < argv.index("-map", start), f"rung {r.name} has no -b:v of its own"
+        assert argv[bv + 1] == f"{r.video_kbps}k"
+    outputs = [a for a in argv if a.endswith("index.m3u8")]
+    assert outputs == [f"/out/{r.name}/index.m3u8" for r in rends] + ["/out/audio/index.m3u8"]
+    assert option_values(argv, "-hls_segment_filename") == [f"/out/{r.name}/seg_%05d.ts" for r in rends] + [
+        "/out/audio/seg_%05d.ts"
+    ]
+    assert argv[-1] == "/out/audio/index.m3u8"
+    assert "/out/poster.jpg" in argv
+
+
+def test_constant_frame_rate_and_gop_of_one_segment():
+    argv = argv_for(select_renditions(NEWS.ladder, 1280, 720), fps=29.97)
+    assert "fps=29.97" in graph_of(argv)
+    assert set(option_values(argv, "-g")) == {str(round(29.97 * ladder.SEGMENT_S))}
+    assert set(option_values(argv, "-sc_threshold")) == {"0"}
+
+
+@pytest.mark.parametrize("interlaced", [True, False])
+def test_deinterlace_only_interlaced_sources(interlaced):
+    graph = graph_of(argv_for(select_renditions(NEWS.ladder, 1920, 1080), interlaced=interlaced))
+    assert ("bwdif" in graph) is interlaced
+    # deinterlace before the frame-rate conversion and the split
+    if interlaced:
+        assert graph.index("bwdif") < graph.index("fps=") < graph.index("split=")
+
+
+@pytest.mark.parametrize("spec", [SERIES, NEWS], ids=lambda s: s.name)
+def test_loudness_normalised_to_the_spec_target(spec):
+    graph = graph_of(argv_for(select_renditions(spec.ladder, 1920, 1080), loudness=spec.loudness))
+    m = re.search(r"loudnorm=I=(-?[\d.]+):TP=(-?[\d.]+)", graph)
+    assert m, graph
+    assert (float(m.group(1)), float(m.group(2))) == (spec.loudness.target_lufs, spec.loudness.true_peak_dbtp)
+
+
+def test_audio_only_source_gets_only_an_audio_rendition():
+    argv = argv_for([], has_audio=True)
+    graph = graph_of(argv)
+    assert "split=" not in graph and "scale=" not in graph and "fps=" not in graph
+    assert "loudnorm" in graph
+    assert option_values(argv, "-map") == ["[a0]"]
+    assert "-b:v" not in argv and "libx264" not in argv
+    assert [a for a in argv if a.endswith(".m3u8")] == ["/out/audio/index.m3u8"]
+    assert not any(a.endswith("poster.jpg") for a in argv)
+
+
+def test_video_without_audio_has_no_audio_output():
+    rends = select_renditions(NEWS.ladder, 1280, 720)
+    argv = argv_for(rends, has_audio=False)
+    graph = graph_of(argv)
+    assert "loudnorm" not in graph and "[0:a" not in graph
+    assert "[a0]" not in option_values(argv, "-map")
+    assert "-c:a" not in argv
+    assert not any("/audio/" in a for a in argv)
+    assert [a for a in argv if a.endswith(".m3u8")] == [f"/out/{r.name}/index.m3u8" for r in rends]
+
+
+def test_output_fps():
+    assert output_fps(0) == 25.0
+    assert output_fps(None) == 25.0
+    assert output_fps(-5) == 25.0
+    assert output_fps(120) == 60
+    assert output_fps(60) == 60
+    assert output_fps(30000 / 1001) == 29.97
+    assert output_fps(24) == 24
+
+
+# ---------------------------------------------------------------- master playlist and friends
+
+AUDIO = {"uri": "audio/index.m3u8", "peak_bps": 140_000, "avg_bps": 130_000, "language": "und", "name": "Main"}
+VARIANTS = [
+    {"uri": "v720/index.m3u8", "width": 1280, "height": 720, "fps": 25.0, "peak_bps": 3_000_000,
+     "avg_bps": 2_500_000, "codec": "avc1.64001f"},
+    {"uri": "v360/index.m3u8", "width": 640, "height": 360, "fps": 25.0, "peak_bps": 800_000,
+     "avg_bps": 700_000, "codec": "avc1.64001e"},
+]
+
+
+def stream_infs(text):
+    lines = text.splitlines()
+    return [(lines[i], lines[i + 1]) for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:")]
+
+
+def test_master_playlist_lists_every_variant_with_audio_group():
+    text = master_playlist(VARIANTS, AUDIO)
+    assert text.startswith("#EXTM3U\n") and text.endswith("\n")
+    media = [line for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
+    assert len(media) == 1
+    assert 'TYPE=AUDIO' in media[0] and 'GROUP-ID="aud"' in media[0] and 'URI="audio/index.m3u8"' in media[0]
+    infs = stream_infs(text)
+    assert [uri for _, uri in infs] == ["v720/index.m3u8", "v360/index.m3u8"]
+    for (attrs, _), v in zip(infs, VARIANTS):
+        assert f"RESOLUTION={v['width']}x{v['height']}" in attrs
+        assert re.search(rf"(^|[:,])BANDWIDTH={v['peak_bps'] + AUDIO['peak_bps']}(,|$)", attrs), attrs
+        assert f"AVERAGE-BANDWIDTH={v['avg_bps'] + AUDIO['avg_bps']}" in attrs
+        assert f'CODECS="{v["codec"]},mp4a.40.2"' in attrs
+        assert 'AUDIO="aud"' in attrs
+        assert "FRAME-RATE=25.000" in attrs
+
+
+def test_master_playlist_video_only_has_no_audio_group():
+    text = master_playlist(VARIANTS, None)
+    assert "#EXT-X-MEDIA" not in text and "mp4a" not in text and "AUDIO=" not in text
+    attrs = stream_infs(text)[0][0]
+    assert "BANDWIDTH=3000000," in attrs
+
+
+def test_master_playlist_audio_only_lists_the_audio_playlist():
+    text = master_playlist([], AUDIO)
+    infs = stream_infs(text)
+    assert infs == [(infs[0][0], "audio/index.m3u8")]
+    assert 'CODECS="mp4a.40.2"' in infs[0][0]
+    assert "BANDWIDTH=140000," in infs[0][0]
+    assert "RESOLUTION" not in text and "#EXT-X-MEDIA" not in text
+
+
+def test_avc_codec_strings():
+    assert avc_codec("High", 40) == "avc1.640028"
+    assert avc_codec("Main", 31) == "avc1.4d001f"
+    assert avc_codec("Constrained Baseline", 30) == "avc1.42401e"
+    assert avc_codec(None, None) == "avc1.640028"
+
+
+MEDIA_PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXTINF:4.000000,
+seg_00000.ts
+#EXTINF:4.000000,
+seg_00001.ts
+#EXTINF:1.520000,
+seg_00002.ts
+#EXT-X-ENDLIST
+"""
+
+
+def test_playlist_segments_parses_a_media_playlist():
+    assert playlist_segments(MEDIA_PLAYLIST) == [(4.0, "seg_00000.ts"), (4.0, "seg_00001.ts"), (1.52, "seg_00002.ts")]
+    assert playlist_segments("#EXTM3U\n#EXT-X-ENDLIST\n") == []
+
+
+def test_measured_bandwidth_peak_and_average():
+    peak, avg = measured_bandwidth([(4.0, 500_000), (4.0, 1_000_000), (2.0, 100_000)])
+    assert peak == 2_000_000  # 1 MB over 4 s
+    assert avg == 1_280_000  # 1.6 MB over 10 s
+    assert peak >= avg
+    assert measured_bandwidth([]) == (0, 0)
+    assert measured_bandwidth([(0.0, 1000)]) == (0, 0), "zero-length segments are ignored, not divided by"
+
+
+# ---------------------------------------------------------------- one real encode
+
+
+def ffprobe_json(path, *args):
+    proc = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_real_ffmpeg_encode_of_a_tiny_source(tmp_path):
+    src = tmp_path / "src.mp4"
+    samples.make_video(src, width=320, height=240, fps=25, seconds=2)
+    out = tmp_path / "hls"
+    rends = select_renditions(NEWS.ladder, 320, 240)
+    assert dims(rends) == [(320, 240)]
+    ladder.output_dirs(out, rends, True)
+    argv = transcode_argv(src, out, rends, fps=25, interlaced=False, has_audio=True, loudness=NEWS.loudness,
+                          duration_s=2.0)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    rung = out / rends[0].name
+    segments = playlist_segments((rung / "index.m3u8").read_text())
+    assert segments and abs(sum(d for d, _ in segments) - 2.0) < 0.2
+    stream = ffprobe_json(rung / segments[0][1], "-show_streams", "-select_streams", "v:0")["streams"][0]
+    assert stream["codec_name"] == "h264"
+    assert (stream["width"], stream["height"]) == (320, 240)
+
+    audio_pl = out / ladder.AUDIO_DIR / "index.m3u8"
+    assert audio_pl.exists(), "audio rendition playlist missing"
+    audio_segs = playlist_segments(audio_pl.read_text())
+    assert audio_segs
+    astream = ffprobe_json(audio_pl.parent / audio_segs[0][1], "-show_streams")["streams"]
+    assert [s["codec_type"] for s in astream] == ["audio"] and astream[0]["codec_name"] == "aac"
+    assert (out / ladder.POSTER).stat().st_size > 0

@@ -1,0 +1,284 @@
+"""Keys and buckets, publish order, run outcomes, stage spans, and media facts."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mediaflow import flow, media
+from mediaflow.stages import stage_spans, union_seconds
+from mediaflow.store import Buckets, delivery_location, outcome_key, run_key, work_prefix
+
+BUCKETS = Buckets(landing="land", work="work", distribution="dist", quarantine="quar", reports="rep")
+
+# ---------------------------------------------------------------- store
+
+
+def test_delivery_id_resolves_to_the_landing_bucket():
+    assert delivery_location("bbb-s01e01", BUCKETS) == ("land", "deliveries/bbb-s01e01/", "bbb-s01e01")
+    assert delivery_location("  d1 ", BUCKETS) == ("land", "deliveries/d1/", "d1")
+
+
+@pytest.mark.parametrize(
+    "ref,expected",
+    [
+        ("s3://b/some/prefix/d1/", ("b", "some/prefix/d1/", "d1")),
+        ("s3://b/some/prefix/d1", ("b", "some/prefix/d1/", "d1")),
+        ("s3://other-bucket/d2/", ("other-bucket", "d2/", "d2")),
+    ],
+)
+def test_s3_prefix_resolves_to_its_bucket_and_last_folder(ref, expected):
+    assert delivery_location(ref, BUCKETS) == expected
+
+
+@pytest.mark.parametrize("ref", ["../x", "a/b", "", "   ", "s3://", "s3://b", "s3://b/", "..", "-lead", "a b", None])
+def test_invalid_delivery_refs_raise_with_a_message(ref):
+    with pytest.raises(ValueError) as err:
+        delivery_location(ref, BUCKETS)
+    assert "delivery" in str(err.value) or "s3://" in str(err.value), str(err.value)
+    assert len(str(err.value)) > 20
+
+
+def test_run_key_is_safe_and_deterministic():
+    run_id = "manual__2026-11-28T01:00:00+00:00"
+    key = run_key(run_id)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", key), key
+    assert key == run_key(run_id)
+    assert key.startswith("manual__2026-11-28T01")
+    assert run_key("scheduled__2026-11-28T01:00:00+00:00") != key
+    assert work_prefix("bbb-s01e01", run_id) == f"bbb-s01e01/{key}/"
+    assert outcome_key("value_stream__news_clip", run_id) == f"outcomes/value_stream__news_clip/{key}.json"
+
+
+def test_buckets_default_prefix(monkeypatch):
+    for role in Buckets.roles():
+        monkeypatch.delenv(f"MEDIAFLOW_BUCKET_{role.upper()}", raising=False)
+    monkeypatch.delenv("MEDIAFLOW_BUCKET_PREFIX", raising=False)
+    b = Buckets.from_env()
+    assert b.all() == ["mediaflow-landing", "mediaflow-work", "mediaflow-distribution", "mediaflow-quarantine",
+                       "mediaflow-reports"]
+
+
+def test_buckets_honour_prefix_and_per_role_override(monkeypatch):
+    for role in Buckets.roles():
+        monkeypatch.delenv(f"MEDIAFLOW_BUCKET_{role.upper()}", raising=False)
+    monkeypatch.setenv("MEDIAFLOW_BUCKET_PREFIX", "acme")
+    monkeypatch.setenv("MEDIAFLOW_BUCKET_DISTRIBUTION", "cdn-origin")
+    b = Buckets.from_env()
+    assert b.landing == "acme-landing"
+    assert b.work == "acme-work"
+    assert b.distribution == "cdn-origin"
+    assert b.quarantine == "acme-quarantine"
+    assert b.reports == "acme-reports"
+
+
+# ---------------------------------------------------------------- publish order
+
+
+def test_publish_order_segments_then_media_playlists_then_master_last():
+    files = ["master.m3u8", "v720/index.m3u8", "audio/index.m3u8", "v720/seg_00001.ts", "poster.jpg",
+             "v720/seg_00000.ts", "audio/seg_00000.ts", "v360/index.m3u8", "v360/seg_00000.ts"]
+    order = flow.publish_order(files)
+    assert sorted(order) == sorted(files), "nothing dropped or added"
+    assert order[-1] == "master.m3u8"
+    last_media = max(i for i, f in enumerate(order) if not f.endswith(".m3u8"))
+    first_playlist = min(i for i, f in enumerate(order) if f.endswith(".m3u8"))
+    assert last_media < first_playlist, order
+    for pl in ("v720/index.m3u8", "v360/index.m3u8", "audio/index.m3u8"):
+        folder = pl.split("/")[0]
+        segs = [i for i, f in enumerate(order) if f.startswith(folder + "/") and f.endswith(".ts")]
+        assert max(segs) < order.index(pl)
+
+
+# ---------------------------------------------------------------- outcome
+
+FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)
+ACCEPTED = {"status": "accepted", "reasons": [], "asset_id": "bbb-s01e01", "delivery_id": "bbb-s01e01",
+            "delivered_at": "2026-11-28T01:00:00Z", "source": {"duration_s": 8.0}, "quarantine_uri": None}
+PUBLISHED = [{"channel": "web", "territories": ["US"], "uri": "s3://dist/web/bbb-s01e01/master.m3u8",
+              "local_path": None}]
+
+
+def run_outcome(ingested, published, failed):
+    return flow.outcome(dag_run_id="manual__1", value_stream="series_episode", ingested=ingested,
+                        published=published, failed_tasks=failed, finished_at=FINISHED)
+
+
+def test_outcome_rejected_keeps_the_reasons():
+    ingested = {"status": "rejected", "reasons": ["manifest.json: required field 'title' is missing"],
+                "asset_id": None, "delivery_id": "d1", "quarantine_uri": "s3://quar/deliveries/d1/"}
+    out = run_outcome(ingested, None, ["transcode.transcode_ladder"])
+    assert out["status"] == "rejected"
+    assert out["reasons"] == ["manifest.json: required field 'title' is missing"]
+    assert out["quarantine_uri"] == "s3://quar/deliveries/d1/"
+    assert out["published"] == [] and out["lead_time_s"] is None
+    assert out["delivery_id"] == "d1"
+
+
+def test_outcome_published_with_lead_time_from_delivery():
+    out = run_outcome(ACCEPTED, PUBLISHED, [])
+    assert out["status"] == "published" and out["reasons"] == []
+    assert out["lead_time_s"] == 2.5 * 3600
+    assert out["published"] == PUBLISHED
+    assert out["asset_id"] == "bbb-s01e01" and out["value_stream"] == "series_episode"
+    assert out["dag_run_id"] == "manual__1"
+
+
+def test_outcome_failed_task_names_the_task():
+    out = run_outcome(ACCEPTED, PUBLISHED, ["transcode.transcode_ladder"])
+    assert out["status"] == "failed"
+    assert any("transcode.transcode_ladder" in r for r in out["reasons"]), out["reasons"]
+    assert out["lead_time_s"] is None
+
+
+def test_outcome_without_ingest_result_is_failed_with_a_reason():
+    out = run_outcome(None, None, [])
+    assert out["status"] == "failed" and out["reasons"]
+
+
+# ---------------------------------------------------------------- stage spans
+
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+
+def test_union_seconds_merges_overlaps_and_keeps_gaps():
+    iv = [(T0 + timedelta(minutes=a), T0 + timedelta(minutes=b)) for a, b in [(3, 8), (0, 5), (10, 12), (4, 6)]]
+    assert union_seconds(iv) == 10 * 60
+    assert union_seconds([]) == 0
+
+
+def test_stage_spans():
+    attempts = [
+        {"stage": "transcode", "start": at(12), "end": at(17), "try_number": 1},
+        {"stage": "transcode", "start": at(15), "end": at(20), "try_number": 1},
+        {"stage": "transcode", "start": at(25), "end": at(27), "try_number": 2},  # a retry after a gap
+        {"stage": "ingest", "start": at(1), "end": at(3), "try_number": 1},
+        {"stage": "ingest", "start": at(2), "end": at(4), "try_number": 1},
+        {"stage": "publish", "start": at(30), "end": None, "try_number": 1},  # still running: ignored
+    ]
+    spans = stage_spans(attempts, stage_order=["ingest", "transcode", "publish"], queued_at=at(0),
+                        slas_s={"ingest": 10 * 60, "transcode": 10 * 60})
+    assert [s["stage"] for s in spans] == ["ingest", "transcode"]
+    ingest, transcode = spans
+    assert ingest["started_at"] == at(1) and ingest["ended_at"] == at(4)
+    assert ingest["active_s"] == 3 * 60
+    assert ingest["wait_s"] == 60, "first stage waits from the run's queue time"
+    assert ingest["attempts"] == 1
+    assert ingest["sla_missed"] is False and ingest["sla_s"] == 600
+
+    assert transcode["active_s"] == (8 + 2) * 60, "overlaps counted once, gaps not counted"
+    assert transcode["wait_s"] == (12 - 4) * 60, "wait = start minus the previous stage's end"
+    assert transcode["attempts"] == 2
+    assert transcode["sla_missed"] is True, "12..27 is 15 min against a 10 min SLA"
+
+
+def test_stage_spans_without_queue_time_or_sla():
+    spans = stage_spans([{"stage": "custom", "start": at(0), "end": at(1)}], stage_order=["ingest"],
+                        queued_at=None, slas_s={})
+    assert spans == [{"stage": "custom", "started_at": at(0), "ended_at": at(1), "active_s": 60.0, "wait_s": None,
+                      "attempts": 1, "sla_s": None, "sla_missed": None}]
+
+
+# ---------------------------------------------------------------- media
+
+DECODE_LOG = """\
+[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'broken.mp4':
+[h264 @ 0x5581] [error] Invalid NAL unit size (1234 > 567).
+[h264 @ 0x5581] [error] Error splitting the input into NAL units.
+[h264 @ 0x5581] [error] Invalid NAL unit size (1234 > 567).
+[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55] [warning] stream 0, offset 0x1234: partial file
+[Parsed_ebur128_0 @ 0x5590] [info] Summary:
+
+  Integrated loudness:
+    I:         -23.0 LUFS
+    Threshold: -33.0 LUFS
+
+  Loudness range:
+    LRA:         0.0 LU
+
+  True peak:
+    Peak:        -1.0 dBFS
+"""
+
+
+def test_parse_decode_log_errors_and_loudness():
+    errors, loudness = media.parse_decode_log(DECODE_LOG)
+    assert errors == ["Invalid NAL unit size (1234 > 567).", "Error splitting the input into NAL units."]
+    assert loudness == {"integrated_lufs": -23.0, "true_peak_dbtp": -1.0}
+
+
+def test_parse_decode_log_clean_and_silent():
+    assert media.parse_decode_log("[info] all good\n") == ([], None)
+    _, loudness = media.parse_decode_log("    I:         -inf LUFS\n    Peak:        -inf dBFS\n")
+    assert loudness == {"integrated_lufs": None, "true_peak_dbtp": None}
+
+
+def probe_doc(*streams, duration="10.0"):
+    return {"format": {"format_name": "mov,mp4", "duration": duration}, "streams": list(streams)}
+
+
+VIDEO = {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080,
+         "avg_frame_rate": "25/1", "r_frame_rate": "25/1", "field_order": "progressive"}
+AUDIO = {"codec_type": "audio", "codec_name": "aac", "channels": 2}
+
+
+@pytest.mark.parametrize(
+    "rotation_fields",
+    [{"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]},
+     {"side_data_list": [{"rotation": 90}]},
+     {"tags": {"rotate": "90"}},
+     {"tags": {"rotate": "270"}}],
+    ids=["display-matrix--90", "display-matrix-90", "tag-90", "tag-270"],
+)
+def test_facts_from_probe_rotation_swaps_width_and_height(rotation_fields):
+    facts = media.facts_from_probe(probe_doc({**VIDEO, **rotation_fields}, AUDIO))
+    assert (facts["video"]["width"], facts["video"]["height"]) == (1080, 1920)
+
+
+def test_facts_from_probe_plain_video():
+    facts = media.facts_from_probe(probe_doc(VIDEO, AUDIO))
+    assert facts["video"] == {"codec": "h264", "width": 1920, "height": 1080, "fps": 25.0, "interlaced": False,
+                              "vfr": False}
+    assert facts["audio_streams"] == 1 and facts["duration_s"] == 10.0
+    assert facts["audio"] == {"codec": "aac", "channels": 2}
+
+
+@pytest.mark.parametrize("order,interlaced", [("tt", True), ("bb", True), ("tb", True), ("progressive", False),
+                                               ("unknown", False), (None, False)])
+def test_facts_from_probe_field_order(order, interlaced):
+    facts = media.facts_from_probe(probe_doc({**VIDEO, "field_order": order}))
+    assert facts["video"]["interlaced"] is interlaced
+
+
+def test_facts_from_probe_variable_frame_rate():
+    facts = media.facts_from_probe(probe_doc({**VIDEO, "avg_frame_rate": "2997/100", "r_frame_rate": "30/1"}))
+    assert facts["video"]["vfr"] is True and facts["video"]["fps"] == 29.97
+
+
+def test_facts_from_probe_audio_only_and_cover_art():
+    cover = {**VIDEO, "codec_name": "mjpeg", "disposition": {"attached_pic": 1}}
+    facts = media.facts_from_probe(probe_doc(AUDIO, cover, duration="3600.5"))
+    assert facts["video"] is None, "cover art is not a picture to encode"
+    assert facts["audio_streams"] == 1 and facts["duration_s"] == 3600.5
+
+
+def test_probe_empty_file_names_the_file(tmp_path):
+    empty = tmp_path / "upload.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(media.MediaError) as err:
+        media.probe(empty)
+    assert "upload.mp4" in str(err.value) and "empty" in str(err.value)
+
+
+def test_probe_garbage_file_names_the_file(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(media.MediaError) as err:
+        media.probe(junk)
+    assert "junk.mp4" in str(err.value)
