@@ -10,7 +10,9 @@ import urllib.request
 
 
 class ApiError(RuntimeError):
-    pass
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class AirflowApi:
@@ -26,6 +28,16 @@ class AirflowApi:
             return json.loads(r.read())["access_token"]
 
     def request(self, method: str, path: str, body: dict | None = None, *, ok_missing: bool = False):
+        """One call; a 5xx (e.g. SQLite busy under load on the embedded stack) is retried with backoff."""
+        for attempt in range(1, 6):
+            try:
+                return self._request_once(method, path, body, ok_missing=ok_missing)
+            except ApiError as e:
+                if e.status is None or e.status < 500 or attempt == 5:
+                    raise
+                time.sleep(2**attempt)
+
+    def _request_once(self, method: str, path: str, body: dict | None, *, ok_missing: bool):
         for attempt in (1, 2):
             if self._token is None:
                 self._token = self._login()
@@ -45,7 +57,7 @@ class AirflowApi:
                     continue
                 if e.code == 404 and ok_missing:
                     return None
-                raise ApiError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:500]}") from None
+                raise ApiError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:500]}", e.code) from None
         raise ApiError(f"{method} {path}: not authorised")
 
     # ------------------------------------------------------------ the calls we use
@@ -74,7 +86,12 @@ class AirflowApi:
         if existing:  # same run id: never start a title twice
             return existing
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
-        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        try:
+            return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        except ApiError as e:
+            if e.status == 409:  # a retried POST whose first try went through
+                return self.dag_run(dag_id, run_id)
+            raise
 
     def dag_run(self, dag_id: str, run_id: str) -> dict | None:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True)

@@ -82,12 +82,17 @@ class Stack:
             "extra": {"endpoint_url": self.s3_url, "region_name": "us-east-1"},
         }
         smtp = f"smtp://{HOST}:{self.smtp_port}?disable_ssl=true&disable_tls=true&from_email=mediaflow%40localhost"
+        # The stack defines Airflow's whole configuration: settings inherited from the caller's shell (or a
+        # test session's throw-away AIRFLOW_HOME) must not leak into it.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         return {
-            **os.environ,
+            **inherited,
             # standalone starts its parts as `airflow ...` found on PATH: the venv's bin must come first
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
             "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")]),
             "AIRFLOW_HOME": str(self.airflow_home),
+            # SQLite takes one writer at a time: wait up to 60 s for the lock rather than the default 5 s
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home}/airflow.db?timeout=60",
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -267,6 +272,10 @@ def _stop_group(pid: int, grace: float = 30.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        try:  # reap it when we are its parent (make run starts and stops the stack itself)
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:

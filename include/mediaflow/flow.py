@@ -182,7 +182,11 @@ def transcode(
     facts = ingested["source"]
     video = facts.get("video")
     has_audio = facts.get("audio_streams", 0) > 0
-    renditions = ladder.select_renditions(spec.ladder, video["width"], video["height"]) if video else []
+    renditions = (
+        ladder.select_renditions(spec.ladder, round(video["width"] * video.get("sar", 1.0)), video["height"])
+        if video
+        else []
+    )
     fps = ladder.output_fps(video["fps"]) if video else 0.0
     out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
     with tempfile.TemporaryDirectory(prefix="mediaflow-transcode-", dir=workdir) as tmp:

@@ -109,6 +109,9 @@ def transcode_argv(
             argv += [
                 "-map", f"[v{i}]", "-an",
                 "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+                # x264's frame threads under VBV give different bytes run to run; sliced threads are repeatable,
+                # so publishing again gives the same objects (measured: ~30-40% slower on 2 cores)
+                "-x264-params", "sliced-threads=1",
                 "-b:v", f"{r.video_kbps}k", "-maxrate", f"{int(r.video_kbps * 1.1)}k", "-bufsize", f"{r.video_kbps * 2}k",
                 "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
                 "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",

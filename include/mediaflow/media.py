@@ -76,6 +76,8 @@ def facts_from_probe(probe: dict) -> dict:
             "interlaced": (video.get("field_order") or "").lower() not in PROGRESSIVE,
             # avg != r_frame_rate is how ffprobe shows a variable frame rate
             "vfr": bool(avg and real and abs(avg - real) > 0.01),
+            # non-square pixels (e.g. PAL 16:9 is 720x576 at 64:45): the ladder is sized on the display shape
+            "sar": round(_rate((video.get("sample_aspect_ratio") or "1:1").replace(":", "/")) or 1.0, 6),
         }
         if not facts["duration_s"]:
             facts["duration_s"] = round(float(video.get("duration") or 0.0), 3)

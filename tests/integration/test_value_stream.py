@@ -22,7 +22,7 @@ GOOD = {
     "sample-news-720p": ("news_clip", [(1280, 720), (640, 360)]),
     "sample-vertical-portrait": ("news_clip", [(720, 1280), (360, 640)]),
     "sample-podcast-audio": ("series_episode", []),
-    "edge-interlaced-576i": ("news_clip", [(640, 360)]),
+    "edge-interlaced-576i": ("news_clip", [(640, 360)]),  # PAL 16:9: 720x576 at SAR 64:45
     "edge-vfr": ("news_clip", [(640, 360)]),
 }
 
@@ -72,7 +72,7 @@ def _deliveries(root: Path) -> Path:
     _manifest(short)
     inter = folder("edge-interlaced-576i", source=False)
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=720x576:rate=25:duration=3", "-f", "lavfi", "-i", "sine=duration=3",
-            "-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme", "-x264opts", "tff=1",
+            "-vf", "setsar=64/45", "-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme", "-x264opts", "tff=1",
             "-field_order", "tt", "-c:a", "aac", "-ac", "2", str(inter / "clip.mp4"))  # fmt: skip
     _manifest(inter)
     vfr = folder("edge-vfr", source=False)

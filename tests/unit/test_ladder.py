@@ -317,3 +317,21 @@ def test_real_ffmpeg_encode_of_a_tiny_source(tmp_path):
     astream = ffprobe_json(audio_pl.parent / audio_segs[0][1], "-show_streams")["streams"]
     assert [s["codec_type"] for s in astream] == ["audio"] and astream[0]["codec_name"] == "aac"
     assert (out / ladder.POSTER).stat().st_size > 0
+
+
+def test_encoding_twice_gives_identical_bytes(tmp_path):
+    """Publishing again must give the same objects: the ladder encode is repeatable byte for byte."""
+    src = tmp_path / "src.mp4"
+    samples.make_video(src, width=640, height=360, fps=25, seconds=3)
+    rends = select_renditions(NEWS.ladder, 640, 360)
+    digests = []
+    for attempt in ("a", "b"):
+        out = tmp_path / attempt
+        ladder.output_dirs(out, rends, True)
+        argv = transcode_argv(src, out, rends, fps=25, interlaced=False, has_audio=True, loudness=NEWS.loudness,
+                              duration_s=3.0)
+        subprocess.run(argv, capture_output=True, check=True, timeout=60)
+        digests.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert digests[0].keys() == digests[1].keys()
+    differing = [name for name in digests[0] if digests[0][name] != digests[1][name]]
+    assert differing == []

@@ -244,9 +244,16 @@ def test_facts_from_probe_rotation_swaps_width_and_height(rotation_fields):
 def test_facts_from_probe_plain_video():
     facts = media.facts_from_probe(probe_doc(VIDEO, AUDIO))
     assert facts["video"] == {"codec": "h264", "width": 1920, "height": 1080, "fps": 25.0, "interlaced": False,
-                              "vfr": False}
+                              "vfr": False, "sar": 1.0}
     assert facts["audio_streams"] == 1 and facts["duration_s"] == 10.0
     assert facts["audio"] == {"codec": "aac", "channels": 2}
+
+
+def test_facts_from_probe_non_square_pixels():
+    facts = media.facts_from_probe(probe_doc({**VIDEO, "width": 720, "height": 576, "sample_aspect_ratio": "64:45"}))
+    assert facts["video"]["sar"] == pytest.approx(64 / 45, abs=1e-6)
+    unknown = media.facts_from_probe(probe_doc({**VIDEO, "sample_aspect_ratio": "0:1"}))
+    assert unknown["video"]["sar"] == 1.0
 
 
 @pytest.mark.parametrize("order,interlaced", [("tt", True), ("bb", True), ("tb", True), ("progressive", False),
