@@ -10,7 +10,6 @@ import pytest
 
 from mediaflow import ladder, samples
 from mediaflow.ladder import (
-    Rendition,
     avc_codec,
     master_playlist,
     measured_bandwidth,
