@@ -8,6 +8,7 @@ system fault, for Airflow to retry.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import subprocess
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import ladder, media
+from mediaflow import captions, ladder, localize, media
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, missing_files, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.store import (
@@ -24,6 +25,7 @@ from mediaflow.store import (
     Store,
     delivery_location,
     distribution_prefix,
+    published_state_key,
     quarantine_prefix,
     work_prefix,
 )
@@ -83,10 +85,22 @@ def ingest(
                 f"{MANIFEST_NAME}: field 'value_stream' is {manifest.value_stream!r} but this run is the "
                 f"{spec.name!r} stream"
             )
-        reasons += missing_files(manifest, set(present))
+        # A missing source rejects the title; a missing sidecar only rejects its locale (see locale_items).
+        if manifest.source_file:
+            reasons += [r for r in missing_files(manifest, set(present)) if r.startswith(f"{manifest.source_file}:")]
 
     facts = None
-    if manifest and not reasons:
+    previous = None
+    if manifest and not reasons and manifest.sidecar_only:
+        previous = published_state(store, buckets, manifest.asset_id)
+        if previous is None:
+            reasons.append(
+                f"{MANIFEST_NAME}: no 'source', and asset {manifest.asset_id!r} has not been published yet "
+                "(a delivery of only captions/audio adds locales to a published title)"
+            )
+        else:
+            facts = previous["source"]
+    if manifest and not reasons and not manifest.sidecar_only:
         with tempfile.TemporaryDirectory(prefix="mediaflow-ingest-") as tmp:
             local = Path(tmp) / PurePosixPath(manifest.source_file).name
             store.download(bucket, prefix + manifest.source_file, str(local))
@@ -114,21 +128,71 @@ def ingest(
         return {**result, "status": "rejected", "reasons": reasons,
                 "quarantine_uri": f"s3://{buckets.quarantine}/{qprefix}"}  # fmt: skip
 
-    # Freeze the exact bytes we checked: later steps read this copy, never the landing zone.
-    src_key = work_prefix(manifest.asset_id, run_id) + "source/" + PurePosixPath(manifest.source_file).name
-    store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
+    # Freeze the exact bytes we checked: later steps read these copies, never the landing zone.
+    wprefix = work_prefix(manifest.asset_id, run_id)
+    source_uri = None
+    if manifest.source_file:
+        src_key = wprefix + "source/" + PurePosixPath(manifest.source_file).name
+        store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
+        source_uri = f"s3://{buckets.work}/{src_key}"
     arrival = manifest.delivered_at or present[MANIFEST_NAME].get("last_modified")
     return {
         **result,
         "status": "accepted",
+        "mode": "sidecars" if manifest.sidecar_only else "full",
         "reasons": [],
         "title": manifest.title,
-        "source_uri": f"s3://{buckets.work}/{src_key}",
+        "source_uri": source_uri,
         "source": facts,
+        "previous": previous,
+        "locales": locale_items(store, buckets, manifest, bucket=bucket, prefix=prefix, present=set(present),
+                                work=wprefix)
+        + [x for x in [facts and source_uri and embedded_caption_item(manifest, facts, source_uri)] if x],  # fmt: skip
         "territories": list(manifest.territories),
         "channels": [c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
         "delivered_at": _utc(arrival),
     }
+
+
+def locale_items(store: Store, buckets: Buckets, manifest, *, bucket: str, prefix: str, present: set[str],
+                 work: str) -> list[dict]:  # fmt: skip
+    """One work item per caption/audio locale, its file copied to the work bucket; a problem rejects that locale only."""
+    items = []
+    for kind, entries in (("captions", manifest.captions), ("audio", manifest.audio)):
+        for i, entry in enumerate(entries):
+            item = {"kind": kind, "locale": str(entry["locale"]), "file": entry["file"], "uri": None, "problem": None}
+            if not localize.valid_locale(item["locale"]):
+                item["problem"] = (
+                    f"{MANIFEST_NAME}: field '{kind}[{i}].locale' {item['locale']!r} is not a valid BCP-47 language tag"
+                )
+            elif entry["file"] not in present:
+                item["problem"] = f"{entry['file']}: named in manifest.json ({kind}[{i}]) but not in the delivery"
+            else:
+                key = f"{work}sidecars/{kind}/{entry['file']}"
+                store.copy(bucket, prefix + entry["file"], buckets.work, key)
+                item["uri"] = f"s3://{buckets.work}/{key}"
+            items.append(item)
+    return items
+
+
+def embedded_caption_item(manifest, facts: dict, source_uri: str) -> dict | None:
+    """CEA-608/708 captions carried in the source become a caption locale when the manifest has none for the
+    source language (manifest metadata.source_language, default en-US: 608's CC1 is the programme language)."""
+    if not facts.get("embedded_captions"):
+        return None
+    language = str(manifest.metadata.get("source_language") or "en-US")
+    if any(str(c["locale"]).lower() == language.lower() for c in manifest.captions):
+        return None
+    return {"kind": "captions", "locale": language, "file": f"{manifest.source_file} (embedded CEA-608)",
+            "uri": source_uri, "problem": None, "embedded": facts["embedded_captions"]}  # fmt: skip
+
+
+def published_state(store: Store, buckets: Buckets, asset_id: str) -> dict | None:
+    """What is live for an asset (renditions, locales, channels), as the last publish recorded it."""
+    key = published_state_key(asset_id)
+    if key not in store.list(buckets.reports, key):
+        return None
+    return json.loads(store.get_bytes(buckets.reports, key))
 
 
 # ---------------------------------------------------------------- transcode
@@ -150,7 +214,7 @@ def _bandwidth(playlist: Path) -> tuple[int, int]:
 
 
 def package(out_dir: Path, renditions: list[ladder.Rendition], *, fps: float, has_audio: bool) -> dict:
-    """Write master.m3u8 from what was actually encoded (measured bandwidth, real codec level)."""
+    """Describe what was actually encoded (measured bandwidth, real codec level) for the master playlist."""
     variants = []
     for r in renditions:
         pl = out_dir / r.name / "index.m3u8"
@@ -158,13 +222,12 @@ def package(out_dir: Path, renditions: list[ladder.Rendition], *, fps: float, ha
         first = out_dir / r.name / ladder.playlist_segments(pl.read_text())[0][1]
         variants.append({"uri": f"{r.name}/index.m3u8", "width": r.width, "height": r.height, "fps": fps,
                          "peak_bps": peak, "avg_bps": avg, "codec": _codec_of(first)})  # fmt: skip
-    audio = None
+    audios = []
     if has_audio:
         peak, avg = _bandwidth(out_dir / ladder.AUDIO_DIR / "index.m3u8")
-        audio = {"uri": f"{ladder.AUDIO_DIR}/index.m3u8", "peak_bps": peak, "avg_bps": avg,
-                 "language": "und", "name": "Main"}  # fmt: skip
-    (out_dir / ladder.MASTER).write_text(ladder.master_playlist(variants, audio))
-    return {"variants": variants, "audio": audio}
+        audios.append({"uri": f"{ladder.AUDIO_DIR}/index.m3u8", "peak_bps": peak, "avg_bps": avg,
+                       "language": "und", "name": "Main"})  # fmt: skip
+    return {"variants": variants, "audios": audios}
 
 
 def transcode(
@@ -177,7 +240,7 @@ def transcode(
     run_ffmpeg: Callable[[list[str]], None],
     workdir: str | None = None,
 ) -> dict:
-    """Source -> HLS ladder + audio rendition + poster + master, uploaded under the run's work prefix."""
+    """Source -> HLS ladder + audio rendition + poster, uploaded under the run's work prefix."""
     src_bucket, src_key = ingested["source_uri"][5:].split("/", 1)
     facts = ingested["source"]
     video = facts.get("video")
@@ -206,11 +269,59 @@ def transcode(
     return {
         "hls_uri": f"s3://{buckets.work}/{out_prefix}",
         "files": [p.relative_to(out).as_posix() for p in files],
-        "renditions": [{"name": r.name, "width": r.width, "height": r.height, "video_kbps": r.video_kbps}
-                       for r in renditions],  # fmt: skip
-        "audio": packaged["audio"] is not None,
+        "variants": packaged["variants"],
+        "audios": packaged["audios"],
         "fps": fps,
     }
+
+
+# ---------------------------------------------------------------- localize
+
+
+def localize_locale(
+    store: Store,
+    buckets: Buckets,
+    *,
+    ingested: dict,
+    item: dict,
+    spec: StreamSpec,
+    run_id: str,
+    run_ffmpeg: Callable[[list[str]], None],
+) -> dict:
+    """One caption or audio locale -> its HLS rendition under the run's work prefix, or `rejected` with reasons.
+
+    Bad input in one locale never raises (the title publishes without it); storage or ffmpeg trouble does.
+    """
+    result = {"kind": item["kind"], "locale": item["locale"], "file": item["file"], "status": "rejected",
+              "reasons": [], "warnings": [], "hls_uri": None, "files": [], "rendition": None}  # fmt: skip
+    if item.get("problem"):
+        return {**result, "reasons": [item["problem"]]}
+    out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
+    duration = ingested["source"]["duration_s"]
+    with tempfile.TemporaryDirectory(prefix="mediaflow-localize-") as tmp:
+        src = Path(tmp) / "in" / PurePosixPath(item["uri"]).name
+        src.parent.mkdir()
+        bucket, key = item["uri"][5:].split("/", 1)
+        store.download(bucket, key, str(src))
+        out = Path(tmp) / "hls"
+        try:
+            if item.get("embedded"):
+                extracted = src.with_name(f"{item['locale']}.cea608.vtt")
+                run_ffmpeg(media.extract_captions_argv(src, extracted, item["embedded"]))
+                src = extracted
+            if item["kind"] == "captions":
+                done = localize.captions_to_hls(src, out, locale=item["locale"], duration_s=duration)
+            else:
+                done = localize.audio_to_hls(src, out, locale=item["locale"], duration_s=duration,
+                                             loudness=spec.loudness, run_ffmpeg=run_ffmpeg)  # fmt: skip
+        except (captions.CaptionError, media.MediaError) as e:
+            log.warning("locale %s (%s) rejected: %s", item["locale"], item["file"], e)
+            return {**result, "reasons": [str(e)]}
+        files = sorted(p for p in out.rglob("*") if p.is_file())
+        for path in files:
+            store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())
+    return {**result, "status": "ok", "warnings": done["warnings"], "hls_uri": f"s3://{buckets.work}/{out_prefix}",
+            "files": [p.relative_to(out).as_posix() for p in files], "rendition": done["rendition"]}  # fmt: skip
 
 
 # ---------------------------------------------------------------- publish
@@ -227,15 +338,47 @@ def publish_order(files: list[str]) -> list[str]:
     return sorted(files, key=lambda f: (rank(f), f))
 
 
-def publish(store: Store, buckets: Buckets, *, ingested: dict, transcoded: dict) -> list[dict]:
-    """Copy the packaged title to every channel under <channel>/<asset_id>/; stale objects removed last."""
-    src_bucket, src_prefix = transcoded["hls_uri"][5:].split("/", 1)
+def publish(
+    store: Store, buckets: Buckets, *, ingested: dict, transcoded: dict | None, localized: list[dict] | None
+) -> dict:
+    """Publish the title to every channel under <channel>/<asset_id>/ with the master playlist written last.
+
+    A sidecar-only delivery re-publishes the title as the last publish left it plus its new locales (same
+    locale: replaced). Returns {published: [...], locales: {locale: status}, reasons: [...], warnings: [...]}.
+    """
+    previous = ingested.get("previous") or {}
+    video = transcoded if transcoded else previous.get("video")
+    if not video:
+        raise RuntimeError(f"asset {ingested['asset_id']}: nothing transcoded and no earlier publish to extend")
+    video = {k: video[k] for k in ("hls_uri", "files", "variants", "audios")}
+    live = dict(previous.get("locales", {})) if not transcoded else {}
+    statuses, reasons, warnings = {}, [], []
+    for r in localized or []:
+        if r["status"] == "ok":
+            live[f"{r['kind']}:{r['locale']}"] = {k: r[k] for k in ("kind", "locale", "hls_uri", "files", "rendition")}
+            statuses[r["locale"]] = "published"
+            warnings += r["warnings"]
+        else:
+            statuses[r["locale"]] = "rejected: " + "; ".join(r["reasons"])
+            reasons += [f"locale {r['locale']} ({r['kind']}) rejected: {reason}" for reason in r["reasons"]]
+
+    ordered = sorted(live.values(), key=lambda x: (x["kind"], x["locale"]))
+    master = ladder.master_playlist(
+        video["variants"],
+        video["audios"] + [x["rendition"] for x in ordered if x["kind"] == "audio"],
+        [x["rendition"] for x in ordered if x["kind"] == "captions"],
+    )
+    parts = [video] + ordered  # (hls_uri, files) to copy: the ladder, then each locale's rendition
     published = []
-    for channel in ingested["channels"]:
+    for channel in ingested["channels"] if transcoded else previous.get("channels", ingested["channels"]):
         prefix = distribution_prefix(channel, ingested["asset_id"])
-        wanted = {prefix + f for f in transcoded["files"]}
-        for name in publish_order(transcoded["files"]):
-            store.copy(src_bucket, src_prefix + name, buckets.distribution, prefix + name)
+        wanted = {prefix + ladder.MASTER}
+        for part in parts:
+            src_bucket, src_prefix = part["hls_uri"][5:].split("/", 1)
+            for name in publish_order(part["files"]):
+                store.copy(src_bucket, src_prefix + name, buckets.distribution, prefix + name)
+                wanted.add(prefix + name)
+        store.put_bytes(master.encode(), buckets.distribution, prefix + ladder.MASTER)  # last: the title goes live
         stale = sorted(set(store.list(buckets.distribution, prefix)) - wanted)
         if stale:  # a re-delivery with fewer rungs: drop what the new master no longer lists
             store.delete(buckets.distribution, stale)
@@ -245,7 +388,18 @@ def publish(store: Store, buckets: Buckets, *, ingested: dict, transcoded: dict)
             "uri": f"s3://{buckets.distribution}/{prefix}{ladder.MASTER}",
             "local_path": None,
         })  # fmt: skip
-    return published
+    state = {
+        "asset_id": ingested["asset_id"],
+        "source": ingested["source"],
+        "channels": [p["channel"] for p in published],
+        "territories": ingested["territories"],
+        "video": video,
+        "locales": live,
+    }
+    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(ingested["asset_id"]))
+    all_locales = {x["locale"]: "published" for x in ordered}
+    all_locales.update(statuses)
+    return {"published": published, "locales": all_locales, "reasons": reasons, "warnings": warnings}
 
 
 # ---------------------------------------------------------------- outcome
@@ -256,16 +410,22 @@ def outcome(
     dag_run_id: str,
     value_stream: str,
     ingested: dict | None,
-    published: list[dict] | None,
+    published: dict | None,
     failed_tasks: list[str],
     finished_at: datetime,
+    localized: list[dict] | None = None,
 ) -> dict:
     """One summary.json asset entry (v1) for this run. Fields not built yet are None."""
     ingested = ingested or {}
+    published = published or {}
+    locales = published.get("locales") or {
+        r["locale"]: ("rejected: " + "; ".join(r["reasons"]) if r["status"] != "ok" else "not published")
+        for r in localized or []
+    }  # fmt: skip
     if ingested.get("status") == "rejected":
         status, reasons = "rejected", list(ingested.get("reasons", []))
-    elif published and not failed_tasks:
-        status, reasons = "published", []
+    elif published.get("published") and not failed_tasks:
+        status, reasons = "published", list(published.get("reasons", []))
     else:
         status = "failed"
         reasons = [f"task {t} failed: see its log in the Airflow UI" for t in failed_tasks] or [
@@ -285,7 +445,27 @@ def outcome(
         "lead_time_s": lead,
         "source": ingested.get("source"),
         "stages": None,
-        "locales": None,
-        "published": published or [],
+        "locales": locales or None,
+        "published": published.get("published", []),
+        "warnings": published.get("warnings", []),
         "quarantine_uri": ingested.get("quarantine_uri"),
+    }
+
+
+def locale_rejection_mail(entry: dict, *, owners: list[str]) -> dict | None:
+    """One email to the stream owners when locales of a title were rejected (None when none were)."""
+    rejected = {loc: st for loc, st in (entry.get("locales") or {}).items() if st.startswith("rejected")}
+    if not rejected:
+        return None
+    asset = entry.get("asset_id") or entry.get("delivery_id")
+    rows = "".join(f"<li><b>{html.escape(loc)}</b>: {html.escape(st)}</li>" for loc, st in sorted(rejected.items()))
+    return {
+        "to": owners,
+        "subject": f"[mediaflow] {asset}: localize rejected {len(rejected)} locale(s): {', '.join(sorted(rejected))}",
+        "html": (
+            f"<p>Value stream <b>{html.escape(entry['value_stream'])}</b>, asset <b>{html.escape(str(asset))}</b>, "
+            f"run {html.escape(entry['dag_run_id'])}: status <b>{entry['status']}</b>. "
+            f"These locales were not published:</p><ul>{rows}</ul>"
+            "<p>Fix the files and deliver them again as a sidecar-only delivery (captions/audio, no source).</p>"
+        ),
     }

@@ -67,6 +67,17 @@ def output_fps(fps: float) -> float:
     return round(min(fps, MAX_FPS), 3)
 
 
+NTSC_RATES = {23.976: "24000/1001", 29.97: "30000/1001", 59.94: "60000/1001"}
+
+
+def fps_expr(fps: float) -> str:
+    """The exact rate for ffmpeg's fps filter: NTSC rates as their true fractions, so no frame is ever dropped."""
+    for approx, exact in NTSC_RATES.items():
+        if abs(fps - approx) < 0.01:
+            return exact
+    return f"{fps:g}"
+
+
 def transcode_argv(
     src: str | Path,
     out_dir: str | Path,
@@ -88,18 +99,14 @@ def transcode_argv(
         rate = output_fps(fps or 0)
         n = len(renditions) + 1  # + poster
         pre = ["bwdif=mode=send_frame:deint=all"] if interlaced else []
-        pre.append(f"fps={rate}")  # constant frame rate, whatever the source did
+        pre.append(f"fps={fps_expr(rate)}")  # constant frame rate, whatever the source did
         graph.append(f"[0:v:0]{','.join(pre)},split={n}" + "".join(f"[s{i}]" for i in range(n)))
         for i, r in enumerate(renditions):
             graph.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
         poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
         graph.append(f"[s{n - 1}]select='gte(t\\,{poster_t})',scale={renditions[0].width}:{renditions[0].height},setsar=1[vp]")
     if has_audio:
-        graph.append(
-            f"[0:a:0]aformat=channel_layouts=stereo,"
-            f"loudnorm=I={loudness.target_lufs:g}:TP={loudness.true_peak_dbtp:g}:LRA=11,"
-            f"aresample=48000[a0]"
-        )
+        graph.append(f"[0:a:0]{_audio_chain(loudness)}[a0]")
     if graph:
         argv += ["-filter_complex", ";".join(graph)]
     if renditions:
@@ -119,13 +126,36 @@ def transcode_argv(
             ]  # fmt: skip
         argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
     if has_audio:
-        adir = out / AUDIO_DIR
-        argv += [
-            "-map", "[a0]", "-vn", "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2",
-            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-            *hls, "-hls_segment_filename", str(adir / "seg_%05d.ts"), str(adir / "index.m3u8"),
-        ]  # fmt: skip
+        argv += _audio_hls_output("[a0]", out / AUDIO_DIR)
     return argv
+
+
+def _audio_chain(loudness: Loudness) -> str:
+    """Stereo, normalised to the spec's loudness target, 48 kHz (loudnorm works at 192 kHz inside)."""
+    return (
+        f"aformat=channel_layouts=stereo,"
+        f"loudnorm=I={loudness.target_lufs:g}:TP={loudness.true_peak_dbtp:g}:LRA=11,"
+        f"aresample=48000"
+    )
+
+
+def _audio_hls_output(label: str, out_dir: Path) -> list[str]:
+    hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
+    return [
+        "-map", label, "-vn", "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2",
+        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+        *hls, "-hls_segment_filename", str(out_dir / "seg_%05d.ts"), str(out_dir / "index.m3u8"),
+    ]  # fmt: skip
+
+
+def locale_audio_argv(src: str | Path, out_dir: str | Path, *, loudness: Loudness, duration_s: float) -> list[str]:
+    """An extra language track as its own HLS audio rendition, aligned to the video: padded with silence or cut
+    to the programme duration so players switching language never run off the end."""
+    chain = f"[0:a:0]{_audio_chain(loudness)},apad[a]"
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src), "-filter_complex", chain,
+        "-t", f"{duration_s:.3f}", *_audio_hls_output("[a]", Path(out_dir)),
+    ]  # fmt: skip
 
 
 _EXTINF = re.compile(r"^#EXTINF:([\d.]+)", re.M)
@@ -165,34 +195,45 @@ def avc_codec(profile: str | None, level: int | None) -> str:
 AAC_LC = "mp4a.40.2"
 
 
-def master_playlist(variants: list[dict], audio: dict | None) -> str:
+def master_playlist(variants: list[dict], audios: list[dict] | None = None, subtitles: list[dict] | None = None) -> str:
     """HLS master playlist.
 
     variants: [{uri, width, height, fps, peak_bps, avg_bps, codec}] highest first.
-    audio: {uri, peak_bps, avg_bps, language, name} or None. With video, audio is an EXT-X-MEDIA rendition
-    group (so later locales add tracks without re-encoding video); audio-only lists the audio playlist itself.
+    audios: [{uri, peak_bps, avg_bps, language, name}] main programme audio first (the DEFAULT), then locales.
+    subtitles: [{uri, language, name}] WebVTT subtitle playlists.
+    Audio and subtitles are EXT-X-MEDIA rendition groups, so a locale added later is a new line in the master,
+    not a re-encode. Audio-only titles list the main audio playlist as the variant.
     """
+    audios, subtitles = list(audios or []), list(subtitles or [])
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if variants and audio:
+    grouped_audio = bool(variants and audios) or len(audios) > 1
+    if grouped_audio:
+        for i, a in enumerate(audios):
+            default = "YES" if i == 0 else "NO"
+            lines.append(
+                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="{a["language"]}",NAME="{a["name"]}",'
+                f'DEFAULT={default},AUTOSELECT=YES,CHANNELS="2",URI="{a["uri"]}"'
+            )
+    for s in subtitles:
         lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="{audio["language"]}",NAME="{audio["name"]}",'
-            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{audio["uri"]}"'
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="{s["language"]}",NAME="{s["name"]}",'
+            f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="{s["uri"]}"'
         )
+    audio_peak = max((a["peak_bps"] for a in audios), default=0)
+    audio_avg = max((a["avg_bps"] for a in audios), default=0)
+    groups = (',AUDIO="aud"' if grouped_audio else "") + (',SUBTITLES="subs"' if subtitles else "")
     for v in variants:
-        peak = v["peak_bps"] + (audio["peak_bps"] if audio else 0)
-        avg = v["avg_bps"] + (audio["avg_bps"] if audio else 0)
-        codecs = v["codec"] + (f",{AAC_LC}" if audio else "")
-        attrs = (
-            f'BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{codecs}",'
-            f'RESOLUTION={v["width"]}x{v["height"]},FRAME-RATE={v["fps"]:.3f}'
-        )
-        if audio:
-            attrs += ',AUDIO="aud"'
-        lines += [f"#EXT-X-STREAM-INF:{attrs}", v["uri"]]
-    if not variants and audio:
+        codecs = v["codec"] + (f",{AAC_LC}" if audios else "")
         lines += [
-            f'#EXT-X-STREAM-INF:BANDWIDTH={audio["peak_bps"]},AVERAGE-BANDWIDTH={audio["avg_bps"]},CODECS="{AAC_LC}"',
-            audio["uri"],
+            f'#EXT-X-STREAM-INF:BANDWIDTH={v["peak_bps"] + audio_peak},AVERAGE-BANDWIDTH={v["avg_bps"] + audio_avg},'
+            f'CODECS="{codecs}",RESOLUTION={v["width"]}x{v["height"]},FRAME-RATE={v["fps"]:.3f}{groups}',
+            v["uri"],
+        ]
+    if not variants and audios:
+        main = audios[0]
+        lines += [
+            f'#EXT-X-STREAM-INF:BANDWIDTH={audio_peak},AVERAGE-BANDWIDTH={audio_avg},CODECS="{AAC_LC}"{groups}',
+            main["uri"],
         ]
     return "\n".join(lines) + "\n"
 

@@ -22,7 +22,7 @@ class Manifest:
     asset_id: str
     title: str
     value_stream: str
-    source_file: str
+    source_file: str | None
     source_sha256: str | None
     territories: tuple[str, ...]
     channels: tuple[str, ...] = ()
@@ -32,9 +32,15 @@ class Manifest:
     delivered_at: str | None = None
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def sidecar_only(self) -> bool:
+        """Captions and/or audio for a title published earlier: no source, no transcode."""
+        return self.source_file is None
+
     def files(self) -> list[str]:
         """Every file the manifest names, source first."""
-        return [self.source_file] + [c["file"] for c in self.captions] + [a["file"] for a in self.audio]
+        source = [self.source_file] if self.source_file else []
+        return source + [c["file"] for c in self.captions] + [a["file"] for a in self.audio]
 
 
 class ManifestError(ValueError):
@@ -67,7 +73,11 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
     problems: list[str] = []
     for key in sorted(set(data) - KNOWN):
         problems.append(f"{where}: unknown top-level key '{key}' (free-form fields go under 'metadata')")
+    # A sidecar-only delivery (captions and/or audio for an already-published title) carries no source.
+    sidecar_only = "source" not in data and bool(data.get("captions") or data.get("audio"))
     for key in REQUIRED:
+        if key == "source" and sidecar_only:
+            continue
         if key not in data or data[key] in (None, "", [], {}):
             problems.append(f"{where}: required field '{key}' is missing")
 

@@ -56,6 +56,7 @@ def facts_from_probe(probe: dict) -> dict:
         None,
     )
     audio = [s for s in streams if s.get("codec_type") == "audio"]
+    cc_track = any(s.get("codec_name") == "eia_608" for s in streams)
     facts = {
         "container": fmt.get("format_name"),
         "duration_s": round(float(fmt.get("duration") or 0.0), 3),
@@ -83,7 +84,19 @@ def facts_from_probe(probe: dict) -> dict:
             facts["duration_s"] = round(float(video.get("duration") or 0.0), 3)
     if audio:
         facts["audio"] = {"codec": audio[0].get("codec_name"), "channels": int(audio[0].get("channels") or 0)}
+    # CEA-608/708 captions: a c608 track (broadcast .mov) or A/53 data inside the video (closed_captions=1)
+    facts["embedded_captions"] = "track" if cc_track else ("a53" if video and video.get("closed_captions") else None)
     return facts
+
+
+def extract_captions_argv(src: str | Path, out_vtt: str | Path, kind: str) -> list[str]:
+    """Embedded CEA-608 captions -> WebVTT with ffmpeg's cc decoder; `kind` is facts['embedded_captions']."""
+    if kind == "track":
+        inputs = ["-i", str(src), "-map", "0:s:0"]
+    else:  # A/53 side data: the movie source exposes it as a subtitle output pad
+        escaped = str(src).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
+        inputs = ["-f", "lavfi", "-i", f"movie={escaped}[out0+subcc]", "-map", "0:1"]
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-y", *inputs, "-c:s", "webvtt", "-f", "webvtt", str(out_vtt)]
 
 
 def probe(path: str | Path) -> dict:

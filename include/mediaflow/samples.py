@@ -6,6 +6,7 @@ Usage: python -m mediaflow.samples OUT_DIR
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,9 +55,50 @@ SAMPLES = {
 }
 
 
+VERSION = "2"  # bump when the samples change, so an existing sample folder is made anew
+
+
+def _srt_time(t: float) -> str:
+    ms = int(round(t * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def _cues(seconds: float) -> list[tuple[float, float]]:
+    return [(t, min(t + 1.8, seconds - 0.1)) for t in [0.5 + 2.0 * i for i in range(int((seconds - 0.6) // 2.0))]]
+
+
+def write_captions(folder: Path, seconds: float) -> list[dict]:
+    """Sidecars as vendors send them: WebVTT (UTF-8), SRT in Windows-1252, TTML."""
+    en = ["Previously, on Test Pattern...", "The colours are calibrated.", "Listen: the tone is steady.", "See you next week."]
+    es = ["Anteriormente, en Patrón de Prueba...", "¿Dónde está el niño?", "Canción de café, señal estable.", "¡Hasta la próxima!"]
+    de = ["Was bisher geschah...", "Die Farben sind kalibriert.", "Hören Sie: ein gleichmäßiger Ton.", "Bis nächste Woche."]
+    cues = _cues(seconds)
+    vtt = ["WEBVTT", ""]
+    srt = []
+    ttml = ['<?xml version="1.0" encoding="UTF-8"?>',
+            '<tt xmlns="http://www.w3.org/ns/ttml" xmlns:tts="http://www.w3.org/ns/ttml#styling" xml:lang="de">',
+            "<body><div>"]  # fmt: skip
+    for i, (start, end) in enumerate(cues):
+        vtt += [f"{_srt_time(start).replace(',', '.')} --> {_srt_time(end).replace(',', '.')} line:85%", en[i % 4], ""]
+        srt += [str(i + 1), f"{_srt_time(start)} --> {_srt_time(end)}", es[i % 4], ""]
+        ttml.append(f'<p begin="{start:.3f}s" end="{end:.3f}s">{de[i % 4]}</p>')
+    ttml += ["</div></body>", "</tt>"]
+    (folder / "en-US.vtt").write_text("\n".join(vtt), encoding="utf-8")
+    (folder / "es-ES.srt").write_bytes("\r\n".join(srt).encode("cp1252"))  # a legacy Windows tool's output
+    (folder / "de-DE.ttml").write_text("\n".join(ttml), encoding="utf-8")
+    return [{"locale": "en-US", "file": "en-US.vtt"}, {"locale": "es-ES", "file": "es-ES.srt"},
+            {"locale": "de-DE", "file": "de-DE.ttml"}]  # fmt: skip
+
+
 def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
     """Write the five sample deliveries under out_dir (skipping ones already there); return their folders."""
     out_dir = Path(out_dir)
+    marker = out_dir / ".samples-version"
+    if out_dir.exists() and (not marker.exists() or marker.read_text().strip() != VERSION):
+        for old in SAMPLES:
+            shutil.rmtree(out_dir / old, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(VERSION)
     folders = []
     for delivery_id, (asset_id, title, stream) in SAMPLES.items():
         folder = out_dir / delivery_id
@@ -64,12 +106,21 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
         if (folder / "manifest.json").exists():
             continue
         folder.mkdir(parents=True, exist_ok=True)
+        extra: dict = {}
         if delivery_id == "sample-feature-1080p":
             source = "feature.mp4"
             make_video(folder / source, width=1920, height=1080, fps=25, seconds=seconds)
+            extra["captions"] = write_captions(folder, seconds)
+            _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}", "-ac", "2",
+                    "-c:a", "pcm_s16le", "-fflags", "+bitexact", str(folder / "fr-FR.wav"))  # fmt: skip
+            extra["audio"] = [{"locale": "fr-FR", "file": "fr-FR.wav"}]
         elif delivery_id == "sample-news-720p":
             source = "news.mp4"
             make_video(folder / source, width=1280, height=720, fps=30, seconds=seconds)
+            # a vendor's caption file with a broken timestamp: this locale is rejected, the clip still publishes
+            (folder / "pt-BR.srt").write_text("1\n00:00:01,000 --> 00:00:03,000\nBoa noite.\n\n"
+                                              "2\n00:00:04,000 --> 00:00:0x,500\nÚltimas notícias.\n")  # fmt: skip
+            extra["captions"] = [{"locale": "pt-BR", "file": "pt-BR.srt"}]
         elif delivery_id == "sample-vertical-portrait":
             source = "vertical.mp4"
             make_video(folder / source, width=720, height=1280, fps=30, seconds=seconds)
@@ -89,6 +140,7 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
             territories=["US", "GB"],
             channels=["web"],
             metadata={"generated_by": "mediaflow.samples"},
+            **extra,
         )
     return folders
 

@@ -90,3 +90,7 @@ def quarantine_prefix(delivery_id: str) -> str:
 
 def outcome_key(dag_id: str, run: str) -> str:
     return f"outcomes/{dag_id}/{run_key(run)}.json"
+
+
+def published_state_key(asset_id: str) -> str:
+    return f"published/{asset_id}.json"

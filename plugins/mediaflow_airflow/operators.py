@@ -73,20 +73,70 @@ class TranscodeOperator(_StreamOperator):
             self.hook.send_sigterm()  # ends ffmpeg's whole process group
 
 
-class PublishOperator(_StreamOperator):
-    """Copy the packaged title to the distribution bucket: segments, then playlists, master last."""
+class LocalizeOperator(_StreamOperator):
+    """One caption or audio locale to its HLS rendition; a bad locale is rejected, never fails the title."""
 
-    template_fields: Sequence[str] = ("ingested", "transcoded")
+    template_fields: Sequence[str] = ("ingested", "item")
 
-    def __init__(self, *, ingested: Any, transcoded: Any, **kwargs) -> None:
+    def __init__(self, *, ingested: Any, item: Any, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ingested = ingested
-        self.transcoded = transcoded
+        self.item = item
+        self.hook: FFmpegHook | None = None
 
-    def execute(self, context) -> list[dict]:
+    def execute(self, context) -> dict[str, Any]:
+        self.hook = FFmpegHook()
+        result = flow.localize_locale(
+            MediaStoreHook(aws_conn_id=self.aws_conn_id),
+            Buckets.from_env(),
+            ingested=self.ingested,
+            item=self.item,
+            spec=self._spec(),
+            run_id=context["run_id"],
+            run_ffmpeg=self.hook.run,
+        )
+        self.log.info("locale %s (%s): %s %s", result["locale"], result["kind"], result["status"], result["reasons"])
+        return result
+
+    def on_kill(self) -> None:
+        if self.hook:
+            self.hook.send_sigterm()
+
+
+class PublishOperator(_StreamOperator):
+    """Publish to the distribution bucket: segments, then playlists, master last.
+
+    Transcode and localize results are pulled here rather than templated: either may have been skipped
+    (a sidecar-only delivery has no transcode; a title without sidecars has no locales).
+    """
+
+    template_fields: Sequence[str] = ("ingested", "transcode_task_id", "localize_task_id")
+
+    def __init__(self, *, ingested: Any, transcode_task_id: str, localize_task_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ingested = ingested
+        self.transcode_task_id = transcode_task_id
+        self.localize_task_id = localize_task_id
+
+    def execute(self, context) -> dict[str, Any]:
+        ti = context["ti"]
         return flow.publish(
             MediaStoreHook(aws_conn_id=self.aws_conn_id),
             Buckets.from_env(),
             ingested=self.ingested,
-            transcoded=self.transcoded,
+            transcoded=ti.xcom_pull(task_ids=self.transcode_task_id, default=None),
+            localized=mapped_results(ti, self.localize_task_id),
         )
+
+
+def mapped_results(ti, task_id: str) -> list[dict]:
+    """Every map index's return value of a mapped task; [] when it was skipped or expanded to nothing.
+
+    xcom_pull gives a lone dict when the task expanded to a single index, a sequence otherwise.
+    """
+    pulled = ti.xcom_pull(task_ids=task_id, default=None)
+    if pulled is None:
+        return []
+    if isinstance(pulled, dict):
+        return [pulled]
+    return [r for r in pulled if r]

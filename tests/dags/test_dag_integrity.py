@@ -13,8 +13,8 @@ DAGS_FOLDER = PROJECT / "dags"
 STREAMS_FOLDER = PROJECT / "include" / "streams"
 SPEC_NAMES = sorted(p.stem for p in STREAMS_FOLDER.glob("*.yaml"))
 DAG_IDS = [f"value_stream__{name}" for name in SPEC_NAMES]
-RISKY_OPERATORS = {"IngestOperator", "TranscodeOperator", "PublishOperator"}  # touch S3 / run ffmpeg
-GROUPS = ("ingest", "transcode", "publish")
+RISKY_OPERATORS = {"IngestOperator", "TranscodeOperator", "LocalizeOperator", "PublishOperator"}  # touch S3 / run ffmpeg
+GROUPS = ("ingest", "transcode", "localize", "publish")
 
 
 @pytest.fixture(params=DAG_IDS)
@@ -67,8 +67,8 @@ def test_dag_params_form(dag):
 
 
 def test_tasks_that_touch_storage_or_ffmpeg_retry(dag):
-    risky = [t for t in dag.tasks if type(t).__name__ in RISKY_OPERATORS or t.task_id == "outcome"]
-    kinds = {type(t).__name__ for t in risky}
+    risky = [t for t in dag.tasks if t.operator_name in RISKY_OPERATORS or t.task_id == "outcome"]
+    kinds = {t.operator_name for t in risky}
     assert RISKY_OPERATORS <= kinds, f"expected one of each of {sorted(RISKY_OPERATORS)}, found {sorted(kinds)}"
     assert "outcome" in {t.task_id for t in risky}
     for t in risky:
@@ -96,10 +96,20 @@ def test_stage_groups_run_in_order(dag):
     assert members["ingest"] <= transcode_up
 
 
-def test_rejected_delivery_stops_before_transcode(dag):
-    gate = dag.get_task("ingest.accepted")
-    assert "ShortCircuit" in type(gate).__name__
-    assert {t.task_id for t in gate.downstream_list} >= {"transcode.transcode_ladder"}
+def test_route_decides_what_runs_after_ingest(dag):
+    """Rejected: nothing after ingest runs. Sidecar-only: localize and publish without transcode."""
+    route = dag.get_task("ingest.route")
+    assert "Branch" in type(route).__name__
+    assert {t.task_id for t in route.downstream_list} >= {
+        "transcode.transcode_ladder", "localize.localize_locale", "publish.publish_channels"}
+    for task_id in ("localize.localize_locale", "publish.publish_channels"):
+        assert dag.get_task(task_id).trigger_rule == "none_failed_min_one_success", task_id
+
+
+def test_localize_maps_one_task_per_locale(dag):
+    localize = dag.get_task("localize.localize_locale")
+    assert type(localize).__name__ == "MappedOperator"
+    assert "item.locale" in localize.map_index_template
 
 
 def test_outcome_is_recorded_whatever_happened(dag):
@@ -131,8 +141,9 @@ def test_dag_follows_its_spec(dag):
     spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
     for rung in spec.ladder:
         assert f"{rung.height}p @ {rung.video_kbps} kb/s" in dag.doc_md
-    for op in (t for t in dag.tasks if type(t).__name__ in RISKY_OPERATORS):
-        assert op.value_stream == spec.name
+    for op in (t for t in dag.tasks if t.operator_name in RISKY_OPERATORS):
+        value_stream = op.partial_kwargs["value_stream"] if hasattr(op, "partial_kwargs") else op.value_stream
+        assert value_stream == spec.name
 
 
 def test_broken_spec_fails_naming_the_file(tmp_path):

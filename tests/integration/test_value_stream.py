@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ GOOD = {
     "sample-podcast-audio": ("series_episode", []),
     "edge-interlaced-576i": ("news_clip", [(640, 360)]),  # PAL 16:9: 720x576 at SAR 64:45
     "edge-vfr": ("news_clip", [(640, 360)]),
+    "edge-embedded-cc": ("news_clip", [(640, 360)]),
 }
 
 
@@ -80,7 +83,23 @@ def _deliveries(root: Path) -> Path:
             "-vf", r"select='not(eq(mod(n\,5)\,0))+lt(n\,30)'", "-fps_mode", "vfr",
             "-c:v", "libx264", "-preset", "ultrafast", str(vfr / "clip.mp4"))  # fmt: skip
     _manifest(vfr)
+    cc = folder("edge-embedded-cc", source=False)
+    (root / "cc.scc").write_text(SCC)
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30000/1001:duration=4", "-f", "lavfi", "-i", "sine=duration=4",
+            "-i", str(root / "cc.scc"), "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "ultrafast",
+            "-c:a", "aac", "-c:s", "copy", str(cc / "clip.mov"))  # fmt: skip
+    _manifest(cc, source={"file": "clip.mov"})
     return d
+
+
+# A broadcast-style c608 caption track: pop-on "HELLO WORLD" at 1 s (CEA-608 pairs with odd parity)
+SCC = """Scenarist_SCC V1.0
+
+00:00:01:00\t9420 9420 94ae 94ae 9452 9452 c845 4c4c 4f20 574f 524c c480 942c 942c 942f 942f
+
+00:00:03:00\t942c 942c
+
+"""
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +130,7 @@ def _download(s3, bucket: str, prefix: str, dest: Path) -> dict[str, dict]:
 
 def test_summary_has_every_delivery_and_no_failures(batch, stack):
     results, deliveries = batch
-    assert set(results) == {p.name for p in deliveries.iterdir()}
+    assert set(results) == {p.name for p in deliveries.iterdir() if p.is_dir()}
     assert not [d for d, a in results.items() if a["status"] == "failed"], results
     summary = json.loads((stack.out_dir / "summary.json").read_text())
     for entry in summary["assets"]:
@@ -129,7 +148,8 @@ def test_good_delivery_published_with_every_rung(batch, s3, tmp_path, delivery_i
     assert entry["value_stream"] == stream
     assert [p["channel"] for p in entry["published"]] == ["web"]
     assert entry["lead_time_s"] > 0
-    assert [s["stage"] for s in entry["stages"]] == ["ingest", "transcode", "publish"]
+    expected_stages = ["ingest", "transcode"] + (["localize"] if entry["locales"] else []) + ["publish"]
+    assert [s["stage"] for s in entry["stages"]] == expected_stages
     source_duration = entry["source"]["duration_s"]
 
     bucket = Buckets.from_env().distribution
@@ -224,3 +244,90 @@ def test_running_again_publishes_the_same_objects(batch, stack, s3, tmp_path):
     assert entry["status"] == "published"
     assert entry["dag_run_id"] != results["sample-feature-1080p"]["dag_run_id"]
     assert listing() == before
+
+
+# ---------------------------------------------------------------- localize
+
+
+def _master(s3, asset: str, channel: str = "web"):
+    import m3u8
+
+    body = s3.get_object(Bucket=Buckets.from_env().distribution, Key=f"{channel}/{asset}/master.m3u8")["Body"].read()
+    return m3u8.loads(body.decode())
+
+
+def test_captions_and_extra_audio_published_as_hls_renditions(batch, s3, tmp_path):
+    results, _ = batch
+    entry = results["sample-feature-1080p"]
+    assert entry["locales"] == {"en-US": "published", "es-ES": "published", "de-DE": "published",
+                                "fr-FR": "published"}  # fmt: skip
+    master = _master(s3, "sample-feature-1080p")
+    subs = {m.language: m.uri for m in master.media if m.type == "SUBTITLES"}
+    assert subs == {"de-DE": "subs_de-DE/index.m3u8", "en-US": "subs_en-US/index.m3u8", "es-ES": "subs_es-ES/index.m3u8"}
+    audio = {m.language: (m.uri, m.default) for m in master.media if m.type == "AUDIO"}
+    assert audio == {"und": ("audio/index.m3u8", "YES"), "fr-FR": ("audio_fr-FR/index.m3u8", "NO")}
+    assert all(p.stream_info.subtitles == "subs" and p.stream_info.audio == "aud" for p in master.playlists)
+
+    listing = _download(s3, Buckets.from_env().distribution, "web/sample-feature-1080p/", tmp_path)
+    probe = _ffprobe(tmp_path / "audio_fr-FR" / "index.m3u8")
+    assert [s["codec_name"] for s in probe["streams"]] == ["aac"]
+    assert abs(float(probe["format"]["duration"]) - entry["source"]["duration_s"]) <= 0.5
+    # the Windows-1252 SRT comes out as correct UTF-8 WebVTT, whole and segmented
+    whole = (tmp_path / "subs_es-ES" / "es-ES.vtt").read_text(encoding="utf-8")
+    assert whole.startswith("WEBVTT") and "¿Dónde está el niño?" in whole
+    segments = [k for k in listing if k.startswith("subs_es-ES/") and k.endswith(".vtt") and k != "subs_es-ES/es-ES.vtt"]
+    assert segments and all((tmp_path / k).read_text(encoding="utf-8").startswith("WEBVTT") for k in segments)
+
+
+def test_a_bad_locale_is_rejected_alone_and_owners_are_mailed(batch, stack, s3):
+    results, _ = batch
+    entry = results["sample-news-720p"]
+    assert entry["status"] == "published"
+    assert entry["locales"]["pt-BR"].startswith("rejected: ")
+    assert "pt-BR.srt" in entry["locales"]["pt-BR"] and "cue 2" in entry["locales"]["pt-BR"]
+    assert any("pt-BR" in r and "pt-BR.srt" in r for r in entry["reasons"])
+    master = _master(s3, "sample-news-720p")
+    assert not [m for m in master.media if m.type == "SUBTITLES"]
+    mails = [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in (stack.out_dir / "mail").glob("*.eml")]
+    about = [m for m in mails if "sample-news-720p" in m["Subject"] and "pt-BR" in m["Subject"]]
+    assert len(about) == 1, [m["Subject"] for m in mails]
+    assert "newsdesk-ops@example.com" in about[0]["To"]
+
+
+def test_late_sidecars_add_a_locale_without_transcoding(batch, stack, s3, api, tmp_path):
+    before = _master(s3, "sample-feature-1080p")
+    late = tmp_path / "late" / "late-feature-it"
+    late.mkdir(parents=True)
+    (late / "it-IT.srt").write_text("1\n00:00:01,000 --> 00:00:02,500\nBuonasera.\n", encoding="utf-8")
+    _manifest(late, asset_id="sample-feature-1080p", value_stream="series_episode", source=None,
+              captions=[{"locale": "it-IT", "file": "it-IT.srt"}])  # fmt: skip
+    (entry,) = runner.run_batch(stack, late.parent, timeout_s=600)["assets"]
+    assert entry["status"] == "published", entry["reasons"]
+    assert entry["locales"]["it-IT"] == "published"
+    states = {t["task_id"]: t["state"] for t in api.task_instances("value_stream__series_episode", entry["dag_run_id"])}
+    assert states["transcode.transcode_ladder"] == "skipped", "a sidecar-only delivery must not transcode"
+    after = _master(s3, "sample-feature-1080p")
+    assert sorted(m.language for m in after.media if m.type == "SUBTITLES") == ["de-DE", "en-US", "es-ES", "it-IT"]
+    assert [m.language for m in after.media if m.type == "AUDIO"] == [m.language for m in before.media if m.type == "AUDIO"]
+    assert [p.uri for p in after.playlists] == [p.uri for p in before.playlists]
+
+
+def test_late_sidecars_for_an_unpublished_asset_are_rejected(batch, stack, tmp_path):
+    late = tmp_path / "late" / "late-unknown"
+    late.mkdir(parents=True)
+    (late / "it-IT.srt").write_text("1\n00:00:01,000 --> 00:00:02,500\nCiao.\n", encoding="utf-8")
+    _manifest(late, asset_id="never-published", source=None, captions=[{"locale": "it-IT", "file": "it-IT.srt"}])
+    (entry,) = runner.run_batch(stack, late.parent, timeout_s=600)["assets"]
+    assert entry["status"] == "rejected"
+    assert "has not been published" in " ".join(entry["reasons"])
+
+
+def test_embedded_cea608_captions_become_a_subtitle_locale(batch, s3, tmp_path):
+    results, _ = batch
+    entry = results["edge-embedded-cc"]
+    assert entry["locales"] == {"en-US": "published"}, entry
+    master = _master(s3, "edge-embedded-cc")
+    assert [(m.language, m.uri) for m in master.media if m.type == "SUBTITLES"] == [("en-US", "subs_en-US/index.m3u8")]
+    key = "web/edge-embedded-cc/subs_en-US/en-US.vtt"
+    vtt = s3.get_object(Bucket=Buckets.from_env().distribution, Key=key)["Body"].read().decode()
+    assert "HELLO WORLD" in vtt

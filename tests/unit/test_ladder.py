@@ -141,7 +141,8 @@ def test_one_ffmpeg_decodes_once_and_encodes_every_rung():
 
 def test_constant_frame_rate_and_gop_of_one_segment():
     argv = argv_for(select_renditions(NEWS.ladder, 1280, 720), fps=29.97)
-    assert "fps=29.97" in graph_of(argv)
+    assert "fps=30000/1001" in graph_of(argv), "NTSC is 30000/1001 exactly, not 29.97"
+    assert "fps=25," in graph_of(argv_for(select_renditions(NEWS.ladder, 1280, 720), fps=25.0))
     assert set(option_values(argv, "-g")) == {str(round(29.97 * ladder.SEGMENT_S))}
     assert set(option_values(argv, "-sc_threshold")) == {"0"}
 
@@ -212,7 +213,7 @@ def stream_infs(text):
 
 
 def test_master_playlist_lists_every_variant_with_audio_group():
-    text = master_playlist(VARIANTS, AUDIO)
+    text = master_playlist(VARIANTS, [AUDIO])
     assert text.startswith("#EXTM3U\n") and text.endswith("\n")
     media = [line for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
     assert len(media) == 1
@@ -229,14 +230,14 @@ def test_master_playlist_lists_every_variant_with_audio_group():
 
 
 def test_master_playlist_video_only_has_no_audio_group():
-    text = master_playlist(VARIANTS, None)
+    text = master_playlist(VARIANTS, [])
     assert "#EXT-X-MEDIA" not in text and "mp4a" not in text and "AUDIO=" not in text
     attrs = stream_infs(text)[0][0]
     assert "BANDWIDTH=3000000," in attrs
 
 
 def test_master_playlist_audio_only_lists_the_audio_playlist():
-    text = master_playlist([], AUDIO)
+    text = master_playlist([], [AUDIO])
     infs = stream_infs(text)
     assert infs == [(infs[0][0], "audio/index.m3u8")]
     assert 'CODECS="mp4a.40.2"' in infs[0][0]
@@ -334,3 +335,22 @@ def test_encoding_twice_gives_identical_bytes(tmp_path):
     assert digests[0].keys() == digests[1].keys()
     differing = [name for name in digests[0] if digests[0][name] != digests[1][name]]
     assert differing == []
+
+
+def test_master_playlist_with_locales_reads_back_with_an_hls_parser():
+    import m3u8
+
+    fr = {"uri": "audio_fr-FR/index.m3u8", "peak_bps": 150_000, "avg_bps": 128_000, "language": "fr-FR", "name": "Français"}
+    subs = [{"uri": "subs_en-US/index.m3u8", "language": "en-US", "name": "English"},
+            {"uri": "subs_es-ES/index.m3u8", "language": "es-ES", "name": "Español"}]
+    playlist = m3u8.loads(master_playlist(VARIANTS, [AUDIO, fr], subs))
+    audio = [m for m in playlist.media if m.type == "AUDIO"]
+    assert [(m.language, m.default, m.uri) for m in audio] == [("und", "YES", "audio/index.m3u8"),
+                                                              ("fr-FR", "NO", "audio_fr-FR/index.m3u8")]
+    subtitles = [m for m in playlist.media if m.type == "SUBTITLES"]
+    assert [(m.language, m.group_id, m.uri) for m in subtitles] == [("en-US", "subs", "subs_en-US/index.m3u8"),
+                                                                   ("es-ES", "subs", "subs_es-ES/index.m3u8")]
+    for variant in playlist.playlists:
+        assert variant.stream_info.audio == "aud" and variant.stream_info.subtitles == "subs"
+    # bandwidth budgets for the largest audio rendition a player may pick
+    assert playlist.playlists[0].stream_info.bandwidth == VARIANTS[0]["peak_bps"] + fr["peak_bps"]

@@ -78,7 +78,7 @@ def test_minimal_manifest_parses_from_bytes_without_sha_or_sidecars():
 
 @pytest.mark.parametrize("field", ["asset_id", "title", "value_stream", "source", "territories"])
 def test_missing_required_field_is_named(field):
-    problems = problems_for(doc(**{field: _DROP}), known_streams=STREAMS)
+    problems = problems_for(doc(**{field: _DROP, "captions": _DROP, "audio": _DROP}), known_streams=STREAMS)
     assert any(f"required field '{field}' is missing" in p for p in problems), problems
     assert all(p.startswith("manifest.json") for p in problems)
 
@@ -213,3 +213,12 @@ def test_asset_id_with_trailing_newline_is_rejected():
             f"BUG manifest.py:76: asset_id {m.asset_id!r} accepted; ASSET_ID uses '$', which matches before a "
             "trailing newline (use ASSET_ID.fullmatch or '\\Z')"
         )
+
+
+def test_sidecar_only_delivery_needs_no_source():
+    """Late captions/audio for a published title: no source file, nothing to transcode."""
+    m = parse_manifest(json.dumps({"asset_id": "clip-1", "title": "Clip", "value_stream": "news_clip",
+                                   "captions": [{"locale": "de-DE", "file": "de.srt"}],
+                                   "territories": ["DE"]}), known_streams=STREAMS)
+    assert m.sidecar_only and m.source_file is None
+    assert m.files() == ["de.srt"]

@@ -101,9 +101,25 @@ PUBLISHED = [{"channel": "web", "territories": ["US"], "uri": "s3://dist/web/bbb
               "local_path": None}]
 
 
-def run_outcome(ingested, published, failed):
+def run_outcome(ingested, published, failed, locales=None, reasons=None):
+    result = {"published": published, "locales": locales or {}, "reasons": reasons or [], "warnings": []}
     return flow.outcome(dag_run_id="manual__1", value_stream="series_episode", ingested=ingested,
-                        published=published, failed_tasks=failed, finished_at=FINISHED)
+                        published=result if published is not None else None, failed_tasks=failed,
+                        finished_at=FINISHED)
+
+
+def test_outcome_with_a_rejected_locale_is_still_published_and_says_why():
+    reason = "locale pt-BR (captions) rejected: pt-BR.srt: cue 2 (line 6): unparseable timestamp"
+    out = run_outcome(ACCEPTED, PUBLISHED, [], locales={"es-ES": "published", "pt-BR": "rejected: pt-BR.srt: cue 2"},
+                      reasons=[reason])
+    assert out["status"] == "published"
+    assert out["locales"] == {"es-ES": "published", "pt-BR": "rejected: pt-BR.srt: cue 2"}
+    assert out["reasons"] == [reason]
+    mail = flow.locale_rejection_mail(out, owners=["vs-owner@example.com"])
+    assert mail["to"] == ["vs-owner@example.com"]
+    assert "bbb-s01e01" in mail["subject"] and "pt-BR" in mail["subject"] and "es-ES" not in mail["subject"]
+    assert "cue 2" in mail["html"]
+    assert flow.locale_rejection_mail(run_outcome(ACCEPTED, PUBLISHED, []), owners=["x@example.com"]) is None
 
 
 def test_outcome_rejected_keeps_the_reasons():

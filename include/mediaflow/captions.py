@@ -1,0 +1,1102 @@
+"""Captions for the localize stage: read vendor sidecars (SRT, WebVTT, TTML/DFXP, SCC, EBU-STL), QC every cue,
+write WebVTT (whole file, and segmented WebVTT for an HLS subtitle rendition).
+
+Who parses what:
+  * SRT, WebVTT  -> pysubs2 (timestamps, cue text, <i>/<b>/<u> tags). A light line scanner runs first so that a
+                    broken timing line becomes an error naming the cue and the line (pysubs2 silently turns such a
+                    line into text of the previous cue), and so WebVTT cue settings, which pysubs2 drops, are kept.
+  * TTML / DFXP  -> ttconv.imsc.reader (legacy DFXP namespaces are mapped onto the TTML namespace first).
+  * SCC          -> ttconv.scc.reader (CEA-608 decoding: pop-on, roll-up, paint-on).
+  * EBU-STL      -> ttconv.stl.reader (GSI/TTI blocks, ISO 6937 and teletext control codes).
+  * encodings    -> BOM sniffing, strict UTF-8, else charset-normalizer.
+ttconv's document model is walked here (one cue per <p>, in document order) instead of going through ttconv's
+WebVTT writer, because that writer re-cuts the timeline into ISD intervals: overlapping cues get split and merged,
+so cue numbers would no longer point at the vendor's file, and overlap QC would be impossible.
+
+The WebVTT *writer* is ours: neither pysubs2 (drops cue settings) nor ttconv (ISD re-timing, as above) keeps cues
+one-to-one with their settings, and WebVTT output is a few lines of text.
+
+No Airflow imports here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import html
+import io
+import logging
+import math
+import re
+import struct
+import xml.etree.ElementTree as ET
+import xml.parsers.expat
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+FORMATS = ("srt", "vtt", "ttml", "scc", "stl")
+
+# HLS: ladder.py packages video/audio as MPEG-TS with ffmpeg's HLS muxer, and ffmpeg's mpegts muxer starts the
+# timeline at 1.4 s (a fixed offset that comes from its mux-delay defaults): PTS 126000 on the 90 kHz MPEG-TS clock.
+# (Checked with ffprobe on an ffmpeg HLS segment: video start_pts 133200 = 1.4 s + 2 frames of B-frame delay, audio
+# 1.4 s + AAC priming.) A WebVTT segment's X-TIMESTAMP-MAP tells the player which PTS is cue time 00:00:00.000; with
+# MPEGTS:126000 cue times stay plain programme time and line up with the video. If the packager changes (fMP4,
+# -output_ts_offset, -muxdelay), this constant must change with it.
+HLS_MPEGTS_OFFSET = 126000
+
+SUBTITLE_SEGMENT_PATTERN = "sub_{:05d}.vtt"
+
+DURATION_TOLERANCE_S = 0.5
+
+
+@dataclass(frozen=True)
+class Cue:
+    index: int  # 1-based position in the source file
+    start_s: float
+    end_s: float
+    text: str  # lines joined with "\n"; plain text, only <i>/<b>/<u> tags kept (WebVTT-safe); & and < are literal
+    settings: str = ""  # WebVTT cue settings to keep (e.g. "line:10% align:start") when the source had positioning
+    # Extension: the source line of the cue's timing (text formats), so QC findings can point at it.
+    # Not part of equality: a cue read back from our own WebVTT is the same cue.
+    line: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "error" | "warning"
+    file: str
+    cue: int | None
+    line: int | None
+    check: str  # "timing", "overlap", "reading_speed", "line_length", "duration", "parse", "empty"
+    message: str  # always names the file and the cue number or line
+
+
+class CaptionError(ValueError):
+    """A caption file that cannot be used; `findings` are the errors."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = list(findings)
+        super().__init__("\n".join(f.message for f in self.findings))
+
+
+# ----------------------------------------------------------------------------------------------- small helpers
+
+
+def _where(file: str, cue: int | None = None, line: int | None = None) -> str:
+    if cue is not None and line is not None:
+        return f"{file}: cue {cue} (line {line})"
+    if cue is not None:
+        return f"{file}: cue {cue}"
+    if line is not None:
+        return f"{file}: line {line}"
+    return file
+
+
+def _finding(level: str, check: str, file: str, detail: str, cue: int | None = None, line: int | None = None) -> Finding:
+    return Finding(level, file, cue, line, check, f"{_where(file, cue, line)}: {detail}")
+
+
+def _error(check: str, file: str, detail: str, cue: int | None = None, line: int | None = None) -> Finding:
+    return _finding("error", check, file, detail, cue, line)
+
+
+def _warning(check: str, file: str, detail: str, cue: int | None = None, line: int | None = None) -> Finding:
+    return _finding("warning", check, file, detail, cue, line)
+
+
+def format_timestamp(seconds: float) -> str:
+    """WebVTT timestamp HH:MM:SS.mmm (hours grow past 99 if needed)."""
+    ms = max(0, int(round(seconds * 1000)))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+_TAG_RE = re.compile(r"</?[ibu]>")
+
+
+def visible_text(text: str) -> str:
+    """Cue text as the viewer reads it: tags removed (newlines kept)."""
+    return _TAG_RE.sub("", text)
+
+
+def _balance_tags(text: str) -> str:
+    """Close what was opened, drop stray closers, drop empty pairs: WebVTT needs properly nested <i>/<b>/<u>."""
+    out: list[str] = []
+    stack: list[str] = []
+    for tok in re.split(r"(</?[ibu]>)", text):
+        m = re.fullmatch(r"<(/?)([ibu])>", tok)
+        if not m:
+            out.append(tok)
+        elif not m[1]:
+            stack.append(m[2])
+            out.append(tok)
+        elif m[2] in stack:
+            while stack:
+                t = stack.pop()
+                out.append(f"</{t}>")
+                if t == m[2]:
+                    break
+    while stack:
+        out.append(f"</{stack.pop()}>")
+    s = "".join(out)
+    prev = None
+    while prev != s:
+        prev, s = s, re.sub(r"<([ibu])></\1>", "", s)
+    return s
+
+
+def _tidy_lines(text: str) -> str:
+    """Strip each line and drop lines with nothing visible; their tags move to the neighbouring lines."""
+    out: list[str] = []
+    carry = ""
+    for ln in text.replace("\r", "").split("\n"):
+        ln = ln.strip()
+        if visible_text(ln).strip():
+            out.append(carry + ln)
+            carry = ""
+            continue
+        tags = _TAG_RE.findall(ln)
+        if out:
+            out[-1] += "".join(t for t in tags if t.startswith("</"))
+        carry += "".join(t for t in tags if not t.startswith("</"))
+    return "\n".join(out)
+
+
+def _pct(v: float) -> str:
+    return f"{round(v, 2):g}%"
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+
+# Legacy Windows code page by language, used only to break ties between equally plausible charset-normalizer
+# guesses (for short Western text it scores cp1250 and cp1252 identically and picks cp1250: "niño" -> "nińo").
+_LEGACY_CODEPAGE = {
+    **dict.fromkeys("af ca cy da de en es et eu fi fo fr ga gd gl id is it ms nb nl nn no oc pt sq sv sw".split(),
+                    "cp1252"),
+    **dict.fromkeys("bs cs hr hu pl ro sk sl".split(), "cp1250"),
+    **dict.fromkeys("be bg mk ru sr uk".split(), "cp1251"),
+    "el": "cp1253",
+    "tr": "cp1254",
+    "az": "cp1254",
+    "he": "cp1255",
+    "yi": "cp1255",
+    "ar": "cp1256",
+    "fa": "cp1256",
+    "ur": "cp1256",
+    "lt": "cp1257",
+    "lv": "cp1257",
+    "vi": "cp1258",
+}
+
+
+def language_hint(filename: str) -> str | None:
+    """BCP-47 language found in a sidecar name ("show.es-MX.srt", "fr.vtt", "ep1_pt_BR.scc"), else None."""
+    import langcodes
+
+    stem = Path(filename).name
+    stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix else stem
+    tokens = re.split(r"[.\s]+", stem)
+    candidates: list[str] = []
+    for tok in reversed(tokens):
+        candidates.append(tok.replace("_", "-"))
+        parts = re.split(r"[_-]", tok)
+        candidates.extend(reversed(parts))
+        candidates.extend("-".join(parts[i : i + 2]) for i in range(len(parts) - 1))
+    for cand in candidates:
+        if 2 <= len(cand) and langcodes.tag_is_valid(cand):
+            lang = langcodes.Language.get(cand).language
+            if lang in _LEGACY_CODEPAGE:
+                return lang
+    return None
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode_text(data: bytes, filename: str) -> str:
+    """Bytes of a text sidecar -> str. BOM (UTF-8/16/32) first, then strict UTF-8, then charset-normalizer's best
+    guess; ties between equally plausible legacy code pages go to the file's language (from its name), else cp1252."""
+    name = Path(filename).name
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(enc)
+            except UnicodeDecodeError as e:
+                detail = f"not valid {enc} despite its byte-order mark ({e.reason} at byte {e.start + len(bom)})"
+                raise CaptionError([_error("parse", name, detail)]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+
+    import charset_normalizer
+
+    matches = list(charset_normalizer.from_bytes(data))
+    if not matches:
+        raise CaptionError([_error("parse", name, "cannot determine the text encoding (binary data?)")])
+    best = matches[0]
+    ties = [m for m in matches if m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.01]
+    tied = {codecs.lookup(m.encoding).name: m for m in ties}
+    hint = language_hint(name)
+    for preferred in (_LEGACY_CODEPAGE.get(hint or ""), "cp1252"):
+        if preferred and codecs.lookup(preferred).name in tied:
+            return str(tied[codecs.lookup(preferred).name])
+    return str(best)
+
+
+# ----------------------------------------------------------------------------------------------- format detection
+
+def _sniff_text(data: bytes) -> str:
+    """Cheap, lossy decode for format sniffing only (the markers are ASCII): BOM codec, else UTF-8 with replacement."""
+    text = next((data[len(bom) :].decode(enc, errors="replace") for bom, enc in _BOMS if data.startswith(bom)), None)
+    if text is None:
+        text = data.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_STL_SIGNATURE = re.compile(rb"^\d{3}STL(23|24|25|30|50)\.01")
+_TT_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?tt[\s>/]")
+_SRT_CUE = re.compile(r"(?m)^\s*\d+\s*\n[^\n]*-->")
+_EXTENSIONS = {".srt": "srt", ".vtt": "vtt", ".webvtt": "vtt", ".ttml": "ttml", ".dfxp": "ttml", ".xml": "ttml",
+               ".scc": "scc", ".stl": "stl"}
+
+
+def detect_format(filename: str, data: bytes) -> str:
+    """One of FORMATS: by content first, by extension as fallback; CaptionError(parse) if neither tells."""
+    name = Path(filename).name
+    if _STL_SIGNATURE.match(data[:11]):
+        return "stl"
+    head = _sniff_text(data[:8192])
+    stripped = head.lstrip()
+    if re.match(r"WEBVTT(?:[ \t\n]|$)", stripped):
+        return "vtt"
+    if stripped.startswith("Scenarist_SCC V1.0"):
+        return "scc"
+    if _TT_ROOT.search(head) and (stripped.startswith("<")):
+        return "ttml"
+    if _SRT_CUE.search(head):
+        return "srt"
+    ext = Path(name).suffix.lower()
+    if ext in _EXTENSIONS:
+        return _EXTENSIONS[ext]
+    raise CaptionError([_error("parse", name, f"unknown caption format (expected one of {', '.join(FORMATS)})")])
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_captions(path: str | Path) -> list[Cue]:
+    """Parse any of FORMATS into cues. Unusable file or impossible timings -> CaptionError."""
+    cues, _warnings = parse_captions(Path(path).read_bytes(), Path(path).name)
+    return cues
+
+
+def load_captions(path: str | Path) -> tuple[list[Cue], list[Finding]]:
+    """Like read_captions, plus the non-fatal parse warnings (stray text, ttconv's repairs) for the QC report."""
+    return parse_captions(Path(path).read_bytes(), Path(path).name)
+
+
+def parse_captions(data: bytes, filename: str) -> tuple[list[Cue], list[Finding]]:
+    """Bytes of a sidecar (e.g. straight from the object store) -> (cues, parse warnings). Raises CaptionError."""
+    name = Path(filename).name
+    if not data:
+        raise CaptionError([_error("empty", name, "file is empty (0 bytes)")])
+    if _STL_SIGNATURE.match(data[:11]):
+        fmt = "stl"
+    else:
+        try:
+            text = decode_text(data, name).lstrip("\ufeff")
+        except CaptionError:
+            if Path(name).suffix.lower() != ".stl":
+                raise
+            fmt = "stl"  # binary and named .stl: let the STL reader say what is wrong with it
+        else:
+            if not text.strip():
+                raise CaptionError([_error("empty", name, "file is empty (whitespace only)")])
+            fmt = detect_format(name, data)
+    if fmt == "stl":
+        cues, warnings = _parse_stl(data, name)
+    else:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if fmt in ("srt", "vtt"):
+            cues, warnings = _parse_srt_vtt(text, fmt, name)
+        elif fmt == "scc":
+            cues, warnings = _parse_scc(text, name)
+        else:
+            cues, warnings = _parse_ttml(data, name)
+    if not cues:
+        raise CaptionError([_error("empty", name, f"no cues found in this {fmt.upper()} file")])
+    return cues, warnings
+
+
+# ---- SRT / WebVTT (pysubs2)
+
+_SRT_TS = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})")  # the grammar pysubs2 accepts for SRT
+_VTT_TS = re.compile(r"(?:(\d{2,}):)?(\d{2}):(\d{2})\.(\d{3})")  # WebVTT spec: hours optional, exactly 3 ms digits
+_VTT_SETTING = re.compile(r"(vertical|line|position|size|align|region):\S+")
+
+# SRT positioning in the ASS style ({\an8} = top centre), as many vendors deliver it.
+_AN_SETTINGS = {"1": "line:90%,end align:start", "2": "", "3": "line:90%,end align:end",
+                "4": "line:50%,center align:start", "5": "line:50%,center", "6": "line:50%,center align:end",
+                "7": "line:10% align:start", "8": "line:10%", "9": "line:10% align:end"}
+
+
+@dataclass
+class _ScannedCue:
+    index: int
+    line: int  # 1-based line number of the timing line
+    timing: str
+    settings: str
+    text_lines: list[str]
+    start_ms: int = 0
+    end_ms: int = 0
+
+
+def _ts_ms(m: re.Match[str]) -> int:
+    h, mi, s, frac = m.groups()
+    return ((int(h or 0) * 60 + int(mi)) * 60 + int(s)) * 1000 + int(frac) * 10 ** (3 - len(frac))
+
+
+def _scan_srt_vtt(text: str, fmt: str, file: str) -> tuple[list[_ScannedCue], list[Finding], list[Finding]]:
+    """Light structure check (not a parser of cue text): find each cue's timing line, validate its timestamps, keep
+    WebVTT settings, skip NOTE/STYLE/REGION blocks. Returns (cues, errors, warnings)."""
+    ts_re = _SRT_TS if fmt == "srt" else _VTT_TS
+    example = "HH:MM:SS,mmm --> HH:MM:SS,mmm" if fmt == "srt" else "[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm"
+    lines = text.split("\n")
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    start = 0
+    if fmt == "vtt":
+        if not re.match(r"WEBVTT(?:[ \t]|$)", lines[0]):
+            raise CaptionError([_error("parse", file, "first line must be 'WEBVTT'", line=1)])
+        while start < len(lines) and lines[start].strip() and "-->" not in lines[start]:  # header block
+            start += 1
+
+    blocks: list[tuple[int, list[str]]] = []  # (first line number, lines)
+    cur: list[str] = []
+    for n in range(start, len(lines)):
+        if lines[n].strip():
+            if not cur:
+                first = n + 1
+            cur.append(lines[n])
+        elif cur:
+            blocks.append((first, cur))
+            cur = []
+    if cur:
+        blocks.append((first, cur))
+
+    cues: list[_ScannedCue] = []
+    index = 0
+    for first, blines in blocks:
+        arrows = [k for k, ln in enumerate(blines) if "-->" in ln]
+        if not arrows:
+            head = blines[0].strip()
+            if fmt == "vtt" and re.match(r"(NOTE|STYLE|REGION)(\s|$)", head):
+                continue
+            if fmt == "srt" and head.isdigit():
+                index += 1
+                detail = f"no timing line after cue number {head} (expected '{example}')"
+                errors.append(_error("timing", file, detail, index, first + 1))
+                continue
+            warnings.append(_warning("parse", file, f"text without a timing line ignored: {head[:40]!r}", line=first))
+            continue
+        if arrows[0] > 1 or (fmt == "srt" and arrows[0] == 1 and not blines[0].strip().isdigit()):
+            detail = f"unexpected text before the timing line ignored: {blines[0].strip()[:40]!r}"
+            warnings.append(_warning("parse", file, detail, line=first))
+        for j, k in enumerate(arrows):
+            index += 1
+            end_k = arrows[j + 1] if j + 1 < len(arrows) else len(blines)
+            body = blines[k + 1 : end_k]
+            if fmt == "srt" and j + 1 < len(arrows) and body and body[-1].strip().isdigit():
+                body = body[:-1]  # the next cue's number (cues not separated by a blank line)
+            lineno = first + k
+            raw = blines[k].strip()
+            left, _, right = raw.partition("-->")
+            left = left.strip()
+            right_parts = right.split()
+            right_ts = right_parts[0] if right_parts else ""
+            m1 = ts_re.fullmatch(left)
+            m2 = ts_re.fullmatch(right_ts)
+            bad = [t for t, m in ((left, m1), (right_ts, m2)) if m is None]
+            if bad:
+                shown = " and ".join(f"'{t}'" for t in bad) if any(bad) else "nothing"
+                detail = f"unparseable timestamp {shown} in '{raw}' (expected '{example}')"
+                errors.append(_error("timing", file, detail, index, lineno))
+                continue
+            out_of_range = [t for t, m in ((left, m1), (right_ts, m2)) if int(m[2]) > 59 or int(m[3]) > 59]
+            if out_of_range:
+                detail = f"impossible timestamp '{out_of_range[0]}' (minutes/seconds above 59)"
+                errors.append(_error("timing", file, detail, index, lineno))
+                continue
+            s_ms, e_ms = _ts_ms(m1), _ts_ms(m2)
+            if e_ms <= s_ms:
+                what = "is before" if e_ms < s_ms else "equals"
+                detail = f"end {format_timestamp(e_ms / 1000)} {what} start {format_timestamp(s_ms / 1000)}"
+                errors.append(_error("timing", file, detail, index, lineno))
+                continue
+            settings = ""
+            if fmt == "vtt":
+                kept = []
+                for tok in right_parts[1:]:
+                    if _VTT_SETTING.fullmatch(tok) and not tok.startswith("region:"):
+                        kept.append(tok)
+                    else:
+                        warnings.append(_warning("parse", file, f"cue setting {tok!r} dropped", index, lineno))
+                settings = " ".join(kept)
+            cues.append(_ScannedCue(index, lineno, f"{left} --> {right_ts}", settings, body, s_ms, e_ms))
+    return cues, errors, warnings
+
+
+def _from_ssa_text(ssa: str, fmt: str) -> tuple[str, str]:
+    """pysubs2 event text (SubStation override tags) -> (cue text with <i>/<b>/<u>, WebVTT settings from {\\anN})."""
+    settings = ""
+    m = re.search(r"\{[^}]*\\an([1-9])[^}]*\}", ssa)
+    if m:
+        settings = _AN_SETTINGS[m[1]]
+    s = ssa.replace("\\N", "\n").replace("\\n", "\n").replace("\\h", "\u00a0")
+    for tag in "ibu":
+        s = s.replace(f"{{\\{tag}1}}", f"<{tag}>").replace(f"{{\\{tag}0}}", f"</{tag}>")
+    s = re.sub(r"\{\\[^}]*\}", "", s)  # other override blocks ({\s1}, {\an8}, {\pos(..)}, ...)
+    if fmt == "vtt":  # WebVTT character references; SRT has none
+        s = "".join(p if _TAG_RE.fullmatch(p) else html.unescape(p) for p in re.split(r"(</?[ibu]>)", s))
+    return _balance_tags(_tidy_lines(s)), settings
+
+
+def _parse_srt_vtt(text: str, fmt: str, file: str) -> tuple[list[Cue], list[Finding]]:
+    import pysubs2
+
+    scanned, errors, warnings = _scan_srt_vtt(text, fmt, file)
+    if errors:
+        raise CaptionError(errors)
+    # pysubs2 gets the checked cues only: identifiers, NOTE/STYLE/REGION blocks and stray text would otherwise be
+    # glued onto the previous cue's text.
+    parts = ["WEBVTT\n"] if fmt == "vtt" else []
+    for c in scanned:
+        parts.append((f"{c.index}\n" if fmt == "srt" else "") + c.timing + "\n" + "\n".join(c.text_lines) + "\n")
+    try:
+        subs = pysubs2.SSAFile.from_string("\n".join(parts), format_=fmt)
+    except Exception as e:  # pysubs2 raises its own exception types; report them as a parse failure of this file
+        raise CaptionError([_error("parse", file, f"pysubs2 could not parse the file: {e}")]) from e
+    events = list(subs)
+    if len(events) != len(scanned):
+        detail = f"pysubs2 found {len(events)} cues where the file has {len(scanned)}"
+        raise CaptionError([_error("parse", file, detail)])
+    cues = []
+    for c, ev in zip(scanned, events):
+        if (ev.start, ev.end) != (c.start_ms, c.end_ms):  # both read the same timing line; never expected to differ
+            raise CaptionError([_error("parse", file, f"pysubs2 read the timing as {ev.start}-{ev.end} ms", c.index, c.line)])
+        txt, an_settings = _from_ssa_text(ev.text, fmt)
+        raw_last = c.text_lines[-1].strip() if c.text_lines else ""
+        if raw_last.isdigit() and not visible_text(txt).endswith(raw_last):
+            txt = f"{txt}\n{raw_last}" if txt else raw_last  # pysubs2 drops a last line that is only a number
+        cues.append(Cue(c.index, ev.start / 1000, ev.end / 1000, txt, c.settings or an_settings, line=c.line))
+    return cues, warnings
+
+
+# ---- ttconv document model -> cues (TTML, SCC, STL)
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _ttconv_log() -> Iterator[list[logging.LogRecord]]:
+    """ttconv reports most problems through logging and carries on; capture them so they reach the QC report."""
+    logger = logging.getLogger("ttconv")
+    handler = _LogCapture()
+    old_level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def _log_warnings(records: list[logging.LogRecord], file: str, skip: re.Pattern[str] | None = None) -> list[Finding]:
+    out = []
+    seen = set()
+    for r in records:
+        msg = r.getMessage()
+        if (skip and skip.search(msg)) or msg in seen:
+            continue
+        seen.add(msg)
+        out.append(_warning("parse", file, f"ttconv: {msg}"))
+    return out
+
+
+@dataclass
+class _ModelCue:
+    ordinal: int
+    start: Fraction | None
+    end: Fraction | None
+    text: str
+    settings: str
+
+
+def _abs(begin: Fraction | None, end: Fraction | None,
+         pb: Fraction, pe: Fraction | None) -> tuple[Fraction, Fraction | None]:
+    """Same rule as ttconv.isd (par time containers): offsets relative to the parent's begin, clipped by its end."""
+    b = pb + (begin or 0)
+    e = pb + end if end is not None else pe
+    if e is not None and pe is not None:
+        e = min(e, pe)
+    return b, e
+
+
+def _model_cues(doc) -> list[_ModelCue]:
+    from ttconv import model
+    import ttconv.style_properties as sp
+
+    body = doc.get_body()
+    out: list[_ModelCue] = []
+    if body is None:
+        return out
+
+    def inherited(el, prop):
+        while el is not None:
+            if el.has_style(prop):
+                return el.get_style(prop)
+            el = el.parent()
+        return None
+
+    def region_of(el):
+        while el is not None:
+            if el.get_region() is not None:
+                return el.get_region()
+            el = el.parent()
+        return None
+
+    def p_cue(p, pb, pe) -> _ModelCue:
+        starts: list[Fraction] = []
+        ends: list[Fraction | None] = []
+        lines: list[str] = [""]
+        preserve = p.get_space() == model.WhiteSpaceHandling.PRESERVE
+        region = region_of(p)
+
+        def style(el, prop):  # inherited along the content tree, else from the region (TTML region styling)
+            v = inherited(el, prop)
+            return region.get_style(prop) if v is None and region is not None else v
+
+        def walk(el, b, e):
+            for child in el:
+                if isinstance(child, model.Br):
+                    lines.append("")
+                elif isinstance(child, model.Text):
+                    t = child.get_text()
+                    if not t:
+                        continue
+                    if e is not None and e <= b:
+                        continue
+                    starts.append(b)
+                    ends.append(e)
+                    if not preserve:
+                        t = re.sub(r"\s+", " ", t)
+                    core = t.strip()
+                    styled = core
+                    if core:
+                        fs = style(child.parent(), sp.StyleProperties.FontStyle)
+                        fw = style(child.parent(), sp.StyleProperties.FontWeight)
+                        td = style(child.parent(), sp.StyleProperties.TextDecoration)
+                        if td is not None and td.underline:
+                            styled = f"<u>{styled}</u>"
+                        if fs in (sp.FontStyleType.italic, sp.FontStyleType.oblique):
+                            styled = f"<i>{styled}</i>"
+                        if fw == sp.FontWeightType.bold:
+                            styled = f"<b>{styled}</b>"
+                    # surrounding spaces stay outside the tags ("el <i>niño</i>")
+                    styled = t[: len(t) - len(t.lstrip())] + styled + (t[len(t.rstrip()) :] if core else "")
+                    parts = styled.split("\n") if preserve else [styled]
+                    lines[-1] += parts[0]
+                    lines.extend(parts[1:])
+                elif isinstance(child, (model.Rt, model.Rp)):
+                    continue
+                else:
+                    cb, ce = _abs(child.get_begin(), child.get_end(), b, e)
+                    walk(child, cb, ce)
+
+        inverted = pe is not None and pe <= pb
+        walk(p, pb, None if inverted else pe)  # an inverted <p> is still read, so the error can quote it
+        if inverted:
+            starts[:] = [pb]
+            ends[:] = [pe]
+        text = "\n".join(lines)
+        for tag in "ibu":
+            text = text.replace(f"</{tag}><{tag}>", "")
+        text = _balance_tags(_tidy_lines(re.sub(r"[ \t]+", " ", text)))
+        start = min(starts) if starts else pb
+        end = None if (not ends or any(x is None for x in ends)) else max(ends)  # type: ignore[type-var]
+        if not starts:
+            end = pe
+        return _ModelCue(0, start, end, text, _settings_for(p, region, inherited))
+
+    def visit(el, pb, pe):
+        for child in el:
+            if isinstance(child, model.P):
+                b, e = _abs(child.get_begin(), child.get_end(), pb, pe)
+                c = p_cue(child, b, e)
+                c.ordinal = len(out) + 1
+                out.append(c)
+            elif isinstance(child, (model.Div, model.Body)):
+                b, e = _abs(child.get_begin(), child.get_end(), pb, pe)
+                visit(child, b, e)
+
+    b, e = _abs(body.get_begin(), body.get_end(), Fraction(0), None)
+    visit(body, b, e)
+    return out
+
+
+def _settings_for(p, region, inherited) -> str:
+    """Region geometry (percent units) -> WebVTT line / position / size / align settings."""
+    import ttconv.style_properties as sp
+
+    settings: list[str] = []
+    if region is not None:
+        origin = region.get_style(sp.StyleProperties.Origin)
+        extent = region.get_style(sp.StyleProperties.Extent)
+        position = region.get_style(sp.StyleProperties.Position)
+        pct = sp.LengthType.Units.pct
+        x = y = w = h = None
+        if origin is not None and origin.x.units is pct and origin.y.units is pct:
+            x, y = origin.x.value, origin.y.value
+        elif position is not None and position.h_offset.units is pct and position.v_offset.units is pct:
+            x, y = position.h_offset.value, position.v_offset.value
+        if extent is not None and extent.width.units is pct and extent.height.units is pct:
+            w, h = extent.width.value, extent.height.value
+        if x is not None and w is not None:
+            da = region.get_style(sp.StyleProperties.DisplayAlign) or sp.DisplayAlignType.before
+            if da == sp.DisplayAlignType.after:
+                settings.append(f"line:{_pct(min(100.0, y + h))},end")
+            elif da == sp.DisplayAlignType.center:
+                settings.append(f"line:{_pct(y + h / 2)},center")
+            else:
+                settings.append(f"line:{_pct(y)}")
+            if abs(x + w / 2 - 50) > 1:  # box not centred: say where it is
+                settings.append(f"position:{_pct(x)},line-left size:{_pct(w)}")
+    ta = inherited(p, sp.StyleProperties.TextAlign)
+    if ta is None and region is not None:
+        ta = region.get_style(sp.StyleProperties.TextAlign)
+    if ta is not None and ta.value in ("start", "end", "left", "right"):
+        settings.append(f"align:{ta.value}")
+    return " ".join(settings)
+
+
+def _cues_from_model(mcues: list[_ModelCue], file: str, lines: list[int | None] | None,
+                     label) -> tuple[list[Cue], list[Finding]]:
+    """Model cues -> Cue list; impossible timings are errors naming the cue (and line)."""
+    cues: list[Cue] = []
+    errors: list[Finding] = []
+    for mc in mcues:
+        line = lines[mc.ordinal - 1] if lines and mc.ordinal - 1 < len(lines) else None
+        if not visible_text(mc.text).strip():
+            continue
+        where = label(mc)
+        if mc.end is None:
+            detail = f"{where}has no end time (never cleared / no end or dur)"
+            errors.append(_error("timing", file, detail, mc.ordinal, line))
+            continue
+        if mc.end <= mc.start:
+            what = "is before" if mc.end < mc.start else "equals"
+            detail = f"{where}end {format_timestamp(float(mc.end))} {what} start {format_timestamp(float(mc.start))}"
+            errors.append(_error("timing", file, detail, mc.ordinal, line))
+            continue
+        cues.append(Cue(mc.ordinal, round(float(mc.start), 3), round(float(mc.end), 3), mc.text, mc.settings, line=line))
+    if errors:
+        raise CaptionError(errors)
+    return cues, []
+
+
+# ---- TTML / DFXP (ttconv.imsc)
+
+_TTML_NS = "http://www.w3.org/ns/ttml"
+_LEGACY_TT_NS = re.compile(r"^http://www\.w3\.org/2006/(?:02|04|10)/ttaf1(#[a-z]+)?$")
+
+
+def _modernise_ns(uri: str) -> str:
+    m = _LEGACY_TT_NS.match(uri)
+    if not m:
+        return uri
+    suffix = {"#style": "#styling", "#styling": "#styling", "#parameter": "#parameter", "#metadata": "#metadata"}
+    return _TTML_NS + suffix.get(m[1] or "", m[1] or "")
+
+
+def _rename_legacy_namespaces(root: ET.Element) -> bool:
+    """Pre-2010 DFXP (ttaf1 namespaces) -> TTML namespaces, so ttconv's IMSC reader accepts it."""
+    changed = False
+
+    def fix(qname: str) -> str:
+        nonlocal changed
+        if qname.startswith("{"):
+            uri, _, local = qname[1:].partition("}")
+            new = _modernise_ns(uri)
+            if new != uri:
+                changed = True
+                return "{" + new + "}" + local
+        return qname
+
+    for el in root.iter():
+        if isinstance(el.tag, str):
+            el.tag = fix(el.tag)
+        for k in list(el.attrib):
+            nk = fix(k)
+            if nk != k:
+                el.attrib[nk] = el.attrib.pop(k)
+    if changed:  # old authoring tools also wrote a bare id="..." where TTML wants xml:id
+        xml_id = "{http://www.w3.org/XML/1998/namespace}id"
+        for el in root.iter():
+            if "id" in el.attrib and xml_id not in el.attrib:
+                el.attrib[xml_id] = el.attrib.pop("id")
+    return changed
+
+
+def _ttml_element_lines(data: bytes) -> list[tuple[str, dict[str, str], int]]:
+    """(local name, attributes, line) of every element, in document order -- ElementTree keeps no line numbers."""
+    out: list[tuple[str, dict[str, str], int]] = []
+    parser = xml.parsers.expat.ParserCreate(namespace_separator="}")
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        out.append((name.rsplit("}", 1)[-1], attrs, parser.CurrentLineNumber))
+
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError:
+        pass
+    return out
+
+
+def _xml_bytes(data: bytes, file: str) -> bytes:
+    """XML must say its encoding unless it is UTF-8/16; vendors still send Windows-1252 TTML without saying so.
+    Such a file is decoded like any text sidecar and handed to the XML parser as UTF-8."""
+    if any(data.startswith(bom) for bom, _enc in _BOMS):
+        return data
+    prolog = re.match(rb"\s*<\?xml[^>]*\?>", data)
+    if prolog and re.search(rb"encoding\s*=", prolog.group(0)):
+        return data
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return decode_text(data, file).encode("utf-8")
+
+
+_BAD_TIME = re.compile(r"Bad (begin|end|dur) attribute value: (.*)$")
+
+
+def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
+    from ttconv.imsc import reader as imsc_reader
+
+    data = _xml_bytes(data, file)
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        line = e.position[0] if getattr(e, "position", None) else None
+        raise CaptionError([_error("parse", file, f"not well-formed XML: {e}", line=line)]) from None
+    if not (isinstance(root.tag, str) and root.tag.rsplit("}", 1)[-1] == "tt"):
+        raise CaptionError([_error("parse", file, f"root element is <{root.tag}>, not a TTML <tt>", line=1)])
+    _rename_legacy_namespaces(root)
+    if root.tag != f"{{{_TTML_NS}}}tt":
+        raise CaptionError([_error("parse", file, f"<tt> is not in the TTML namespace ({root.tag})", line=1)])
+
+    elements = _ttml_element_lines(data)
+    p_lines: list[int | None] = [ln for (local, _a, ln) in elements if local == "p"]
+    with _ttconv_log() as records:
+        try:
+            doc = imsc_reader.to_model(ET.ElementTree(root))
+        except Exception as e:  # ttconv raises ValueError/AssertionError/... on unsupported constructs
+            raise CaptionError([_error("parse", file, f"ttconv could not read the TTML: {type(e).__name__}: {e}")]) from e
+    if doc is None:
+        detail = "ttconv could not read the TTML document: " + "; ".join(r.getMessage() for r in records)
+        raise CaptionError([_error("parse", file, detail)])
+
+    # ttconv logs an unparseable time expression and ignores it; that silently re-times a cue, so it is an error here.
+    errors: list[Finding] = []
+    for r in records:
+        m = _BAD_TIME.search(r.getMessage())
+        if not m:
+            continue
+        attr, value = m[1], m[2]
+        p_no = 0
+        found = False
+        for local, attrs, ln in elements:
+            if local == "p":
+                p_no += 1
+            if attrs.get(attr) == value:
+                cue = p_no if local == "p" else None
+                errors.append(_error("timing", file, f"unparseable {attr}=\"{value}\" on <{local}>", cue, ln))
+                found = True
+        if not found:
+            errors.append(_error("timing", file, f"unparseable {attr}=\"{value}\""))
+    if errors:
+        raise CaptionError(errors)
+
+    mcues = _model_cues(doc)
+    if len(mcues) < len(p_lines):
+        # ttconv prunes elements it computes as never active; with offsets on <div>/<body> and implicit durations
+        # its arithmetic can prune (or clip) real paragraphs. Losing captions silently is not an option.
+        raise CaptionError([_error("timing", file, f"{len(p_lines) - len(mcues)} of {len(p_lines)} <p> paragraphs are never "
+                                   "active on the timeline (check begin/end/dur on <body>/<div>: an offset without an "
+                                   "explicit end or dur is not supported)", line=p_lines[0])])
+    if len(p_lines) != len(mcues):
+        p_lines = None  # type: ignore[assignment]
+    cues, _ = _cues_from_model(mcues, file, p_lines, lambda mc: "")
+    return cues, _log_warnings(records, file, skip=re.compile(r"xml:lang not specified"))
+
+
+# ---- SCC (ttconv.scc)
+
+_SCC_LINE = re.compile(r"(\d{2})[:;.,](\d{2})[:;.,](\d{2})[:;.,](\d{2})\t((?:[0-9A-Fa-f]{4})(?: +[0-9A-Fa-f]{4})*)?\s*")
+
+
+def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
+    from ttconv.scc import reader as scc_reader
+    from ttconv.time_code import FPS_29_97, SmpteTimeCode
+
+    lines = text.split("\n")
+    if lines[0].strip() != "Scenarist_SCC V1.0":
+        raise CaptionError([_error("parse", file, "first line must be 'Scenarist_SCC V1.0'", line=1)])
+    # ttconv skips any line it does not recognise, so a broken timecode would silently lose a caption: check first.
+    errors: list[Finding] = []
+    line_times: list[tuple[Fraction, int]] = []
+    for n, ln in enumerate(lines[1:], start=2):
+        if not ln.strip():
+            continue
+        m = _SCC_LINE.fullmatch(ln)
+        if not m:
+            tc = ln.split("\t", 1)[0].strip()
+            errors.append(_error("timing" if "\t" in ln else "parse", file,
+                                 f"malformed SCC line (expected 'HH:MM:SS:FF<tab>hhhh hhhh ...'): {tc[:40]!r}", line=n))
+            continue
+        h, mi, s, f = (int(x) for x in m.groups()[:4])
+        if mi > 59 or s > 59 or f > 29:
+            errors.append(_error("timing", file, f"impossible timecode {ln.split(chr(9))[0]!r}", line=n))
+            continue
+        line_times.append((SmpteTimeCode.parse(ln.split("\t")[0], FPS_29_97).to_temporal_offset(), n))
+    if errors:
+        raise CaptionError(errors)
+    for (t0, n0), (t1, n1) in zip(line_times, line_times[1:]):
+        if t1 < t0:
+            errors.append(_error("timing", file, f"timecode goes backwards (line {n0} is later)", line=n1))
+    if errors:
+        raise CaptionError(errors)
+
+    with _ttconv_log() as records:
+        try:
+            doc = scc_reader.to_model(text)
+        except Exception as e:
+            raise CaptionError([_error("parse", file, f"ttconv could not read the SCC: {type(e).__name__}: {e}")]) from e
+    mcues = _model_cues(doc)
+
+    # a caption's line: the last timecode line at or before its start (ttconv keeps no line numbers)
+    times = [t for t, _n in line_times]
+
+    def line_of(t: Fraction | None) -> int | None:
+        k = bisect.bisect_right(times, t) if t is not None else 0
+        return line_times[k - 1][1] if k else None
+
+    lines_by_cue = [line_of(mc.start) for mc in mcues]
+    cues, _ = _cues_from_model(mcues, file, lines_by_cue, lambda mc: "")
+    return cues, _log_warnings(records, file)
+
+
+# ---- EBU-STL (ttconv.stl)
+
+_GSI = struct.Struct("3s8sc2s2s32s32s32s32s32s32s16s6s6s2s5s5s3s2s2s1s8s8s1s1s3s32s32s32s75x576s")  # as ttconv
+_TTI = struct.Struct("<BHBBBBBBBBBBBBB112s")
+_DFC_FPS = {b"STL23.01": Fraction(24000, 1001), b"STL24.01": Fraction(24), b"STL25.01": Fraction(25),
+            b"STL30.01": Fraction(30000, 1001), b"STL50.01": Fraction(50)}
+
+
+def _parse_stl(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
+    from ttconv.stl import reader as stl_reader
+    from ttconv.stl.config import STLReaderConfiguration
+    from ttconv.time_code import SmpteTimeCode
+
+    if len(data) < 1024:
+        detail = f"EBU-STL file is {len(data)} bytes, shorter than its 1024-byte GSI block"
+        raise CaptionError([_error("parse", file, detail)])
+    gsi = _GSI.unpack(data[:1024])
+    cpn, dfc, tcp = gsi[0], gsi[1], gsi[21]
+    fps = _DFC_FPS.get(dfc)
+    if not cpn.isdigit() or fps is None:
+        raise CaptionError([_error("parse", file, f"not an EBU-STL GSI block (code page {cpn!r}, DFC {dfc!r})")])
+    body = data[1024:]
+    warnings: list[Finding] = []
+    if len(body) % 128:
+        detail = f"truncated EBU-STL: {len(body) % 128} stray bytes after TTI block {len(body) // 128}"
+        raise CaptionError([_error("parse", file, detail)])
+
+    def tc(h: int, m: int, s: int, f: int) -> Fraction | None:
+        if h > 23 or m > 59 or s > 59 or f >= math.ceil(fps):
+            return None
+        return SmpteTimeCode(h, m, s, f, fps).to_temporal_offset()
+
+    # Light check of the TTI blocks: ttconv logs and *drops* a subtitle whose timecodes are invalid or whose TCO is
+    # not after its TCI, so the error would otherwise vanish. Also numbers the subtitles like ttconv's <p>s.
+    errors: list[Finding] = []
+    ordinal = 0
+    first_tci: Fraction | None = None
+    for blk in range(len(body) // 128):
+        tti = _TTI.unpack(body[blk * 128 : (blk + 1) * 128])
+        sgn, sn, ebn, cs = tti[0:4]
+        if ebn != 0xFF:
+            continue  # user data (0xF0-0xFE) and extension blocks: the subtitle's last block (0xFF) has the timing
+        if cs in (0, 1):
+            ordinal += 1
+        tci_raw, tco_raw = tti[4:8], tti[8:12]
+        tci, tco = tc(*tci_raw), tc(*tco_raw)
+        label = f"subtitle SN {sn}, TTI block {blk + 1}"
+        fmt_tc = lambda t: "{:02d}:{:02d}:{:02d}:{:02d}".format(*t)  # noqa: E731
+        if tci is None or tco is None:
+            bad = fmt_tc(tci_raw) if tci is None else fmt_tc(tco_raw)
+            errors.append(_error("timing", file, f"{label}: impossible timecode {bad} at {fps} fps", ordinal))
+            continue
+        if tco <= tci:
+            detail = f"{label}: time out {fmt_tc(tco_raw)} is not after time in {fmt_tc(tci_raw)}"
+            errors.append(_error("timing", file, detail, ordinal))
+            continue
+        if first_tci is None:
+            first_tci = tci
+    if errors:
+        raise CaptionError(errors)
+
+    # Broadcast STL often starts the programme at 10:00:00:00 (GSI TCP); subtitles are then relative to it.
+    config = None
+    tcp_match = re.fullmatch(rb"(\d{2})(\d{2})(\d{2})(\d{2})", tcp)
+    if tcp_match:
+        start = tc(*(int(x) for x in tcp_match.groups()))
+        if start and first_tci is not None and first_tci >= start:
+            config = STLReaderConfiguration(program_start_tc="TCP")
+            detail = f"subtitle times taken relative to the programme start (GSI TCP {tcp.decode()})"
+            warnings.append(_warning("parse", file, detail))
+
+    with _ttconv_log() as records:
+        try:
+            doc = stl_reader.to_model(io.BytesIO(data), config)
+        except Exception as e:
+            raise CaptionError([_error("parse", file, f"ttconv could not read the EBU-STL: {type(e).__name__}: {e}")]) from e
+    cues, _ = _cues_from_model(_model_cues(doc), file, None, lambda mc: f"subtitle {mc.ordinal}: ")
+    return cues, warnings + _log_warnings(records, file)
+
+
+# ----------------------------------------------------------------------------------------------- QC
+
+
+def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: float = 20.0,
+       max_line_chars: int = 42) -> list[Finding]:
+    """Errors: impossible timing, cue outside the media. Warnings: overlap, reading speed, line length, empty cue."""
+    out: list[Finding] = []
+    prev: Cue | None = None
+    for c in cues:
+        ts, te = format_timestamp(c.start_s), format_timestamp(c.end_s)
+        if c.end_s <= c.start_s or c.start_s < 0:
+            detail = f"end {te} is before start {ts}" if c.end_s < c.start_s else (
+                f"end {te} equals start {ts}" if c.end_s == c.start_s else f"negative start {c.start_s:.3f} s")
+            out.append(_error("timing", file, detail, c.index, c.line))
+        if media_duration_s is not None:
+            md = format_timestamp(media_duration_s)
+            if c.start_s >= media_duration_s:
+                detail = f"starts at {ts}, at or after the end of the media ({md})"
+                out.append(_error("duration", file, detail, c.index, c.line))
+            elif c.end_s > media_duration_s + DURATION_TOLERANCE_S:
+                out.append(_error("duration", file, f"ends at {te}, after the end of the media ({md})", c.index, c.line))
+        if prev is not None and c.start_s < prev.end_s:
+            detail = f"starts at {ts}, before cue {prev.index} ends ({format_timestamp(prev.end_s)})"
+            out.append(_warning("overlap", file, detail, c.index, c.line))
+        visible = visible_text(c.text)
+        n_chars = len(visible.replace("\n", ""))
+        if not visible.strip():
+            out.append(_warning("empty", file, "cue has no text", c.index, c.line))
+        dur = c.end_s - c.start_s
+        if dur > 0 and n_chars / dur > max_cps:
+            detail = (f"reading speed {n_chars / dur:.1f} characters/s is above {max_cps:g} "
+                      f"({n_chars} characters in {dur:.3f} s)")
+            out.append(_warning("reading_speed", file, detail, c.index, c.line))
+        for k, ln in enumerate(visible.split("\n"), start=1):
+            if len(ln) > max_line_chars:
+                detail = f"text line {k} has {len(ln)} characters (max {max_line_chars}): {ln[:30]!r}..."
+                out.append(_warning("line_length", file, detail, c.index, c.line))
+        prev = c
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- WebVTT output
+
+
+def _escape_cue_text(text: str) -> str:
+    """Literal &, <, > escaped; <i>/<b>/<u> kept; no blank lines (a blank line would end the cue)."""
+    parts = re.split(r"(</?[ibu]>)", _balance_tags(text))
+    esc = "".join(p if _TAG_RE.fullmatch(p) else p.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                  for p in parts)
+    return "\n".join(ln for ln in esc.split("\n") if ln.strip())
+
+
+def _cue_block(c: Cue) -> str:
+    timing = f"{format_timestamp(c.start_s)} --> {format_timestamp(c.end_s)}"
+    if c.settings:
+        timing += " " + c.settings
+    return f"{timing}\n{_escape_cue_text(c.text)}\n"
+
+
+def _ordered(cues: list[Cue]) -> list[Cue]:
+    # WebVTT requires cues in start-time order; stable sort keeps the source order otherwise.
+    return sorted((c for c in cues if visible_text(c.text).strip()), key=lambda c: (c.start_s, c.end_s))
+
+
+def to_webvtt(cues: list[Cue]) -> str:
+    """A whole WebVTT file: header, then one block per cue (cue settings kept)."""
+    return "WEBVTT\n\n" + "\n".join(_cue_block(c) for c in _ordered(cues))
+
+
+def segment_webvtt(cues: list[Cue], *, segment_s: float, duration_s: float,
+                   mpegts_offset: int = HLS_MPEGTS_OFFSET) -> tuple[str, list[tuple[str, str]]]:
+    """HLS subtitle rendition: (media playlist, [(segment file name, WebVTT text), ...]).
+
+    ceil(duration_s / segment_s) segments of segment_s (the last one shorter); each holds every cue that overlaps
+    its time range, so a cue spanning a boundary is in both segments (players de-duplicate identical cues).
+    Cue times stay programme time; X-TIMESTAMP-MAP maps them onto the MPEG-TS clock (see HLS_MPEGTS_OFFSET)."""
+    if segment_s <= 0 or duration_s <= 0:
+        raise ValueError(f"segment_s and duration_s must be positive (got {segment_s}, {duration_s})")
+    count = max(1, math.ceil(duration_s / segment_s - 1e-9))
+    ordered = _ordered(cues)
+    header = f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{mpegts_offset},LOCAL:00:00:00.000\n\n"
+    segments: list[tuple[str, str]] = []
+    playlist = ["#EXTM3U", "#EXT-X-VERSION:6", f"#EXT-X-TARGETDURATION:{math.ceil(segment_s)}",
+                "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD"]
+    per_segment: list[list[str]] = [[] for _ in range(count)]
+    for c in ordered:  # each cue goes to every segment whose [start, end) it overlaps
+        if c.end_s <= 0 or c.start_s >= duration_s:
+            continue
+        first = max(0, int(c.start_s // segment_s))
+        last = min(count - 1, math.ceil(c.end_s / segment_s) - 1)
+        block = _cue_block(c)
+        for i in range(first, last + 1):
+            if c.start_s < min((i + 1) * segment_s, duration_s) and c.end_s > i * segment_s:
+                per_segment[i].append(block)
+    for i in range(count):
+        seg_start = i * segment_s
+        seg_end = min((i + 1) * segment_s, duration_s)
+        name = SUBTITLE_SEGMENT_PATTERN.format(i)
+        segments.append((name, header + "\n".join(per_segment[i])))
+        playlist += [f"#EXTINF:{seg_end - seg_start:.3f},", name]
+    playlist.append("#EXT-X-ENDLIST")
+    return "\n".join(playlist) + "\n", segments
