@@ -28,14 +28,20 @@ class AirflowApi:
             return json.loads(r.read())["access_token"]
 
     def request(self, method: str, path: str, body: dict | None = None, *, ok_missing: bool = False):
-        """One call; a 5xx (e.g. SQLite busy under load on the embedded stack) is retried with backoff."""
+        """One call; a 5xx or a time-out (SQLite busy under load on the embedded stack) is retried with backoff.
+
+        Retrying a POST is safe here: the only POST is a trigger with a fixed run id (409 on a repeat).
+        """
         for attempt in range(1, 6):
             try:
                 return self._request_once(method, path, body, ok_missing=ok_missing)
             except ApiError as e:
                 if e.status is None or e.status < 500 or attempt == 5:
                     raise
-                time.sleep(2**attempt)
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
+                if attempt == 5:
+                    raise ApiError(f"{method} {path}: no answer after {attempt} tries: {e}") from None
+            time.sleep(2**attempt)
 
     def _request_once(self, method: str, path: str, body: dict | None, *, ok_missing: bool):
         for attempt in (1, 2):
@@ -48,7 +54,7 @@ class AirflowApi:
                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
             )
             try:
-                with urllib.request.urlopen(req, timeout=60) as r:
+                with urllib.request.urlopen(req, timeout=90) as r:
                     raw = r.read()
                     return json.loads(raw) if raw else None
             except urllib.error.HTTPError as e:

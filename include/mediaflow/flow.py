@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from mediaflow import captions, ladder, localize, media
-from mediaflow.manifest import MANIFEST_NAME, ManifestError, missing_files, parse_manifest
+from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.store import (
     Buckets,
@@ -86,8 +86,8 @@ def ingest(
                 f"{spec.name!r} stream"
             )
         # A missing source rejects the title; a missing sidecar only rejects its locale (see locale_items).
-        if manifest.source_file:
-            reasons += [r for r in missing_files(manifest, set(present)) if r.startswith(f"{manifest.source_file}:")]
+        if manifest.source_file and manifest.source_file not in present:
+            reasons.append(f"{manifest.source_file}: named in manifest.json as source.file but not in the delivery")
 
     facts = None
     previous = None
@@ -136,6 +136,10 @@ def ingest(
         store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
         source_uri = f"s3://{buckets.work}/{src_key}"
     arrival = manifest.delivered_at or present[MANIFEST_NAME].get("last_modified")
+    locales = locale_items(store, buckets, manifest, bucket=bucket, prefix=prefix, present=set(present), work=wprefix)
+    embedded = embedded_caption_item(manifest, facts, source_uri) if source_uri else None
+    if embedded:
+        locales.append(embedded)
     return {
         **result,
         "status": "accepted",
@@ -145,9 +149,7 @@ def ingest(
         "source_uri": source_uri,
         "source": facts,
         "previous": previous,
-        "locales": locale_items(store, buckets, manifest, bucket=bucket, prefix=prefix, present=set(present),
-                                work=wprefix)
-        + [x for x in [facts and source_uri and embedded_caption_item(manifest, facts, source_uri)] if x],  # fmt: skip
+        "locales": locales,
         "territories": list(manifest.territories),
         "channels": [c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
         "delivered_at": _utc(arrival),

@@ -171,8 +171,3 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
         delivered_at=delivered_at,
         metadata=metadata,
     )
-
-
-def missing_files(manifest: Manifest, present: set[str]) -> list[str]:
-    """Problems for files the manifest names that the delivery does not hold."""
-    return [f"{name}: named in manifest.json but not in the delivery" for name in manifest.files() if name not in present]

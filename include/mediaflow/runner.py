@@ -105,9 +105,9 @@ def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) ->
     folders = sorted(p for p in deliveries_dir.iterdir() if p.is_dir())
     if not folders:
         raise SystemExit(f"no delivery folders in {deliveries_dir}")
-    for folder in folders:
+    uploaded = [(folder, upload_delivery(s3, buckets, folder)) for folder in folders]  # all landed, then trigger
+    for folder, delivery_id in uploaded:
         spec = specs[stream_of(folder, set(specs))]
-        delivery_id = upload_delivery(s3, buckets, folder)
         run_id = f"make_run__{stamp}__{delivery_id}"
         api.trigger(spec.dag_id, run_id, {"delivery": delivery_id, "priority": "normal"})
         runs.append((delivery_id, spec.dag_id, run_id, spec))

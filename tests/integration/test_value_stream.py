@@ -256,6 +256,16 @@ def _master(s3, asset: str, channel: str = "web"):
     return m3u8.loads(body.decode())
 
 
+def test_localize_runs_one_task_per_locale_named_by_locale(batch, api):
+    results, _ = batch
+    entry = results["sample-feature-1080p"]
+    tis = [t for t in api.task_instances("value_stream__series_episode", entry["dag_run_id"])
+           if t["task_id"] == "localize.localize_locale"]  # fmt: skip
+    assert sorted(t["rendered_map_index"] for t in tis) == [
+        "de-DE captions", "en-US captions", "es-ES captions", "fr-FR audio"]  # fmt: skip
+    assert all(t["state"] == "success" for t in tis)
+
+
 def test_captions_and_extra_audio_published_as_hls_renditions(batch, s3, tmp_path):
     results, _ = batch
     entry = results["sample-feature-1080p"]

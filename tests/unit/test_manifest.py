@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mediaflow.manifest import Manifest, ManifestError, missing_files, parse_manifest
+from mediaflow.manifest import Manifest, ManifestError, parse_manifest
 
 STREAMS = {"series_episode", "news_clip"}
 SHA = "ab" * 32
@@ -188,17 +188,6 @@ def test_every_problem_is_reported_at_once():
                   "'extra_field'"):
         assert field in joined, f"{field} not reported; got:\n{joined}"
     assert len(problems) == 7, joined
-
-
-def test_missing_files_names_each_missing_file():
-    m = parse_manifest(json.dumps(DESIGN_EXAMPLE))
-    assert missing_files(m, {"video.mp4", "en.srt", "es.vtt", "fr.wav", "manifest.json"}) == []
-    problems = missing_files(m, {"video.mp4", "en.srt", "manifest.json"})
-    assert len(problems) == 2
-    assert problems[0].startswith("es.vtt:") and problems[1].startswith("fr.wav:")
-    assert all("manifest.json" in p for p in problems)
-    only_manifest = missing_files(m, {"manifest.json"})
-    assert only_manifest[0].startswith("video.mp4:"), "the source is checked first"
 
 
 def test_asset_id_with_trailing_newline_is_rejected():
