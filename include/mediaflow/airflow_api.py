@@ -105,3 +105,15 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=1000"
         return self.request("GET", path)["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
+        path = (f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}"
+                f"/xcomEntries/{key}?map_index={map_index}&deserialize=true")  # fmt: skip
+        entry = self.request("GET", path, ok_missing=True)
+        return entry["value"] if entry else None
+
+    def answer_review(self, dag_id: str, run_id: str, task_id: str, *, approve: bool, comment: str = "") -> dict:
+        """What a reviewer does in the UI: answer a HITL approval task (Approve / Reject, with a comment)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
+        body = {"chosen_options": ["Approve" if approve else "Reject"], "params_input": {"comment": comment}}
+        return self.request("PATCH", path, body)

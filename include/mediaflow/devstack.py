@@ -240,9 +240,15 @@ class Stack:
         s3 = boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id=LOCAL_S3_KEY,
                           aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        for bucket in Buckets.from_env().all():
+        buckets = Buckets.from_env()
+        for bucket in buckets.all():
             if bucket not in existing:
                 s3.create_bucket(Bucket=bucket)
+        # the rights catalog starts as the seed in include/rights/avails.csv (make run merges DELIVERIES/avails.csv)
+        from mediaflow.compliance import RIGHTS_KEY
+
+        if not s3.list_objects_v2(Bucket=buckets.reports, Prefix=RIGHTS_KEY).get("Contents"):
+            s3.upload_file(str(PROJECT / "include" / "rights" / "avails.csv"), buckets.reports, RIGHTS_KEY)
 
     def down(self) -> None:
         for service in reversed(SERVICES):

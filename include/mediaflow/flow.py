@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, ladder, localize, media
+from mediaflow import captions, compliance, ladder, localize, media
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.store import (
@@ -341,7 +341,13 @@ def publish_order(files: list[str]) -> list[str]:
 
 
 def publish(
-    store: Store, buckets: Buckets, *, ingested: dict, transcoded: dict | None, localized: list[dict] | None
+    store: Store,
+    buckets: Buckets,
+    *,
+    ingested: dict,
+    transcoded: dict | None,
+    localized: list[dict] | None,
+    rights_check: dict | None = None,
 ) -> dict:
     """Publish the title to every channel under <channel>/<asset_id>/ with the master playlist written last.
 
@@ -372,7 +378,10 @@ def publish(
     )
     parts = [video] + ordered  # (hls_uri, files) to copy: the ladder, then each locale's rendition
     published = []
-    for channel in ingested["channels"] if transcoded else previous.get("channels", ingested["channels"]):
+    for channel in ingested["channels"]:
+        territories = compliance.publishable_territories(rights_check, channel, ingested["territories"])
+        if not territories:  # no open window anywhere on this channel: nothing goes out there
+            continue
         prefix = distribution_prefix(channel, ingested["asset_id"])
         wanted = {prefix + ladder.MASTER}
         for part in parts:
@@ -386,7 +395,7 @@ def publish(
             store.delete(buckets.distribution, stale)
         published.append({
             "channel": channel,
-            "territories": ingested["territories"],
+            "territories": territories,
             "uri": f"s3://{buckets.distribution}/{prefix}{ladder.MASTER}",
             "local_path": None,
         })  # fmt: skip
@@ -399,6 +408,8 @@ def publish(
         "locales": live,
     }
     store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(ingested["asset_id"]))
+    if rights_check:
+        reasons += rights_check["problems"]
     all_locales = {x["locale"]: "published" for x in ordered}
     all_locales.update(statuses)
     return {"published": published, "locales": all_locales, "reasons": reasons, "warnings": warnings}
@@ -416,6 +427,8 @@ def outcome(
     failed_tasks: list[str],
     finished_at: datetime,
     localized: list[dict] | None = None,
+    reviews: list[dict | None] | None = None,
+    checks: dict | None = None,
 ) -> dict:
     """One summary.json asset entry (v1) for this run. Fields not built yet are None."""
     ingested = ingested or {}
@@ -424,10 +437,18 @@ def outcome(
         r["locale"]: ("rejected: " + "; ".join(r["reasons"]) if r["status"] != "ok" else "not published")
         for r in localized or []
     }  # fmt: skip
+    reviews = [r for r in reviews or [] if r]
+    refused = [r for r in reviews if r["decision"] == "rejected"]
     if ingested.get("status") == "rejected":
         status, reasons = "rejected", list(ingested.get("reasons", []))
+    elif refused:
+        status = "rejected"
+        reasons = [f"{r['branch']} review rejected by {r['by']}: {r['comment'] or 'no comment'}" for r in refused]
     elif published.get("published") and not failed_tasks:
         status, reasons = "published", list(published.get("reasons", []))
+    elif published and not published.get("published") and not failed_tasks:
+        status = "rejected"  # no rights window open on any channel: nothing may go out
+        reasons = list(published.get("reasons", [])) or ["nothing publishable on any channel"]
     else:
         status = "failed"
         reasons = [f"task {t} failed: see its log in the Airflow UI" for t in failed_tasks] or [
@@ -450,6 +471,8 @@ def outcome(
         "locales": locales or None,
         "published": published.get("published", []),
         "warnings": published.get("warnings", []),
+        "reviews": reviews or None,
+        "compliance": compliance_summary(checks),
         "quarantine_uri": ingested.get("quarantine_uri"),
     }
 
@@ -471,3 +494,19 @@ def locale_rejection_mail(entry: dict, *, owners: list[str]) -> dict | None:
             "<p>Fix the files and deliver them again as a sidecar-only delivery (captions/audio, no source).</p>"
         ),
     }
+
+
+def compliance_summary(checks: dict | None) -> dict | None:
+    """What summary.json keeps of the checks: rights decisions, loudness per rendition, QC findings, GX result."""
+    checks = {k: v for k, v in (checks or {}).items() if v}
+    if not checks:
+        return None
+    rights_c, loud, tqc, meta = (checks.get(k) or {} for k in ("rights", "loudness", "technical_qc", "metadata"))
+    return {
+        "rights": rights_c.get("decisions"),
+        "loudness": {"source": loud.get("source"), "renditions": loud.get("renditions")} if loud else None,
+        "technical_qc": {"findings": tqc.get("problems", []), "detections": tqc.get("detections")} if tqc else None,
+        "metadata": {k: meta["gx"].get(k) for k in ("suite", "suite_version", "success", "evaluated", "successful",
+                                                   "failed")} | {"uri": meta.get("gx_uri")} if meta else None,
+        "problems": [p for c in checks.values() for p in c.get("problems", [])],
+    }  # fmt: skip

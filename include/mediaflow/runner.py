@@ -22,7 +22,7 @@ from pathlib import Path
 
 import boto3
 
-from mediaflow import samples
+from mediaflow import rights, samples
 from mediaflow.airflow_api import AirflowApi, ApiError
 from mediaflow.devstack import LOCAL_S3_KEY, LOCAL_S3_SECRET, PROJECT, Stack, StackError
 from mediaflow.manifest import MANIFEST_NAME
@@ -93,26 +93,58 @@ def export_published(s3, buckets: Buckets, entry: dict, out_dir: Path) -> None:
             pub["local_path"] = str(local)
 
 
-def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) -> dict:
+ACTIVE = {"queued", "scheduled", "running", "up_for_retry", "up_for_reschedule", "restarting", "deferred"}
+AWAITING = "awaiting_input"
+
+
+def merge_avails(s3, buckets: Buckets, csv_path: Path) -> int:
+    """Rows of DELIVERIES/avails.csv merged into the rights catalog in S3; returns how many rows it now has."""
+    from mediaflow.compliance import RIGHTS_KEY
+
+    try:
+        current = s3.get_object(Bucket=buckets.reports, Key=RIGHTS_KEY)["Body"].read().decode("utf-8")
+    except s3.exceptions.NoSuchKey:
+        current = ",".join(rights.HEADER) + "\n"
+    merged = rights.merge_catalogs(
+        rights.parse_catalog(current, name=f"s3://{buckets.reports}/{RIGHTS_KEY}"),
+        rights.parse_catalog(csv_path.read_text(encoding="utf-8"), name=str(csv_path)),
+    )
+    s3.put_object(Bucket=buckets.reports, Key=RIGHTS_KEY, Body=rights.to_csv(merged).encode())
+    return len(merged)
+
+
+def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
+    """Upload every delivery folder, then trigger one run per delivery. Returns [(delivery_id, dag_id, run_id, spec)]."""
     specs = load_specs()
     buckets = Buckets.from_env()
     s3 = _s3(stack)
-    api = AirflowApi(stack.api_url, "admin", stack.password() or "")
+    api = _api(stack)
     api.wait_for_dags([s.dag_id for s in specs.values()])
+    if (deliveries_dir / "avails.csv").exists():
+        rows = merge_avails(s3, buckets, deliveries_dir / "avails.csv")
+        print(f"[run] merged {deliveries_dir / 'avails.csv'} into the rights catalog ({rows} rows)")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-    runs = []  # (delivery_id, dag_id, run_id, spec)
     folders = sorted(p for p in deliveries_dir.iterdir() if p.is_dir())
     if not folders:
         raise SystemExit(f"no delivery folders in {deliveries_dir}")
     uploaded = [(folder, upload_delivery(s3, buckets, folder)) for folder in folders]  # all landed, then trigger
+    runs = []
     for folder, delivery_id in uploaded:
         spec = specs[stream_of(folder, set(specs))]
         run_id = f"make_run__{stamp}__{delivery_id}"
         api.trigger(spec.dag_id, run_id, {"delivery": delivery_id, "priority": "normal"})
         runs.append((delivery_id, spec.dag_id, run_id, spec))
         print(f"[run] triggered {spec.dag_id}  {delivery_id}")
+    return runs
 
+
+def _api(stack: Stack) -> AirflowApi:
+    return AirflowApi(stack.api_url, "admin", stack.password() or "")
+
+
+def wait(stack: Stack, runs: list[tuple], *, timeout_s: float = 1800, settle_on_review: bool = True) -> dict:
+    """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}."""
+    api = _api(stack)
     started, shown, done = time.monotonic(), {}, {}
     while len(done) < len(runs):
         if time.monotonic() - started > timeout_s:
@@ -126,10 +158,33 @@ def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) ->
             if line and shown.get(run_id) != line:
                 shown[run_id] = line
                 print(f"[{time.monotonic() - started:5.0f}s] {delivery_id:<32} {line}", flush=True)
-            if run and run["state"] in TERMINAL:
+            states = {t["state"] for t in tis}
+            parked = settle_on_review and AWAITING in states and not states & ACTIVE
+            if run and (run["state"] in TERMINAL or parked):
                 done[run_id] = (run, tis)
         time.sleep(2)
+    return done
 
+
+def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spec, tis: list[dict]) -> dict:
+    """summary.json entry of a run parked on a human review, saying how to answer it."""
+    ingested = _api(stack).xcom(dag_id, run_id, "ingest.ingest_delivery") or {}
+    waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
+    reasons = [
+        f"{task.split('.', 1)[1].replace('_approval', '')} review waits for a person: in the Airflow UI "
+        f"({stack.api_url}) open Browse > Required Actions (or DAG {dag_id}, run {run_id}, task {task}) "
+        f"and choose Approve or Reject"
+        for task in waiting
+    ]
+    return {"asset_id": ingested.get("asset_id"), "delivery_id": delivery_id, "value_stream": spec.name,
+            "status": "awaiting_review", "reasons": reasons, "dag_run_id": run_id, "lead_time_s": None,
+            "source": ingested.get("source"), "locales": None, "published": []}  # fmt: skip
+
+
+def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
+    """Read each run's outcome, add stage spans, export what was published, write out/summary.json."""
+    buckets = Buckets.from_env()
+    s3 = _s3(stack)
     out_dir = stack.out_dir
     shutil.rmtree(out_dir / "published", ignore_errors=True)
     assets = []
@@ -138,12 +193,16 @@ def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) ->
         try:
             entry = json.loads(s3.get_object(Bucket=buckets.reports, Key=outcome_key(dag_id, run_id))["Body"].read())
         except s3.exceptions.NoSuchKey:
-            failed = [t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")]
-            entry = {"asset_id": None, "delivery_id": delivery_id, "value_stream": spec.name, "status": "failed",
-                     "reasons": [f"run {run['state']}; no outcome recorded; failed tasks: {failed or 'none'}"],
-                     "dag_run_id": run_id, "lead_time_s": None, "source": None, "locales": None, "published": []}  # fmt: skip
+            if any(t["state"] == AWAITING for t in tis):
+                entry = awaiting_entry(stack, delivery_id, dag_id, run_id, spec, tis)
+            else:
+                failed = [t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")]
+                entry = {"asset_id": None, "delivery_id": delivery_id, "value_stream": spec.name, "status": "failed",
+                         "reasons": [f"run {run['state']}; no outcome recorded; failed tasks: {failed or 'none'}"],
+                         "dag_run_id": run_id, "lead_time_s": None, "source": None, "locales": None, "published": []}  # fmt: skip
         attempts = [{"stage": t["task_id"].split(".", 1)[0], "start": t["start_date"], "end": t["end_date"],
-                     "try_number": t["try_number"]} for t in tis if t["task_id"] != "outcome" and t["state"] != "skipped"]  # fmt: skip
+                     "try_number": t["try_number"]} for t in tis
+                    if t["task_id"] != "outcome" and t["state"] not in ("skipped", AWAITING)]  # fmt: skip
         entry["stages"] = stage_spans(attempts, stage_order=list(STAGE_ORDER), queued_at=run.get("queued_at"),
                                       slas_s=spec.stage_slas_s)  # fmt: skip
         export_published(s3, buckets, entry, out_dir)
@@ -152,6 +211,11 @@ def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) -> dict:
+    runs = submit(stack, deliveries_dir)
+    return summarize(stack, runs, wait(stack, runs, timeout_s=timeout_s))
 
 
 def print_table(summary: dict) -> None:
@@ -203,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(summary)
     print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
+    waiting = [a for a in summary["assets"] if a["status"] == "awaiting_review"]
+    if waiting:
+        print(f"[run] {len(waiting)} title(s) wait for review; run `make up` to answer in the UI, see reasons above")
     failed = [a for a in summary["assets"] if a["status"] == "failed"]
     return 1 if failed else 0
 

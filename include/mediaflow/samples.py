@@ -50,12 +50,12 @@ SAMPLES = {
     "sample-feature-1080p": ("sample-feature-1080p", "Test Pattern: Feature 1080p", "series_episode"),
     "sample-news-720p": ("sample-news-720p", "Test Pattern: News 720p", "news_clip"),
     "sample-vertical-portrait": ("sample-vertical-portrait", "Test Pattern: Vertical Clip", "news_clip"),
-    "sample-podcast-audio": ("sample-podcast-audio", "Test Tone: Podcast Episode", "series_episode"),
+    "sample-podcast-audio": ("sample-podcast-audio", "Test Tone: Podcast Episode", "news_clip"),
     "sample-broken-truncated": ("sample-broken-truncated", "Broken Upload: Truncated Source", "series_episode"),
 }
 
 
-VERSION = "2"  # bump when the samples change, so an existing sample folder is made anew
+VERSION = "3"  # bump when the samples change, so an existing sample folder is made anew
 
 
 def _srt_time(t: float) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from mediaflow.qc import Thresholds
+
 STREAMS_DIR = Path(__file__).resolve().parent.parent / "streams"
 STAGE_ORDER = ("ingest", "transcode", "localize", "compliance", "review", "publish")
 REVIEW_POLICIES = ("auto", "human")
@@ -19,7 +21,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_KEYS = {"name", "owners", "ladder", "loudness", "reviews", "channels", "stages", "lead_time_sla", "min_duration_s"}
+_KEYS = {"name", "owners", "ladder", "loudness", "reviews", "channels", "stages", "lead_time_sla", "min_duration_s",
+         "qc", "review_timeout", "review_default", "reviewers"}
+REVIEW_DEFAULTS = ("approve", "reject")
 
 
 class SpecError(ValueError):
@@ -49,6 +53,10 @@ class StreamSpec:
     stage_slas_s: dict[str, float]
     lead_time_sla_s: float
     min_duration_s: float = 1.0
+    qc: Thresholds = field(default_factory=Thresholds)
+    review_timeout_s: float = 86400.0
+    review_default: str = "reject"
+    reviewers: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
     @property
@@ -163,6 +171,22 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         raise _fail(path, "lead_time_sla", str(e)) from None
 
     min_duration = _number(path, "min_duration_s", data.get("min_duration_s", 1.0), lo=0, hi=86400)
+
+    qc_conf = data.get("qc", {})
+    allowed_qc = set(Thresholds.__dataclass_fields__)
+    if not isinstance(qc_conf, dict) or set(qc_conf) - allowed_qc:
+        raise _fail(path, "qc", f"must be a mapping with keys from {', '.join(sorted(allowed_qc))}")
+    thresholds = Thresholds(**{k: _number(path, f"qc.{k}", v, lo=-120, hi=3600) for k, v in qc_conf.items()})
+    try:
+        review_timeout = parse_duration(data.get("review_timeout", format_duration(slas.get("review", 86400.0))))
+    except ValueError as e:
+        raise _fail(path, "review_timeout", str(e)) from None
+    review_default = data.get("review_default", "reject")
+    if review_default not in REVIEW_DEFAULTS:
+        raise _fail(path, "review_default", f"{review_default!r} must be one of {', '.join(REVIEW_DEFAULTS)}")
+    reviewers = data.get("reviewers", [])
+    if not isinstance(reviewers, list) or not all(isinstance(r, str) and r for r in reviewers):
+        raise _fail(path, "reviewers", "must be a list of Airflow user names")
     return StreamSpec(
         name=name,
         owners=tuple(owners),
@@ -173,6 +197,10 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         stage_slas_s=slas,
         lead_time_sla_s=lead,
         min_duration_s=min_duration,
+        qc=thresholds,
+        review_timeout_s=review_timeout,
+        review_default=review_default,
+        reviewers=tuple(reviewers),
         path=path,
     )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
-from mediaflow import flow
+from mediaflow import compliance, flow
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
@@ -103,6 +105,65 @@ class LocalizeOperator(_StreamOperator):
             self.hook.send_sigterm()
 
 
+class _CheckOperator(_StreamOperator):
+    """A compliance check over the ingested title; a failed check is a finding returned, never a task failure.
+
+    Subclasses implement check(store, buckets, context) with one call into mediaflow.compliance.
+    """
+
+    template_fields: Sequence[str] = ("ingested",)
+
+    def __init__(self, *, ingested: Any, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ingested = ingested
+
+    def execute(self, context) -> dict[str, Any]:
+        result = self.check(MediaStoreHook(aws_conn_id=self.aws_conn_id), Buckets.from_env(), context)
+        self.log.info("%s: %s %s", result["check"], "passed" if result["passed"] else "FAILED", result["problems"])
+        return result
+
+
+class RightsCheckOperator(_CheckOperator):
+    """Rights windows per (channel, territory) from the rights catalog, at the time of the check."""
+
+    def check(self, store, buckets, context):
+        return compliance.check_rights(store, buckets, ingested=self.ingested, at=datetime.now(timezone.utc))
+
+
+class LoudnessCheckOperator(_CheckOperator):
+    """EBU R128 loudness and true peak of every audio rendition to be published."""
+
+    template_fields: Sequence[str] = ("ingested", "transcode_task_id", "localize_task_id")
+
+    def __init__(self, *, transcode_task_id: str, localize_task_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.transcode_task_id = transcode_task_id
+        self.localize_task_id = localize_task_id
+
+    def check(self, store, buckets, context):
+        ti = context["ti"]
+        return compliance.check_loudness(
+            store, buckets, ingested=self.ingested, spec=self._spec(),
+            transcoded=ti.xcom_pull(task_ids=self.transcode_task_id, default=None),
+            localized=mapped_results(ti, self.localize_task_id),
+        )  # fmt: skip
+
+
+class TechnicalQCOperator(_CheckOperator):
+    """Black frames, frozen video and silence in the source (ffmpeg detectors, the spec's thresholds)."""
+
+    def check(self, store, buckets, context):
+        return compliance.check_technical_qc(store, buckets, ingested=self.ingested, spec=self._spec())
+
+
+class MetadataQualityOperator(_CheckOperator):
+    """The manifest and probe facts against the versioned Great Expectations suite."""
+
+    def check(self, store, buckets, context):
+        return compliance.check_metadata(store, buckets, ingested=self.ingested, known_streams=sorted(load_specs()),
+                                         run_id=context["run_id"])  # fmt: skip
+
+
 class PublishOperator(_StreamOperator):
     """Publish to the distribution bucket: segments, then playlists, master last.
 
@@ -110,13 +171,15 @@ class PublishOperator(_StreamOperator):
     (a sidecar-only delivery has no transcode; a title without sidecars has no locales).
     """
 
-    template_fields: Sequence[str] = ("ingested", "transcode_task_id", "localize_task_id")
+    template_fields: Sequence[str] = ("ingested", "transcode_task_id", "localize_task_id", "rights_task_id")
 
-    def __init__(self, *, ingested: Any, transcode_task_id: str, localize_task_id: str, **kwargs) -> None:
+    def __init__(self, *, ingested: Any, transcode_task_id: str, localize_task_id: str, rights_task_id: str,
+                 **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.ingested = ingested
         self.transcode_task_id = transcode_task_id
         self.localize_task_id = localize_task_id
+        self.rights_task_id = rights_task_id
 
     def execute(self, context) -> dict[str, Any]:
         ti = context["ti"]
@@ -126,6 +189,7 @@ class PublishOperator(_StreamOperator):
             ingested=self.ingested,
             transcoded=ti.xcom_pull(task_ids=self.transcode_task_id, default=None),
             localized=mapped_results(ti, self.localize_task_id),
+            rights_check=ti.xcom_pull(task_ids=self.rights_task_id, default=None),
         )
 
 
@@ -140,3 +204,21 @@ def mapped_results(ti, task_id: str) -> list[dict]:
     if isinstance(pulled, dict):
         return [pulled]
     return [r for r in pulled if r]
+
+
+class ReviewApprovalOperator(ApprovalOperator):
+    """Airflow's HITL ApprovalOperator that also records the answer (who, what, comment) as XCom `review`.
+
+    On Reject the base operator skips downstream before its return value reaches XCom; the outcome still needs
+    the reviewer and the comment.
+    """
+
+    def execute_complete(self, context, event: dict[str, Any]) -> Any:
+        if "error" not in event:
+            user = event.get("responded_by_user") or {}
+            context["ti"].xcom_push(key="review", value={
+                "chosen": (event.get("chosen_options") or [""])[0],
+                "by": user.get("name") or user.get("id") or "",
+                "comment": (event.get("params_input") or {}).get("comment", ""),
+            })  # fmt: skip
+        return super().execute_complete(context, event)

@@ -7,18 +7,27 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, task
 
+from mediaflow import compliance
+from mediaflow.compliance import BRANCHES
 from mediaflow.spec import StreamSpec, format_duration
 
 from mediaflow_airflow.operators import (
     IngestOperator,
     LocalizeOperator,
+    LoudnessCheckOperator,
+    MetadataQualityOperator,
     PublishOperator,
+    ReviewApprovalOperator,
+    RightsCheckOperator,
+    TechnicalQCOperator,
     TranscodeOperator,
     mapped_results,
 )
 
 PRIORITIES = ["low", "normal", "high", "urgent"]
+INGEST_ID = "ingest.ingest_delivery"
 TRANSCODE_ID, LOCALIZE_ID, PUBLISH_ID = "transcode.transcode_ladder", "localize.localize_locale", "publish.publish_channels"
+CHECK_IDS = ("compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata")
 # Tasks touch S3 and ffmpeg: infrastructure blips are retried with backoff; bad input never raises.
 DEFAULT_ARGS = {
     "owner": "media-ops",
@@ -54,6 +63,56 @@ Bad input ends `rejected` with its reasons and a copy in quarantine; it never fa
 
 Spec file: `include/streams/{spec.name}.yaml`
 """
+
+
+def review_branch(spec: StreamSpec, branch: str, checks: dict) -> tuple:
+    """One review branch: the policy picks `<branch>_auto` (checks passed, policy auto) or `<branch>_approval`
+    (a person, via Airflow's HITL ApprovalOperator, with the spec's timeout and default)."""
+    policy = spec.reviews.get(branch, "auto")
+    outputs = {name: op.output for name, op in checks.items()}
+
+    @task.branch(task_id=f"{branch}_policy")
+    def decide(rights: dict, loudness: dict, technical_qc: dict, metadata: dict) -> str:
+        results = {"rights": rights, "loudness": loudness, "technical_qc": technical_qc, "metadata": metadata}
+        mode, _ = compliance.review_mode(branch, policy, results)
+        return f"review.{branch}_{'approval' if mode == 'human' else 'auto'}"
+
+    @task(task_id=f"{branch}_auto")
+    def auto(rights: dict, loudness: dict, technical_qc: dict, metadata: dict) -> dict:
+        """Approved by the automated checks, recorded as such."""
+        results = {"rights": rights, "loudness": loudness, "technical_qc": technical_qc, "metadata": metadata}
+        _, why = compliance.review_mode(branch, policy, results)
+        return {"branch": branch, "decision": "approved", "by": "auto", "comment": "; ".join(why)}
+
+    approval = ReviewApprovalOperator(
+        task_id=f"{branch}_approval",
+        subject=f"{{{{ ti.xcom_pull(task_ids='{INGEST_ID}')['asset_id'] }}}}: {branch} review ({spec.name})",
+        body=(
+            f"**{branch.capitalize()} review** of asset `{{{{ ti.xcom_pull(task_ids='{INGEST_ID}')['asset_id'] }}}}` "
+            f"in value stream `{spec.name}`.\n\nWhy a person is asked:\n"
+            "{% for t in " + repr([f"compliance.{c}" for c in compliance.CHECKS_OF[branch]]) + " %}"
+            "{% for p in (ti.xcom_pull(task_ids=t) or {}).get('problems', []) %}- {{ p }}\n{% endfor %}{% endfor %}"
+            f"- policy for {branch}: {policy}\n\nApprove to publish, Reject to stop it (add a comment)."
+        ),
+        defaults="Approve" if spec.review_default == "approve" else "Reject",
+        response_timeout=timedelta(seconds=spec.review_timeout_s),
+        params={"comment": Param("", type="string", title="Comment", description="Why (shown in the summary)")},
+        assigned_users=[{"id": u, "name": u} for u in spec.reviewers] or None,
+    )
+    decided = decide(**outputs)
+    auto_task = auto(**outputs)
+    decided >> [auto_task, approval]
+    return auto_task.operator, approval
+
+
+def review_result(branch: str, auto: dict | None, human: dict | None) -> dict | None:
+    """A branch's decision from whichever task ran: the auto approval, or the HITL response."""
+    if auto:
+        return auto
+    if human:
+        return {"branch": branch, "decision": "approved" if human["chosen"] == "Approve" else "rejected",
+                "by": human["by"] or "timeout default", "comment": human["comment"]}  # fmt: skip
+    return None
 
 
 def value_stream_dag(spec: StreamSpec) -> DAG:
@@ -95,8 +154,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 if result["status"] != "accepted":
                     return []
                 if result["mode"] == "sidecars":
-                    return [LOCALIZE_ID, PUBLISH_ID]
-                return [TRANSCODE_ID, LOCALIZE_ID, PUBLISH_ID]
+                    return [LOCALIZE_ID, *CHECK_IDS, PUBLISH_ID]
+                return [TRANSCODE_ID, LOCALIZE_ID, *CHECK_IDS, PUBLISH_ID]
 
             routed = route(ingested.output)
 
@@ -124,6 +183,24 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             ).expand(item=locale_items)
         [routed, transcoded] >> localized
 
+        with TaskGroup("compliance"):
+            # the checks hang off the route too, so a rejected delivery skips them whatever their trigger rule says
+            common = {"value_stream": spec.name, "ingested": ingested.output,
+                      "trigger_rule": TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS}  # fmt: skip
+            checks = {
+                "rights": RightsCheckOperator(task_id="rights", **common),
+                "loudness": LoudnessCheckOperator(
+                    task_id="loudness", transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common
+                ),
+                "technical_qc": TechnicalQCOperator(task_id="technical_qc", **common),
+                "metadata": MetadataQualityOperator(task_id="metadata", **common),
+            }
+        for upstream in (routed, transcoded, localized):
+            upstream >> list(checks.values())
+
+        with TaskGroup("review"):
+            reviews = [review_branch(spec, branch, checks) for branch in BRANCHES]
+
         with TaskGroup("publish"):
             published = PublishOperator(
                 task_id="publish_channels",
@@ -131,10 +208,12 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 ingested=ingested.output,
                 transcode_task_id=TRANSCODE_ID,
                 localize_task_id=LOCALIZE_ID,
+                rights_task_id=CHECK_IDS[0],
                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             )
-        # publish hangs off the route too, so a rejected delivery skips it whatever its trigger rule says
-        [routed, transcoded, localized] >> published
+        # publish hangs off the route too, so a rejected delivery skips it whatever its trigger rule says;
+        # a reviewer's Reject skips it directly (ApprovalOperator skips its downstream)
+        [routed, transcoded, localized, *[t for pair in reviews for t in pair]] >> published
 
         @task(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE)
         def outcome(ingest_result, publish_result, **context) -> dict:
@@ -154,7 +233,10 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 failed_tasks=failed,
                 finished_at=datetime.now(timezone.utc),
                 localized=mapped_results(ti, LOCALIZE_ID),
-            )
+                reviews=[review_result(b, ti.xcom_pull(task_ids=f"review.{b}_auto", default=None),
+                                       ti.xcom_pull(task_ids=f"review.{b}_approval", key="review", default=None)) for b in BRANCHES],
+                checks={c.split(".", 1)[1]: ti.xcom_pull(task_ids=c, default=None) for c in CHECK_IDS},
+            )  # fmt: skip
             buckets = Buckets.from_env()
             MediaStoreHook().put_bytes(json.dumps(entry, indent=2).encode(), buckets.reports, outcome_key(spec.dag_id, run_id))
             mail = flow.locale_rejection_mail(entry, owners=list(spec.owners))

@@ -14,7 +14,7 @@ STREAMS_FOLDER = PROJECT / "include" / "streams"
 SPEC_NAMES = sorted(p.stem for p in STREAMS_FOLDER.glob("*.yaml"))
 DAG_IDS = [f"value_stream__{name}" for name in SPEC_NAMES]
 RISKY_OPERATORS = {"IngestOperator", "TranscodeOperator", "LocalizeOperator", "PublishOperator"}  # touch S3 / run ffmpeg
-GROUPS = ("ingest", "transcode", "localize", "publish")
+GROUPS = ("ingest", "transcode", "localize", "compliance", "review", "publish")
 
 
 @pytest.fixture(params=DAG_IDS)
@@ -155,3 +155,22 @@ def test_broken_spec_fails_naming_the_file(tmp_path):
     with pytest.raises(SpecError) as err:
         load_spec(bad)
     assert str(bad) in str(err.value) and "ladder[1].height" in str(err.value)
+
+
+def test_review_branches_follow_the_spec_policy(dag):
+    """Each branch picks automatic approval or a person; the person's task is Airflow's HITL ApprovalOperator."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator  # noqa: PLC0415
+
+    spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
+    for branch in ("editorial", "legal", "qc"):
+        policy = dag.get_task(f"review.{branch}_policy")
+        assert {t.task_id for t in policy.downstream_list} == {f"review.{branch}_auto", f"review.{branch}_approval"}
+        approval = dag.get_task(f"review.{branch}_approval")
+        assert isinstance(approval, ApprovalOperator)
+        assert approval.response_timeout.total_seconds() == spec.review_timeout_s
+        assert approval.defaults == ["Reject" if spec.review_default == "reject" else "Approve"]
+        assert "publish.publish_channels" in {t.task_id for t in approval.downstream_list}
+    checks = [t for t in dag.tasks if t.task_id.startswith("compliance.")]
+    assert sorted(t.task_id for t in checks) == ["compliance.loudness", "compliance.metadata", "compliance.rights",
+                                                 "compliance.technical_qc"]
+    assert all(t.retries >= 2 for t in checks)

@@ -23,7 +23,7 @@ GOOD = {
     "sample-feature-1080p": ("series_episode", [(1920, 1080), (1280, 720), (854, 480), (640, 360)]),
     "sample-news-720p": ("news_clip", [(1280, 720), (640, 360)]),
     "sample-vertical-portrait": ("news_clip", [(720, 1280), (360, 640)]),
-    "sample-podcast-audio": ("series_episode", []),
+    "sample-podcast-audio": ("news_clip", []),
     "edge-interlaced-576i": ("news_clip", [(640, 360)]),  # PAL 16:9: 720x576 at SAR 64:45
     "edge-vfr": ("news_clip", [(640, 360)]),
     "edge-embedded-cc": ("news_clip", [(640, 360)]),
@@ -89,6 +89,12 @@ def _deliveries(root: Path) -> Path:
             "-i", str(root / "cc.scc"), "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "ultrafast",
             "-c:a", "aac", "-c:s", "copy", str(cc / "clip.mov"))  # fmt: skip
     _manifest(cc, source={"file": "clip.mov"})
+    rejected = folder("review-reject")
+    _manifest(rejected, value_stream="series_episode")  # legal: human in this stream's spec
+    # rights for the test titles (the samples' rows come from include/rights/avails.csv, seeded at stack start)
+    rows = [f"{p.name},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false" for p in sorted(d.iterdir())
+            if p.is_dir() and not p.name.startswith("sample-")]  # fmt: skip
+    (d / "avails.csv").write_text("asset_id,territory,channel,window_start,window_end,exclusive\n" + "\n".join(rows) + "\n")
     return d
 
 
@@ -102,12 +108,40 @@ SCC = """Scenarist_SCC V1.0
 """
 
 
+REVIEWER_REJECTS = {"review-reject": "music licence unclear"}
+FIRST_SUMMARY: dict = {}  # the batch as it stood before any review was answered
+
+
+def _review_and_finish(stack, api, runs) -> tuple[dict, dict]:
+    """As a reviewer would: wait until runs end or wait for review, answer every review through the REST API
+    (approve, except the deliveries in REVIEWER_REJECTS), wait for the end. Returns (first summary, final summary)."""
+    done = runner.wait(stack, runs, timeout_s=900)
+    first = runner.summarize(stack, runs, done)
+    answered = 0
+    for delivery_id, dag_id, run_id, _ in runs:
+        for ti in done[run_id][1]:
+            if ti["state"] == runner.AWAITING:
+                comment = REVIEWER_REJECTS.get(delivery_id, "looks good")
+                api.answer_review(dag_id, run_id, ti["task_id"], approve=delivery_id not in REVIEWER_REJECTS,
+                                  comment=comment)  # fmt: skip
+                answered += 1
+    if not answered:
+        return first, first
+    done = runner.wait(stack, runs, timeout_s=900, settle_on_review=False)
+    return first, runner.summarize(stack, runs, done)
+
+
+def _run(stack, api, deliveries: Path) -> dict:
+    return _review_and_finish(stack, api, runner.submit(stack, deliveries))[1]
+
+
 @pytest.fixture(scope="module")
-def batch(stack, tmp_path_factory):
+def batch(stack, api, tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     deliveries = _deliveries(root)
-    summary = runner.run_batch(stack, deliveries, timeout_s=900)
-    return {a["delivery_id"]: a for a in summary["assets"]}, deliveries
+    first, final = _review_and_finish(stack, api, runner.submit(stack, deliveries))
+    FIRST_SUMMARY.update({a["delivery_id"]: a for a in first["assets"]})
+    return {a["delivery_id"]: a for a in final["assets"]}, deliveries
 
 
 def _ffprobe(path: Path) -> dict:
@@ -131,6 +165,7 @@ def _download(s3, bucket: str, prefix: str, dest: Path) -> dict[str, dict]:
 def test_summary_has_every_delivery_and_no_failures(batch, stack):
     results, deliveries = batch
     assert set(results) == {p.name for p in deliveries.iterdir() if p.is_dir()}
+    assert [d for d, a in results.items() if a["status"] == "awaiting_review"] == []
     assert not [d for d, a in results.items() if a["status"] == "failed"], results
     summary = json.loads((stack.out_dir / "summary.json").read_text())
     for entry in summary["assets"]:
@@ -148,7 +183,8 @@ def test_good_delivery_published_with_every_rung(batch, s3, tmp_path, delivery_i
     assert entry["value_stream"] == stream
     assert [p["channel"] for p in entry["published"]] == ["web"]
     assert entry["lead_time_s"] > 0
-    expected_stages = ["ingest", "transcode"] + (["localize"] if entry["locales"] else []) + ["publish"]
+    expected_stages = (["ingest", "transcode"] + (["localize"] if entry["locales"] else [])
+                       + ["compliance", "review", "publish"])  # fmt: skip
     assert [s["stage"] for s in entry["stages"]] == expected_stages
     source_duration = entry["source"]["duration_s"]
 
@@ -228,7 +264,7 @@ def test_published_objects_exported_to_out(batch, stack):
         assert path.read_text().startswith("#EXTM3U")
 
 
-def test_running_again_publishes_the_same_objects(batch, stack, s3, tmp_path):
+def test_running_again_publishes_the_same_objects(batch, stack, s3, api, tmp_path):
     results, deliveries = batch
     bucket = Buckets.from_env().distribution
     prefix = "web/sample-feature-1080p/"
@@ -239,8 +275,7 @@ def test_running_again_publishes_the_same_objects(batch, stack, s3, tmp_path):
     before = listing()
     again = tmp_path / "again"
     shutil.copytree(deliveries / "sample-feature-1080p", again / "sample-feature-1080p")
-    summary = runner.run_batch(stack, again, timeout_s=600)
-    (entry,) = summary["assets"]
+    (entry,) = _run(stack, api, again)["assets"]
     assert entry["status"] == "published"
     assert entry["dag_run_id"] != results["sample-feature-1080p"]["dag_run_id"]
     assert listing() == before
@@ -311,7 +346,7 @@ def test_late_sidecars_add_a_locale_without_transcoding(batch, stack, s3, api, t
     (late / "it-IT.srt").write_text("1\n00:00:01,000 --> 00:00:02,500\nBuonasera.\n", encoding="utf-8")
     _manifest(late, asset_id="sample-feature-1080p", value_stream="series_episode", source=None,
               captions=[{"locale": "it-IT", "file": "it-IT.srt"}])  # fmt: skip
-    (entry,) = runner.run_batch(stack, late.parent, timeout_s=600)["assets"]
+    (entry,) = _run(stack, api, late.parent)["assets"]
     assert entry["status"] == "published", entry["reasons"]
     assert entry["locales"]["it-IT"] == "published"
     states = {t["task_id"]: t["state"] for t in api.task_instances("value_stream__series_episode", entry["dag_run_id"])}
@@ -322,12 +357,12 @@ def test_late_sidecars_add_a_locale_without_transcoding(batch, stack, s3, api, t
     assert [p.uri for p in after.playlists] == [p.uri for p in before.playlists]
 
 
-def test_late_sidecars_for_an_unpublished_asset_are_rejected(batch, stack, tmp_path):
+def test_late_sidecars_for_an_unpublished_asset_are_rejected(batch, stack, api, tmp_path):
     late = tmp_path / "late" / "late-unknown"
     late.mkdir(parents=True)
     (late / "it-IT.srt").write_text("1\n00:00:01,000 --> 00:00:02,500\nCiao.\n", encoding="utf-8")
     _manifest(late, asset_id="never-published", source=None, captions=[{"locale": "it-IT", "file": "it-IT.srt"}])
-    (entry,) = runner.run_batch(stack, late.parent, timeout_s=600)["assets"]
+    (entry,) = _run(stack, api, late.parent)["assets"]
     assert entry["status"] == "rejected"
     assert "has not been published" in " ".join(entry["reasons"])
 
@@ -341,3 +376,50 @@ def test_embedded_cea608_captions_become_a_subtitle_locale(batch, s3, tmp_path):
     key = "web/edge-embedded-cc/subs_en-US/en-US.vtt"
     vtt = s3.get_object(Bucket=Buckets.from_env().distribution, Key=key)["Body"].read().decode()
     assert "HELLO WORLD" in vtt
+
+
+
+# ---------------------------------------------------------------- compliance and review
+
+
+def test_human_review_waits_then_publishes_when_approved(batch):
+    results, _ = batch
+    first = FIRST_SUMMARY["sample-feature-1080p"]
+    assert first["status"] == "awaiting_review"
+    assert any("legal review waits for a person" in r and "Required Actions" in r for r in first["reasons"])
+    assert first["published"] == []
+    final = results["sample-feature-1080p"]
+    assert final["status"] == "published"
+    legal = [r for r in final["reviews"] if r["branch"] == "legal"]
+    assert legal == [{"branch": "legal", "decision": "approved", "by": "admin", "comment": "looks good"}]
+    assert {r["branch"]: r["by"] for r in final["reviews"]}["editorial"] == "auto"
+
+
+def test_a_title_rejected_by_its_reviewer_is_not_published(batch, s3):
+    results, _ = batch
+    entry = results["review-reject"]
+    assert entry["status"] == "rejected"
+    assert entry["reasons"] == ["legal review rejected by admin: music licence unclear"]
+    assert entry["published"] == []
+    assert not s3.list_objects_v2(Bucket=Buckets.from_env().distribution, Prefix="web/review-reject/").get("Contents")
+
+
+def test_closed_window_territory_is_not_published_the_rest_is(batch):
+    results, _ = batch
+    first = FIRST_SUMMARY["sample-vertical-portrait"]
+    assert first["status"] == "awaiting_review", "a rights problem sends the title to legal review"
+    entry = results["sample-vertical-portrait"]
+    assert entry["status"] == "published"
+    assert [(p["channel"], p["territories"]) for p in entry["published"]] == [("web", ["US"])]
+    decisions = {(d["channel"], d["territory"]): d for d in entry["compliance"]["rights"]}
+    assert decisions[("web", "GB")]["publishable"] is False and "closed" in decisions[("web", "GB")]["reason"]
+    assert any("web/GB" in r for r in entry["reasons"])
+
+
+def test_compliance_results_are_in_the_summary(batch):
+    results, _ = batch
+    c = results["sample-feature-1080p"]["compliance"]
+    assert abs(c["loudness"]["renditions"]["audio"]["integrated_lufs"] - (-23.0)) <= 1.0
+    assert abs(c["loudness"]["renditions"]["audio_fr-FR"]["integrated_lufs"] - (-23.0)) <= 1.0
+    assert c["technical_qc"]["findings"] == []
+    assert c["metadata"]["success"] is True and c["metadata"]["uri"].startswith("s3://")

@@ -1,0 +1,126 @@
+"""Compliance checks over a Store, and the review policy they feed.
+
+Each check returns {"check", "passed", "problems": [...], ...details}; a failed check never raises (it is a
+finding about the title), storage and ffmpeg trouble does. The review policy maps checks to branches:
+editorial <- metadata quality, legal <- rights, qc <- loudness + technical QC. A branch whose policy is `auto`
+is approved when its checks passed; otherwise a person decides.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from mediaflow import loudness, metadata_quality, qc, rights
+from mediaflow.spec import StreamSpec
+from mediaflow.store import Buckets, Store, run_key
+
+RIGHTS_KEY = "rights/avails.csv"
+BRANCHES = ("editorial", "legal", "qc")
+CHECKS_OF = {"editorial": ("metadata",), "legal": ("rights",), "qc": ("loudness", "technical_qc")}
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def load_catalog(store: Store, buckets: Buckets) -> list[rights.Avail]:
+    name = f"s3://{buckets.reports}/{RIGHTS_KEY}"
+    if RIGHTS_KEY not in store.list(buckets.reports, RIGHTS_KEY):
+        return []  # no catalog: nothing is publishable, and legal review is required
+    return rights.parse_catalog(store.get_bytes(buckets.reports, RIGHTS_KEY).decode("utf-8"), name=name)
+
+
+def check_rights(store: Store, buckets: Buckets, *, ingested: dict, at: datetime) -> dict:
+    decisions = rights.decide(load_catalog(store, buckets), asset_id=ingested["asset_id"],
+                              channels=ingested["channels"], territories=ingested["territories"], at=at)  # fmt: skip
+    problems = [f"rights {d.channel}/{d.territory}: {d.reason}" for d in decisions if not d.publishable]
+    return {"check": "rights", "passed": not problems, "problems": problems, "decisions": [asdict(d) for d in decisions]}
+
+
+def _video_part(ingested: dict, transcoded: dict | None) -> dict | None:
+    return transcoded or (ingested.get("previous") or {}).get("video")
+
+
+def _download_rendition(store: Store, hls_uri: str, folder: str, files: list[str], dest: Path) -> Path:
+    bucket, prefix = _split(hls_uri)
+    for name in files:
+        if name.startswith(folder + "/"):
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.download(bucket, prefix + name, str(target))
+    return dest / folder / "index.m3u8"
+
+
+def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded: dict | None,
+                   localized: list[dict], spec: StreamSpec) -> dict:  # fmt: skip
+    """Every published audio rendition measured (EBU R128) against the spec's target and true-peak ceiling."""
+    parts = []
+    video = _video_part(ingested, transcoded)
+    if video and video.get("audios"):
+        parts.append(("audio", video["hls_uri"], video["files"]))
+    for r in localized:
+        if r["status"] == "ok" and r["kind"] == "audio":
+            folder = r["rendition"]["uri"].split("/", 1)[0]
+            parts.append((folder, r["hls_uri"], r["files"]))
+    renditions, problems = {}, []
+    with tempfile.TemporaryDirectory(prefix="mediaflow-loudness-") as tmp:
+        for folder, hls_uri, files in parts:
+            playlist = _download_rendition(store, hls_uri, folder, files, Path(tmp) / folder.replace("/", "_"))
+            measured = loudness.measure(playlist, name=f"{folder}/index.m3u8")
+            renditions[folder] = measured
+            problems += loudness.check(measured, target_lufs=spec.loudness.target_lufs,
+                                       true_peak_dbtp=spec.loudness.true_peak_dbtp, name=f"{folder}/index.m3u8")  # fmt: skip
+    return {"check": "loudness", "passed": not problems, "problems": problems,
+            "source": (ingested.get("source") or {}).get("loudness"), "renditions": renditions}  # fmt: skip
+
+
+def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec) -> dict:
+    """Black frames, frozen video and silence in the source, as time ranges."""
+    if not ingested.get("source_uri"):
+        return {"check": "technical_qc", "passed": True, "problems": [], "detections": None,
+                "note": "sidecar-only delivery: the source was checked when it was published"}  # fmt: skip
+    facts = ingested["source"]
+    bucket, key = _split(ingested["source_uri"])
+    with tempfile.TemporaryDirectory(prefix="mediaflow-qc-") as tmp:
+        src = Path(tmp) / PurePosixPath(key).name
+        store.download(bucket, key, str(src))
+        detections = qc.detect(src, duration_s=facts["duration_s"], has_video=bool(facts.get("video")),
+                               has_audio=facts.get("audio_streams", 0) > 0, thresholds=spec.qc)  # fmt: skip
+    problems = qc.findings(detections, name=PurePosixPath(key).name)
+    return {"check": "technical_qc", "passed": not problems, "problems": problems, "detections": detections}
+
+
+def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_streams: list[str], run_id: str) -> dict:
+    """The manifest and probe facts against the versioned GX suite; the validation result is kept with the asset."""
+    row = metadata_quality.facts_row(ingested, ingested.get("source") or {})  # ingest carries the manifest fields
+    summary = metadata_quality.validate([row], known_streams=known_streams)
+    key = f"compliance/{ingested['asset_id']}/{run_key(run_id)}/metadata_gx.json"
+    store.put_bytes(json.dumps(summary, indent=2, default=str).encode(), buckets.reports, key)
+    problems = [
+        f"metadata: {f['expectation']} failed on {f.get('column')}: unexpected {f.get('unexpected')}"
+        for f in summary.get("failed", [])
+    ]
+    return {"check": "metadata", "passed": bool(summary["success"]), "problems": problems, "gx": summary,
+            "gx_uri": f"s3://{buckets.reports}/{key}"}  # fmt: skip
+
+
+def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str, list[str]]:
+    """('auto' | 'human', why). A failed check forces a person whatever the policy (rights -> legal, QC -> qc)."""
+    problems = [p for name in CHECKS_OF[branch] for p in (checks.get(name) or {}).get("problems", [])]
+    if policy == "human":
+        return "human", problems or [f"the stream's policy asks for {branch} review by a person"]
+    if problems:
+        return "human", problems
+    return "auto", [f"{branch}: automated checks passed ({', '.join(CHECKS_OF[branch])})"]
+
+
+def publishable_territories(rights_check: dict | None, channel: str, territories: list[str]) -> list[str]:
+    """Territories of a channel where a rights window is open; all of them when no rights check ran."""
+    if not rights_check:
+        return list(territories)
+    return [d["territory"] for d in rights_check["decisions"] if d["channel"] == channel and d["publishable"]]
