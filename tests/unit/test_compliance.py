@@ -539,3 +539,22 @@ def test_suite_file_is_versioned_and_gx_is_not_imported_at_module_import():
         env={**os.environ, "PYTHONPATH": str(Path(mq.__file__).resolve().parents[1])},
     )  # fmt: skip
     assert probe.stdout.strip() == "False"
+
+
+def test_audio_normalised_by_the_pipeline_meets_the_spec(tmp_path):
+    """A quiet (-30 dBFS) locale track through the pipeline's own audio chain lands within 1 LU of the target."""
+    from mediaflow import ladder, loudness
+    from mediaflow.spec import load_specs
+
+    spec = load_specs()["news_clip"]  # -16 LUFS, -1.5 dBTP
+    src = tmp_path / "quiet.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "aevalsrc=0.0316*sin(2*PI*440*t):s=48000:d=6", "-ac", "2", str(src)], check=True)  # fmt: skip
+    out = tmp_path / "audio_xx"
+    out.mkdir()
+    subprocess.run(ladder.locale_audio_argv(src, out, loudness=spec.loudness, duration_s=6.0), check=True,
+                   capture_output=True)  # fmt: skip
+    measured = loudness.measure(out / "index.m3u8")
+    assert abs(measured["integrated_lufs"] - spec.loudness.target_lufs) <= 1.0, measured
+    assert loudness.check(measured, target_lufs=spec.loudness.target_lufs,
+                          true_peak_dbtp=spec.loudness.true_peak_dbtp, name="audio_xx/index.m3u8") == []  # fmt: skip
