@@ -123,26 +123,17 @@ def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool) -> list[s
 
 
 _ERROR_LINE = re.compile(r"\[(error|fatal|panic)\]")
-_I = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.M)
-_PEAK = re.compile(r"^\s*Peak:\s+(-?[\d.]+|-inf) dBFS", re.M)
-
-
 def parse_decode_log(log: str) -> tuple[list[str], dict | None]:
-    """(decode errors, loudness) from a decode_argv log. Loudness is the ebur128 summary, if any."""
+    """(decode errors, loudness) from a decode_argv log. Loudness is the ebur128 summary, None without one."""
+    from mediaflow.loudness import parse_ebur128  # loudness imports this module's MediaError
+
     errors = []
     for line in log.splitlines():
         if _ERROR_LINE.search(line):
             text = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
             if text and text not in errors:
                 errors.append(text)
-    loudness = None
-    i_vals, peaks = _I.findall(log), _PEAK.findall(log)
-    if i_vals:
-        loudness = {
-            "integrated_lufs": float(i_vals[-1]) if i_vals[-1] != "-inf" else None,
-            "true_peak_dbtp": float(peaks[-1]) if peaks and peaks[-1] != "-inf" else None,
-        }
-    return errors, loudness
+    return errors, (parse_ebur128(log) if "Summary:" in log else None)
 
 
 def decode_test(path: str | Path, facts: dict) -> dict | None:

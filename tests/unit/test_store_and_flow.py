@@ -226,13 +226,15 @@ DECODE_LOG = """\
 def test_parse_decode_log_errors_and_loudness():
     errors, loudness = media.parse_decode_log(DECODE_LOG)
     assert errors == ["Invalid NAL unit size (1234 > 567).", "Error splitting the input into NAL units."]
-    assert loudness == {"integrated_lufs": -23.0, "true_peak_dbtp": -1.0}
+    assert loudness == {"integrated_lufs": -23.0, "lra_lu": 0.0, "true_peak_dbtp": -1.0}
 
 
 def test_parse_decode_log_clean_and_silent():
     assert media.parse_decode_log("[info] all good\n") == ([], None)
-    _, loudness = media.parse_decode_log("    I:         -inf LUFS\n    Peak:        -inf dBFS\n")
-    assert loudness == {"integrated_lufs": None, "true_peak_dbtp": None}
+    silent = ("[Parsed_ebur128_0 @ 0x1] [info] Summary:\n\n  Integrated loudness:\n    I:         -inf LUFS\n"
+              "\n  Loudness range:\n    LRA:         0.0 LU\n\n  True peak:\n    Peak:        -inf dBFS\n")
+    _, loudness = media.parse_decode_log(silent)
+    assert loudness == {"integrated_lufs": None, "lra_lu": 0.0, "true_peak_dbtp": None}
 
 
 def probe_doc(*streams, duration="10.0"):
