@@ -47,15 +47,19 @@ def _manifest(folder: Path, **fields) -> None:
 
 SAMPLES = {
     # delivery id: (asset id, title, value stream, maker)
-    "sample-feature-1080p": ("sample-feature-1080p", "Test Pattern: Feature 1080p", "series_episode"),
+    "sample-feature-1080p": ("sample-feature-1080p", "Test Pattern: Feature 1080p", "feature_film"),
     "sample-news-720p": ("sample-news-720p", "Test Pattern: News 720p", "news_clip"),
     "sample-vertical-portrait": ("sample-vertical-portrait", "Test Pattern: Vertical Clip", "news_clip"),
     "sample-podcast-audio": ("sample-podcast-audio", "Test Tone: Podcast Episode", "news_clip"),
     "sample-broken-truncated": ("sample-broken-truncated", "Broken Upload: Truncated Source", "series_episode"),
+    # series_episode asks for legal review by a person: this one waits in awaiting_review
+    "sample-episode-review": ("sample-episode-review", "Test Pattern: Episode Awaiting Legal Review", "series_episode"),
+    # its GB rights window has closed (include/rights/avails.csv): legal review, then US only
+    "sample-rights-closed-gb": ("sample-rights-closed-gb", "Test Pattern: Closed GB Window", "news_clip"),
 }
 
 
-VERSION = "3"  # bump when the samples change, so an existing sample folder is made anew
+VERSION = "4"  # bump when the samples change, so an existing sample folder is made anew
 
 
 def _srt_time(t: float) -> str:
@@ -91,7 +95,7 @@ def write_captions(folder: Path, seconds: float) -> list[dict]:
 
 
 def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
-    """Write the five sample deliveries under out_dir (skipping ones already there); return their folders."""
+    """Write the sample deliveries under out_dir (skipping ones already there); return their folders."""
     out_dir = Path(out_dir)
     marker = out_dir / ".samples-version"
     if out_dir.exists() and (not marker.exists() or marker.read_text().strip() != VERSION):
@@ -127,6 +131,9 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
         elif delivery_id == "sample-podcast-audio":
             source = "episode.wav"
             make_audio(folder / source, seconds=seconds)
+        elif delivery_id in ("sample-episode-review", "sample-rights-closed-gb"):
+            source = "clip.mp4"
+            make_video(folder / source, width=640, height=360, fps=25, seconds=min(seconds, 6.0))
         else:
             source = "broken.mp4"
             make_video(folder / source, width=1280, height=720, fps=25, seconds=seconds)

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 GOOD = {
     # delivery id: (stream, expected (width, height) of each rung, highest first; [] = audio only)
-    "sample-feature-1080p": ("series_episode", [(1920, 1080), (1280, 720), (854, 480), (640, 360)]),
+    "sample-feature-1080p": ("feature_film", [(1920, 1080), (1280, 720), (854, 480), (640, 360)]),
+    "sample-episode-review": ("series_episode", [(640, 360)]),  # after a person approved its legal review
+    "sample-rights-closed-gb": ("news_clip", [(640, 360)]),
     "sample-news-720p": ("news_clip", [(1280, 720), (640, 360)]),
     "sample-vertical-portrait": ("news_clip", [(720, 1280), (360, 640)]),
     "sample-podcast-audio": ("news_clip", []),
@@ -294,7 +296,7 @@ def _master(s3, asset: str, channel: str = "web"):
 def test_localize_runs_one_task_per_locale_named_by_locale(batch, api):
     results, _ = batch
     entry = results["sample-feature-1080p"]
-    tis = [t for t in api.task_instances("value_stream__series_episode", entry["dag_run_id"])
+    tis = [t for t in api.task_instances("value_stream__feature_film", entry["dag_run_id"])
            if t["task_id"] == "localize.localize_locale"]  # fmt: skip
     assert sorted(t["rendered_map_index"] for t in tis) == [
         "de-DE captions", "en-US captions", "es-ES captions", "fr-FR audio"]  # fmt: skip
@@ -344,12 +346,12 @@ def test_late_sidecars_add_a_locale_without_transcoding(batch, stack, s3, api, t
     late = tmp_path / "late" / "late-feature-it"
     late.mkdir(parents=True)
     (late / "it-IT.srt").write_text("1\n00:00:01,000 --> 00:00:02,500\nBuonasera.\n", encoding="utf-8")
-    _manifest(late, asset_id="sample-feature-1080p", value_stream="series_episode", source=None,
+    _manifest(late, asset_id="sample-feature-1080p", value_stream="feature_film", source=None,
               captions=[{"locale": "it-IT", "file": "it-IT.srt"}])  # fmt: skip
     (entry,) = _run(stack, api, late.parent)["assets"]
     assert entry["status"] == "published", entry["reasons"]
     assert entry["locales"]["it-IT"] == "published"
-    states = {t["task_id"]: t["state"] for t in api.task_instances("value_stream__series_episode", entry["dag_run_id"])}
+    states = {t["task_id"]: t["state"] for t in api.task_instances("value_stream__feature_film", entry["dag_run_id"])}
     assert states["transcode.transcode_ladder"] == "skipped", "a sidecar-only delivery must not transcode"
     after = _master(s3, "sample-feature-1080p")
     assert sorted(m.language for m in after.media if m.type == "SUBTITLES") == ["de-DE", "en-US", "es-ES", "it-IT"]
@@ -384,11 +386,11 @@ def test_embedded_cea608_captions_become_a_subtitle_locale(batch, s3, tmp_path):
 
 def test_human_review_waits_then_publishes_when_approved(batch):
     results, _ = batch
-    first = FIRST_SUMMARY["sample-feature-1080p"]
+    first = FIRST_SUMMARY["sample-episode-review"]
     assert first["status"] == "awaiting_review"
     assert any("legal review waits for a person" in r and "Required Actions" in r for r in first["reasons"])
     assert first["published"] == []
-    final = results["sample-feature-1080p"]
+    final = results["sample-episode-review"]
     assert final["status"] == "published"
     legal = [r for r in final["reviews"] if r["branch"] == "legal"]
     assert legal == [{"branch": "legal", "decision": "approved", "by": "admin", "comment": "looks good"}]
@@ -406,9 +408,9 @@ def test_a_title_rejected_by_its_reviewer_is_not_published(batch, s3):
 
 def test_closed_window_territory_is_not_published_the_rest_is(batch):
     results, _ = batch
-    first = FIRST_SUMMARY["sample-vertical-portrait"]
+    first = FIRST_SUMMARY["sample-rights-closed-gb"]
     assert first["status"] == "awaiting_review", "a rights problem sends the title to legal review"
-    entry = results["sample-vertical-portrait"]
+    entry = results["sample-rights-closed-gb"]
     assert entry["status"] == "published"
     assert [(p["channel"], p["territories"]) for p in entry["published"]] == [("web", ["US"])]
     decisions = {(d["channel"], d["territory"]): d for d in entry["compliance"]["rights"]}

@@ -157,7 +157,7 @@ def test_seed_catalog_parses_and_closes_one_sample_window():
     assert text.splitlines()[0] == ",".join(HEADER)
     avails = parse_catalog(text)
     at = datetime(2026, 11, 28, tzinfo=timezone.utc)
-    closed = [d for d in decide(avails, asset_id="sample-vertical-portrait", channels=["web"], territories=["US", "GB"],
+    closed = [d for d in decide(avails, asset_id="sample-rights-closed-gb", channels=["web"], territories=["US", "GB"],
                                 at=at) if not d.publishable]  # fmt: skip
     assert [(d.territory, "closed" in d.reason) for d in closed] == [("GB", True)]
 

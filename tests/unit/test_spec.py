@@ -32,9 +32,12 @@ def write(tmp_path: Path, text: str, name: str = "good_stream") -> Path:
 # ---------------------------------------------------------------- shipped specs
 
 
-def test_both_shipped_specs_load_with_their_own_ladders_and_slas():
+def test_shipped_specs_load_with_their_own_ladders_and_slas():
     specs = load_specs()
-    assert set(specs) == {"news_clip", "series_episode"}
+    assert set(specs) == {"feature_film", "news_clip", "series_episode"}
+    film = specs["feature_film"]
+    assert film.reviews == {"editorial": "auto", "legal": "auto", "qc": "auto"}
+    assert specs["series_episode"].reviews["legal"] == "human"
     assert {p.stem for p in SHIPPED} == set(specs), "one spec per YAML file in include/streams"
     news, series = specs["news_clip"], specs["series_episode"]
     assert news.ladder != series.ladder
