@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] sample deliveries in {deliveries}")
         samples.generate(deliveries)
     was_up = stack.is_up()
+    summary = None
     try:
         stack.up()
         summary = run_batch(stack, deliveries)
@@ -262,14 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] system failure: {e}", file=sys.stderr)
         return 1
     finally:
-        if not args.keep_up and not was_up:
+        waiting = [a for a in (summary or {}).get("assets", []) if a["status"] == "awaiting_review"]
+        # titles waiting for a person need the stack (the local S3 API keeps objects in memory): leave it up
+        if not args.keep_up and not was_up and not waiting:
             stack.down()
     print()
     print_table(summary)
     print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
-    waiting = [a for a in summary["assets"] if a["status"] == "awaiting_review"]
     if waiting:
-        print(f"[run] {len(waiting)} title(s) wait for review; run `make up` to answer in the UI, see reasons above")
+        print(f"[run] {len(waiting)} title(s) wait for review: the stack stays up so you can answer in the UI at "
+              f"{stack.api_url} (login admin / {stack.password()}); `make down` when done")
     failed = [a for a in summary["assets"] if a["status"] == "failed"]
     return 1 if failed else 0
 
