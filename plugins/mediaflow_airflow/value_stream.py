@@ -44,7 +44,10 @@ def _doc(spec: StreamSpec) -> str:
     return f"""### Value stream `{spec.name}`
 Delivery -> **ingest** (manifest, fixity, probe, decode test) -> **transcode** (one ffmpeg, HLS ladder)
 -> **localize** (one task per caption/audio locale: WebVTT subtitles, loudness-normalised AAC tracks)
--> **publish** (`<channel>/<asset_id>/` in the distribution bucket, master playlist last).
+-> **compliance** (rights windows, loudness, black/freeze/silence QC, metadata suite; in parallel)
+-> **review** (editorial, legal, QC in parallel: automatic when the checks pass and the policy allows,
+otherwise a person answers under *Required Actions*) -> **publish** (`<channel>/<asset_id>/` in the
+distribution bucket, only where a rights window is open, master playlist last).
 
 A delivery with only captions/audio for a published title skips transcode and adds its locales.
 One bad locale is rejected on its own (owners get one email); the title publishes without it.
@@ -56,6 +59,8 @@ Bad input ends `rejected` with its reasons and a copy in quarantine; it never fa
 - Loudness: {spec.loudness.target_lufs:g} LUFS, true peak {spec.loudness.true_peak_dbtp:g} dBTP
 - Channels: {", ".join(spec.channels)}; owners: {", ".join(spec.owners)}
 - Lead-time SLA: {format_duration(spec.lead_time_sla_s)}
+- Review policy: {", ".join(f"{b} {spec.reviews.get(b, 'auto')}" for b in BRANCHES)}; a person has
+  {format_duration(spec.review_timeout_s)}, then the answer is **{spec.review_default}**
 
 | stage | SLA |
 |---|---|
@@ -118,7 +123,7 @@ def review_result(branch: str, auto: dict | None, human: dict | None) -> dict | 
 def value_stream_dag(spec: StreamSpec) -> DAG:
     with DAG(
         dag_id=spec.dag_id,
-        description=f"{spec.name}: ingest -> transcode -> localize -> publish",
+        description=f"{spec.name}: ingest -> transcode -> localize -> compliance -> review -> publish",
         doc_md=_doc(spec),
         schedule=None,
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
