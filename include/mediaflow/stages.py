@@ -6,7 +6,7 @@ wait = start minus the previous stage's end (the run's queue time for the first 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 
 def _t(value: str | datetime | None) -> datetime | None:
@@ -30,28 +30,44 @@ def union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
 
 
 def stage_spans(
-    attempts: list[dict], *, stage_order: list[str], queued_at: str | datetime | None, slas_s: dict[str, float]
+    attempts: list[dict],
+    *,
+    stage_order: list[str],
+    queued_at: str | datetime | None,
+    slas_s: dict[str, float],
+    now: datetime | None = None,
 ) -> list[dict]:
-    """attempts: [{stage, start, end, try_number}] of tasks that ran. One span per stage that ran, in order."""
-    by_stage: dict[str, list[dict]] = {}
+    """attempts: [{stage, start, end, try_number}], one row per task attempt (mapped indexes, retries and review
+    rework each a row of their own). One span per stage that started, in order.
+
+    An attempt still running has end None: its stage has ended_at None, active time counted up to `now`, and
+    sla_missed true as soon as `now` is past the SLA.
+    """
+    now = now or datetime.now(timezone.utc)
+    by_stage: dict[str, list[tuple[datetime, datetime | None, int]]] = {}
     for a in attempts:
-        if _t(a.get("start")) and _t(a.get("end")):
-            by_stage.setdefault(a["stage"], []).append(a)
+        if _t(a.get("start")):
+            by_stage.setdefault(a["stage"], []).append((_t(a["start"]), _t(a.get("end")), int(a.get("try_number") or 1)))
     spans, prev_end = [], _t(queued_at)
     for stage in [s for s in stage_order if s in by_stage] + sorted(set(by_stage) - set(stage_order)):
         rows = by_stage[stage]
-        start = min(_t(a["start"]) for a in rows)
-        end = max(_t(a["end"]) for a in rows)
+        running = any(end is None for _, end, _ in rows)
+        start = min(begin for begin, _, _ in rows)
+        end = None if running else max(end for _, end, _ in rows)
         sla = slas_s.get(stage)
         spans.append({
             "stage": stage,
-            "started_at": start.isoformat().replace("+00:00", "Z"),
-            "ended_at": end.isoformat().replace("+00:00", "Z"),
-            "active_s": round(union_seconds([(_t(a["start"]), _t(a["end"])) for a in rows]), 3),
+            "started_at": _iso(start),
+            "ended_at": _iso(end) if end else None,
+            "active_s": round(union_seconds([(b, e or now) for b, e, _ in rows]), 3),
             "wait_s": round(max(0.0, (start - prev_end).total_seconds()), 3) if prev_end else None,
-            "attempts": max(int(a.get("try_number") or 1) for a in rows),
+            "attempts": max(tries for _, _, tries in rows),
             "sla_s": sla,
-            "sla_missed": (end - start).total_seconds() > sla if sla is not None else None,
+            "sla_missed": ((end or now) - start).total_seconds() > sla if sla is not None else None,
         })  # fmt: skip
         prev_end = end
     return spans
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")

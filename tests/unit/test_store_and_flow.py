@@ -176,12 +176,13 @@ def test_stage_spans():
         {"stage": "transcode", "start": at(25), "end": at(27), "try_number": 2},  # a retry after a gap
         {"stage": "ingest", "start": at(1), "end": at(3), "try_number": 1},
         {"stage": "ingest", "start": at(2), "end": at(4), "try_number": 1},
-        {"stage": "publish", "start": at(30), "end": None, "try_number": 1},  # still running: ignored
+        {"stage": "publish", "start": at(30), "end": None, "try_number": 1},  # still running: an open span
     ]
     spans = stage_spans(attempts, stage_order=["ingest", "transcode", "publish"], queued_at=at(0),
-                        slas_s={"ingest": 10 * 60, "transcode": 10 * 60})
-    assert [s["stage"] for s in spans] == ["ingest", "transcode"]
-    ingest, transcode = spans
+                        slas_s={"ingest": 10 * 60, "transcode": 10 * 60}, now=T0 + timedelta(minutes=31))
+    assert [s["stage"] for s in spans] == ["ingest", "transcode", "publish"]
+    ingest, transcode, publish = spans
+    assert publish["ended_at"] is None and publish["active_s"] == 60 and publish["wait_s"] == 3 * 60
     assert ingest["started_at"] == at(1) and ingest["ended_at"] == at(4)
     assert ingest["active_s"] == 3 * 60
     assert ingest["wait_s"] == 60, "first stage waits from the run's queue time"
@@ -307,3 +308,47 @@ def test_probe_garbage_file_names_the_file(tmp_path):
     with pytest.raises(media.MediaError) as err:
         media.probe(junk)
     assert "junk.mp4" in str(err.value)
+
+
+# ---------------------------------------------------------------- spans on hand-built ledgers
+
+
+def _row(stage, start, end, tries=1):
+    return {"stage": stage, "start": at(start), "end": at(end) if end is not None else None, "try_number": tries}
+
+
+def test_parallel_tasks_count_once_not_summed():
+    rows = [_row("compliance", 0, 4), _row("compliance", 1, 3), _row("compliance", 2, 6)]
+    (span,) = stage_spans(rows, stage_order=["compliance"], queued_at=None, slas_s={})
+    assert span["active_s"] == 6 * 60 and span["started_at"] == at(0) and span["ended_at"] == at(6)
+
+
+def test_mapped_locales_and_a_retry_keep_every_attempt():
+    rows = [_row("localize", 10, 12), _row("localize", 10, 11),  # two map indexes in parallel
+            _row("localize", 13, 14, tries=1), _row("localize", 15, 17, tries=2)]  # a retry: both attempts count
+    (span,) = stage_spans(rows, stage_order=["localize"], queued_at=None, slas_s={"localize": 5 * 60})
+    assert span["attempts"] == 2
+    assert span["active_s"] == (2 + 1 + 2) * 60, "the failed attempt's time is kept, not erased by the retry"
+    assert span["sla_missed"] is True  # 10 -> 17 is 7 minutes
+
+
+def test_review_rework_adds_time_instead_of_replacing_it():
+    rows = [_row("review", 20, 30, tries=1), _row("review", 50, 55, tries=2)]  # rejected, reworked, approved
+    spans = stage_spans([_row("compliance", 10, 20)] + rows, stage_order=["compliance", "review"],
+                        queued_at=at(0), slas_s={})
+    review = spans[1]
+    assert review["active_s"] == 15 * 60 and review["ended_at"] == at(55) and review["attempts"] == 2
+    assert review["wait_s"] == 0.0 and spans[0]["wait_s"] == 10 * 60
+
+
+def test_a_stage_still_running_is_open_and_can_already_miss_its_sla():
+    now = T0 + timedelta(minutes=40)
+    rows = [_row("ingest", 0, 2), _row("transcode", 3, None)]
+    ingest, transcode = stage_spans(rows, stage_order=["ingest", "transcode"], queued_at=at(0),
+                                    slas_s={"transcode": 30 * 60}, now=now)
+    assert transcode["ended_at"] is None
+    assert transcode["active_s"] == 37 * 60 and transcode["wait_s"] == 60
+    assert transcode["sla_missed"] is True
+    early = stage_spans(rows, stage_order=["ingest", "transcode"], queued_at=at(0), slas_s={"transcode": 30 * 60},
+                        now=T0 + timedelta(minutes=10))[1]
+    assert early["sla_missed"] is False and early["active_s"] == 7 * 60
