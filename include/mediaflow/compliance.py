@@ -16,16 +16,11 @@ from pathlib import Path, PurePosixPath
 
 from mediaflow import loudness, metadata_quality, qc, rights
 from mediaflow.spec import StreamSpec
-from mediaflow.store import Buckets, Store, run_key
+from mediaflow.store import Buckets, Store, parse_s3_uri, run_key
 
 RIGHTS_KEY = "rights/avails.csv"
 BRANCHES = ("editorial", "legal", "qc")
 CHECKS_OF = {"editorial": ("metadata",), "legal": ("rights",), "qc": ("loudness", "technical_qc")}
-
-
-def _split(uri: str) -> tuple[str, str]:
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
 
 
 def load_catalog(store: Store, buckets: Buckets) -> list[rights.Avail]:
@@ -47,7 +42,7 @@ def _video_part(ingested: dict, transcoded: dict | None) -> dict | None:
 
 
 def _download_rendition(store: Store, hls_uri: str, folder: str, files: list[str], dest: Path) -> Path:
-    bucket, prefix = _split(hls_uri)
+    bucket, prefix = parse_s3_uri(hls_uri)
     for name in files:
         if name.startswith(folder + "/"):
             target = dest / name
@@ -85,7 +80,7 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
         return {"check": "technical_qc", "passed": True, "problems": [], "detections": None,
                 "note": "sidecar-only delivery: the source was checked when it was published"}  # fmt: skip
     facts = ingested["source"]
-    bucket, key = _split(ingested["source_uri"])
+    bucket, key = parse_s3_uri(ingested["source_uri"])
     with tempfile.TemporaryDirectory(prefix="mediaflow-qc-") as tmp:
         src = Path(tmp) / PurePosixPath(key).name
         store.download(bucket, key, str(src))

@@ -234,11 +234,15 @@ class Stack:
             if proc.returncode != 0:
                 raise StackError(f"{' '.join(argv[1:])} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
 
-    def create_buckets(self) -> None:
+    def s3_client(self):
+        """A boto3 client for the stack's S3 API (used by the stack itself, make run and the tests)."""
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id=LOCAL_S3_KEY,
-                          aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+        return boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id=LOCAL_S3_KEY,
+                            aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+
+    def create_buckets(self) -> None:
+        s3 = self.s3_client()
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         buckets = Buckets.from_env()
         for bucket in buckets.all():

@@ -25,6 +25,7 @@ from mediaflow.store import (
     Store,
     delivery_location,
     distribution_prefix,
+    parse_s3_uri,
     published_state_key,
     quarantine_prefix,
     work_prefix,
@@ -210,23 +211,18 @@ def _codec_of(segment: Path) -> str:
     return ladder.avc_codec(stream.get("profile"), stream.get("level"))
 
 
-def _bandwidth(playlist: Path) -> tuple[int, int]:
-    segs = ladder.playlist_segments(playlist.read_text())
-    return ladder.measured_bandwidth([(d, (playlist.parent / uri).stat().st_size) for d, uri in segs])
-
-
 def package(out_dir: Path, renditions: list[ladder.Rendition], *, fps: float, has_audio: bool) -> dict:
     """Describe what was actually encoded (measured bandwidth, real codec level) for the master playlist."""
     variants = []
     for r in renditions:
         pl = out_dir / r.name / "index.m3u8"
-        peak, avg = _bandwidth(pl)
+        peak, avg = ladder.playlist_bandwidth(pl)
         first = out_dir / r.name / ladder.playlist_segments(pl.read_text())[0][1]
         variants.append({"uri": f"{r.name}/index.m3u8", "width": r.width, "height": r.height, "fps": fps,
                          "peak_bps": peak, "avg_bps": avg, "codec": _codec_of(first)})  # fmt: skip
     audios = []
     if has_audio:
-        peak, avg = _bandwidth(out_dir / ladder.AUDIO_DIR / "index.m3u8")
+        peak, avg = ladder.playlist_bandwidth(out_dir / ladder.AUDIO_DIR / "index.m3u8")
         audios.append({"uri": f"{ladder.AUDIO_DIR}/index.m3u8", "peak_bps": peak, "avg_bps": avg,
                        "language": "und", "name": "Main"})  # fmt: skip
     return {"variants": variants, "audios": audios}
@@ -243,7 +239,7 @@ def transcode(
     workdir: str | None = None,
 ) -> dict:
     """Source -> HLS ladder + audio rendition + poster, uploaded under the run's work prefix."""
-    src_bucket, src_key = ingested["source_uri"][5:].split("/", 1)
+    src_bucket, src_key = parse_s3_uri(ingested["source_uri"])
     facts = ingested["source"]
     video = facts.get("video")
     has_audio = facts.get("audio_streams", 0) > 0
@@ -303,7 +299,7 @@ def localize_locale(
     with tempfile.TemporaryDirectory(prefix="mediaflow-localize-") as tmp:
         src = Path(tmp) / "in" / PurePosixPath(item["uri"]).name
         src.parent.mkdir()
-        bucket, key = item["uri"][5:].split("/", 1)
+        bucket, key = parse_s3_uri(item["uri"])
         store.download(bucket, key, str(src))
         out = Path(tmp) / "hls"
         try:
@@ -385,7 +381,7 @@ def publish(
         prefix = distribution_prefix(channel, ingested["asset_id"])
         wanted = {prefix + ladder.MASTER}
         for part in parts:
-            src_bucket, src_prefix = part["hls_uri"][5:].split("/", 1)
+            src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
             for name in publish_order(part["files"]):
                 store.copy(src_bucket, src_prefix + name, buckets.distribution, prefix + name)
                 wanted.add(prefix + name)

@@ -192,6 +192,12 @@ def avc_codec(profile: str | None, level: int | None) -> str:
     return f"avc1.{idc:02x}{constraint:02x}{int(level or 40):02x}"
 
 
+def playlist_bandwidth(playlist: Path) -> tuple[int, int]:
+    """(peak, average) bits per second of a media playlist on disk, from its segments' real sizes."""
+    segs = playlist_segments(Path(playlist).read_text())
+    return measured_bandwidth([(d, (Path(playlist).parent / uri).stat().st_size) for d, uri in segs])
+
+
 AAC_LC = "mp4a.40.2"
 
 

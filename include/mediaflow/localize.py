@@ -77,8 +77,7 @@ def audio_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float, lo
     target = out_dir / rendition_dir("audio", locale)
     target.mkdir(parents=True, exist_ok=True)
     run_ffmpeg(ladder.locale_audio_argv(src, target, loudness=loudness, duration_s=duration_s))
-    segs = ladder.playlist_segments((target / "index.m3u8").read_text())
-    peak, avg = ladder.measured_bandwidth([(d, (target / uri).stat().st_size) for d, uri in segs])
+    peak, avg = ladder.playlist_bandwidth(target / "index.m3u8")
     return {
         "rendition": {"uri": f"{target.name}/index.m3u8", "language": locale, "name": display_name(locale),
                       "peak_bps": peak, "avg_bps": avg},  # fmt: skip

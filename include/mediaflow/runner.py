@@ -20,11 +20,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import boto3
 
 from mediaflow import rights, samples
 from mediaflow.airflow_api import AirflowApi, ApiError
-from mediaflow.devstack import LOCAL_S3_KEY, LOCAL_S3_SECRET, PROJECT, Stack, StackError
+from mediaflow.devstack import PROJECT, Stack, StackError
 from mediaflow.manifest import MANIFEST_NAME
 from mediaflow.spec import STAGE_ORDER, load_specs
 from mediaflow.stages import stage_spans
@@ -32,11 +31,6 @@ from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
 DEFAULT_STREAM = "series_episode"
-
-
-def _s3(stack: Stack):
-    return boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id=LOCAL_S3_KEY,
-                        aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
 
 
 def stream_of(folder: Path, streams: set[str]) -> str:
@@ -117,7 +111,7 @@ def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
     """Upload every delivery folder, then trigger one run per delivery. Returns [(delivery_id, dag_id, run_id, spec)]."""
     specs = load_specs()
     buckets = Buckets.from_env()
-    s3 = _s3(stack)
+    s3 = stack.s3_client()
     api = _api(stack)
     api.wait_for_dags([s.dag_id for s in specs.values()])
     if (deliveries_dir / "avails.csv").exists():
@@ -184,7 +178,7 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
 def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     """Read each run's outcome, add stage spans, export what was published, write out/summary.json."""
     buckets = Buckets.from_env()
-    s3 = _s3(stack)
+    s3 = stack.s3_client()
     out_dir = stack.out_dir
     shutil.rmtree(out_dir / "published", ignore_errors=True)
     assets = []

@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import socket
 
-import boto3
 import pytest
 
 from mediaflow.airflow_api import AirflowApi
-from mediaflow.devstack import LOCAL_S3_KEY, LOCAL_S3_SECRET, Stack
+from mediaflow.devstack import Stack
 
 
 def _free_port() -> int:
@@ -47,8 +46,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def s3(stack):
-    return boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id=LOCAL_S3_KEY,
-                        aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+    return stack.s3_client()
 
 
 @pytest.fixture(scope="session")
