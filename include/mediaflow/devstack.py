@@ -66,6 +66,11 @@ class Stack:
     def api_url(self) -> str:
         return f"http://{HOST}:{self.airflow_port}"
 
+    @property
+    def ledger_url(self) -> str:
+        """The stage ledger: its own SQLite file, never Airflow's metadata DB."""
+        return f"sqlite:///{self.state_dir / 'ledger.db'}"
+
     def pid_file(self, service: str) -> Path:
         return self.state_dir / "pids" / f"{service}.pid"
 
@@ -108,6 +113,9 @@ class Stack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
+            "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.state_dir / "ledger.db")}),
+            "MEDIAFLOW_LEDGER_SPOOL": str(self.state_dir / "ledger-spool"),
+            "MEDIAFLOW_UI_URL": self.api_url,
             "AWS_ACCESS_KEY_ID": LOCAL_S3_KEY,
             "AWS_SECRET_ACCESS_KEY": LOCAL_S3_SECRET,
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -219,6 +227,9 @@ class Stack:
             elif service == "smtp":
                 self._wait("smtp", lambda: self._port_open(self.smtp_port), 30)
         self._wait("airflow", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240)
+        # The execution API (what task processes call) is built on its first request, which then takes ~4 s and
+        # shows in the first task's start time: build it now.
+        urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
         print(f"[stack] Airflow UI {self.api_url}  login admin / {self.password()}")
         print(f"[stack] S3 API {self.s3_url}  SMTP {HOST}:{self.smtp_port} -> {self.out_dir / 'mail'}/<n>.eml")
 
@@ -254,7 +265,35 @@ class Stack:
         if not s3.list_objects_v2(Bucket=buckets.reports, Prefix=RIGHTS_KEY).get("Contents"):
             s3.upload_file(str(PROJECT / "include" / "rights" / "avails.csv"), buckets.reports, RIGHTS_KEY)
 
+    def restart_scheduler(self, grace: float = 15.0) -> int:
+        """Stop the scheduler that `airflow standalone` started and start a new one on its own (service
+        `scheduler`), the rest of the stack untouched, as an operator restarting a scheduler does: SIGTERM, and
+        SIGKILL after `grace` seconds (a scheduler shutting down waits for its executor's tasks). Returns its pid."""
+        import psutil
+
+        pid = self._alive("scheduler")
+        if pid is None:
+            root = self._alive("airflow")
+            if root is None:
+                raise StackError("airflow is not running")
+            found = [p for p in psutil.Process(root).children() if "scheduler" in " ".join(p.cmdline()).split()]
+            if not found:
+                raise StackError("no scheduler process under airflow standalone")
+            pid = found[0].pid
+        proc = psutil.Process(pid)
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except psutil.TimeoutExpired:
+            proc.kill()
+        new = self._spawn("scheduler", [str(Path(sys.executable).parent / "airflow"), "scheduler"])
+        print(f"[stack] scheduler: restarted (pid {pid} -> {new})")
+        return new
+
     def down(self) -> None:
+        if pid := self._alive("scheduler"):  # a scheduler started by restart_scheduler
+            _stop_group(pid)
+            self.pid_file("scheduler").unlink(missing_ok=True)
         for service in reversed(SERVICES):
             pid = self._alive(service)
             if pid is None:

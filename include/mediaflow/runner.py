@@ -26,7 +26,8 @@ from mediaflow.airflow_api import AirflowApi, ApiError
 from mediaflow.devstack import PROJECT, Stack, StackError
 from mediaflow.manifest import MANIFEST_NAME
 from mediaflow.spec import STAGE_ORDER, load_specs
-from mediaflow.stages import stage_spans
+from mediaflow.alerts import WATCH_TASK, spans_of
+from mediaflow.ledger import Ledger
 from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
@@ -49,9 +50,14 @@ def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
     return delivery_id
 
 
+def _work(ti_rows: list[dict]) -> list[dict]:
+    """The run's task instances without the SLA watcher (it waits, deferred, until the rest has ended)."""
+    return [t for t in ti_rows if t["task_id"] != WATCH_TASK]
+
+
 def _progress_line(ti_rows: list[dict]) -> str:
     states: dict[str, list[str]] = {}
-    for ti in ti_rows:
+    for ti in _work(ti_rows):
         stage = ti["task_id"].split(".", 1)[0]
         states.setdefault(stage, []).append(ti["state"] or "scheduled")
     parts = []
@@ -152,7 +158,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float = 1800, settle_on_
             if line and shown.get(run_id) != line:
                 shown[run_id] = line
                 print(f"[{time.monotonic() - started:5.0f}s] {delivery_id:<32} {line}", flush=True)
-            states = {t["state"] for t in tis}
+            states = {t["state"] for t in _work(tis)}
             parked = settle_on_review and AWAITING in states and not states & ACTIVE
             if run and (run["state"] in TERMINAL or parked):
                 done[run_id] = (run, tis)
@@ -180,6 +186,7 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     buckets = Buckets.from_env()
     s3 = stack.s3_client()
     out_dir = stack.out_dir
+    ledger = Ledger(stack.ledger_url)
     shutil.rmtree(out_dir / "published", ignore_errors=True)
     assets = []
     for delivery_id, dag_id, run_id, spec in runs:
@@ -194,17 +201,20 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
                 entry = {"asset_id": None, "delivery_id": delivery_id, "value_stream": spec.name, "status": "failed",
                          "reasons": [f"run {run['state']}; no outcome recorded; failed tasks: {failed or 'none'}"],
                          "dag_run_id": run_id, "lead_time_s": None, "source": None, "locales": None, "published": []}  # fmt: skip
-        attempts = [{"stage": t["task_id"].split(".", 1)[0], "start": t["start_date"], "end": t["end_date"],
-                     "try_number": t["try_number"]} for t in tis
-                    if t["task_id"] != "outcome" and t["state"] not in ("skipped", AWAITING)]  # fmt: skip
-        entry["stages"] = stage_spans(attempts, stage_order=list(STAGE_ORDER), queued_at=run.get("queued_at"),
-                                      slas_s=spec.stage_slas_s)  # fmt: skip
+        # stages from the stage ledger (every attempt), alerts from its outbox
+        _, entry["stages"], _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(timezone.utc))
+        entry["alerts"] = [{"kind": a["kind"], "stage": a["stage"], "subject": a["subject"], "recipients": a["recipients"],
+                            "status": a["status"], "sent_at": _iso(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)]  # fmt: skip
         export_published(s3, buckets, entry, out_dir)
         assets.append(entry)
     summary = {"generated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), "assets": assets}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts else None
 
 
 def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) -> dict:

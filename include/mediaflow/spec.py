@@ -6,6 +6,7 @@ time with a message an operator can act on.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,19 @@ def load_spec(path: str | Path) -> StreamSpec:
     return parse_spec(data, str(path))
 
 
-def load_specs(directory: str | Path = STREAMS_DIR) -> dict[str, StreamSpec]:
-    """Every spec in the folder, by name. Raises on the first invalid spec."""
-    return {spec.name: spec for spec in (load_spec(p) for p in sorted(Path(directory).glob("*.yaml")))}
+def spec_dirs() -> list[Path]:
+    """include/streams, then the folders in MEDIAFLOW_EXTRA_STREAMS (os.pathsep-separated; used by the tests)."""
+    extra = [Path(p) for p in os.environ.get("MEDIAFLOW_EXTRA_STREAMS", "").split(os.pathsep) if p]
+    return [STREAMS_DIR, *extra]
+
+
+def load_specs(directory: str | Path | None = None) -> dict[str, StreamSpec]:
+    """Every spec in the folder (default: every folder of `spec_dirs()`), by name. Raises on the first invalid
+    spec, and on two specs of the same name."""
+    specs: dict[str, StreamSpec] = {}
+    for folder in [Path(directory)] if directory else spec_dirs():
+        for spec in (load_spec(p) for p in sorted(folder.glob("*.yaml"))):
+            if spec.name in specs:
+                raise SpecError(f"{spec.path}: field 'name': {spec.name!r} is already defined by {specs[spec.name].path}")
+            specs[spec.name] = spec
+    return specs

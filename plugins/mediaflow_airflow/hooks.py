@@ -1,4 +1,4 @@
-"""Hooks: object storage over S3Hook, and ffmpeg over the standard provider's SubprocessHook."""
+"""Hooks: object storage over S3Hook, ffmpeg over the standard provider's SubprocessHook, the stage ledger."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
+from airflow.sdk import BaseHook
 
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt"}
 
@@ -69,3 +70,40 @@ class FFmpegHook(SubprocessHook):
                 text = report.read_text(errors="replace") if report.exists() else result.output
                 lines = [ln for ln in text.splitlines() if ln.strip() and not re.match(r"^(ffmpeg started|Command line|Report written)", ln)]
                 raise FFmpegError(f"ffmpeg exited with {result.exit_code}: " + " | ".join(lines[-8:]))
+
+
+class LedgerHook(BaseHook):
+    """The stage ledger's database, chosen by a connection: `sqlite` (host = file path) on the embedded stack,
+    `postgres` in docker-compose; `extra.sqlalchemy_url` overrides both. Never Airflow's metadata DB."""
+
+    conn_name_attr = "ledger_conn_id"
+    default_conn_name = "mediaflow_ledger"
+    conn_type = "mediaflow_ledger"
+    hook_name = "Mediaflow stage ledger"
+
+    def __init__(self, ledger_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.ledger_conn_id = ledger_conn_id
+
+    @staticmethod
+    def url_of(conn) -> str:
+        extra = conn.extra_dejson or {}
+        if extra.get("sqlalchemy_url"):
+            return extra["sqlalchemy_url"]
+        if conn.conn_type == "sqlite":
+            return f"sqlite:///{conn.host}"
+        if conn.conn_type in ("postgres", "postgresql"):
+            from sqlalchemy.engine import URL
+
+            return URL.create("postgresql+psycopg2", username=conn.login, password=conn.password, host=conn.host,
+                              port=conn.port, database=conn.schema).render_as_string(hide_password=False)  # fmt: skip
+        raise ValueError(f"connection {conn.conn_id!r}: conn_type {conn.conn_type!r} is not a ledger database "
+                         "(use sqlite or postgres, or set extra.sqlalchemy_url)")  # fmt: skip
+
+    def url(self) -> str:
+        return self.url_of(self.get_connection(self.ledger_conn_id))
+
+    def get_conn(self):
+        from mediaflow.ledger import Ledger
+
+        return Ledger(self.url())

@@ -222,3 +222,30 @@ class ReviewApprovalOperator(ApprovalOperator):
                 "comment": (event.get("params_input") or {}).get("comment", ""),
             })  # fmt: skip
         return super().execute_complete(context, event)
+
+
+class StageSlaWatchOperator(BaseOperator):
+    """Watches this run's stages against the spec's SLAs from the triggerer (StageSlaTrigger) and mails the owners
+    while a stage is still over its SLA. Defers at once, so it holds a worker slot only for a moment."""
+
+    def __init__(self, *, value_stream: str, slas_s: dict[str, float], owners: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.value_stream, self.slas_s, self.owners = value_stream, dict(slas_s), list(owners)
+
+    def execute(self, context) -> None:
+        import os
+
+        from mediaflow_airflow.notifiers import ui_url
+        from mediaflow_airflow.triggers import StageSlaTrigger
+
+        # alert latency is at most one check interval plus delivery; the issue's bound is 60 s
+        poll_s = float(os.environ.get("MEDIAFLOW_SLA_CHECK_S", "20"))
+        self.defer(
+            trigger=StageSlaTrigger(dag_id=context["dag"].dag_id, run_id=context["run_id"], value_stream=self.value_stream,
+                                    slas_s=self.slas_s, owners=self.owners, ui_url=ui_url(), poll_s=poll_s),
+            method_name="execute_complete",
+        )  # fmt: skip
+
+    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+        self.log.info("SLA alerts sent: %s; still pending: %s", event.get("sent") or "none", event.get("pending") or "none")
+        return event

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, task
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
 from mediaflow import compliance
+from mediaflow.alerts import WATCH_TASK
 from mediaflow.compliance import BRANCHES
 from mediaflow.spec import StreamSpec, format_duration
 
+from mediaflow_airflow.notifiers import TaskFailureNotifier, lead_time_missed
 from mediaflow_airflow.operators import (
     IngestOperator,
     LocalizeOperator,
@@ -19,6 +21,7 @@ from mediaflow_airflow.operators import (
     PublishOperator,
     ReviewApprovalOperator,
     RightsCheckOperator,
+    StageSlaWatchOperator,
     TechnicalQCOperator,
     TranscodeOperator,
     mapped_results,
@@ -65,6 +68,10 @@ Bad input ends `rejected` with its reasons and a copy in quarantine; it never fa
 | stage | SLA |
 |---|---|
 {slas}
+
+Every task attempt is recorded in the stage ledger. The `sla_watch` task watches the stages from the triggerer
+and mails the owners once per stage that runs past its SLA, while it still runs (or when it ends late). The
+lead-time SLA is a DeadlineAlert on the run's queue time. A task that fails for good also mails the owners.
 
 Spec file: `include/streams/{spec.name}.yaml`
 """
@@ -129,7 +136,15 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=16,
-        default_args=DEFAULT_ARGS,
+        # once per task that failed for good (Airflow calls on_failure_callback after the last retry only)
+        default_args={**DEFAULT_ARGS, "on_failure_callback": TaskFailureNotifier(to=list(spec.owners), value_stream=spec.name)},
+        # the run's end-to-end SLA, Airflow's own DeadlineAlert; per-stage SLAs are the sla_watch task's
+        deadline=DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=timedelta(seconds=spec.lead_time_sla_s),
+            callback=AsyncCallback(lead_time_missed, kwargs={"value_stream": spec.name, "owners": list(spec.owners),
+                                                             "sla_s": spec.lead_time_sla_s}),
+        ),  # fmt: skip
         tags=["value-stream", spec.name],
         params={
             "delivery": Param(
@@ -150,6 +165,10 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         },
         render_template_as_native_obj=True,
     ) as dag:
+        # outside the stages: watches them all from the triggerer, first to start so no stage goes unwatched
+        StageSlaWatchOperator(task_id=WATCH_TASK, value_stream=spec.name, slas_s=spec.stage_slas_s,
+                              owners=list(spec.owners), priority_weight=1000, weight_rule="absolute")  # fmt: skip
+
         with TaskGroup("ingest"):
             ingested = IngestOperator(task_id="ingest_delivery", value_stream=spec.name, delivery="{{ params.delivery }}")
 

@@ -174,3 +174,42 @@ def test_review_branches_follow_the_spec_policy(dag):
     assert sorted(t.task_id for t in checks) == ["compliance.loudness", "compliance.metadata", "compliance.rights",
                                                  "compliance.technical_qc"]
     assert all(t.retries >= 2 for t in checks)
+
+
+def test_stage_slas_are_watched_by_a_task_outside_the_stages(dag):
+    spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
+    watch = dag.get_task("sla_watch")
+    assert type(watch).__name__ == "StageSlaWatchOperator"
+    assert watch.upstream_list == [] and watch.downstream_list == []  # never held up by, never holding up, the stages
+    assert watch.slas_s == spec.stage_slas_s and watch.owners == list(spec.owners)
+    assert watch.priority_weight >= 1000  # starts before the stages it watches
+
+
+def test_lead_time_sla_is_a_deadline_alert_on_the_run(dag):
+    spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
+    (alert,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.interval.total_seconds() == spec.lead_time_sla_s
+    assert alert.callback.kwargs["owners"] == list(spec.owners)
+    assert alert.callback.path.endswith("notifiers.lead_time_missed")
+
+
+def test_a_task_that_fails_for_good_mails_the_owners(dag):
+    spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
+    for task in dag.tasks:
+        callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
+        notifiers = [c for c in callbacks if type(c).__name__ == "TaskFailureNotifier"]
+        assert len(notifiers) == 1, task.task_id
+        assert list(notifiers[0].to) == list(spec.owners)
+
+
+def test_only_the_plugin_module_is_loaded_as_a_plugin():
+    """plugins/.airflowignore keeps Airflow from importing the mediaflow_airflow package a second time."""
+    from airflow._shared.module_loading import find_path_from_directory  # noqa: PLC0415
+
+    files = [Path(p).relative_to(PROJECT / "plugins").as_posix()
+             for p in find_path_from_directory(str(PROJECT / "plugins"), ".airflowignore", "glob") if p.endswith(".py")]  # fmt: skip
+    assert files == ["mediaflow_plugin.py"]
+    import mediaflow_plugin  # noqa: PLC0415
+
+    assert mediaflow_plugin.MediaflowPlugin.listeners[0].__name__ == "mediaflow_airflow.listener"

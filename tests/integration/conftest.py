@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,9 @@ def stack(tmp_path_factory):
         "MEDIAFLOW_AIRFLOW_PORT": str(_free_port()),
         "MEDIAFLOW_S3_PORT": str(_free_port()),
         "MEDIAFLOW_SMTP_PORT": str(_free_port()),
+        # the sla_drill stream (SLAs of seconds) beside the real ones, and the SLA watcher looking every 2 s
+        "MEDIAFLOW_EXTRA_STREAMS": str(Path(__file__).parent / "streams"),
+        "MEDIAFLOW_SLA_CHECK_S": "2",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -189,3 +189,23 @@ def test_channel_name_with_trailing_newline_is_rejected(tmp_path):
             f"BUG spec.py:144: channels {spec.channels!r} accepted; spec._NAME uses '$', which matches before a "
             "trailing newline (use _NAME.fullmatch or '\\Z')"
         )
+
+
+def test_extra_spec_folders_add_streams_and_a_duplicate_name_is_refused(tmp_path, monkeypatch):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    write(extra, VALID.format(name="good_stream"))
+    monkeypatch.setenv("MEDIAFLOW_EXTRA_STREAMS", str(extra))
+    specs = load_specs()
+    assert "good_stream" in specs and "news_clip" in specs
+    dup = tmp_path / "dup"
+    dup.mkdir()
+    (dup / "news_clip.yaml").write_text((STREAMS_DIR / "news_clip.yaml").read_text())
+    monkeypatch.setenv("MEDIAFLOW_EXTRA_STREAMS", str(dup))
+    with pytest.raises(SpecError, match=r"news_clip.yaml: field 'name': 'news_clip' is already defined by"):
+        load_specs()
+
+
+def test_the_sla_drill_stream_of_the_integration_tests_is_valid():
+    spec = load_spec(Path(__file__).parents[1] / "integration" / "streams" / "sla_drill.yaml")
+    assert spec.stage_slas_s["transcode"] == 3 and spec.lead_time_sla_s == 20

@@ -1,0 +1,296 @@
+"""The stage ledger: one row per task-instance attempt, one per run, and the alert outbox, in a database of its own.
+
+A SQLite file on the embedded stack, PostgreSQL in docker-compose (the `mediaflow_ledger` connection chooses);
+never Airflow's metadata DB, which workers must not write. Plain SQLAlchemy Core, no Airflow imports.
+
+Writes are idempotent upserts keyed by (dag, run, task, map index, try): a replayed event changes nothing, and a
+late `running` event never turns a finished attempt back into a running one. `safe()` wraps a write so that a
+ledger outage never fails the task that reported it: the write is retried, then spooled to a local JSONL file
+and replayed by the next write that succeeds, and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("success", "failed", "skipped", "up_for_retry", "upstream_failed", "removed")
+STREAM_DAG_PREFIX = "value_stream__"
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) as on PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the ledger stores UTC instants only")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+metadata = sa.MetaData()
+S = sa.String(250)
+
+attempts = sa.Table(
+    "stage_attempts",
+    metadata,
+    sa.Column("dag_id", S, primary_key=True),
+    sa.Column("run_id", S, primary_key=True),
+    sa.Column("task_id", S, primary_key=True),
+    sa.Column("map_index", sa.Integer, primary_key=True),
+    sa.Column("try_number", sa.Integer, primary_key=True),
+    sa.Column("stream", S),
+    sa.Column("stage", S),  # the task's TaskGroup; None for tasks outside the stages (outcome, sla_watch)
+    sa.Column("state", sa.String(32)),
+    sa.Column("queued_at", UtcDateTime),  # known only when the event comes from the scheduler side
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("ended_at", UtcDateTime),
+    sa.Column("recorded_at", UtcDateTime),
+)
+
+runs = sa.Table(
+    "stage_runs",
+    metadata,
+    sa.Column("dag_id", S, primary_key=True),
+    sa.Column("run_id", S, primary_key=True),
+    sa.Column("stream", S),
+    sa.Column("delivery_id", sa.Text),
+    sa.Column("asset_id", S),
+    sa.Column("delivered_at", UtcDateTime),
+    sa.Column("queued_at", UtcDateTime),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("ended_at", UtcDateTime),
+    sa.Column("state", sa.String(32)),
+)
+
+# The outbox: every alert is written here first (its key makes it exactly once), then delivered, and
+# retried from here until the mail server took it.
+alerts = sa.Table(
+    "stage_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dag_id", S, nullable=False),
+    sa.Column("run_id", S, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # stage_sla | lead_time | task_failed
+    sa.Column("key", S, nullable=False),  # the stage, "lead_time", or task[map]#try
+    sa.Column("stream", S),
+    sa.Column("asset_id", S),
+    sa.Column("stage", S),
+    sa.Column("recipients", sa.Text, nullable=False),  # JSON list
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime),
+    sa.UniqueConstraint("dag_id", "run_id", "kind", "key", name="uq_stage_alerts_once"),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stream_of(dag_id: str) -> str | None:
+    return dag_id[len(STREAM_DAG_PREFIX) :] if dag_id.startswith(STREAM_DAG_PREFIX) else None
+
+
+def stage_of(task_id: str) -> str | None:
+    """Stages are the value-stream DAG's TaskGroups: `transcode.transcode_ladder` is in stage `transcode`."""
+    return task_id.split(".", 1)[0] if "." in task_id else None
+
+
+_ENGINES: dict[str, sa.Engine] = {}
+_LOCK = threading.Lock()
+
+
+def engine_for(url: str) -> sa.Engine:
+    """One engine per URL and process; the schema is created on first use."""
+    with _LOCK:
+        if url not in _ENGINES:
+            if url.startswith("sqlite"):
+                eng = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
+
+                @sa.event.listens_for(eng, "connect")
+                def _wal(dbapi_conn, _):  # many task processes write at once: WAL lets readers go on
+                    dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+            else:
+                eng = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                                       connect_args={"connect_timeout": 5})  # fmt: skip
+            metadata.create_all(eng)
+            _ENGINES[url] = eng
+        return _ENGINES[url]
+
+
+class Ledger:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = engine_for(url)
+        self._insert = (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert
+
+    # ------------------------------------------------------------ writes (idempotent)
+    def record_attempt(self, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int,
+                       state: str, started_at=None, ended_at=None, queued_at=None) -> None:  # fmt: skip
+        row = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": int(map_index),
+               "try_number": int(try_number), "stream": stream_of(dag_id), "stage": stage_of(task_id),
+               "state": state, "queued_at": queued_at, "started_at": started_at, "ended_at": ended_at,
+               "recorded_at": _now()}  # fmt: skip
+        stmt = self._insert(attempts).values(**row)
+        ex, cur = stmt.excluded, attempts.c
+        keep_finished = sa.and_(cur.state.in_(TERMINAL), ex.state == "running")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["dag_id", "run_id", "task_id", "map_index", "try_number"],
+            set_={
+                "state": sa.case((keep_finished, cur.state), else_=ex.state),
+                "queued_at": sa.func.coalesce(cur.queued_at, ex.queued_at),
+                "started_at": sa.func.coalesce(cur.started_at, ex.started_at),  # a resumed deferral keeps its start
+                "ended_at": sa.case((keep_finished, cur.ended_at), else_=sa.func.coalesce(ex.ended_at, cur.ended_at)),
+                "recorded_at": ex.recorded_at,
+            },
+        )
+        with self.engine.begin() as c:
+            c.execute(stmt)
+
+    def record_run(self, *, dag_id: str, run_id: str, state: str | None = None, **fields) -> None:
+        """Upsert the run row; fields left None keep what is there."""
+        allowed = {"delivery_id", "asset_id", "delivered_at", "queued_at", "started_at", "ended_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise TypeError(f"unknown run fields {sorted(unknown)}")
+        row = {"dag_id": dag_id, "run_id": run_id, "stream": stream_of(dag_id), "state": state, **fields}
+        stmt = self._insert(runs).values(**row)
+        updates = {k: sa.func.coalesce(stmt.excluded[k], runs.c[k]) for k in ["state", *fields]}
+        stmt = stmt.on_conflict_do_update(index_elements=["dag_id", "run_id"], set_=updates)
+        with self.engine.begin() as c:
+            c.execute(stmt)
+
+    # ------------------------------------------------------------ reads
+    def attempts(self, dag_id: str, run_id: str) -> list[dict]:
+        q = sa.select(attempts).where(attempts.c.dag_id == dag_id, attempts.c.run_id == run_id)
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(q.order_by(attempts.c.started_at, attempts.c.task_id))]
+
+    def run(self, dag_id: str, run_id: str) -> dict | None:
+        q = sa.select(runs).where(runs.c.dag_id == dag_id, runs.c.run_id == run_id)
+        with self.engine.connect() as c:
+            row = c.execute(q).first()
+        return dict(row._mapping) if row else None
+
+    def alerts(self, dag_id: str, run_id: str | None = None) -> list[dict]:
+        q = sa.select(alerts).where(alerts.c.dag_id == dag_id)
+        if run_id is not None:
+            q = q.where(alerts.c.run_id == run_id)
+        with self.engine.connect() as c:
+            out = [dict(r._mapping) for r in c.execute(q.order_by(alerts.c.id))]
+        for a in out:
+            a["recipients"] = json.loads(a["recipients"])
+        return out
+
+    # ------------------------------------------------------------ the alert outbox
+    def claim_alert(self, *, dag_id: str, run_id: str, kind: str, key: str, recipients: list[str], subject: str,
+                    html: str, stream: str | None = None, asset_id: str | None = None, stage: str | None = None) -> dict | None:  # fmt: skip
+        """Put an alert in the outbox. Returns it, or None when this (run, kind, key) was already raised: the
+        unique key, not the caller's memory, is what makes an alert go out once across restarts."""
+        row = {"dag_id": dag_id, "run_id": run_id, "kind": kind, "key": key, "stream": stream, "asset_id": asset_id,
+               "stage": stage, "recipients": json.dumps(list(recipients)), "subject": subject, "html": html,
+               "status": "pending", "tries": 0, "created_at": _now()}  # fmt: skip
+        stmt = self._insert(alerts).values(**row).on_conflict_do_nothing(index_elements=["dag_id", "run_id", "kind", "key"])
+        with self.engine.begin() as c:
+            inserted = c.execute(stmt).rowcount
+        if not inserted:
+            return None
+        return next(a for a in self.alerts(dag_id, run_id) if a["kind"] == kind and a["key"] == key)
+
+    def pending_alerts(self, dag_id: str, run_id: str) -> list[dict]:
+        return [a for a in self.alerts(dag_id, run_id) if a["status"] == "pending"]
+
+    def mark_sent(self, alert_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.update(alerts).where(alerts.c.id == alert_id)
+                      .values(status="sent", sent_at=_now(), tries=alerts.c.tries + 1, last_error=None))  # fmt: skip
+
+    def mark_failed(self, alert_id: int, error: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.update(alerts).where(alerts.c.id == alert_id)
+                      .values(tries=alerts.c.tries + 1, last_error=error[:2000]))  # fmt: skip
+
+
+# ------------------------------------------------------------ outage handling
+def spool_dir() -> Path:
+    return Path(os.environ.get("MEDIAFLOW_LEDGER_SPOOL") or Path(tempfile.gettempdir()) / "mediaflow-ledger-spool")
+
+
+OUTAGES = {"failed_writes": 0, "spooled": 0, "replayed": 0}  # per process; also logged and sent to Airflow's Stats
+
+
+def safe(url_of, method: str, retries: tuple[float, ...] = (0.2, 1.0), **kwargs) -> bool:
+    """Call Ledger(url).<method>(**kwargs) without ever raising: retried, then spooled for a later replay.
+
+    `url_of` is a callable returning the URL, so that resolving the connection is inside the protection too.
+    Returns True when written now."""
+    for delay in (*retries, None):
+        try:
+            ledger = Ledger(url_of())
+            _replay(ledger)
+            getattr(ledger, method)(**kwargs)
+            return True
+        except Exception as e:  # the ledger must never fail the work it observes
+            OUTAGES["failed_writes"] += 1
+            if delay is None:
+                _spool(method, kwargs)
+                log.warning("ledger unavailable (%s: %s); %s spooled to %s for replay", type(e).__name__, e, method, spool_dir())
+                return False
+            time.sleep(delay)
+    return False
+
+
+def _spool(method: str, kwargs: dict) -> None:
+    d = spool_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"method": method, "kwargs": kwargs}, default=lambda v: v.isoformat())
+    (d / f"{os.getpid()}-{uuid.uuid4().hex}.jsonl").write_text(line + "\n")
+    OUTAGES["spooled"] += 1
+
+
+def _replay(ledger: Ledger) -> None:
+    d = spool_dir()
+    if not d.is_dir():
+        return
+    for f in sorted(d.glob("*.jsonl")):
+        claimed = f.with_suffix(f".{os.getpid()}.replaying")
+        try:
+            f.rename(claimed)  # one process replays a file
+        except OSError:
+            continue
+        try:
+            for line in claimed.read_text().splitlines():
+                entry = json.loads(line)
+                getattr(ledger, entry["method"])(**entry["kwargs"])
+                OUTAGES["replayed"] += 1
+            claimed.unlink()
+        except Exception:
+            claimed.rename(f)  # still down: keep it for the next attempt
+            raise
