@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, ladder, localize, media
+from mediaflow import captions, compliance, ladder, localize, media, trigger
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.store import (
@@ -56,8 +56,13 @@ def ingest(
     spec: StreamSpec,
     known_streams: set[str],
     run_id: str,
+    locales: list[str] | None = None,
 ) -> dict:
-    """Fetch and check a delivery. Returns {'status': 'accepted', ...facts} or {'status': 'rejected', reasons}."""
+    """Fetch and check a delivery. Returns {'status': 'accepted', ...facts} or {'status': 'rejected', reasons}.
+
+    `locales` (the trigger form's subset, e.g. ["es-ES"]) keeps only those caption/audio locales; None or empty
+    keeps all. A wanted locale the delivery lacks selects nothing; the locales left out are `locales_skipped`.
+    """
     result: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
     try:
         bucket, prefix, delivery_id = delivery_location(delivery, buckets)
@@ -137,10 +142,11 @@ def ingest(
         store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
         source_uri = f"s3://{buckets.work}/{src_key}"
     arrival = manifest.delivered_at or present[MANIFEST_NAME].get("last_modified")
-    locales = locale_items(store, buckets, manifest, bucket=bucket, prefix=prefix, present=set(present), work=wprefix)
+    items = locale_items(store, buckets, manifest, bucket=bucket, prefix=prefix, present=set(present), work=wprefix)
     embedded = embedded_caption_item(manifest, facts, source_uri) if source_uri else None
     if embedded:
-        locales.append(embedded)
+        items.append(embedded)
+    items, skipped = trigger.select_locales(items, locales)
     return {
         **result,
         "status": "accepted",
@@ -150,7 +156,8 @@ def ingest(
         "source_uri": source_uri,
         "source": facts,
         "previous": previous,
-        "locales": locales,
+        "locales": items,
+        "locales_skipped": skipped,
         "territories": list(manifest.territories),
         "channels": [c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
         "delivered_at": _utc(arrival),

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
-from mediaflow import compliance, flow
+from mediaflow import compliance, flow, trigger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
@@ -27,13 +27,17 @@ class _StreamOperator(BaseOperator):
 
 
 class IngestOperator(_StreamOperator):
-    """Fetch a delivery from landing, validate it, decode-test the source; bad input -> rejected + quarantined."""
+    """Fetch a delivery from landing, validate it, decode-test the source; bad input -> rejected + quarantined.
 
-    template_fields: Sequence[str] = ("delivery",)
+    `locales` (the trigger form's subset; None or empty = all) keeps only those caption/audio locales.
+    """
 
-    def __init__(self, *, delivery: str, **kwargs) -> None:
+    template_fields: Sequence[str] = ("delivery", "locales")
+
+    def __init__(self, *, delivery: str, locales: Any = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.delivery = delivery
+        self.locales = locales
 
     def execute(self, context) -> dict[str, Any]:
         specs = load_specs()
@@ -44,8 +48,11 @@ class IngestOperator(_StreamOperator):
             spec=specs[self.value_stream],
             known_streams=set(specs),
             run_id=context["run_id"],
+            locales=trigger.wanted_locales(self.locales),
         )
         self.log.info("delivery %s: %s %s", result["delivery_id"], result["status"], "; ".join(result["reasons"]))
+        if result.get("locales_skipped"):
+            self.log.info("locales left out (not in the run's subset %s): %s", self.locales, result["locales_skipped"])
         return result
 
 
@@ -211,7 +218,20 @@ class ReviewApprovalOperator(ApprovalOperator):
 
     On Reject the base operator skips downstream before its return value reaches XCom; the outcome still needs
     the reviewer and the comment.
+
+    The run's `reviewer` param, when set, replaces the spec's reviewers as the only user who may answer
+    (`assigned_users` is not a template field of the HITL operators, so it is set here from the run's params).
     """
+
+    def __init__(self, *, spec_reviewers: Sequence[str] = (), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.spec_reviewers = list(spec_reviewers)
+
+    def execute(self, context):
+        reviewer = (context.get("params") or {}).get("reviewer")
+        self.assigned_users = trigger.review_assignees(reviewer, self.spec_reviewers)
+        self.log.info("review assigned to %s", [u["name"] for u in self.assigned_users or []] or "anyone")
+        return super().execute(context)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         if "error" not in event:

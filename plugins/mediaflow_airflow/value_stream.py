@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
-from mediaflow import compliance
+from mediaflow import compliance, trigger
 from mediaflow.alerts import WATCH_TASK
 from mediaflow.compliance import BRANCHES
 from mediaflow.spec import StreamSpec, format_duration
@@ -77,6 +77,48 @@ Spec file: `include/streams/{spec.name}.yaml`
 """
 
 
+def trigger_params(spec: StreamSpec) -> dict[str, Param]:
+    """The Trigger form: every field has a title and a description; JSON-schema refuses bad values at trigger time."""
+    reviewers = ", ".join(spec.reviewers) or "anyone who may use the UI"
+    return {
+        "delivery": Param(
+            "",
+            type="string",
+            minLength=1,
+            pattern=trigger.DELIVERY_PATTERN,
+            title="Delivery",
+            description="Delivery id: the folder name under deliveries/ in the landing bucket (letters, digits, "
+            "'.', '_', '-'; e.g. bbb-s01e01), or an s3://bucket/prefix/ holding manifest.json.",
+        ),
+        "priority": Param(
+            "normal",
+            type="string",
+            enum=PRIORITIES,
+            title="Priority",
+            description="How urgent this title is. Kept with the run (its conf, under the run's Details).",
+            values_display={"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent (ahead of the batch)"},
+        ),
+        "locales": Param(
+            [],
+            type=["array", "null"],
+            items={"type": "string", "pattern": trigger.LOCALE_PATTERN},
+            uniqueItems=True,
+            title="Locales",
+            description="Only these caption/audio locales, one per line as BCP-47 tags (es-ES, pt-BR, fr; 'es' "
+            "selects every es-*). Empty: every locale in the delivery. A locale the delivery does not have "
+            "selects nothing.",
+        ),
+        "reviewer": Param(
+            None,
+            type=["string", "null"],
+            pattern=trigger.REVIEWER_PATTERN,
+            title="Reviewer",
+            description=f"Airflow user name who must answer this title's human reviews. Empty: the stream's "
+            f"reviewers ({reviewers}).",
+        ),
+    }
+
+
 def review_branch(spec: StreamSpec, branch: str, checks: dict) -> tuple:
     """One review branch: the policy picks `<branch>_auto` (checks passed, policy auto) or `<branch>_approval`
     (a person, via Airflow's HITL ApprovalOperator, with the spec's timeout and default)."""
@@ -109,7 +151,8 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict) -> tuple:
         defaults="Approve" if spec.review_default == "approve" else "Reject",
         response_timeout=timedelta(seconds=spec.review_timeout_s),
         params={"comment": Param("", type="string", title="Comment", description="Why (shown in the summary)")},
-        assigned_users=[{"id": u, "name": u} for u in spec.reviewers] or None,
+        spec_reviewers=spec.reviewers,  # or the run's `reviewer` param, set when the task runs
+        assigned_users=trigger.review_assignees(None, spec.reviewers),
     )
     decided = decide(**outputs)
     auto_task = auto(**outputs)
@@ -146,23 +189,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                                                              "sla_s": spec.lead_time_sla_s}),
         ),  # fmt: skip
         tags=["value-stream", spec.name],
-        params={
-            "delivery": Param(
-                "",
-                type="string",
-                minLength=1,
-                pattern=r"^(s3://[^\s]+|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$",
-                title="Delivery",
-                description="Delivery id (a folder under deliveries/ in the landing bucket) or an s3://bucket/prefix/",
-            ),
-            "priority": Param(
-                "normal",
-                type="string",
-                enum=PRIORITIES,
-                title="Priority",
-                values_display={"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent (ahead of the batch)"},
-            ),
-        },
+        params=trigger_params(spec),
         render_template_as_native_obj=True,
     ) as dag:
         # outside the stages: watches them all from the triggerer, first to start so no stage goes unwatched
@@ -170,7 +197,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                               owners=list(spec.owners), priority_weight=1000, weight_rule="absolute")  # fmt: skip
 
         with TaskGroup("ingest"):
-            ingested = IngestOperator(task_id="ingest_delivery", value_stream=spec.name, delivery="{{ params.delivery }}")
+            ingested = IngestOperator(task_id="ingest_delivery", value_stream=spec.name, delivery="{{ params.delivery }}",
+                                      locales="{{ params.locales }}")  # fmt: skip
 
             @task.branch(task_id="route")
             def route(result: dict) -> list[str]:

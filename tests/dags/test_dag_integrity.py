@@ -213,3 +213,66 @@ def test_only_the_plugin_module_is_loaded_as_a_plugin():
     import mediaflow_plugin  # noqa: PLC0415
 
     assert mediaflow_plugin.MediaflowPlugin.listeners[0].__name__ == "mediaflow_airflow.listener"
+
+
+def test_trigger_form_fields_have_titles_and_descriptions(dag):
+    assert list(dag.params.keys())[:4] == ["delivery", "priority", "locales", "reviewer"]
+    for name in dag.params.keys():
+        schema = dag.params.get_param(name).schema
+        assert schema.get("title") and dag.params.get_param(name).description, f"param {name}: title and description"
+
+
+def test_trigger_form_locales_subset(dag):
+    from airflow.sdk.definitions.param import ParamValidationError  # noqa: PLC0415
+
+    locales = dag.params.get_param("locales")
+    assert locales.value == []  # empty = every locale of the delivery
+    assert locales.schema["items"]["type"] == "string"  # the UI renders a one-per-line text box
+    for ok in ([], None, ["es-ES"], ["es-ES", "pt-BR", "fr", "es-419", "zh-Hant-TW"]):
+        assert locales.resolve(ok) == ok
+    for bad in (["es_ES"], ["../etc"], ["english"], "es-ES", [""], ["es-ES", "es-ES"]):
+        with pytest.raises(ParamValidationError):
+            locales.resolve(bad)
+    ingest = dag.get_task("ingest.ingest_delivery")
+    assert "locales" in ingest.template_fields and ingest.locales == "{{ params.locales }}"
+
+
+def test_trigger_form_reviewer_override(dag):
+    from airflow.sdk.definitions.param import ParamValidationError  # noqa: PLC0415
+
+    reviewer = dag.params.get_param("reviewer")
+    assert reviewer.value is None  # empty = the spec's reviewers
+    for ok in (None, "", "admin", "jane.doe"):
+        assert reviewer.resolve(ok) == ok
+    for bad in ("a b", "-x", 5):
+        with pytest.raises(ParamValidationError):
+            reviewer.resolve(bad)
+
+
+def test_bad_trigger_values_are_refused_with_a_message_naming_the_param(dag):
+    """What the Trigger form and POST .../dagRuns answer: the API server validates the serialized DAG's params."""
+    from airflow.exceptions import ParamValidationError  # noqa: PLC0415
+    from airflow.serialization.serialized_objects import DagSerialization  # noqa: PLC0415
+
+    params = DagSerialization.from_dict(DagSerialization.to_dict(dag)).params
+    base = {"delivery": "bbb-s01e01", "priority": "high", "locales": ["es-ES"], "reviewer": "admin"}
+    assert params.deep_merge(base).validate() == base
+    for field, bad in (("delivery", "../etc"), ("priority", "asap"), ("locales", ["es_ES"]), ("reviewer", "a b")):
+        with pytest.raises(ParamValidationError) as err:
+            params.deep_merge({**base, field: bad}).validate()
+        assert field in str(err.value) and str(bad).strip("[]'") in str(err.value)
+
+
+@pytest.mark.parametrize("reviewer, expected", [("jane", ["jane"]), (None, None), ("", None)])
+def test_reviewer_override_assigns_the_human_review(dag, monkeypatch, reviewer, expected):
+    """assigned_users is not a template field of the HITL operators: ReviewApprovalOperator sets it from the run's
+    params when the task runs (here the base operator's execute, which writes the HITL request, is stubbed)."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator  # noqa: PLC0415
+
+    spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
+    seen = []
+    monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: seen.append(self.assigned_users))
+    approval = dag.get_task("review.legal_approval")
+    approval.execute({"params": {"delivery": "x", "reviewer": reviewer}})
+    names = expected or list(spec.reviewers)
+    assert seen == [[{"id": n, "name": n} for n in names] or None]
