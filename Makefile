@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: run test up down status deps ffmpeg clean
+.PHONY: run test up down status deps ffmpeg chromium clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow.runner
@@ -21,7 +21,7 @@ down:            ## stop exactly what `make up` started
 status:
 	$(PY) -m mediaflow.devstack status
 
-deps: $(VENV)/.installed ffmpeg
+deps: $(VENV)/.installed ffmpeg chromium
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -36,6 +36,17 @@ ffmpeg:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
 	else \
 		echo "ffmpeg and ffprobe are needed: run  sudo apt-get install ffmpeg  (Debian/Ubuntu) or  brew install ffmpeg  (macOS)"; exit 1; \
+	fi
+
+# the browser tests (tests/ui) drive Debian's chromium with Playwright; Playwright's own browser download is never used
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium (for the browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else \
+		echo "note: /usr/bin/chromium is missing, so the browser tests (tests/ui) will be skipped;"; \
+		echo "      install it with  sudo apt-get install chromium  (Debian/Ubuntu)"; \
 	fi
 
 clean: down
