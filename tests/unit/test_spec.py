@@ -33,7 +33,7 @@ def write(tmp_path: Path, text: str, name: str = "good_stream") -> Path:
 
 
 def test_shipped_specs_load_with_their_own_ladders_and_slas():
-    specs = load_specs()
+    specs = load_specs(STREAMS_DIR)
     assert set(specs) == {"feature_film", "news_clip", "series_episode"}
     film = specs["feature_film"]
     assert film.reviews == {"editorial": "auto", "legal": "auto", "qc": "auto"}
