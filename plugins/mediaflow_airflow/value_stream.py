@@ -56,6 +56,9 @@ A delivery with only captions/audio for a published title skips transcode and ad
 One bad locale is rejected on its own (owners get one email); the title publishes without it.
 
 Trigger with a delivery id (folder under `deliveries/` in the landing bucket) or an `s3://bucket/prefix/`.
+Optional: **Locales**, one BCP-47 tag per line (`es` selects every `es-*`; empty = every locale delivered), and
+**Reviewer**, the Airflow user who must answer this title's human reviews (empty = the spec's reviewers).
+A bad value is refused at trigger time, naming the field.
 Bad input ends `rejected` with its reasons and a copy in quarantine; it never fails the run.
 
 - Ladder: {rungs} (never upscaled)
