@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow.runner
 
-test: deps       ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
+test: deps chromium  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
 	$(PY) -m pytest
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
@@ -21,7 +21,7 @@ down:            ## stop exactly what `make up` started
 status:
 	$(PY) -m mediaflow.devstack status
 
-deps: $(VENV)/.installed ffmpeg chromium
+deps: $(VENV)/.installed ffmpeg
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -45,8 +45,7 @@ chromium:
 		echo "installing Debian's chromium (for the browser tests)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	else \
-		echo "note: /usr/bin/chromium is missing, so the browser tests (tests/ui) will be skipped;"; \
-		echo "      install it with  sudo apt-get install chromium  (Debian/Ubuntu)"; \
+		echo "the browser tests (tests/ui) need Debian's chromium at /usr/bin/chromium: run  sudo apt-get install chromium"; exit 1; \
 	fi
 
 clean: down

@@ -88,16 +88,25 @@ class AirflowApi:
         raise ApiError(f"DAGs not registered after {timeout:.0f}s: {', '.join(missing)}")
 
     def trigger(self, dag_id: str, run_id: str, conf: dict) -> dict:
-        existing = self.dag_run(dag_id, run_id)
-        if existing:  # same run id: never start a title twice
-            return existing
+        return self.trigger_once(dag_id, run_id, conf)[0]
+
+    def trigger_once(self, dag_id: str, run_id: str, conf: dict) -> tuple[dict, bool]:
+        """(the run, whether this call created it). A run id that exists is never started twice: HTTP 409."""
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         try:
-            return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+            return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body), True
         except ApiError as e:
-            if e.status == 409:  # a retried POST whose first try went through
-                return self.dag_run(dag_id, run_id)
+            if e.status == 409:  # there already, or a retried POST whose first try went through
+                return self.dag_run(dag_id, run_id), False
             raise
+
+    def asset_event(self, name: str, extra: dict) -> dict:
+        """Record an event on the Airflow Asset of this name (what an S3 upload notification would do)."""
+        found = self.request("GET", f"/api/v2/assets?name_pattern={urllib.parse.quote(name, safe='')}")["assets"]
+        asset = next((a for a in found if a["name"] == name), None)
+        if asset is None:
+            raise ApiError(f"no Airflow Asset named {name}: is the nightly_content_batch DAG loaded?")
+        return self.request("POST", "/api/v2/assets/events", {"asset_id": asset["id"], "extra": extra})
 
     def dag_run(self, dag_id: str, run_id: str) -> dict | None:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True)

@@ -28,6 +28,7 @@ HOST = "127.0.0.1"
 # The local S3 emulator accepts any key pair; these name it, they protect nothing.
 LOCAL_S3_KEY, LOCAL_S3_SECRET = "mediaflow-local", "mediaflow-local"
 SERVICES = ("s3", "smtp", "airflow")
+SERVICE_USER = "mediaflow_batch"
 
 
 class StackError(RuntimeError):
@@ -104,7 +105,8 @@ class Stack:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # admin: people; mediaflow_batch: the service account the batch and the uploader call the REST API with
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{SERVICE_USER}:op",
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__API__HOST": HOST,
             # task supervisors reach the API server here; the default assumes port 8080
@@ -113,6 +115,9 @@ class Stack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
+            **({"AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API": json.dumps({"conn_type": "http", "host": HOST, "port": self.airflow_port,
+                "schema": "http", "login": SERVICE_USER, "password": self.password(SERVICE_USER)})}
+               if self.password(SERVICE_USER) else {}),  # fmt: skip
             "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.state_dir / "ledger.db")}),
             "MEDIAFLOW_LEDGER_SPOOL": str(self.state_dir / "ledger-spool"),
             "MEDIAFLOW_UI_URL": self.api_url,
@@ -126,12 +131,28 @@ class Stack:
             "no_proxy": "127.0.0.1,localhost",
         }
 
-    def password(self) -> str | None:
-        f = self.airflow_home / "simple_auth_manager_passwords.json.generated"
+    @property
+    def password_file(self) -> Path:
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    def password(self, user: str = "admin") -> str | None:
         try:
-            return json.loads(f.read_text()).get("admin")
+            return json.loads(self.password_file.read_text()).get(user)
         except (OSError, ValueError):
             return None
+
+    def _ensure_service_password(self) -> None:
+        """The service account's password is ours to choose (SimpleAuthManager keeps passwords already in its
+        file and generates the rest), so the batch's API connection can carry it."""
+        import secrets
+
+        try:
+            known = json.loads(self.password_file.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if SERVICE_USER not in known:
+            known[SERVICE_USER] = secrets.token_urlsafe(18)
+            self.password_file.write_text(json.dumps(known) + "\n")
 
     # ------------------------------------------------------------ process control
     def _alive(self, service: str) -> int | None:
@@ -236,6 +257,7 @@ class Stack:
     def _prepare_airflow(self) -> None:
         """Migrate the DB and create the transcode pool before the scheduler starts."""
         self.airflow_home.mkdir(parents=True, exist_ok=True)
+        self._ensure_service_password()
         airflow = str(Path(sys.executable).parent / "airflow")
         for argv in (
             [airflow, "db", "migrate"],

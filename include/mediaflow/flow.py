@@ -48,6 +48,18 @@ def _utc(ts: datetime | str | None) -> str | None:
 # ---------------------------------------------------------------- ingest
 
 
+def quarantine_delivery(store: Store, buckets: Buckets, *, source_bucket: str, prefix: str, delivery_id: str,
+                        record: dict) -> str:  # fmt: skip
+    """Copy a delivery as delivered into quarantine with `_rejection.json` (record + when) beside it; the
+    landing copy is left untouched, so nothing is ever lost. Returns the quarantine URI."""
+    qprefix = quarantine_prefix(delivery_id)
+    for key in store.list(source_bucket, prefix):
+        store.copy(source_bucket, key, buckets.quarantine, qprefix + key[len(prefix) :])
+    record = {"delivery_id": delivery_id, **record, "rejected_at": _utc(datetime.now(timezone.utc))}
+    store.put_bytes(json.dumps(record, indent=2).encode(), buckets.quarantine, qprefix + REJECTION_FILE)
+    return f"s3://{buckets.quarantine}/{qprefix}"
+
+
 def ingest(
     store: Store,
     buckets: Buckets,
@@ -124,15 +136,10 @@ def ingest(
                     reasons.append(str(e))
 
     if reasons:
-        qprefix = quarantine_prefix(delivery_id)
-        for key in objects:  # originals kept as delivered; landing is left untouched
-            store.copy(bucket, key, buckets.quarantine, qprefix + key[len(prefix):])
-        record = {"delivery": delivery, "delivery_id": delivery_id, "run_id": run_id, "reasons": reasons,
-                  "rejected_at": _utc(datetime.now(timezone.utc))}  # fmt: skip
-        store.put_bytes(json.dumps(record, indent=2).encode(), buckets.quarantine, qprefix + REJECTION_FILE)
+        uri = quarantine_delivery(store, buckets, source_bucket=bucket, prefix=prefix, delivery_id=delivery_id,
+                                  record={"delivery": delivery, "run_id": run_id, "reasons": reasons})  # fmt: skip
         log.warning("delivery %s rejected: %s", delivery_id, "; ".join(reasons))
-        return {**result, "status": "rejected", "reasons": reasons,
-                "quarantine_uri": f"s3://{buckets.quarantine}/{qprefix}"}  # fmt: skip
+        return {**result, "status": "rejected", "reasons": reasons, "quarantine_uri": uri}
 
     # Freeze the exact bytes we checked: later steps read these copies, never the landing zone.
     wprefix = work_prefix(manifest.asset_id, run_id)

@@ -3,8 +3,8 @@
 Usage: python -m mediaflow.runner [--deliveries DIR] [--keep-up]
 
 Starts the stack when it is not up (and stops it again at the end unless --keep-up / KEEP_UP=1), uploads each
-delivery folder to the landing bucket, triggers one value-stream run per delivery through Airflow's REST API,
-shows progress per asset and stage, exports what was published to out/published/, writes out/summary.json and
+delivery folder to the landing bucket, runs the nightly_content_batch DAG (which validates the manifests and
+starts one value-stream run per delivery), shows progress per asset and stage, exports what was published to out/published/, writes out/summary.json and
 prints a table. Exit 0 when the batch completed (rejected deliveries are a correct outcome); 1 when any run
 failed or the system could not run it.
 """
@@ -24,28 +24,20 @@ from pathlib import Path
 from mediaflow import rights, samples
 from mediaflow.airflow_api import AirflowApi, ApiError
 from mediaflow.devstack import PROJECT, Stack, StackError
-from mediaflow.manifest import MANIFEST_NAME
+from mediaflow.batch import processed_key
 from mediaflow.spec import STAGE_ORDER, load_specs
 from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.ledger import Ledger
 from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
-DEFAULT_STREAM = "series_episode"
-
-
-def stream_of(folder: Path, streams: set[str]) -> str:
-    """The stream a delivery names; unreadable or unknown ones go to the default stream, whose ingest rejects them."""
-    try:
-        name = json.loads((folder / MANIFEST_NAME).read_text()).get("value_stream")
-    except (OSError, ValueError, AttributeError):
-        name = None
-    return name if name in streams else (DEFAULT_STREAM if DEFAULT_STREAM in streams else sorted(streams)[0])
+BATCH_DAG_ID = "nightly_content_batch"
 
 
 def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
+    """manifest.json goes last: its arrival is what makes a delivery complete for the batch."""
     delivery_id = folder.name
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == "manifest.json", str(p))):
         s3.upload_file(str(path), buckets.landing, f"{DELIVERIES}/{delivery_id}/{path.relative_to(folder).as_posix()}")
     return delivery_id
 
@@ -113,29 +105,82 @@ def merge_avails(s3, buckets: Buckets, csv_path: Path) -> int:
     return len(merged)
 
 
-def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
-    """Upload every delivery folder, then trigger one run per delivery. Returns [(delivery_id, dag_id, run_id, spec)]."""
-    specs = load_specs()
-    buckets = Buckets.from_env()
-    s3 = stack.s3_client()
-    api = _api(stack)
-    api.wait_for_dags([s.dag_id for s in specs.values()])
+def upload(stack: Stack, deliveries_dir: Path) -> list[str]:
+    """Every delivery folder to the landing bucket (and DIR/avails.csv into the rights catalog). Delivery ids."""
+    buckets, s3 = Buckets.from_env(), stack.s3_client()
     if (deliveries_dir / "avails.csv").exists():
         rows = merge_avails(s3, buckets, deliveries_dir / "avails.csv")
         print(f"[run] merged {deliveries_dir / 'avails.csv'} into the rights catalog ({rows} rows)")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folders = sorted(p for p in deliveries_dir.iterdir() if p.is_dir())
     if not folders:
         raise SystemExit(f"no delivery folders in {deliveries_dir}")
-    uploaded = [(folder, upload_delivery(s3, buckets, folder)) for folder in folders]  # all landed, then trigger
+    return [upload_delivery(s3, buckets, folder) for folder in folders]
+
+
+def run_content_batch(stack: Stack, *, timeout_s: float = 900) -> tuple[str, dict]:
+    """Trigger the nightly_content_batch DAG now and wait for it. (batch run id, its run)."""
+    api = _api(stack)
+    run_id = f"make_run__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+    api.trigger(BATCH_DAG_ID, run_id, {})
+    print(f"[run] triggered {BATCH_DAG_ID} {run_id}")
+    started = time.monotonic()
+    while True:
+        run = api.dag_run(BATCH_DAG_ID, run_id)
+        if run and run["state"] in TERMINAL:
+            break
+        if time.monotonic() - started > timeout_s:
+            raise ApiError(f"{BATCH_DAG_ID} {run_id} still {run and run['state']} after {timeout_s:.0f}s")
+        time.sleep(2)
+    if run["state"] != "success":
+        failed = [t["task_id"] for t in api.task_instances(BATCH_DAG_ID, run_id) if t["state"] in ("failed", "upstream_failed")]
+        raise ApiError(f"{BATCH_DAG_ID} {run_id} failed (tasks: {', '.join(failed)}); see its logs in the Airflow UI")
+    print(f"[run] {BATCH_DAG_ID} done in {time.monotonic() - started:.0f}s")
+    return run_id, run
+
+
+def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
+    """Upload every delivery folder, run the content batch, and return what became of each delivery:
+    [(delivery_id, dag_id, run_id, spec)]: the value-stream run that took it (this batch's or an earlier one's), or,
+    with spec None, the batch run that refused its manifest."""
+    specs = load_specs()
+    api = _api(stack)
+    api.wait_for_dags([BATCH_DAG_ID, *(s.dag_id for s in specs.values())])
+    delivery_ids = upload(stack, deliveries_dir)
+    batch_run_id, _ = run_content_batch(stack)
+    buckets, s3 = Buckets.from_env(), stack.s3_client()
+    by_dag = {s.dag_id: s for s in specs.values()}
     runs = []
-    for folder, delivery_id in uploaded:
-        spec = specs[stream_of(folder, set(specs))]
-        run_id = f"make_run__{stamp}__{delivery_id}"
-        api.trigger(spec.dag_id, run_id, {"delivery": delivery_id, "priority": "normal"})
-        runs.append((delivery_id, spec.dag_id, run_id, spec))
-        print(f"[run] triggered {spec.dag_id}  {delivery_id}")
+    for delivery_id in delivery_ids:
+        marker = _marker(s3, buckets, delivery_id)
+        if marker is None:
+            print(f"[run] {delivery_id}: not processed yet (over the batch's max_runs); the next batch takes it")
+        elif marker["status"] == "rejected":
+            runs.append((delivery_id, BATCH_DAG_ID, marker.get("batch_run_id") or batch_run_id, None))
+            print(f"[run] {delivery_id}: manifest refused by the batch: {'; '.join(marker['reasons'])}")
+        else:
+            runs.append((delivery_id, marker["dag_id"], marker["run_id"], by_dag[marker["dag_id"]]))
+            note = "" if marker.get("batch_run_id") == batch_run_id else " (processed by an earlier batch)"
+            print(f"[run] {delivery_id}: {marker['dag_id']} {marker['run_id']}{note}")
     return runs
+
+
+def rerun(stack: Stack, delivery_ids: list[str], streams: list[str]) -> list[tuple]:
+    """Start the value stream again for deliveries already processed, as a person does from the trigger form."""
+    specs, api = load_specs(), _api(stack)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    runs = []
+    for delivery_id, stream in zip(delivery_ids, streams, strict=True):
+        run_id = f"manual__{stamp}__{delivery_id}"
+        api.trigger(specs[stream].dag_id, run_id, {"delivery": delivery_id, "priority": "normal"})
+        runs.append((delivery_id, specs[stream].dag_id, run_id, specs[stream]))
+    return runs
+
+
+def _marker(s3, buckets: Buckets, delivery_id: str) -> dict | None:
+    try:
+        return json.loads(s3.get_object(Bucket=buckets.reports, Key=processed_key(delivery_id))["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
 
 
 def _api(stack: Stack) -> AirflowApi:
@@ -149,8 +194,11 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float = 1800, settle_on_
     while len(done) < len(runs):
         if time.monotonic() - started > timeout_s:
             raise SystemExit(f"[run] gave up after {timeout_s:.0f}s; still running: {[r[0] for r in runs if r[2] not in done]}")
-        for delivery_id, dag_id, run_id, _ in runs:
+        for delivery_id, dag_id, run_id, spec in runs:
             if run_id in done:
+                continue
+            if spec is None:  # refused by the batch: its batch run has already ended
+                done[run_id] = (api.dag_run(dag_id, run_id), [])
                 continue
             run = api.dag_run(dag_id, run_id)
             tis = api.task_instances(dag_id, run_id)
@@ -181,6 +229,21 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
             "source": ingested.get("source"), "locales": None, "published": []}  # fmt: skip
 
 
+def refused_entry(s3, buckets: Buckets, delivery_id: str, batch_run_id: str) -> dict:
+    """summary.json entry of a delivery whose manifest the batch refused (nothing of it ran)."""
+    marker = _marker(s3, buckets, delivery_id) or {}
+    try:
+        manifest = json.loads(s3.get_object(Bucket=buckets.landing, Key=f"{DELIVERIES}/{delivery_id}/manifest.json")["Body"].read())
+    except Exception:  # missing or not JSON: that is why it was refused
+        manifest = {}
+    manifest = manifest if isinstance(manifest, dict) else {}
+    text = lambda v: v if isinstance(v, str) else None  # noqa: E731
+    return {"asset_id": text(manifest.get("asset_id")), "delivery_id": delivery_id,
+            "value_stream": text(manifest.get("value_stream")), "status": "rejected", "reasons": marker.get("reasons", []),
+            "dag_run_id": batch_run_id, "lead_time_s": None, "source": None, "locales": None, "published": [],
+            "quarantine_uri": marker.get("quarantine_uri"), "stages": [], "alerts": []}  # fmt: skip
+
+
 def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     """Read each run's outcome, add stage spans, export what was published, write out/summary.json."""
     buckets = Buckets.from_env()
@@ -191,6 +254,9 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     assets = []
     for delivery_id, dag_id, run_id, spec in runs:
         run, tis = done[run_id]
+        if spec is None:
+            assets.append(refused_entry(s3, buckets, delivery_id, run_id))
+            continue
         try:
             entry = json.loads(s3.get_object(Bucket=buckets.reports, Key=outcome_key(dag_id, run_id))["Body"].read())
         except s3.exceptions.NoSuchKey:

@@ -29,6 +29,9 @@ class MediaStoreHook(S3Hook):
                 }
         return out
 
+    def list_folders(self, bucket: str, prefix: str) -> list[str]:
+        return self.list_prefixes(bucket_name=bucket, prefix=prefix, delimiter="/")  # paginated by S3Hook
+
     def download(self, bucket: str, key: str, path: str) -> None:
         self.get_conn().download_file(bucket, key, path)
 
@@ -107,3 +110,24 @@ class LedgerHook(BaseHook):
         from mediaflow.ledger import Ledger
 
         return Ledger(self.url())
+
+
+class AirflowApiHook(BaseHook):
+    """Airflow's own REST API, as a service account (an `http` connection: host, port, login, password); the batch
+    starts value-stream runs through it, as any client would."""
+
+    conn_name_attr = "api_conn_id"
+    default_conn_name = "mediaflow_airflow_api"
+    conn_type = "http"
+    hook_name = "Airflow REST API (mediaflow)"
+
+    def __init__(self, api_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.api_conn_id = api_conn_id
+
+    def get_conn(self):
+        from mediaflow.airflow_api import AirflowApi
+
+        conn = self.get_connection(self.api_conn_id)
+        base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        return AirflowApi(base, conn.login, conn.password)

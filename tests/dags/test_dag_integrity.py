@@ -30,7 +30,8 @@ def test_dag_folder_has_no_import_errors(dagbag):
 
 def test_one_dag_per_spec_file(dagbag):
     assert len(SPEC_NAMES) >= 2
-    assert sorted(dagbag.dag_ids) == sorted(DAG_IDS)
+    assert sorted(d for d in dagbag.dag_ids if d.startswith("value_stream__")) == sorted(DAG_IDS)
+    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["nightly_content_batch"]
     for dag_id in DAG_IDS:
         assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
 
@@ -276,3 +277,18 @@ def test_reviewer_override_assigns_the_human_review(dag, monkeypatch, reviewer, 
     approval.execute({"params": {"delivery": "x", "reviewer": reviewer}})
     names = expected or list(spec.reviewers)
     assert seen == [[{"id": n, "name": n} for n in names] or None]
+
+
+def test_nightly_content_batch_is_scheduled_on_its_cron_and_on_landing(dagbag):
+    dag = dagbag.dags["nightly_content_batch"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    assert timetable.timetable.expression == "0 2 * * *" and "UTC" in str(timetable.timetable.timezone)
+    assert [(a.name, a.uri) for a in timetable.asset_condition.objects] == [("mediaflow_landing", "s3://mediaflow-landing/deliveries")]
+    order = ["find_pending", "validate_manifests", "quarantine_invalid", "trigger_runs"]
+    assert set(order) == set(dag.task_ids)
+    assert dag.get_task("validate_manifests").upstream_task_ids == {"find_pending"}
+    assert dag.get_task("trigger_runs").upstream_task_ids == {"find_pending", "validate_manifests"}
+    assert dag.params.get_param("max_runs").value == 500
+    assert "mediaflow_landing" in dag.doc_md and "manifest_suite.json" in dag.doc_md

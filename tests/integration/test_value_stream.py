@@ -275,9 +275,9 @@ def test_running_again_publishes_the_same_objects(batch, stack, s3, api, tmp_pat
         return {o["Key"]: (o["Size"], o["ETag"]) for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
 
     before = listing()
-    again = tmp_path / "again"
-    shutil.copytree(deliveries / "sample-feature-1080p", again / "sample-feature-1080p")
-    (entry,) = _run(stack, api, again)["assets"]
+    # the batch never starts a processed delivery twice: a person re-runs it from the trigger form
+    runs = runner.rerun(stack, ["sample-feature-1080p"], ["feature_film"])
+    (entry,) = runner.summarize(stack, runs, runner.wait(stack, runs, timeout_s=900))["assets"]
     assert entry["status"] == "published"
     assert entry["dag_run_id"] != results["sample-feature-1080p"]["dag_run_id"]
     assert listing() == before

@@ -1,6 +1,6 @@
-"""A real embedded stack for the integration tests: Airflow standalone (scheduler, LocalExecutor, SQLite),
-a local S3 API over HTTP and the SMTP sink, on free ports in a throw-away state folder, started and stopped
-by the same code as `make up` / `make down`."""
+"""The real embedded stack shared by the integration and browser tests: Airflow standalone (scheduler, triggerer,
+LocalExecutor, SQLite), a local S3 API over HTTP and the SMTP sink, on free ports in a throw-away state folder,
+started and stopped by the same code as `make up` / `make down`. Started on first use, once per session."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def stack(tmp_path_factory):
         "MEDIAFLOW_AIRFLOW_PORT": str(_free_port()),
         "MEDIAFLOW_S3_PORT": str(_free_port()),
         "MEDIAFLOW_SMTP_PORT": str(_free_port()),
-        # the sla_drill stream (SLAs of seconds) beside the real ones, and the SLA watcher looking every 2 s
-        "MEDIAFLOW_EXTRA_STREAMS": str(Path(__file__).parent / "streams"),
-        "MEDIAFLOW_SLA_CHECK_S": "2",
+        # test streams beside the real ones: sla_drill (SLAs of seconds), batch_drill (the 300-delivery batch)
+        "MEDIAFLOW_EXTRA_STREAMS": str(Path(__file__).parent / "integration" / "streams"),
+        "MEDIAFLOW_SLA_CHECK_S": "2",  # the SLA watcher looks every 2 s
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -1,0 +1,146 @@
+"""The `nightly_content_batch` DAG: everything delivered since the last batch, validated as one batch, one
+value-stream run per valid delivery. Also runs as soon as a delivery lands (the `mediaflow_landing` Asset)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+
+
+DAG_ID = "nightly_content_batch"
+# An uploader (python -m mediaflow.upload, or an S3 event bridge) records an event on this Asset per delivery.
+LANDING = Asset(name="mediaflow_landing", uri="s3://mediaflow-landing/deliveries")
+API_CONN_ID = "mediaflow_airflow_api"
+
+
+def _settings() -> dict:
+    env = os.environ
+    return {
+        "cron": env.get("MEDIAFLOW_NIGHTLY_CRON", "0 2 * * *"),
+        "timezone": env.get("MEDIAFLOW_NIGHTLY_TZ", "UTC"),
+        "max_runs": int(env.get("MEDIAFLOW_BATCH_MAX_RUNS", "500")),
+        "owners": [a.strip() for a in env.get("MEDIAFLOW_BATCH_OWNERS", "media-ops@example.com").split(",") if a.strip()],
+    }
+
+
+def _doc(s: dict) -> str:
+    return f"""### Nightly content batch
+Runs at `{s['cron']}` ({s['timezone']}), and whenever the `mediaflow_landing` Asset gets an event (a delivery
+landed: `python -m mediaflow.upload DIR`). Catchup is off; one batch at a time.
+
+1. **find_pending**: lists `s3://mediaflow-landing/deliveries/` (paginated) and keeps the deliveries with no
+   processed marker in `s3://mediaflow-reports/deliveries/<delivery_id>.json`.
+2. **validate_manifests**: reads every pending manifest into one pandas DataFrame and validates it with the
+   Great Expectations suite `include/gx/manifest_suite.json`.
+3. **quarantine_invalid**: copies each invalid delivery to the quarantine bucket with `_rejection.json` (its
+   reasons), marks it processed, and sends one summary email to {", ".join(s['owners'])}.
+4. **trigger_runs**: starts one `value_stream__<stream>` run per valid delivery, urgent first (manifest
+   `metadata.priority`), at most **max_runs** per batch (the rest wait for the next batch). Run ids are
+   deterministic (`nightly__<date>__<delivery_id>`, `landed__<date>__<delivery_id>` for landing events), and
+   every delivery is marked processed, so no batch starts a title twice. Concurrent transcodes are capped by
+   the `transcode` pool (one slot per core).
+"""
+
+
+def content_batch_dag() -> DAG:
+    s = _settings()
+    with DAG(
+        dag_id=DAG_ID,
+        description="Nightly (and on landing) batch: find new deliveries, validate manifests, start value streams",
+        doc_md=_doc(s),
+        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone=s["timezone"]), assets=[LANDING]),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,  # two batches at once could both claim a delivery
+        default_args={"owner": "media-ops", "retries": 2},
+        tags=["batch"],
+        params={
+            "max_runs": Param(s["max_runs"], type="integer", minimum=0, maximum=100000, title="Max runs",
+                              description="At most this many value-stream runs are started by this batch; the rest wait for the next"),  # fmt: skip
+        },
+    ) as dag:
+
+        @task
+        def find_pending() -> dict:
+            """Deliveries in landing that no batch has processed; claims an interrupted batch left unfinished."""
+            from mediaflow import batch
+            from mediaflow.store import Buckets
+            from mediaflow_airflow.hooks import MediaStoreHook
+
+            new, claims = batch.pending_deliveries(MediaStoreHook(), Buckets.from_env())
+            print(f"{len(new)} new deliveries, {len(claims)} claimed by an earlier batch and not yet started")
+            return {"new": new, "claims": claims}
+
+        @task
+        def validate_manifests(found: dict, run_id=None) -> dict:
+            """Every pending manifest in one DataFrame, one GX validation; the full result goes to the reports bucket."""
+            from mediaflow import batch
+            from mediaflow.spec import load_specs
+            from mediaflow.store import Buckets, run_key
+            from mediaflow_airflow.hooks import MediaStoreHook
+
+            store, buckets = MediaStoreHook(), Buckets.from_env()
+            rows = batch.read_manifests(store, buckets, found["new"])
+            result = batch.validate(rows, known_streams=sorted(load_specs()))
+            key = f"batches/{run_key(run_id)}/validation.json"
+            store.put_bytes(json.dumps(result, indent=2, default=str).encode(), buckets.reports, key)
+            print(f"{len(result['valid'])} valid, {len(result['invalid'])} invalid; s3://{buckets.reports}/{key}")
+            keep = ("delivery_id", "asset_id", "value_stream", "priority", "delivered_at", "last_modified")
+            return {"valid": [{k: r[k] for k in keep} for r in result["valid"]], "invalid": result["invalid"],
+                    "suite": result["suite"], "report_uri": f"s3://{buckets.reports}/{key}"}  # fmt: skip
+
+        @task
+        def quarantine_invalid(validation: dict, run_id=None, **context) -> dict:
+            """Invalid deliveries to quarantine with their reasons; one summary email for the batch."""
+            from mediaflow import batch
+            from mediaflow.store import Buckets
+            from mediaflow_airflow.hooks import MediaStoreHook
+
+            store, buckets = MediaStoreHook(), Buckets.from_env()
+            quarantined = {d: batch.quarantine(store, buckets, d, reasons, batch_run_id=run_id)
+                           for d, reasons in validation["invalid"].items()}  # fmt: skip
+            mail = batch.rejection_mail(validation["invalid"], quarantined, batch_run_id=run_id)
+            if mail:
+                from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+                SmtpNotifier(to=s["owners"], subject=mail["subject"], html_content=mail["html"]).notify(context)
+            return {d: {"reasons": validation["invalid"][d], "quarantine_uri": uri} for d, uri in quarantined.items()}
+
+        @task
+        def trigger_runs(found: dict, validation: dict, params=None, dag_run=None, run_id=None) -> list[dict]:
+            """One value-stream run per valid delivery, highest priority first, up to max_runs."""
+            from mediaflow import batch
+            from mediaflow.spec import load_specs
+            from mediaflow.store import Buckets
+            from mediaflow_airflow.hooks import AirflowApiHook, MediaStoreHook
+
+            store, buckets, api = MediaStoreHook(), Buckets.from_env(), AirflowApiHook(API_CONN_ID).get_conn()
+            specs = load_specs()
+            kind = "landed" if getattr(dag_run.run_type, "value", dag_run.run_type) == "asset_triggered" else "nightly"
+            day = batch.day_of(dag_run.logical_date or dag_run.run_after)
+            started, later = batch.plan(validation["valid"], cap=max(0, int(params["max_runs"]) - len(found["claims"])))
+            todo = list(found["claims"]) + [
+                batch.claim(store, buckets, row, dag_id=specs[row["value_stream"]].dag_id,
+                            run_id=batch.run_id_for(kind, day, row["delivery_id"]), batch_run_id=run_id)
+                for row in started
+            ]  # fmt: skip
+            out, began = [], time.monotonic()
+            for rec in todo:
+                _, created = api.trigger_once(rec["dag_id"], rec["run_id"], {"delivery": rec["delivery_id"], "priority": rec["priority"]})
+                batch.mark_triggered(store, buckets, rec)
+                out.append({k: rec[k] for k in ("delivery_id", "value_stream", "dag_id", "run_id", "priority")}
+                           | {"created": created})  # fmt: skip
+            took = time.monotonic() - began
+            print(f"started {sum(r['created'] for r in out)} runs ({len(out)} planned) in {took:.1f} s "
+                  f"({took / max(1, len(out)):.2f} s each); {len(later)} wait for the next batch")
+            return out
+
+        found = find_pending()
+        validation = validate_manifests(found)
+        quarantine_invalid(validation)
+        trigger_runs(found, validation)
+    return dag
