@@ -22,7 +22,8 @@ from mediaflow.flow import REJECTION_FILE
 from mediaflow.store import DELIVERIES, Buckets, Store
 
 SUITE_PATH = Path(__file__).resolve().parent.parent / "gx" / "manifest_suite.json"
-PRIORITIES = ("low", "normal", "high", "urgent")  # the trigger form's list, lowest first
+PRIORITIES = ("low", "normal", "high", "urgent")
+INCOMPLETE_AFTER_S = 24 * 3600.0  # a delivery folder without manifest.json for this long is refused  # the trigger form's list, lowest first
 COLUMNS = ("delivery_id", "parse_error", "unknown_keys", "type_errors", "asset_id", "title", "value_stream",
            "has_content", "territories", "priority", "delivered_at", "last_modified")  # fmt: skip
 CLAIMS = "claims"  # reports bucket: a run about to be triggered for a delivery (see claim())
@@ -87,7 +88,7 @@ def manifest_row(delivery_id: str, raw: bytes | None, last_modified: str | None 
     row = dict.fromkeys(COLUMNS)
     row.update(delivery_id=delivery_id, last_modified=last_modified, has_content=False, priority="normal")
     if raw is None:
-        row["parse_error"] = f"{MANIFEST_NAME}: missing from the delivery"
+        row["parse_error"] = f"{MANIFEST_NAME}: missing from the delivery (no manifest {INCOMPLETE_AFTER_S / 3600:g} h after its files)"
         return row
     try:
         doc = json.loads(raw)
@@ -125,18 +126,26 @@ def manifest_row(delivery_id: str, raw: bytes | None, last_modified: str | None 
     return row
 
 
-def read_manifests(store: Store, buckets: Buckets, delivery_ids: list[str], *, workers: int = 8) -> list[dict]:
-    """Rows for every delivery; manifests are fetched in parallel (S3 latency, not CPU, is the cost)."""
+def read_manifests(store: Store, buckets: Buckets, delivery_ids: list[str], *, workers: int = 8,
+                   incomplete_after_s: float = INCOMPLETE_AFTER_S, now: datetime | None = None) -> list[dict]:  # fmt: skip
+    """Rows for the deliveries that are complete: manifest.json is uploaded last, so a folder without one is
+    still arriving and is left for a later batch; after `incomplete_after_s` without a manifest it is refused.
+    Manifests are fetched in parallel (S3 latency, not CPU, is the cost)."""
+    now = now or datetime.now(timezone.utc)
 
-    def one(delivery_id: str) -> dict:
-        key = f"{DELIVERIES}/{delivery_id}/{MANIFEST_NAME}"
-        found = store.list(buckets.landing, key)
-        if key not in found:
+    def one(delivery_id: str) -> dict | None:
+        prefix = f"{DELIVERIES}/{delivery_id}/"
+        objects = store.list(buckets.landing, prefix)
+        meta = objects.get(prefix + MANIFEST_NAME)
+        if meta is None:
+            newest = max((datetime.fromisoformat(o["last_modified"]) for o in objects.values()), default=now)
+            if (now - newest).total_seconds() < incomplete_after_s:
+                return None  # still arriving
             return manifest_row(delivery_id, None)
-        return manifest_row(delivery_id, store.get_bytes(buckets.landing, key), found[key].get("last_modified"))
+        return manifest_row(delivery_id, store.get_bytes(buckets.landing, prefix + MANIFEST_NAME), meta.get("last_modified"))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, delivery_ids))
+        return [row for row in pool.map(one, delivery_ids) if row is not None]
 
 
 def _reason(template: str, value) -> str:
