@@ -191,7 +191,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float = 1800, settle_on_
     """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}."""
     api = _api(stack)
     started, shown, done = time.monotonic(), {}, {}
-    while len(done) < len(runs):
+    while any(run_id not in done for _, _, run_id, _ in runs):  # refused deliveries share their batch's run id
         if time.monotonic() - started > timeout_s:
             raise SystemExit(f"[run] gave up after {timeout_s:.0f}s; still running: {[r[0] for r in runs if r[2] not in done]}")
         for delivery_id, dag_id, run_id, spec in runs:
@@ -298,7 +298,7 @@ def print_table(summary: dict) -> None:
             rungs = str(sum(1 for ln in Path(PROJECT / master).read_text().splitlines() if ln.startswith("#EXT-X-STREAM-INF")))
         rows.append((
             a.get("asset_id") or a.get("delivery_id") or "?",
-            a["value_stream"],
+            a["value_stream"] or "-",
             a["status"],
             f"{rungs} / {','.join(p['channel'] for p in pub)}" if pub else "-",
             f"{a['lead_time_s']:.0f}s" if a.get("lead_time_s") is not None else "-",

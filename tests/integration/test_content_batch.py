@@ -91,9 +91,7 @@ def batches(stack, api, s3):
         print(f"\nbatch {n} over {len(uploads)} deliveries: {out[n]['seconds']:.1f} s (list, validate, quarantine, trigger)")
     out["mails"] = _mails(stack)[mails_before:]
     out["runs"] = _all_runs(api)
-    yield out
-    with ThreadPoolExecutor(4) as pool:  # leave no queued runs behind in the shared stack
-        list(pool.map(lambda r: api.request("DELETE", f"/api/v2/dags/{DAG}/dagRuns/{r['dag_run_id']}"), out["runs"]))
+    return out  # the runs stay queued in the paused DAG: nothing schedules them
 
 
 def test_one_run_per_valid_delivery_urgent_first_with_deterministic_ids(batches):
