@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mediaflow import flow, gx_suite
 from mediaflow.manifest import KNOWN, MANIFEST_NAME
+from mediaflow.stages import iso_z
 from mediaflow.flow import REJECTION_FILE
 from mediaflow.store import DELIVERIES, Buckets, Store
 
@@ -43,7 +44,7 @@ def run_id_for(batch_kind: str, day: str, delivery_id: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso_z(datetime.now(timezone.utc))
 
 
 # ---------------------------------------------------------------- find

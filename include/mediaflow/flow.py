@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from mediaflow import captions, compliance, ladder, localize, media, trigger
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
+from mediaflow.stages import iso_z
 from mediaflow.store import (
     Buckets,
     Store,
@@ -35,16 +36,6 @@ log = logging.getLogger(__name__)
 REJECTION_FILE = "_rejection.json"
 
 
-def _utc(ts: datetime | str | None) -> str | None:
-    if ts is None:
-        return None
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 # ---------------------------------------------------------------- ingest
 
 
@@ -55,7 +46,7 @@ def quarantine_delivery(store: Store, buckets: Buckets, *, source_bucket: str, p
     qprefix = quarantine_prefix(delivery_id)
     for key in store.list(source_bucket, prefix):
         store.copy(source_bucket, key, buckets.quarantine, qprefix + key[len(prefix) :])
-    record = {"delivery_id": delivery_id, **record, "rejected_at": _utc(datetime.now(timezone.utc))}
+    record = {"delivery_id": delivery_id, **record, "rejected_at": iso_z(datetime.now(timezone.utc))}
     store.put_bytes(json.dumps(record, indent=2).encode(), buckets.quarantine, qprefix + REJECTION_FILE)
     return f"s3://{buckets.quarantine}/{qprefix}"
 
@@ -167,7 +158,7 @@ def ingest(
         "locales_skipped": skipped,
         "territories": list(manifest.territories),
         "channels": [c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
-        "delivered_at": _utc(arrival),
+        "delivered_at": iso_z(arrival),
     }
 
 

@@ -28,6 +28,7 @@ from mediaflow.batch import processed_key
 from mediaflow.spec import STAGE_ORDER, load_specs
 from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.ledger import Ledger
+from mediaflow.stages import iso_z
 from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
@@ -270,17 +271,13 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
         # stages from the stage ledger (every attempt), alerts from its outbox
         _, entry["stages"], _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(timezone.utc))
         entry["alerts"] = [{"kind": a["kind"], "stage": a["stage"], "subject": a["subject"], "recipients": a["recipients"],
-                            "status": a["status"], "sent_at": _iso(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)]  # fmt: skip
+                            "status": a["status"], "sent_at": iso_z(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)]  # fmt: skip
         export_published(s3, buckets, entry, out_dir)
         assets.append(entry)
-    summary = {"generated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), "assets": assets}
+    summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": assets}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts else None
 
 
 def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) -> dict:

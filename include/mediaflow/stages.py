@@ -57,8 +57,8 @@ def stage_spans(
         sla = slas_s.get(stage)
         spans.append({
             "stage": stage,
-            "started_at": _iso(start),
-            "ended_at": _iso(end) if end else None,
+            "started_at": iso_z(start),
+            "ended_at": iso_z(end),
             "active_s": round(union_seconds([(b, e or now) for b, e, _ in rows]), 3),
             "wait_s": round(max(0.0, (start - prev_end).total_seconds()), 3) if prev_end else None,
             "attempts": max(tries for _, _, tries in rows),
@@ -69,5 +69,12 @@ def stage_spans(
     return spans
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+def iso_z(ts: datetime | str | None) -> str | None:
+    """An instant as ISO 8601 UTC with a Z (naive means UTC); the one format summary.json and records use."""
+    if ts is None:
+        return None
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
