@@ -160,7 +160,7 @@ def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
             print(f"[run] {delivery_id}: manifest refused by the batch: {'; '.join(marker['reasons'])}")
         else:
             runs.append((delivery_id, marker["dag_id"], marker["run_id"], by_dag[marker["dag_id"]]))
-            note = "" if marker.get("batch_run_id") == batch_run_id else " (processed by an earlier batch)"
+            note = "" if marker.get("batch_run_id") == batch_run_id else f" (taken by batch run {marker.get('batch_run_id')})"
             print(f"[run] {delivery_id}: {marker['dag_id']} {marker['run_id']}{note}")
     return runs
 
