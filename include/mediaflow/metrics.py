@@ -6,7 +6,10 @@ Definitions (the same as mediaflow.stages, which does one run at a time; these d
   queue time for the first stage), attempts = highest try number, cycle = end (or now) minus start;
 - per stream and stage over a window: count, median and p90 cycle, median wait and active time, SLA attainment
   (share of finished spans within their SLA, %), rework rate (share with more than one attempt, %);
-- flow efficiency of a run = active time of its stages / its lead time.
+- flow efficiency of a run = active time of its stages / its lead time;
+- WIP now = spans still open; throughput = finished runs per UTC day; the bottleneck of a stream = the stage with
+  the largest median wait + cycle; an anomaly = a span today above the p90 of its stream and stage over the
+  30 days before.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ def stage_summary(spans: pd.DataFrame, slas_s: dict[str, dict[str, float]]) -> p
         return pd.DataFrame(columns=["stream", "stage", "count", "cycle_median_s", "cycle_p90_s", "wait_median_s",
                                      "active_median_s", "sla_attainment_pct", "rework_pct"])  # fmt: skip
     s = spans.copy()
-    s["sla_s"] = [slas_s.get(st, {}).get(sg) for st, sg in zip(s["stream"], s["stage"], strict=True)]
+    s["sla_s"] = pd.Series([slas_s.get(st, {}).get(sg) for st, sg in zip(s["stream"], s["stage"], strict=True)],
+                           index=s.index, dtype="float64")  # fmt: skip
     finished = s["ended_at"].notna() & s["sla_s"].notna()
     s["within"] = (s["cycle_s"] <= s["sla_s"]).where(finished)
     s["rework"] = s["attempts"] > 1
@@ -99,3 +103,42 @@ def flow_efficiency(spans: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     df["lead_time_s"] = (df["end"] - df["arrived"]).dt.total_seconds()
     df["flow_efficiency"] = (df["active_s"] / df["lead_time_s"]).where(df["lead_time_s"] > 0)
     return df[["dag_id", "run_id", "stream", "lead_time_s", "active_s", "flow_efficiency"]]
+
+
+def wip_now(spans: pd.DataFrame) -> pd.DataFrame:
+    """Titles in each stage right now (spans still open), per stream and stage."""
+    open_ = spans[spans["ended_at"].isna()]
+    return open_.groupby(["stream", "stage"]).size().rename("wip").reset_index()
+
+
+def throughput_per_day(flow: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs per stream and UTC day (the day their last stage ended); `flow` from flow_efficiency."""
+    ends = spans.groupby(["dag_id", "run_id"])["ended_at"].max().rename("end").reset_index()
+    df = flow.merge(ends, on=["dag_id", "run_id"])
+    df["day"] = df["end"].dt.strftime("%Y-%m-%d")
+    return df.groupby(["stream", "day"]).size().rename("finished").reset_index()
+
+
+def bottleneck(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per stream, the stage with the largest median wait + cycle time, with wait and active shown apart and its
+    share of the stream's total."""
+    s = summary.assign(time_s=summary["wait_median_s"].fillna(0) + summary["cycle_median_s"].fillna(0))
+    s["share_pct"] = (100 * s["time_s"] / s.groupby("stream")["time_s"].transform("sum")).round(1)
+    top = s.loc[s.groupby("stream")["time_s"].idxmax()]
+    return top[["stream", "stage", "time_s", "wait_median_s", "active_median_s", "share_pct"]].reset_index(drop=True)
+
+
+def anomalies(spans: pd.DataFrame, *, day: str, history_days: int = 30, quantile: float = 0.9) -> pd.DataFrame:
+    """Spans started on `day` (UTC, YYYY-MM-DD) whose cycle or wait time is above the `quantile` of the same
+    stream and stage over the `history_days` before. Stages without history are not judged."""
+    s = spans.assign(day=spans["started_at"].dt.strftime("%Y-%m-%d"))
+    start = (pd.Timestamp(day) - pd.Timedelta(days=history_days)).strftime("%Y-%m-%d")
+    past = s[(s["day"] >= start) & (s["day"] < day)]
+    limits = past.groupby(["stream", "stage"]).agg(cycle_limit_s=("cycle_s", lambda c: c.quantile(quantile)),
+                                                   wait_limit_s=("wait_s", lambda w: w.quantile(quantile))).reset_index()  # fmt: skip
+    today = s[s["day"] == day].merge(limits, on=["stream", "stage"], how="inner")
+    today["slow_cycle"] = today["cycle_s"] > today["cycle_limit_s"]
+    today["slow_wait"] = today["wait_s"] > today["wait_limit_s"]
+    flagged = today[today["slow_cycle"] | today["slow_wait"]]
+    return flagged[["dag_id", "run_id", "stream", "stage", "cycle_s", "cycle_limit_s", "wait_s", "wait_limit_s",
+                    "slow_cycle", "slow_wait"]].reset_index(drop=True)  # fmt: skip

@@ -98,3 +98,25 @@ def test_flow_efficiency_of_finished_runs(spans):
 def test_empty_ledger_gives_empty_frames():
     empty = metrics.stage_spans(pd.DataFrame(columns=list(LEDGER[0])), RUNS, now=NOW)
     assert empty.empty and metrics.stage_summary(empty, {}).empty
+
+
+def test_wip_throughput_and_bottleneck(spans):
+    assert metrics.wip_now(spans).to_dict("records") == [{"stream": "news_clip", "stage": "publish", "wip": 1}]
+    flow = metrics.flow_efficiency(spans, RUNS)
+    assert metrics.throughput_per_day(flow, spans).to_dict("records") == [{"stream": "news_clip", "day": "2026-11-28", "finished": 1}]
+    summary = metrics.stage_summary(spans, {})
+    (top,) = metrics.bottleneck(summary).to_dict("records")
+    assert top["stage"] == "review" and top["wait_median_s"] == 5 and top["active_median_s"] == 190  # 390 s cycle
+
+
+def test_a_stage_far_slower_than_its_own_history_is_flagged():
+    rows = []
+    for d in range(1, 31):  # thirty days of 60-100 s transcodes
+        base = d * 86400
+        rows.append(row(f"h{d}", "transcode.transcode_ladder", base, base + 60 + (d % 5) * 10))
+    rows.append(row("today-ok", "transcode.transcode_ladder", 31 * 86400, 31 * 86400 + 70))
+    rows.append(row("today-slow", "transcode.transcode_ladder", 31 * 86400 + 100, 31 * 86400 + 400))
+    spans = metrics.stage_spans(pd.DataFrame(rows), now=at(32 * 86400))
+    flagged = metrics.anomalies(spans, day=(T0 + timedelta(days=31)).strftime("%Y-%m-%d"))
+    assert list(flagged["run_id"]) == ["today-slow"] and bool(flagged.loc[0, "slow_cycle"])
+    assert flagged.loc[0, "cycle_limit_s"] == pytest.approx(100)
