@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from mediaflow.ledger import Ledger
 from mediaflow.spec import STAGE_ORDER, format_duration
-from mediaflow.stages import stage_spans
+from mediaflow.stages import instant, stage_spans
 
 WATCH_TASK = "sla_watch"  # the value-stream DAG's per-run SLA watcher (outside the stages)
 
@@ -36,7 +36,7 @@ def _now_lines(attempts: list[dict], spans: list[dict], now: datetime) -> list[s
             lines.append(f"running: {where} (try {a['try_number']}, for {_dur((now - a['started_at']).total_seconds())})")
     if not lines and spans and spans[-1]["ended_at"]:
         last = spans[-1]
-        ended = datetime.fromisoformat(last["ended_at"].replace("Z", "+00:00"))
+        ended = instant(last["ended_at"])
         lines.append(f"waiting: nothing runs; {last['stage']} ended {_dur((now - ended).total_seconds())} ago (hand-off)")
     return lines or ["nothing running"]
 
@@ -51,8 +51,7 @@ def _page(rows: list[tuple[str, str]], now_lines: list[str], link: str) -> str:
 def stage_sla_mail(*, stream: str, asset: str, dag_id: str, run_id: str, span: dict, attempts: list[dict],
                    spans: list[dict], now: datetime, ui_url: str) -> tuple[str, str]:  # fmt: skip
     """(subject, html) for a stage over its SLA: still running, or finished late."""
-    start = datetime.fromisoformat(span["started_at"].replace("Z", "+00:00"))
-    end = datetime.fromisoformat(span["ended_at"].replace("Z", "+00:00")) if span["ended_at"] else None
+    start, end = instant(span["started_at"]), instant(span["ended_at"])
     elapsed = ((end or now) - start).total_seconds()
     status = f"finished late at {span['ended_at']}" if end else "still running"
     subject = f"[SLA] {asset}: {span['stage']} stage over its {format_duration(span['sla_s'])} SLA ({status.split(' at')[0]})"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mediaflow import flow, gx_suite
 from mediaflow.manifest import KNOWN, MANIFEST_NAME
-from mediaflow.stages import iso_z
+from mediaflow.stages import instant, iso_z
 from mediaflow.flow import REJECTION_FILE
 from mediaflow.store import DELIVERIES, Buckets, Store
 
@@ -241,8 +241,4 @@ def rejection_mail(invalid: dict[str, list[str]], quarantined: dict[str, str], *
 
 
 def day_of(ts: str | datetime | None) -> str:
-    if ts is None:
-        return datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return (instant(ts) or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d")

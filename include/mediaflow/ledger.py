@@ -24,6 +24,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from mediaflow.stages import instant
+
 log = logging.getLogger(__name__)
 
 TERMINAL = ("success", "failed", "skipped", "up_for_retry", "upstream_failed", "removed")
@@ -37,10 +39,9 @@ class UtcDateTime(sa.types.TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        value = instant(value)
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: the ledger stores UTC instants only")
         return value.astimezone(timezone.utc).replace(tzinfo=None)

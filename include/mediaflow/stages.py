@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 
-def _t(value: str | datetime | None) -> datetime | None:
+def instant(value: str | datetime | None) -> datetime | None:
+    """An ISO 8601 string (a trailing Z allowed) or a datetime, as a datetime; None stays None."""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -46,9 +47,9 @@ def stage_spans(
     now = now or datetime.now(timezone.utc)
     by_stage: dict[str, list[tuple[datetime, datetime | None, int]]] = {}
     for a in attempts:
-        if _t(a.get("start")):
-            by_stage.setdefault(a["stage"], []).append((_t(a["start"]), _t(a.get("end")), int(a.get("try_number") or 1)))
-    spans, prev_end = [], _t(queued_at)
+        if instant(a.get("start")):
+            by_stage.setdefault(a["stage"], []).append((instant(a["start"]), instant(a.get("end")), int(a.get("try_number") or 1)))
+    spans, prev_end = [], instant(queued_at)
     for stage in [s for s in stage_order if s in by_stage] + sorted(set(by_stage) - set(stage_order)):
         rows = by_stage[stage]
         running = any(end is None for _, end, _ in rows)
@@ -73,8 +74,7 @@ def iso_z(ts: datetime | str | None) -> str | None:
     """An instant as ISO 8601 UTC with a Z (naive means UTC); the one format summary.json and records use."""
     if ts is None:
         return None
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    ts = instant(ts)
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

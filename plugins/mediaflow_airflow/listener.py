@@ -12,13 +12,12 @@ import logging
 from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
-LEDGER_CONN_ID = "mediaflow_ledger"
 
 
 def _url() -> str:
     from mediaflow_airflow.hooks import LedgerHook
 
-    return LedgerHook(LEDGER_CONN_ID).url()
+    return LedgerHook().url()
 
 
 def _write(method: str, **kwargs) -> None:

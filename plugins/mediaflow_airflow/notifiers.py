@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
 log = logging.getLogger(__name__)
-LEDGER_CONN_ID = "mediaflow_ledger"
 
 
 def ui_url() -> str:
@@ -32,7 +31,7 @@ def ui_url() -> str:
 def _ledger():
     from mediaflow_airflow.hooks import LedgerHook
 
-    return LedgerHook(LEDGER_CONN_ID).get_conn()
+    return LedgerHook().get_conn()
 
 
 def _notifier(alert: dict) -> SmtpNotifier:
@@ -97,6 +96,7 @@ class TaskFailureNotifier(SmtpNotifier):
 async def lead_time_missed(*, value_stream: str, owners: list[str], sla_s: float, context: dict | None = None, **_):
     """AsyncCallback of the run's lead-time DeadlineAlert (runs in the triggerer)."""
     from mediaflow import alerts
+    from mediaflow.stages import instant
 
     context = context or {}
     dr, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
@@ -106,23 +106,16 @@ async def lead_time_missed(*, value_stream: str, owners: list[str], sla_s: float
     def _raise():
         ledger = _ledger()
         rows, spans, run = alerts.spans_of(ledger, dag_id, run_id, {}, now)
-        queued = run and run.get("queued_at") or _parse(dr.get("queued_at"))
-        subject, body = alerts.lead_time_mail(stream=value_stream, asset=alerts.asset_name(run, run_id), dag_id=dag_id,
-                                              run_id=run_id, sla_s=sla_s, queued_at=queued,
-                                              deadline=_parse(deadline.get("deadline_time")), attempts=rows, spans=spans,
-                                              now=now, ui_url=ui_url())  # fmt: skip
+        queued = run and run.get("queued_at") or instant(dr.get("queued_at"))
+        asset = alerts.asset_name(run, run_id)
+        subject, body = alerts.lead_time_mail(stream=value_stream, asset=asset, dag_id=dag_id, run_id=run_id,
+                                              sla_s=sla_s, queued_at=queued, deadline=instant(deadline.get("deadline_time")),
+                                              attempts=rows, spans=spans, now=now, ui_url=ui_url())  # fmt: skip
         alert = ledger.claim_alert(dag_id=dag_id, run_id=run_id, kind="lead_time", key="lead_time", recipients=owners,
-                                   subject=subject, html=body, stream=value_stream,
-                                   asset_id=alerts.asset_name(run, run_id), stage="lead time")  # fmt: skip
+                                   subject=subject, html=body, stream=value_stream, asset_id=asset, stage="lead time")  # fmt: skip
         return ledger, alert
 
     ledger, alert = await asyncio.to_thread(_raise)
     if alert is None:
         return "already alerted"
     return "sent" if await adeliver(ledger, alert) else "pending (the run's SLA watcher retries it)"
-
-
-def _parse(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
