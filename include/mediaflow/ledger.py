@@ -83,6 +83,13 @@ runs = sa.Table(
     sa.Column("started_at", UtcDateTime),
     sa.Column("ended_at", UtcDateTime),
     sa.Column("state", sa.String(32)),
+    # what the run's outcome recorded: the quality half of the value-stream scorecard
+    sa.Column("status", sa.String(32)),  # published | awaiting_review | rejected | failed
+    sa.Column("reviews_total", sa.Integer),
+    sa.Column("reviews_rejected", sa.Integer),
+    sa.Column("qc_findings", sa.Integer),
+    sa.Column("locales_total", sa.Integer),
+    sa.Column("locales_rejected", sa.Integer),
 )
 
 # The outbox: every alert is written here first (its key makes it exactly once), then delivered, and
@@ -142,8 +149,20 @@ def engine_for(url: str) -> sa.Engine:
                 eng = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
                                        connect_args={"connect_timeout": 5})  # fmt: skip
             metadata.create_all(eng)
+            _add_missing_columns(eng)
             _ENGINES[url] = eng
         return _ENGINES[url]
+
+
+def _add_missing_columns(eng: sa.Engine) -> None:
+    """Columns added after a ledger was created are added to it (all nullable): an older ledger keeps its rows."""
+    inspector = sa.inspect(eng)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for col in table.columns:
+            if col.name not in have:
+                with eng.begin() as c:
+                    c.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(eng.dialect)}'))
 
 
 class Ledger:
@@ -177,7 +196,8 @@ class Ledger:
 
     def record_run(self, *, dag_id: str, run_id: str, state: str | None = None, **fields) -> None:
         """Upsert the run row; fields left None keep what is there."""
-        allowed = {"delivery_id", "asset_id", "delivered_at", "queued_at", "started_at", "ended_at"}
+        allowed = {"delivery_id", "asset_id", "delivered_at", "queued_at", "started_at", "ended_at", "status",
+                   "reviews_total", "reviews_rejected", "qc_findings", "locales_total", "locales_rejected"}
         unknown = set(fields) - allowed
         if unknown:
             raise TypeError(f"unknown run fields {sorted(unknown)}")
@@ -209,6 +229,27 @@ class Ledger:
         for a in out:
             a["recipients"] = json.loads(a["recipients"])
         return out
+
+    def frames(self, since: datetime, until: datetime | None = None):
+        """(attempts, runs) as DataFrames for the runs queued in [since, until) and every run still going (WIP).
+        Columns as the tables'; datetimes aware UTC."""
+        import pandas as pd
+
+        start = sa.func.coalesce(runs.c.queued_at, runs.c.started_at)
+        in_window = start >= since
+        if until is not None:
+            in_window = sa.and_(in_window, start < until)
+        which = sa.or_(in_window, runs.c.ended_at.is_(None))
+        run_q = sa.select(runs).where(which)
+        att_q = sa.select(attempts).join(runs, sa.and_(attempts.c.dag_id == runs.c.dag_id, attempts.c.run_id == runs.c.run_id)).where(which)
+        with self.engine.connect() as c:
+            run_df = pd.read_sql(run_q, c)
+            att_df = pd.read_sql(att_q, c)
+        for df in (run_df, att_df):
+            for col in df.columns:
+                if col.endswith("_at"):
+                    df[col] = pd.to_datetime(df[col], utc=True)
+        return att_df, run_df
 
     # ------------------------------------------------------------ the alert outbox
     def claim_alert(self, *, dag_id: str, run_id: str, kind: str, key: str, recipients: list[str], subject: str,

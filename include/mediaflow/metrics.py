@@ -81,7 +81,7 @@ def stage_summary(spans: pd.DataFrame, slas_s: dict[str, dict[str, float]]) -> p
     if spans.empty:
         return pd.DataFrame(columns=["stream", "stage", "count", "cycle_median_s", "cycle_p90_s", "wait_median_s",
                                      "active_median_s", "sla_attainment_pct", "rework_pct"])  # fmt: skip
-    s = spans if "sla_s" in spans else _with_sla(spans, slas_s)
+    s = spans.copy() if "sla_s" in spans else _with_sla(spans, slas_s)
     finished = s["ended_at"].notna() & s["sla_s"].notna()
     s["within"] = (s["cycle_s"] <= s["sla_s"]).where(finished)
     s["rework"] = s["attempts"] > 1
@@ -404,3 +404,18 @@ def synthetic_ledger(n_attempts: int, *, days: int = 30, streams: tuple[str, ...
         "locales_rejected": np.where(finished, (rng.random(n_runs) < 0.04).astype(int), None),
     })  # fmt: skip
     return attempts, runs
+
+
+def slas_of(specs: dict) -> dict[str, dict[str, float]]:
+    """{stream: {stage: SLA seconds}} from the loaded stream specs."""
+    return {name: dict(spec.stage_slas_s) for name, spec in specs.items()}
+
+
+def from_ledger(ledger, slas_s: dict[str, dict[str, float]], *, since: datetime, until: datetime | None = None,
+                now: datetime | None = None, history_days: int = 30) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """compute() over a Ledger: loads the window plus the history the anomaly rule needs."""
+    now = now or datetime.now(timezone.utc)
+    until = until or now
+    load_from = min(pd.Timestamp(since), pd.Timestamp(until).floor("D") - pd.Timedelta(days=history_days))
+    attempts, runs = ledger.frames(load_from.to_pydatetime(), until)
+    return compute(attempts, runs, slas_s, since=since, until=until, now=now)
