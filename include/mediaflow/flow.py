@@ -478,6 +478,22 @@ def outcome(
     }
 
 
+def quality_of(entry: dict) -> dict:
+    """The scorecard's inputs from one summary.json asset entry (the run's outcome): its status, how many review
+    answers there were and how many rejected, QC findings, locales delivered and rejected."""
+    reviews = [r for r in entry.get("reviews") or [] if r]
+    qc = ((entry.get("compliance") or {}).get("technical_qc") or {}).get("findings") or []
+    locales = entry.get("locales") or {}
+    return {
+        "status": entry.get("status"),
+        "reviews_total": len(reviews),
+        "reviews_rejected": sum(1 for r in reviews if r.get("decision") == "rejected"),
+        "qc_findings": len(qc),
+        "locales_total": len(locales),
+        "locales_rejected": sum(1 for v in locales.values() if str(v).startswith("rejected")),
+    }
+
+
 def locale_rejection_mail(entry: dict, *, owners: list[str]) -> dict | None:
     """One email to the stream owners when locales of a title were rejected (None when none were)."""
     rejected = {loc: st for loc, st in (entry.get("locales") or {}).items() if st.startswith("rejected")}

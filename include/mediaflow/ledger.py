@@ -230,26 +230,40 @@ class Ledger:
             a["recipients"] = json.loads(a["recipients"])
         return out
 
+    @staticmethod
+    def _window(since: datetime, until: datetime | None):
+        """Runs queued in [since, until) (their start when the queue time is unknown)."""
+        start = sa.func.coalesce(runs.c.queued_at, runs.c.started_at)
+        cond = start >= since
+        return cond if until is None else sa.and_(cond, start < until)
+
     def frames(self, since: datetime, until: datetime | None = None):
         """(attempts, runs) as DataFrames for the runs queued in [since, until) and every run still going (WIP).
         Columns as the tables'; datetimes aware UTC."""
         import pandas as pd
 
-        start = sa.func.coalesce(runs.c.queued_at, runs.c.started_at)
-        in_window = start >= since
-        if until is not None:
-            in_window = sa.and_(in_window, start < until)
-        which = sa.or_(in_window, runs.c.ended_at.is_(None))
-        run_q = sa.select(runs).where(which)
-        att_q = sa.select(attempts).join(runs, sa.and_(attempts.c.dag_id == runs.c.dag_id, attempts.c.run_id == runs.c.run_id)).where(which)
+        which = sa.or_(self._window(since, until), runs.c.ended_at.is_(None))
+        on = sa.and_(attempts.c.dag_id == runs.c.dag_id, attempts.c.run_id == runs.c.run_id)
         with self.engine.connect() as c:
-            run_df = pd.read_sql(run_q, c)
-            att_df = pd.read_sql(att_q, c)
+            run_df = pd.read_sql(sa.select(runs).where(which), c)
+            att_df = pd.read_sql(sa.select(attempts).join(runs, on).where(which), c)
         for df in (run_df, att_df):
             for col in df.columns:
                 if col.endswith("_at"):
                     df[col] = pd.to_datetime(df[col], utc=True)
         return att_df, run_df
+
+    def counts(self, since: datetime, until: datetime | None = None) -> dict[str, int]:
+        """Runs queued in the window and their (run, stage) spans, counted in SQL: what the metrics tables must
+        hold (an independent check of the pandas path)."""
+        window = self._window(since, until)
+        on = sa.and_(attempts.c.dag_id == runs.c.dag_id, attempts.c.run_id == runs.c.run_id)
+        spans = (sa.select(attempts.c.dag_id, attempts.c.run_id, attempts.c.stage).join(runs, on)
+                 .where(window, attempts.c.stage.is_not(None), attempts.c.started_at.is_not(None)).distinct().subquery())  # fmt: skip
+        with self.engine.connect() as c:
+            n_runs = c.execute(sa.select(sa.func.count()).select_from(runs).where(window)).scalar_one()
+            n_spans = c.execute(sa.select(sa.func.count()).select_from(spans)).scalar_one()
+        return {"runs": int(n_runs), "spans": int(n_spans)}
 
     # ------------------------------------------------------------ the alert outbox
     def claim_alert(self, *, dag_id: str, run_id: str, kind: str, key: str, recipients: list[str], subject: str,

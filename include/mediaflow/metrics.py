@@ -45,14 +45,7 @@ def stage_spans(attempts: pd.DataFrame, runs: pd.DataFrame | None = None, *, now
         new_span |= a[k].ne(a[k].shift())
     a["sid"] = new_span.cumsum()
 
-    # union of intervals per span: an attempt opens a new block when it starts after every earlier attempt of the
-    # span has ended
-    reach = a.groupby("sid", sort=False)["end_or_now"].cummax()
-    prev_reach = reach.shift().where(~new_span)
-    a["block"] = (prev_reach.isna() | (a["start"] > prev_reach)).cumsum()
-    blocks = a.groupby("block", sort=False).agg(sid=("sid", "first"), b_start=("start", "min"), b_end=("end_or_now", "max"))
-    blocks["len_s"] = (blocks["b_end"] - blocks["b_start"]).dt.total_seconds()
-    active = blocks.groupby("sid", sort=False)["len_s"].sum().rename("active_s")
+    active = union_seconds(a, "sid").rename("active_s")
 
     g = a.groupby("sid", sort=False)
     spans = g.agg(**{k: (k, "first") for k in KEYS}, stream=("stream", "first"), started_at=("start", "min"),
@@ -75,6 +68,32 @@ def stage_spans(attempts: pd.DataFrame, runs: pd.DataFrame | None = None, *, now
     return spans[cols]
 
 
+def union_seconds(a: pd.DataFrame, group: str) -> pd.Series:
+    """Seconds covered by the union of [start, end_or_now) intervals per `group`; `a` sorted by group, then start.
+    An interval opens a new block when it starts after every earlier interval of its group has ended."""
+    first = a[group].ne(a[group].shift())
+    reach = a.groupby(group, sort=False)["end_or_now"].cummax()
+    prev_reach = reach.shift().where(~first)
+    block = (prev_reach.isna() | (a["start"] > prev_reach)).cumsum()
+    blocks = a.groupby(block, sort=False).agg(g=(group, "first"), b_start=("start", "min"), b_end=("end_or_now", "max"))
+    length = (blocks["b_end"] - blocks["b_start"]).dt.total_seconds()
+    return length.groupby(blocks["g"], sort=False).sum()
+
+
+def run_active_seconds(attempts: pd.DataFrame, *, now: datetime | None = None) -> pd.DataFrame:
+    """Per run, the union of all its stage attempts' intervals: time in which any work was going on. Stages that
+    overlap (localize beside compliance) count once, so active time never exceeds lead time."""
+    now = pd.Timestamp(now or datetime.now(timezone.utc))
+    a = attempts.loc[attempts["stage"].notna() & attempts["started_at"].notna(), ["dag_id", "run_id", "started_at", "ended_at"]]
+    if a.empty:
+        return pd.DataFrame(columns=["dag_id", "run_id", "active_s"])
+    a = a.assign(start=_utc(a["started_at"]), end_or_now=_utc(a["ended_at"]).fillna(now))
+    a = a.sort_values(["dag_id", "run_id", "start"], ignore_index=True)
+    a["rid"] = (a["dag_id"].ne(a["dag_id"].shift()) | a["run_id"].ne(a["run_id"].shift())).cumsum()
+    keys = a.groupby("rid", sort=False)[["dag_id", "run_id"]].first()
+    return keys.join(union_seconds(a, "rid").rename("active_s")).reset_index(drop=True)
+
+
 def stage_summary(spans: pd.DataFrame, slas_s: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Per stream and stage: count, cycle (median, p90), wait and active (median), SLA attainment % and
     rework rate %. `slas_s`: {stream: {stage: seconds}} from the specs."""
@@ -92,15 +111,22 @@ def stage_summary(spans: pd.DataFrame, slas_s: dict[str, dict[str, float]]) -> p
                 rework_pct=("rework", "mean")).reset_index()  # fmt: skip
     out["sla_attainment_pct"] = (out["sla_attainment_pct"].astype(float) * 100).round(1)
     out["rework_pct"] = (out["rework_pct"].astype(float) * 100).round(1)
+    return out.sort_values(["stream", "stage"], key=_stage_order_key).reset_index(drop=True)
+
+
+def _stage_order_key(col: pd.Series) -> pd.Series:
     order = {st: i for i, st in enumerate(STAGE_ORDER)}
-    return out.sort_values(["stream", "stage"], key=lambda c: c.map(order).fillna(len(order)) if c.name == "stage" else c).reset_index(drop=True)
+    return col.map(order).fillna(len(order)) if col.name == "stage" else col
 
 
-def flow_efficiency(spans: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per finished run: lead time (delivery arrival, else queue time, to the last stage's end), active time (sum of
-    its stages' active time) and flow efficiency = active / lead time."""
+def flow_efficiency(spans: pd.DataFrame, runs: pd.DataFrame, active: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per finished run: lead time (delivery arrival, else queue time, to the last stage's end), active time and
+    flow efficiency = active / lead time. Active time is `active` (run_active_seconds: the union over the run) when
+    given, else the sum of its stages' active time (the same when no two stages overlap)."""
     done = spans.assign(open=spans["ended_at"].isna()).groupby(["dag_id", "run_id"]).agg(
         active_s=("active_s", "sum"), end=("ended_at", "max"), open=("open", "any")).reset_index()  # fmt: skip
+    if active is not None:
+        done = done.drop(columns=["active_s"]).merge(active, on=["dag_id", "run_id"], how="left")
     r = runs.assign(arrived=_utc(runs["delivered_at"]).fillna(_utc(runs["queued_at"])))[["dag_id", "run_id", "stream", "arrived"]]
     df = done[~done["open"]].merge(r, on=["dag_id", "run_id"], how="inner")
     df["lead_time_s"] = (df["end"] - df["arrived"]).dt.total_seconds()
@@ -127,7 +153,8 @@ def bottleneck(summary: pd.DataFrame) -> pd.DataFrame:
     """Per stream, the stage with the largest median wait + cycle time, with wait and active shown apart and its
     share of the stream's total."""
     s = summary.assign(time_s=summary["wait_median_s"].fillna(0) + summary["cycle_median_s"].fillna(0))
-    s["share_pct"] = (100 * s["time_s"] / s.groupby("stream")["time_s"].transform("sum")).round(1)
+    total = s.groupby("stream")["time_s"].transform("sum")
+    s["share_pct"] = (100 * s["time_s"] / total.where(total > 0)).round(1)
     top = s.loc[s.groupby("stream")["time_s"].idxmax()]
     return top[["stream", "stage", "time_s", "wait_median_s", "active_median_s", "share_pct"]].reset_index(drop=True)
 
@@ -254,7 +281,9 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
     for c in ("stream", "asset_id", "delivered_at", "queued_at", "ended_at", "state", *QUALITY):
         if c not in runs:
             runs[c] = None
-    runs["queued_at"] = _utc(runs["queued_at"])
+    runs["queued_at"] = _utc(runs["queued_at"])  # as the ledger's window: the run's start when its queue time is unknown
+    if "started_at" in runs:
+        runs["queued_at"] = runs["queued_at"].fillna(_utc(runs["started_at"]))
     all_spans = _with_sla(stage_spans(attempts, runs, now=now), slas_s)
 
     in_window = runs[(runs["queued_at"] >= since) & (runs["queued_at"] < until)]
@@ -264,10 +293,13 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
 
     summary = stage_summary(spans, slas_s)
     summary = summary.merge(first_time_right(spans), on=["stream", "stage"], how="left")
-    summary = summary.merge(wip_now(all_spans), on=["stream", "stage"], how="left")
+    # WIP is now, whatever the window: a stage holding titles queued before it still shows them
+    summary = summary.merge(wip_now(all_spans), on=["stream", "stage"], how="outer")
+    summary["count"] = summary["count"].fillna(0).astype(int)
     summary["wip"] = summary["wip"].fillna(0).astype(int)
+    summary = summary.sort_values(["stream", "stage"], key=_stage_order_key).reset_index(drop=True)
 
-    flow = flow_efficiency(spans, in_window) if not spans.empty else pd.DataFrame(
+    flow = flow_efficiency(spans, in_window, run_active_seconds(attempts, now=now)) if not spans.empty else pd.DataFrame(
         columns=["dag_id", "run_id", "stream", "lead_time_s", "active_s", "flow_efficiency"])  # fmt: skip
     per_run = in_window[["dag_id", "run_id", "stream", "asset_id", "state", "status", "queued_at", *QUALITY[1:]]].merge(
         flow.drop(columns=["stream"]), on=["dag_id", "run_id"], how="left")  # fmt: skip
@@ -290,8 +322,9 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
         streams["in_progress"] = streams["titles"].fillna(0) - streams["finished"].fillna(0)
         streams["throughput_per_day"] = (streams["finished"].fillna(0) / days).round(2)
         streams = streams.merge(summary.groupby("stream")["wip"].sum().rename("wip").reset_index(), on="stream", how="left")
-        if not summary.empty:
-            top = bottleneck(summary).rename(columns={"stage": "bottleneck", "share_pct": "bottleneck_share_pct",
+        measured = summary[summary["count"] > 0]  # WIP-only rows (titles queued before the window) have no medians
+        if not measured.empty:
+            top = bottleneck(measured).rename(columns={"stage": "bottleneck", "share_pct": "bottleneck_share_pct",
                                                       "wait_median_s": "bottleneck_wait_s", "active_median_s": "bottleneck_active_s"})  # fmt: skip
             streams = streams.merge(top.drop(columns=["time_s"]), on="stream", how="left")
         streams = streams.merge(scorecard(in_window), on="stream", how="left", suffixes=("", "_scored"))

@@ -8,12 +8,12 @@ import os
 import time
 from datetime import datetime, timezone
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+
+from mediaflow_airflow.assets import LANDING
 
 
 DAG_ID = "nightly_content_batch"
-# An uploader (python -m mediaflow.upload, or an S3 event bridge) records an event on this Asset per delivery.
-LANDING = Asset(name="mediaflow_landing", uri="s3://mediaflow-landing/deliveries")
 API_CONN_ID = "mediaflow_airflow_api"
 
 

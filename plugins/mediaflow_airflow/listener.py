@@ -70,6 +70,8 @@ def on_task_instance_success(previous_state, task_instance):
     _attempt(task_instance, "success")
     if _is_stream(task_instance.dag_id) and task_instance.task_id.startswith("ingest.ingest_"):
         _record_asset(task_instance)
+    if _is_stream(task_instance.dag_id) and task_instance.task_id == "outcome":
+        _record_outcome(task_instance)
 
 
 @hookimpl
@@ -93,6 +95,19 @@ def _record_asset(ti) -> None:
     if isinstance(result, dict):
         _write("record_run", dag_id=ti.dag_id, run_id=ti.run_id, asset_id=result.get("asset_id"),
                delivered_at=result.get("delivered_at"))  # fmt: skip
+
+
+def _record_outcome(ti) -> None:
+    """The run's outcome on its ledger row: the quality half of the value-stream scorecard."""
+    from mediaflow.flow import quality_of
+
+    try:
+        entry = ti.xcom_pull(task_ids=ti.task_id)
+    except Exception:
+        log.warning("ledger: could not read the outcome of %s %s", ti.dag_id, ti.run_id, exc_info=True)
+        return
+    if isinstance(entry, dict):
+        _write("record_run", dag_id=ti.dag_id, run_id=ti.run_id, **quality_of(entry))
 
 
 def _run(dag_run, state: str) -> None:

@@ -12,6 +12,7 @@ from mediaflow.alerts import WATCH_TASK
 from mediaflow.compliance import BRANCHES
 from mediaflow.spec import StreamSpec, format_duration
 
+from mediaflow_airflow.assets import LEDGER
 from mediaflow_airflow.notifiers import TaskFailureNotifier, lead_time_missed
 from mediaflow_airflow.operators import (
     IngestOperator,
@@ -270,7 +271,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         # a reviewer's Reject skips it directly (ApprovalOperator skips its downstream)
         [routed, transcoded, localized, *[t for pair in reviews for t in pair]] >> published
 
-        @task(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE)
+        @task(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
         def outcome(ingest_result, publish_result, **context) -> dict:
             """Record this run's outcome (published | rejected | failed); mail the owners about rejected locales."""
             from mediaflow import flow

@@ -31,7 +31,7 @@ def test_dag_folder_has_no_import_errors(dagbag):
 def test_one_dag_per_spec_file(dagbag):
     assert len(SPEC_NAMES) >= 2
     assert sorted(d for d in dagbag.dag_ids if d.startswith("value_stream__")) == sorted(DAG_IDS)
-    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["nightly_content_batch"]
+    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["nightly_content_batch", "value_stream_metrics"]
     for dag_id in DAG_IDS:
         assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
 
@@ -292,3 +292,18 @@ def test_nightly_content_batch_is_scheduled_on_its_cron_and_on_landing(dagbag):
     assert dag.get_task("trigger_runs").upstream_task_ids == {"find_pending", "validate_manifests"}
     assert dag.params.get_param("max_runs").value == 500
     assert "mediaflow_landing" in dag.doc_md and "manifest_suite.json" in dag.doc_md
+
+
+def test_value_stream_metrics_runs_hourly_and_when_a_run_ends(dagbag):
+    dag = dagbag.dags["value_stream_metrics"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule" and timetable.timetable.expression == "0 * * * *"
+    assert [a.name for a in timetable.asset_condition.objects] == ["mediaflow_ledger"]
+    assert dag.get_task("validate_metrics").upstream_task_ids == {"compute_metrics"}
+    assert dag.get_task("publish_report").upstream_task_ids == {"compute_metrics", "validate_metrics"}
+    assert "publish_report" in dag.get_task("send_digest").upstream_task_ids
+    assert all(t.priority_weight == 1 and t.weight_rule == "absolute" for t in dag.tasks), "titles go first"
+    # every value-stream run's outcome is what updates the Asset
+    for dag_id in DAG_IDS:
+        assert [o.name for o in dagbag.dags[dag_id].get_task("outcome").outlets] == ["mediaflow_ledger"]

@@ -1,0 +1,116 @@
+"""The `value_stream_metrics` job, step by step (each step one task): compute the flow metrics over the ledger,
+validate them with Great Expectations, publish the report, send the daily digest.
+
+Steps hand over an S3 prefix, never DataFrames: `snapshot` writes one Parquet file per metrics table and a
+meta.json under `s3://<reports>/value-streams/runs/<run>/`; `publish_report` renders index.html there and copies
+the run's folder to `value-streams/latest/`, which people open and `make run` exports to out/reports/.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from mediaflow.stages import instant, iso_z
+from mediaflow.store import Buckets, Store, run_key
+
+PREFIX = "value-streams"
+LATEST = f"{PREFIX}/latest"
+SUITES = Path(__file__).resolve().parent.parent / "gx" / "metrics"
+VALIDATED = ("spans", "runs", "stages")  # the tables with a suite of their own: include/gx/metrics/<table>.json
+DIGEST_DAG = "value_stream_metrics"  # the digest's outbox rows live under this dag id, one per UTC day
+
+
+class MetricsInvalid(ValueError):
+    """The metrics broke a validation rule: nothing is reported from them."""
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{PREFIX}/runs/{run_key(run_id)}"
+
+
+def snapshot(ledger, store: Store, buckets: Buckets, *, slas_s: dict, run_id: str, now: datetime, days: float) -> dict:
+    """Metrics for the `days` before `now`, as Parquet + meta.json under the run's prefix. Returns meta."""
+    from mediaflow import metrics, report
+
+    until = instant(now)
+    since = until - timedelta(days=days)
+    tables = metrics.from_ledger(ledger, slas_s, since=since, until=until, now=until)
+    prefix = run_prefix(run_id)
+    meta = {"generated_at": iso_z(until), "window": {"since": iso_z(since), "until": iso_z(until), "days": days},
+            "expected": ledger.counts(since, until), "rows": {name: len(t) for name, t in tables.items()},
+            "uri": f"s3://{buckets.reports}/{prefix}/"}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in report.write_parquet(tables, Path(tmp) / "data").items():
+            store.upload(str(path), buckets.reports, f"{prefix}/data/{name}.parquet")
+    store.put_bytes(json.dumps(meta, indent=2).encode(), buckets.reports, f"{prefix}/meta.json")
+    return meta
+
+
+def load(store: Store, buckets: Buckets, prefix: str) -> tuple[dict, dict]:
+    """(tables, meta) back from a snapshot prefix."""
+    import io
+
+    import pandas as pd
+
+    meta = json.loads(store.get_bytes(buckets.reports, f"{prefix}/meta.json"))
+    tables = {name: pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, f"{prefix}/data/{name}.parquet")))
+              for name in meta["rows"]}  # fmt: skip
+    return tables, meta
+
+
+def validate(tables: dict, expected: dict) -> dict:
+    """Each validated table against its GX suite; the row counts must match what SQL counted in the ledger.
+    Returns {table: result}; raises MetricsInvalid naming the table, column and check of every failure."""
+    from mediaflow import gx_suite
+
+    params = {"expected_spans": expected["spans"], "expected_runs": expected["runs"]}
+    results = {name: gx_suite.run(tables[name], suite_path=SUITES / f"{name}.json", parameters=params, asset_name=name)
+               for name in VALIDATED}  # fmt: skip
+    problems = [f"{name}: {f['description']} ({f['expectation']}"
+                + (f" on {f['column']}" if f["column"] else "") + (f"; e.g. {f['unexpected'][:3]}" if f["unexpected"] else "")
+                + (f"; {f['error']}" if f.get("error") else "") + ")"
+                for name, r in results.items() for f in r["failed"]]  # fmt: skip
+    if problems:
+        raise MetricsInvalid("value-stream metrics failed validation: " + " | ".join(problems))
+    return results
+
+
+def publish_report(store: Store, buckets: Buckets, prefix: str) -> str:
+    """index.html for the snapshot, then the whole snapshot copied to value-streams/latest/. Returns its URI."""
+    from mediaflow import report
+
+    tables, meta = load(store, buckets, prefix)
+    html = report.render_html(tables, generated_at=meta["generated_at"], window=meta["window"])
+    store.put_bytes(html.encode(), buckets.reports, f"{prefix}/index.html")
+    # latest/ is replaced file by file, index.html last, so a reader never sees a page without its data
+    keys = sorted(store.list(buckets.reports, f"{prefix}/"), key=lambda k: k.endswith("index.html"))
+    for key in keys:
+        store.copy(buckets.reports, key, buckets.reports, f"{LATEST}/{key[len(prefix) + 1:]}")
+    return f"s3://{buckets.reports}/{LATEST}/index.html"
+
+
+def owners_of(specs: dict) -> list[str]:
+    return sorted({o for spec in specs.values() for o in spec.owners})
+
+
+def digest_day(now: datetime, hour: int) -> str | None:
+    """The UTC day whose digest is due at `now` (from `hour` on), else None."""
+    now = instant(now).astimezone(timezone.utc)
+    return now.strftime("%Y-%m-%d") if now.hour >= hour else None
+
+
+def claim_digest(ledger, store: Store, buckets: Buckets, prefix: str, *, day: str, owners: list[str], report_link: str | None) -> dict | None:  # fmt: skip
+    """The day's digest in the alert outbox (once per day, whichever run gets there first), or the pending one a
+    failed delivery left. None when it was sent already."""
+    from mediaflow import report
+
+    tables, _ = load(store, buckets, prefix)
+    mail = report.digest_mail(tables, owners=owners, day=day, report_link=report_link)
+    alert = ledger.claim_alert(dag_id=DIGEST_DAG, run_id=day, kind="digest", key=day, recipients=mail["to"],
+                               subject=mail["subject"], html=mail["html"])  # fmt: skip
+    if alert is None:
+        alert = next((a for a in ledger.alerts(DIGEST_DAG, day) if a["kind"] == "digest"), None)
+    return alert if alert and alert["status"] == "pending" else None
