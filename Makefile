@@ -4,13 +4,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: run test up down status deps ffmpeg chromium clean
+.PHONY: run test bench up down status deps ffmpeg chromium clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow.runner
 
 test: deps chromium  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
 	$(PY) -m pytest
+
+bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test)
+	$(PY) -m mediaflow.bench
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
 	$(PY) -m mediaflow.devstack up
