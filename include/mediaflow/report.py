@@ -1,0 +1,361 @@
+"""The value-stream analytics report over the tables of `mediaflow.metrics.compute`: the value stream map and the
+charts of each stream, as SVG to inline in an HTML page. Plain Python, no Airflow imports.
+
+Every table may be empty (a new stack): each part then says "no data yet" instead of failing. Every string that
+comes from data (stream and stage names) is escaped inside the SVG text by matplotlib's XML writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+
+import matplotlib
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon, Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from mediaflow import metrics
+from mediaflow.spec import STAGE_ORDER
+
+WAIT_COLOR, WAIT_TEXT, ACTIVE_COLOR, LINE_COLOR = "#e8a33d", "#a8650a", "#3b6ea5", "#444444"
+NO_DATA = "no data yet"
+LATEST_TITLES = 50
+
+# Text stays text (small, searchable, escaped), a fixed salt keeps the output the same for the same data, and a
+# name with "$" in it is not read as TeX.
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "mediaflow", "text.parse_math": False, "font.size": 9,
+       "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"], "axes.spines.top": False,
+       "axes.spines.right": False, "axes.titlesize": 10, "axes.titleweight": "bold", "axes.titlelocation": "left",
+       "legend.frameon": False}  # fmt: skip
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def human_duration(seconds: float | None) -> str:
+    """42 s, 4 m 10 s, 2 h 05 m, 1 d 3 h; "–" for a missing value."""
+    if seconds is None or seconds != seconds:
+        return "–"
+    sign, s = ("-" if seconds < 0 else ""), int(round(abs(seconds)))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, sec = divmod(rem, 60)
+    if d:
+        return f"{sign}{d} d {h} h"
+    if h:
+        return f"{sign}{h} h {m:02d} m"
+    return f"{sign}{m} m {sec:02d} s" if m else f"{sign}{sec} s"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.1f} %"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{100 * value:.1f} %"
+
+
+def _num(value) -> str:
+    if value is None or value != value:
+        return "–"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+# ---------------------------------------------------------------- table access (columns may be missing when empty)
+
+
+def _table(tables: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    frame = tables.get(name)
+    return frame if frame is not None else pd.DataFrame()
+
+
+def _of(frame: pd.DataFrame, stream: str) -> pd.DataFrame:
+    return frame[frame["stream"] == stream] if "stream" in frame and not frame.empty else frame.iloc[0:0]
+
+
+def _rank(stage: str) -> int:
+    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
+def _vsm_rows(tables: dict[str, pd.DataFrame], stream: str) -> list[dict]:
+    stages = _table(tables, "stages")
+    if stages.empty or "stream" not in stages:
+        return []
+    return sorted(metrics.value_stream_map(stages, stream), key=lambda r: _rank(r["stage"]))  # stable: others keep order
+
+
+def stream_names(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Every stream that has a row in `streams` or `stages`, sorted."""
+    names = set()
+    for name in ("streams", "stages"):
+        frame = _table(tables, name)
+        if "stream" in frame:
+            names |= set(frame["stream"].dropna())
+    return sorted(names)
+
+
+# ---------------------------------------------------------------- SVG
+
+
+def _svg(fig: Figure, key: str) -> str:
+    """The figure as SVG to inline in HTML: no XML prolog, no metadata, no namespace URLs (the HTML parser puts
+    inline <svg> in the SVG namespace), ids prefixed with `key` so that many charts can share one page."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg, count=2)
+    svg = svg.replace("xlink:href=", "href=")
+    prefix = "c" + hashlib.sha1(key.encode()).hexdigest()[:10] + "-"
+    svg = svg.replace(' id="', f' id="{prefix}').replace('href="#', f'href="#{prefix}').replace("url(#", f"url(#{prefix}")
+    return svg
+
+
+def _figure(width: float, height: float) -> Figure:
+    # A Figure without pyplot: no global figure registry to leak or close, no GUI backend to select.
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _no_data_svg(title: str, key: str) -> str:
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 1.2)
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.set_title(title)
+        ax.text(0.5, 0.4, NO_DATA, ha="center", va="center", color="#777777", transform=ax.transAxes)
+        return _svg(fig, key)
+
+
+def _time_unit(seconds: float) -> tuple[float, str]:
+    """A readable axis unit for values up to `seconds`."""
+    for size, name in ((86400, "days"), (3600, "hours"), (60, "minutes")):
+        if seconds >= 2 * size:
+            return size, name
+    return 1, "seconds"
+
+
+def _date_axis(ax) -> None:
+    locator = AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _naive_utc(col: pd.Series) -> pd.Series:
+    return pd.to_datetime(col, utc=True).dt.tz_convert(None)
+
+
+# ---------------------------------------------------------------- the value stream map
+
+# layout in data units: a margin for the ladder's legend, then per stage a gap holding the WIP triangle and the
+# process box; the totals box at the right end
+_MARGIN, _GAP, _BOX, _TOTALS = 0.9, 1.0, 2.2, 2.9
+_BOX_TOP, _BOX_BOTTOM, _HEADER = 5.0, 2.3, 0.55
+_LOW, _HIGH = 0.55, 1.45  # the ladder's two levels
+
+
+def vsm_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
+    """The value stream map of `stream` in lean notation, from the stage medians: per stage a WIP triangle (titles
+    in the stage now) and a process box (C/T, active, attempts per title, %C&A, count); under them the timeline
+    ladder, low = wait (hand-off), high = active; at the right the totals: lead time = sum of the median waits
+    and cycles, value-added time = sum of the median active times, and their ratio."""
+    rows = _vsm_rows(tables, stream)
+    title = f"{stream}: value stream map (medians per stage)"
+    key = f"vsm-{stream}"
+    if not rows:
+        return _no_data_svg(title, key)
+    lead = sum((r["wait_median_s"] or 0) + (r["cycle_median_s"] or 0) for r in rows)
+    value_added = sum(r["active_median_s"] or 0 for r in rows)
+    width = _MARGIN + len(rows) * (_GAP + _BOX) + _TOTALS
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width * 0.6, 6.2 * 0.6))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(0, width)
+        ax.set_ylim(0, 6.2)
+        ax.set_axis_off()
+        ax.text(0.15, 5.85, title, fontsize=11, fontweight="bold", va="center")
+        ax.text(_MARGIN - 0.1, 3.65, "arrival", ha="right", va="center", fontsize=8, color="#555555")
+        ax.text(_MARGIN - 0.1, _HIGH, "active", ha="right", va="center", fontsize=8, color=ACTIVE_COLOR)
+        ax.text(_MARGIN - 0.1, _LOW, "wait", ha="right", va="center", fontsize=8, color=WAIT_TEXT)
+        for i, r in enumerate(rows):
+            x0 = _MARGIN + i * (_GAP + _BOX)
+            bx = x0 + _GAP
+            _wip_triangle(ax, x0 + _GAP / 2, r["wip"])
+            _process_box(ax, bx, r)
+            # the ladder: wait low under the triangle, active high under the box
+            ax.plot([x0, bx], [_LOW, _LOW], color=WAIT_COLOR, linewidth=2.5, solid_capstyle="butt")
+            ax.plot([bx, bx + _BOX], [_HIGH, _HIGH], color=ACTIVE_COLOR, linewidth=2.5, solid_capstyle="butt")
+            ax.plot([bx, bx], [_LOW, _HIGH], [bx + _BOX, bx + _BOX], [_HIGH, _LOW], color="#999999", linewidth=0.8)
+            ax.text(x0 + _GAP / 2, _LOW - 0.15, human_duration(r["wait_median_s"]), ha="center", va="top",
+                    fontsize=8, color=WAIT_TEXT, fontweight="bold")  # fmt: skip
+            ax.text(bx + _BOX / 2, _HIGH + 0.12, human_duration(r["active_median_s"]), ha="center", va="bottom",
+                    fontsize=8, color=ACTIVE_COLOR, fontweight="bold")  # fmt: skip
+        _totals_box(ax, width - _TOTALS + 0.25, lead=lead, value_added=value_added)
+        return _svg(fig, key)
+
+
+def _wip_triangle(ax, cx: float, wip) -> None:
+    ax.annotate("", xy=(cx + 0.5, 3.65), xytext=(cx - 0.5, 3.65),
+                arrowprops={"arrowstyle": "-|>", "color": "#999999", "linewidth": 0.8})  # fmt: skip
+    ax.add_patch(Polygon([(cx - 0.28, 3.9), (cx + 0.28, 3.9), (cx, 4.4)], closed=True, facecolor="#fde9c4",
+                         edgecolor=WAIT_COLOR, linewidth=1.2, zorder=3))  # fmt: skip
+    ax.text(cx, 4.07, "I", ha="center", va="center", fontsize=8, fontweight="bold", zorder=4)
+    ax.text(cx, 3.4, f"WIP {_num(wip)}", ha="center", va="top", fontsize=8)
+
+
+def _process_box(ax, x: float, r: dict) -> None:
+    ax.add_patch(Rectangle((x, _BOX_BOTTOM), _BOX, _BOX_TOP - _BOX_BOTTOM, facecolor="white", edgecolor=LINE_COLOR))
+    ax.add_patch(Rectangle((x, _BOX_TOP - _HEADER), _BOX, _HEADER, facecolor=ACTIVE_COLOR, edgecolor=LINE_COLOR))
+    name = r["stage"] if len(r["stage"]) <= 22 else r["stage"][:21] + "…"
+    ax.text(x + _BOX / 2, _BOX_TOP - _HEADER / 2, name, ha="center", va="center", color="white", fontweight="bold")
+    lines = [("C/T", human_duration(r["cycle_median_s"])), ("active", human_duration(r["active_median_s"])),
+             ("attempts/title", _num(r["attempts_per_title"])), ("%C&A", _pct(r["complete_accurate_pct"])),
+             ("count", _num(r["count"]))]  # fmt: skip
+    for j, (label, value) in enumerate(lines):
+        y = _BOX_TOP - _HEADER - 0.35 - j * 0.4
+        ax.text(x + 0.1, y, label, va="center", fontsize=8, color="#555555")
+        ax.text(x + _BOX - 0.1, y, value, va="center", ha="right", fontsize=8)
+
+
+def _totals_box(ax, x: float, *, lead: float, value_added: float) -> None:
+    ax.add_patch(Rectangle((x, 0.2), _TOTALS - 0.35, 1.9, facecolor="#f4f6f9", edgecolor=LINE_COLOR))
+    lines = [("lead time", human_duration(lead)), ("value-added", human_duration(value_added)),
+             ("VA / lead time", _ratio(value_added / lead if lead > 0 else None))]  # fmt: skip
+    for j, (label, value) in enumerate(lines):
+        y = 1.75 - j * 0.5
+        ax.text(x + 0.12, y, label, va="center", fontsize=8.5, color="#555555")
+        ax.text(x + _TOTALS - 0.47, y, value, va="center", ha="right", fontsize=8.5, fontweight="bold")
+    ax.text(x, 2.3, "sums of the stage medians", fontsize=7, color="#777777")
+
+
+# ---------------------------------------------------------------- charts (one stream each)
+
+
+def stage_times_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
+    """Per stage of `stream`, the median wait (hand-off) and the median active time, stacked."""
+    rows = _vsm_rows(tables, stream)
+    title, key = "Stage time: median wait and active", f"stage-times-{stream}"
+    if not rows:
+        return _no_data_svg(title, key)
+    waits = [r["wait_median_s"] or 0 for r in rows]
+    actives = [r["active_median_s"] or 0 for r in rows]
+    size, unit = _time_unit(max(w + a for w, a in zip(waits, actives)))
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 0.9 + 0.38 * len(rows))
+        ax = fig.add_subplot()
+        y = range(len(rows))
+        ax.barh(y, [w / size for w in waits], color=WAIT_COLOR, label="wait (hand-off)")
+        ax.barh(y, [a / size for a in actives], left=[w / size for w in waits], color=ACTIVE_COLOR, label="active")
+        for yi, w, a in zip(y, waits, actives):
+            ax.text((w + a) / size, yi, " " + human_duration(w + a), va="center", fontsize=8)
+        ax.set_yticks(list(y), [r["stage"] for r in rows])
+        ax.invert_yaxis()
+        ax.margins(x=0.18)
+        ax.set_xlabel(unit)
+        ax.set_title(title)
+        ax.legend(loc="lower right", fontsize=8)
+        return _svg(fig, key)
+
+
+def sla_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
+    """Per stage of `stream`, the share of finished spans within the stage SLA (%, 0..100)."""
+    rows = _vsm_rows(tables, stream)
+    title, key = "SLA attainment per stage", f"sla-{stream}"
+    if not rows:
+        return _no_data_svg(title, key)
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 2.8)
+        ax = fig.add_subplot()
+        x = range(len(rows))
+        values = [r["sla_attainment_pct"] for r in rows]
+        ax.bar(x, [v or 0 for v in values], color=ACTIVE_COLOR, width=0.6)
+        for xi, v in zip(x, values):
+            ax.text(xi, v or 0, _pct(v) if v is not None else "no SLA", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(list(x), [r["stage"] for r in rows])
+        ax.set_ylim(0, 112)
+        ax.set_yticks(range(0, 101, 25))
+        ax.set_ylabel("% within SLA")
+        ax.set_title(title)
+        return _svg(fig, key)
+
+
+def lead_time_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
+    """Lead time of each finished title of `stream` by the time it finished, with a rolling median."""
+    runs = _of(_table(tables, "runs"), stream)
+    title, key = "Lead time of finished titles", f"lead-time-{stream}"
+    if runs.empty or "finished_at" not in runs:
+        return _no_data_svg(title, key)
+    done = runs[runs["finished_at"].notna() & runs["lead_time_s"].notna()]
+    if done.empty:
+        return _no_data_svg(title, key)
+    done = pd.DataFrame({"at": _naive_utc(done["finished_at"]), "lead": done["lead_time_s"].astype(float)}).sort_values("at")
+    size, unit = _time_unit(done["lead"].max())
+    window = max(5, len(done) // 20)
+    rolling = done["lead"].rolling(window, center=True, min_periods=1).median()
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 2.8)
+        ax = fig.add_subplot()
+        # thousands of points as vectors make a heavy page: past that they are drawn as one embedded image
+        ax.scatter(done["at"], done["lead"] / size, s=6, alpha=0.35, color=ACTIVE_COLOR, linewidths=0,
+                   label="title", rasterized=len(done) > 2000)  # fmt: skip
+        ax.plot(done["at"], rolling / size, color=WAIT_COLOR, linewidth=1.8, label=f"rolling median ({window} titles)")
+        _date_axis(ax)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(unit)
+        ax.set_xlabel("finished (UTC)")
+        ax.set_title(title)
+        ax.legend(loc="upper left", fontsize=8, markerscale=2)
+        return _svg(fig, key)
+
+
+def cfd_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
+    """The cumulative flow diagram of `stream`: titles arrived and titles through each stage, over time; the
+    height of a band is the work between two steps."""
+    cfd = _of(_table(tables, "cfd"), stream)
+    title, key = "Cumulative flow", f"cfd-{stream}"
+    if cfd.empty:
+        return _no_data_svg(title, key)
+    wide = cfd.assign(at=_naive_utc(cfd["at"])).pivot_table(index="at", columns="step", values="count", aggfunc="max")
+    steps = sorted(wide.columns, key=lambda s: -1 if s == "arrived" else _rank(s))
+    wide = wide[steps].sort_index().ffill().fillna(0)
+    colors = matplotlib.colormaps["tab10"]
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 2.8)
+        ax = fig.add_subplot()
+        for i, step in enumerate(steps):
+            lower = wide[steps[i + 1]] if i + 1 < len(steps) else 0
+            label = step if step == "arrived" else f"{step} done"
+            ax.fill_between(wide.index, lower, wide[step], color=colors(i % 10), alpha=0.35, linewidth=0)
+            ax.plot(wide.index, wide[step], color=colors(i % 10), linewidth=1, label=label)
+        _date_axis(ax)
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("titles (cumulative)")
+        ax.set_title(title)
+        ax.legend(loc="upper left", fontsize=7.5)
+        return _svg(fig, key)
+
+
+def throughput_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
+    """Titles of `stream` finished per UTC day."""
+    tp = _of(_table(tables, "throughput"), stream)
+    title, key = "Throughput: titles finished per day", f"throughput-{stream}"
+    if tp.empty:
+        return _no_data_svg(title, key)
+    days = pd.to_datetime(tp["day"])
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 2.8)
+        ax = fig.add_subplot()
+        ax.bar(days, tp["finished"], width=0.8, color=ACTIVE_COLOR)
+        _date_axis(ax)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("titles")
+        ax.set_title(title)
+        return _svg(fig, key)
+
+
+CHARTS = (stage_times_svg, sla_svg, lead_time_svg, cfd_svg, throughput_svg)
+
