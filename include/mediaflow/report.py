@@ -1,24 +1,31 @@
-"""The value-stream analytics report over the tables of `mediaflow.metrics.compute`: the value stream map and the
-charts of each stream, as SVG to inline in an HTML page. Plain Python, no Airflow imports.
+"""The value-stream analytics report over the tables of `mediaflow.metrics.compute`: one self-contained HTML page
+(inline CSS, inline SVG charts, no script, no external URL) and its data as Parquet and JSON. Plain Python, no
+Airflow imports.
 
 Every table may be empty (a new stack): each part then says "no data yet" instead of failing. Every string that
-comes from data (stream and stage names) is escaped inside the SVG text by matplotlib's XML writer.
+comes from data (stream, stage, asset, run names) is escaped, in the HTML by Jinja2's autoescape and inside the
+SVG text by matplotlib's XML writer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
+from jinja2 import Environment
+from markupsafe import Markup
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from mediaflow import metrics
+from mediaflow.alerts import run_url
 from mediaflow.spec import STAGE_ORDER
 
 WAIT_COLOR, WAIT_TEXT, ACTIVE_COLOR, LINE_COLOR = "#e8a33d", "#a8650a", "#3b6ea5", "#444444"
@@ -63,6 +70,24 @@ def _num(value) -> str:
     if value is None or value != value:
         return "–"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _cell(column: str, value) -> str:
+    """A table cell by the column's unit: *_s are durations, *_pct percentages."""
+    if column.endswith("_s"):
+        return human_duration(value)
+    if column.endswith("_pct"):
+        return _pct(value)
+    return value if isinstance(value, str) else _num(value)
+
+
+def _minute(iso: str | None) -> str:
+    return "–" if not iso else pd.Timestamp(iso).strftime("%Y-%m-%d %H:%M")
+
+
+def _heading(column: str) -> str:
+    name = re.sub(r"_(s|pct)$", "", column).replace("_", " ")
+    return f"{name} %" if column.endswith("_pct") else name
 
 
 # ---------------------------------------------------------------- table access (columns may be missing when empty)
@@ -358,4 +383,187 @@ def throughput_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
 
 
 CHARTS = (stage_times_svg, sla_svg, lead_time_svg, cfd_svg, throughput_svg)
+
+
+# ---------------------------------------------------------------- the HTML page
+
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0;
+       background: #f4f6f9; }
+main { max-width: 1400px; margin: 0 auto; padding: 16px 24px 48px; }
+header { border-bottom: 3px solid #3b6ea5; margin-bottom: 16px; }
+h1 { font-size: 24px; margin: 8px 0 4px; }
+h2 { font-size: 20px; margin: 28px 0 10px; }
+h3 { font-size: 15px; margin: 18px 0 8px; }
+.meta, .muted { color: #666; }
+section { background: #fff; border: 1px solid #dde2ea; border-radius: 6px; padding: 12px 18px; margin: 14px 0; }
+.nodata { font-size: 18px; color: #666; padding: 24px 0; }
+.flag { border-color: #d9822b; border-left: 6px solid #d9822b; }
+.flag h2 { color: #a8500a; margin: 6px 0; display: inline; }
+summary { cursor: pointer; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(165px, 1fr)); gap: 8px; }
+.card { background: #f4f6f9; border-radius: 4px; padding: 6px 10px; }
+.card b { display: block; font-size: 17px; }
+.card span { color: #555; font-size: 12px; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+svg { max-width: 100%; height: auto; display: block; }
+.vsm { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #e6e9ee; text-align: right; white-space: nowrap; }
+th { background: #f4f6f9; position: sticky; top: 0; }
+th:first-child, td:first-child, td.text, th.text { text-align: left; }
+td.over { color: #b3261e; font-weight: 600; }
+.scroll { overflow-x: auto; }
+"""
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>{{ css }}</style>
+</head><body><main>
+<header>
+  <h1>{{ title }}</h1>
+  <p class="meta">Window: {% for k, v in window.items() %}{{ k }} {{ v }}{% if not loop.last %} · {% endif %}{% endfor %}
+     · generated {{ generated_at }} · definitions: see docs/analytics.md</p>
+</header>
+{% if not streams %}<section><p class="nodata">No data yet: no value-stream run in this window.</p></section>{% endif %}
+
+{% if anomalies %}
+<section class="flag"><details{% if anomalies | length <= 10 %} open{% endif %}>
+<summary><h2>{{ anomalies | length }} anomal{{ "y" if anomalies | length == 1 else "ies" }} today</h2></summary>
+<p class="muted">Stages of today's titles slower than the 90th percentile of the same stream and stage over the last 30 days.</p>
+<div class="scroll"><table>
+<tr><th>stream</th><th class="text">stage</th><th class="text">asset</th><th class="text">run</th><th>cycle</th><th>cycle limit</th><th>wait</th><th>wait limit</th></tr>
+{% for a in anomalies %}<tr><td>{{ a.stream }}</td><td class="text">{{ a.stage }}</td><td class="text">{{ a.asset_id or "–" }}</td>
+<td class="text"><a href="{{ a.href }}">{{ a.run_id }}</a></td>
+<td class="{{ 'over' if a.slow_cycle }}">{{ a.cycle_s | dur }}</td><td>{{ a.cycle_limit_s | dur }}</td>
+<td class="{{ 'over' if a.slow_wait }}">{{ a.wait_s | dur }}</td><td>{{ a.wait_limit_s | dur }}</td></tr>
+{% endfor %}</table></div></details></section>
+{% elif streams %}<section><p class="muted">No anomalies today.</p></section>{% endif %}
+
+{% for s in streams %}
+<h2>{{ s.name }}</h2>
+<section><h3>Scorecard</h3><div class="cards">
+{% for label, value in s.cards %}<div class="card"><b>{{ value }}</b><span>{{ label }}</span></div>{% endfor %}
+</div></section>
+<section class="vsm">{{ s.vsm }}</section>
+<section><div class="charts">{% for svg in s.charts %}<div>{{ svg }}</div>{% endfor %}</div></section>
+{% endfor %}
+
+<h2>Stages</h2>
+<section>{% if stage_rows %}<div class="scroll"><table>
+<tr>{% for h in stage_headings %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in stage_rows %}<tr>{% for v, text in row %}<td{% if text %} class="text"{% endif %}>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table></div>{% else %}<p class="nodata">{{ no_data }}</p>{% endif %}</section>
+
+<h2>Latest titles</h2>
+<section>{% if titles %}<div class="scroll"><table>
+<tr><th>asset</th><th class="text">stream</th><th class="text">status</th><th class="text">queued</th><th>lead time</th><th>flow efficiency</th><th class="text">run</th></tr>
+{% for t in titles %}<tr><td>{{ t.asset_id or "–" }}</td><td class="text">{{ t.stream }}</td><td class="text">{{ t.status }}</td>
+<td class="text">{{ t.queued_at | minute }}</td><td>{{ t.lead_time_s | dur }}</td><td>{{ t.flow_efficiency | ratio }}</td>
+<td class="text"><a href="{{ t.href }}">{{ t.run_id }}</a></td></tr>
+{% endfor %}</table></div>{% else %}<p class="nodata">{{ no_data }}</p>{% endif %}</section>
+</main></body></html>
+"""
+
+_ENV = Environment(autoescape=True)
+_ENV.filters.update(dur=human_duration, ratio=_ratio, pct=_pct, minute=_minute)
+_PAGE_TEMPLATE = _ENV.from_string(_PAGE)
+
+
+def _scorecard(s: dict) -> list[tuple[str, str]]:
+    return [
+        ("titles", _num(s.get("titles"))), ("finished", _num(s.get("finished"))),
+        ("in progress", _num(s.get("in_progress"))), ("lead time median", human_duration(s.get("lead_time_median_s"))),
+        ("lead time p90", human_duration(s.get("lead_time_p90_s"))), ("flow efficiency (median)", _ratio(s.get("flow_efficiency_median"))),
+        ("throughput / day", _num(s.get("throughput_per_day"))), ("WIP now", _num(s.get("wip"))),
+        ("bottleneck stage", s.get("bottleneck") or "–"), ("bottleneck share of the time", _pct(s.get("bottleneck_share_pct"))),
+        ("bottleneck wait (median)", human_duration(s.get("bottleneck_wait_s"))),
+        ("bottleneck active (median)", human_duration(s.get("bottleneck_active_s"))),
+        ("published", _pct(s.get("published_pct"))), ("rejected", _pct(s.get("rejected_pct"))),
+        ("failed", _pct(s.get("failed_pct"))), ("review rejection", _pct(s.get("review_rejection_pct"))),
+        ("QC findings / title", _num(s.get("qc_findings_per_title"))), ("locale rejection", _pct(s.get("locale_rejection_pct"))),
+    ]  # fmt: skip
+
+
+def _linked(rows: list[dict]) -> list[dict]:
+    """Rows with the relative link to their run in the Airflow UI: the page's only links."""
+    return [{**r, "href": run_url("", r["dag_id"], r["run_id"])} for r in rows]
+
+
+def _anomalies(tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Today's anomalies with the asset of their run."""
+    runs = _table(tables, "runs")
+    assets = {} if runs.empty or "asset_id" not in runs else {
+        (d, r): a for d, r, a in runs[["dag_id", "run_id", "asset_id"]].itertuples(index=False)}  # fmt: skip
+    return [{**a, "asset_id": assets.get((a["dag_id"], a["run_id"]))} for a in metrics.records(_table(tables, "anomalies"))]
+
+
+def render_html(tables: dict[str, pd.DataFrame], *, title: str = "Value stream report", generated_at: str,
+                window: dict) -> str:  # fmt: skip
+    """The whole report as one self-contained HTML page: header, today's anomalies (on top when there are any),
+    per stream a scorecard, its value stream map and charts, the stage table and the latest titles."""
+    by_stream = {r["stream"]: r for r in metrics.records(_table(tables, "streams"))}
+    streams = [{"name": name, "cards": _scorecard(by_stream.get(name, {})), "vsm": Markup(vsm_svg(tables, name)),
+                "charts": [Markup(chart(tables, name)) for chart in CHARTS]} for name in stream_names(tables)]  # fmt: skip
+    stages = _table(tables, "stages")
+    latest = metrics.records(_table(tables, "runs").head(LATEST_TITLES))
+    for t in latest:
+        t["status"] = t.get("status") or t.get("state") or "–"
+    return _PAGE_TEMPLATE.render(
+        title=title, css=Markup(_CSS), generated_at=generated_at, window=window, streams=streams, no_data=NO_DATA,
+        anomalies=_linked(_anomalies(tables)),
+        stage_headings=[_heading(c) for c in stages.columns],
+        stage_rows=[[(_cell(c, v), isinstance(v, str)) for c, v in r.items()] for r in metrics.records(stages)],
+        titles=_linked(latest),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- data files
+
+
+def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as one Arrow type each: ints with None (the outcome counts) -> Int64, floats -> Float64,
+    bools -> boolean, timestamps -> UTC, anything else -> string. A column without a value keeps Arrow's null type
+    rather than a guessed one."""
+    out = frame.copy()
+    for c in out.columns[out.dtypes == object]:
+        kind = pd.api.types.infer_dtype(out[c], skipna=True)
+        if kind == "empty":
+            continue
+        if kind == "integer":
+            out[c] = out[c].astype("Int64")
+        elif kind in ("floating", "mixed-integer-float", "decimal"):
+            out[c] = pd.to_numeric(out[c]).astype("Float64")
+        elif kind == "boolean":
+            out[c] = out[c].astype("boolean")
+        elif kind in ("datetime", "datetime64"):
+            out[c] = pd.to_datetime(out[c], utc=True)
+        else:
+            out[c] = out[c].map(lambda v: None if v is None or v != v else str(v)).astype("string")
+    return out
+
+
+def write_parquet(tables: dict[str, pd.DataFrame], folder: str | Path) -> dict[str, Path]:
+    """One Parquet file per table, `<folder>/<name>.parquet`; returns name -> path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, frame in tables.items():
+        paths[name] = folder / f"{name}.parquet"
+        _arrow_safe(frame).to_parquet(paths[name], index=False)
+    return paths
+
+
+def write_report(tables: dict[str, pd.DataFrame], folder: str | Path, *, generated_at: str, window: dict) -> dict:
+    """The report folder: index.html, data/<table>.parquet and metrics.json (every table as rows, with the window
+    and the generation time). Returns {"html": path, "json": path, "parquet": {table: path}}."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = folder / "index.html", folder / "metrics.json"
+    html_path.write_text(render_html(tables, generated_at=generated_at, window=window), encoding="utf-8")
+    doc = {"generated_at": generated_at, "window": window, "tables": metrics.to_json(tables)}
+    json_path.write_text(json.dumps(doc, default=str), encoding="utf-8")
+    return {"html": html_path, "json": json_path, "parquet": write_parquet(tables, folder / "data")}
 

@@ -1,8 +1,10 @@
-"""The value-stream report over generated and hand-built metric tables: durations for people, the value stream map's
-numbers, charts as inline SVG."""
+"""The value-stream report over generated and hand-built metric tables: the value stream map's numbers, a page with
+no script and no external URL, hostile names made inert (in the HTML and inside the SVG text), empty tables and
+Parquet round trips."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -13,6 +15,8 @@ from mediaflow import metrics, report
 
 UNTIL = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 SINCE = UNTIL - timedelta(days=30)
+WINDOW = {"since": "2026-10-29T12:00:00Z", "until": "2026-11-28T12:00:00Z"}
+HOSTILE = "<script>alert(1)</script>"
 STAGE_SLAS = {"ingest": 120, "transcode": 1200, "localize": 300, "compliance": 300, "review": 3600, "publish": 120}
 
 
@@ -24,6 +28,19 @@ def computed(attempts: pd.DataFrame, runs: pd.DataFrame) -> dict[str, pd.DataFra
 @pytest.fixture(scope="module")
 def tables():
     return computed(*metrics.synthetic_ledger(20000, until=UNTIL))
+
+
+@pytest.fixture(scope="module")
+def page(tables):
+    return report.render_html(tables, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
+
+
+@pytest.fixture(scope="module")
+def hostile_tables():
+    """A stream and an asset named like a script, and a stream whose "$" would be TeX to matplotlib."""
+    attempts, runs = metrics.synthetic_ledger(1500, until=UNTIL, streams=(HOSTILE, "news_$x$"), days=3)
+    runs["asset_id"] = HOSTILE
+    return computed(attempts, runs)
 
 
 def stages_table(rows: list[tuple]) -> pd.DataFrame:
@@ -78,3 +95,83 @@ def test_each_chart_is_an_inline_svg_whose_text_stays_text(tables):
         svg = chart(tables, stream)
         assert svg.startswith("<svg ") and svg.rstrip().endswith("</svg>"), chart.__name__
         assert "http" not in svg and "<text" in svg and "no data yet" not in svg, chart.__name__
+
+
+def test_page_inlines_every_chart_with_no_script_and_no_external_url(tables, page):
+    streams = report.stream_names(tables)
+    assert len(streams) == 3
+    assert page.count("<svg") == len(streams) * (1 + len(report.CHARTS))
+    # no URL at all: the SVGs lose their prolog, metadata and namespace declarations; big scatters are data: images
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page.lower() and "<?xml" not in page and "<link" not in page and "@import" not in page
+    assert all(href.startswith("/dags/value_stream__") and "/runs/" in href for href in re.findall(r'href="([^"#][^"]*)"', page))
+    # element ids stay unique across the many inlined charts, and every reference finds its element
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    assert set(re.findall(r'href="#([^"]+)"', page)) | set(re.findall(r"url\(#([^)]+)\)", page)) <= set(ids)
+    assert "anomalies today" in page and "Latest titles" in page and "docs/analytics.md" in page
+
+
+def test_page_lists_the_latest_titles_with_links_to_their_runs(tables, page):
+    latest = tables["runs"].head(report.LATEST_TITLES)
+    for dag_id, run_id, asset in latest[["dag_id", "run_id", "asset_id"]].itertuples(index=False):
+        assert f'<a href="/dags/{dag_id}/runs/{run_id}">{run_id}</a>' in page
+        assert f"<td>{asset}</td>" in page
+    assert tables["runs"]["asset_id"].iloc[report.LATEST_TITLES] not in page
+
+
+def test_hostile_names_are_inert_in_the_page_and_the_svg(hostile_tables):
+    page = report.render_html(hostile_tables, title=HOSTILE, generated_at=HOSTILE, window={"since": HOSTILE})
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    svg = report.vsm_svg(hostile_tables, HOSTILE)
+    assert "<script" not in svg and f"{HOSTILE}: value stream map (medians per stage)" in [
+        t.replace("&lt;", "<").replace("&gt;", ">") for t in texts(svg)]  # fmt: skip
+    assert "news_$x$: value stream map (medians per stage)" in texts(report.vsm_svg(hostile_tables, "news_$x$"))
+    # the run link quotes the dag id instead of breaking out of the attribute
+    assert "/dags/value_stream__%3Cscript%3Ealert%281%29%3C%2Fscript%3E/runs/" in page
+
+
+@pytest.mark.parametrize("empty", ["computed", "missing"])
+def test_empty_tables_say_there_is_no_data_yet(empty, tmp_path):
+    _, runs = metrics.synthetic_ledger(100, until=UNTIL)
+    attempts = pd.DataFrame(columns=["dag_id", "run_id", "task_id", "map_index", "try_number", "stream", "stage",
+                                     "state", "started_at", "ended_at"])  # fmt: skip
+    tables = computed(attempts, runs.iloc[0:0]) if empty == "computed" else {}
+    page = report.render_html(tables, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
+    assert "No data yet" in page and "<svg" not in page and "<script" not in page
+    paths = report.write_report(tables, tmp_path, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
+    assert all(len(pd.read_parquet(p)) == 0 for p in paths["parquet"].values())
+    for stream_chart in (report.vsm_svg, *report.CHARTS):
+        assert "no data yet" in stream_chart(tables, "news_clip")
+
+
+def test_a_stream_with_runs_but_nothing_finished_yet_renders():
+    attempts, runs = metrics.synthetic_ledger(200, until=UNTIL, days=1)
+    in_progress = runs["state"] == "running"
+    tables = computed(attempts[attempts["run_id"].isin(runs.loc[in_progress, "run_id"])], runs[in_progress])
+    page = report.render_html(tables, generated_at="now", window=WINDOW)
+    assert page.count("<svg") == len(report.stream_names(tables)) * (1 + len(report.CHARTS))
+    assert "no data yet" in report.lead_time_svg(tables, report.stream_names(tables)[0])
+
+
+def test_parquet_round_trips_every_table(tables, tmp_path):
+    paths = report.write_parquet(tables, tmp_path / "data")
+    assert set(paths) == set(tables)
+    for name, frame in tables.items():
+        back = pd.read_parquet(paths[name])
+        assert len(back) == len(frame) and list(back.columns) == list(frame.columns), name
+    # the outcome counts: ints with None (runs still going) stay whole numbers
+    runs = pd.read_parquet(paths["runs"])
+    assert str(runs["reviews_total"].dtype) == "Int64"
+    assert runs["reviews_total"].isna().sum() == tables["runs"]["reviews_total"].isna().sum()
+
+
+def test_write_report_writes_the_page_the_data_and_the_json(tables, tmp_path):
+    paths = report.write_report(tables, tmp_path, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
+    assert paths["html"] == tmp_path / "index.html" and paths["html"].read_text().startswith("<!DOCTYPE html>")
+    assert paths["parquet"]["runs"] == tmp_path / "data" / "runs.parquet"
+    doc = json.loads(paths["json"].read_text())
+    assert doc["window"] == WINDOW and doc["generated_at"] == "2026-11-28T12:00:00Z"
+    assert {name: len(rows) for name, rows in doc["tables"].items()} == {name: len(f) for name, f in tables.items()}
+
