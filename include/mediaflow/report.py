@@ -1,6 +1,6 @@
 """The value-stream analytics report over the tables of `mediaflow.metrics.compute`: one self-contained HTML page
-(inline CSS, inline SVG charts, no script, no external URL) and its data as Parquet and JSON. Plain Python, no
-Airflow imports.
+(inline CSS, inline SVG charts, no script, no external URL), its data as Parquet and JSON, and the owners' daily
+digest mail. Plain Python, no Airflow imports.
 
 Every table may be empty (a new stack): each part then says "no data yet" instead of failing. Every string that
 comes from data (stream, stage, asset, run names) is escaped, in the HTML by Jinja2's autoescape and inside the
@@ -467,9 +467,24 @@ _PAGE = """<!DOCTYPE html>
 </main></body></html>
 """
 
+_DIGEST = """<html><body style="font-family: sans-serif; font-size: 14px; color: #222">
+<h2 style="margin-bottom: 4px">Value streams on {{ day }}</h2>
+{% if lines %}<ul>{% for line in lines %}<li>{{ line }}</li>{% endfor %}</ul>
+{% else %}<p>No data yet.</p>{% endif %}
+<h3>Anomalies ({{ anomalies | length }})</h3>
+{% if anomalies %}<table cellpadding="4" style="border-collapse: collapse">
+<tr><th align="left">stream</th><th align="left">stage</th><th align="left">asset</th><th align="left">run</th><th align="right">cycle / limit</th><th align="right">wait / limit</th></tr>
+{% for a in anomalies %}<tr><td>{{ a.stream }}</td><td>{{ a.stage }}</td><td>{{ a.asset_id or "–" }}</td><td>{{ a.run_id }}</td>
+<td align="right"{% if a.slow_cycle %} style="color: #b3261e; font-weight: bold"{% endif %}>{{ a.cycle_s | dur }} / {{ a.cycle_limit_s | dur }}</td>
+<td align="right"{% if a.slow_wait %} style="color: #b3261e; font-weight: bold"{% endif %}>{{ a.wait_s | dur }} / {{ a.wait_limit_s | dur }}</td></tr>
+{% endfor %}</table>{% else %}<p>None.</p>{% endif %}
+{% if report_link %}<p><a href="{{ report_link }}">The full value-stream report</a></p>{% endif %}
+</body></html>
+"""
+
 _ENV = Environment(autoescape=True)
 _ENV.filters.update(dur=human_duration, ratio=_ratio, pct=_pct, minute=_minute)
-_PAGE_TEMPLATE = _ENV.from_string(_PAGE)
+_PAGE_TEMPLATE, _DIGEST_TEMPLATE = _ENV.from_string(_PAGE), _ENV.from_string(_DIGEST)
 
 
 def _scorecard(s: dict) -> list[tuple[str, str]]:
@@ -567,3 +582,45 @@ def write_report(tables: dict[str, pd.DataFrame], folder: str | Path, *, generat
     json_path.write_text(json.dumps(doc, default=str), encoding="utf-8")
     return {"html": html_path, "json": json_path, "parquet": write_parquet(tables, folder / "data")}
 
+
+# ---------------------------------------------------------------- the daily digest
+
+
+def _day_line(stream: str, runs: pd.DataFrame, spans: pd.DataFrame) -> str:
+    """One stream's day: titles finished, their lead time and flow efficiency, the stage SLAs of the spans that
+    ended that day, and the day's bottleneck."""
+    finished = len(runs)
+    parts = [f"{stream}: {finished} finished"]
+    if finished:
+        parts.append(f"lead time {human_duration(runs['lead_time_s'].median())} (median)")
+        parts.append(f"flow efficiency {_ratio(runs['flow_efficiency'].median())}")
+    judged = spans[spans["sla_s"].notna()] if "sla_s" in spans else spans.iloc[0:0]
+    if not judged.empty:
+        missed = int(judged["sla_missed"].sum())
+        parts.append(f"SLA {missed} of {len(judged)} stages missed ({_pct(100 * (1 - missed / len(judged)))} met)")
+    if not spans.empty:
+        top = metrics.bottleneck(metrics.stage_summary(spans, {})).iloc[0]
+        parts.append(f"bottleneck {top['stage']} (wait {human_duration(top['wait_median_s'])} + active "
+                     f"{human_duration(top['active_median_s'])}, {_pct(top['share_pct'])} of the time)")  # fmt: skip
+    return " · ".join(parts)
+
+
+def digest_mail(tables: dict[str, pd.DataFrame], *, owners: list[str], day: str, report_link: str | None) -> dict:
+    """The value-stream owners' digest of `day` (UTC, YYYY-MM-DD): per stream one line (titles finished that day,
+    their median lead time and flow efficiency, stage SLA misses, the day's bottleneck), the anomalies of the
+    tables (compute() judges its own "today") and the report link. Returns {"to", "subject", "html"}."""
+    runs, spans = _table(tables, "runs"), _table(tables, "spans")
+    d0 = pd.Timestamp(day, tz="UTC")
+
+    def on_day(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        if frame.empty or column not in frame:
+            return frame.iloc[0:0]
+        at = pd.to_datetime(frame[column], utc=True)
+        return frame[(at >= d0) & (at < d0 + pd.Timedelta(days=1))]
+
+    done_runs, done_spans = on_day(runs, "finished_at"), on_day(spans, "ended_at")
+    lines = [_day_line(s, _of(done_runs, s), _of(done_spans, s)) for s in stream_names(tables)]
+    anomalies = _anomalies(tables)
+    subject = f"[mediaflow] value streams digest {day}: {len(done_runs)} finished, {len(anomalies)} anomalies"
+    html = _DIGEST_TEMPLATE.render(day=day, lines=lines, anomalies=anomalies, report_link=report_link)
+    return {"to": list(owners), "subject": subject, "html": html}

@@ -1,6 +1,6 @@
 """The value-stream report over generated and hand-built metric tables: the value stream map's numbers, a page with
-no script and no external URL, hostile names made inert (in the HTML and inside the SVG text), empty tables and
-Parquet round trips."""
+no script and no external URL, hostile names made inert (in the HTML and inside the SVG text), empty tables,
+Parquet round trips and the owners' digest."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def test_page_lists_the_latest_titles_with_links_to_their_runs(tables, page):
     assert tables["runs"]["asset_id"].iloc[report.LATEST_TITLES] not in page
 
 
-def test_hostile_names_are_inert_in_the_page_and_the_svg(hostile_tables):
+def test_hostile_names_are_inert_in_the_page_the_svg_and_the_mail(hostile_tables):
     page = report.render_html(hostile_tables, title=HOSTILE, generated_at=HOSTILE, window={"since": HOSTILE})
     assert "<script" not in page.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -130,6 +130,8 @@ def test_hostile_names_are_inert_in_the_page_and_the_svg(hostile_tables):
     assert "news_$x$: value stream map (medians per stage)" in texts(report.vsm_svg(hostile_tables, "news_$x$"))
     # the run link quotes the dag id instead of breaking out of the attribute
     assert "/dags/value_stream__%3Cscript%3Ealert%281%29%3C%2Fscript%3E/runs/" in page
+    mail = report.digest_mail(hostile_tables, owners=["o@example.com"], day="2026-11-28", report_link='x" onclick="y')
+    assert "<script" not in mail["html"] and 'href="x&#34; onclick=&#34;y"' in mail["html"]
 
 
 @pytest.mark.parametrize("empty", ["computed", "missing"])
@@ -140,6 +142,9 @@ def test_empty_tables_say_there_is_no_data_yet(empty, tmp_path):
     tables = computed(attempts, runs.iloc[0:0]) if empty == "computed" else {}
     page = report.render_html(tables, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
     assert "No data yet" in page and "<svg" not in page and "<script" not in page
+    mail = report.digest_mail(tables, owners=["o@example.com"], day="2026-11-28", report_link=None)
+    assert mail["subject"] == "[mediaflow] value streams digest 2026-11-28: 0 finished, 0 anomalies"
+    assert "No data yet" in mail["html"] and "<a " not in mail["html"]
     paths = report.write_report(tables, tmp_path, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
     assert all(len(pd.read_parquet(p)) == 0 for p in paths["parquet"].values())
     for stream_chart in (report.vsm_svg, *report.CHARTS):
@@ -175,3 +180,20 @@ def test_write_report_writes_the_page_the_data_and_the_json(tables, tmp_path):
     assert doc["window"] == WINDOW and doc["generated_at"] == "2026-11-28T12:00:00Z"
     assert {name: len(rows) for name, rows in doc["tables"].items()} == {name: len(f) for name, f in tables.items()}
 
+
+def test_digest_names_the_days_numbers_and_every_anomaly(tables):
+    mail = report.digest_mail(tables, owners=["a@example.com", "b@example.com"], day="2026-11-27",
+                              report_link="https://reports.example.com/value-streams/index.html")  # fmt: skip
+    finished = tables["runs"]["finished_at"].dt.strftime("%Y-%m-%d").eq("2026-11-27").sum()
+    anomalies = tables["anomalies"]
+    assert len(anomalies) > 0
+    assert mail["to"] == ["a@example.com", "b@example.com"]
+    assert mail["subject"] == f"[mediaflow] value streams digest 2026-11-27: {finished} finished, {len(anomalies)} anomalies"
+    html = mail["html"]
+    for stream in report.stream_names(tables):
+        assert re.search(rf"<li>{stream}: \d+ finished · lead time .+ · flow efficiency .+ % · SLA \d+ of \d+ stages missed"
+                         rf" \(.+ % met\) · bottleneck \w+ \(wait .+ \+ active .+\)</li>", html)  # fmt: skip
+    for a in anomalies.itertuples():
+        assert f"<td>{a.stream}</td><td>{a.stage}</td>" in html and f"<td>{a.run_id}</td>" in html
+        assert f"{report.human_duration(a.cycle_s)} / {report.human_duration(a.cycle_limit_s)}" in html
+    assert '<a href="https://reports.example.com/value-streams/index.html">' in html
