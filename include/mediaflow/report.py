@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 from pathlib import Path
 
@@ -569,18 +568,6 @@ def write_parquet(tables: dict[str, pd.DataFrame], folder: str | Path) -> dict[s
         paths[name] = folder / f"{name}.parquet"
         _arrow_safe(frame).to_parquet(paths[name], index=False)
     return paths
-
-
-def write_report(tables: dict[str, pd.DataFrame], folder: str | Path, *, generated_at: str, window: dict) -> dict:
-    """The report folder: index.html, data/<table>.parquet and metrics.json (every table as rows, with the window
-    and the generation time). Returns {"html": path, "json": path, "parquet": {table: path}}."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    html_path, json_path = folder / "index.html", folder / "metrics.json"
-    html_path.write_text(render_html(tables, generated_at=generated_at, window=window), encoding="utf-8")
-    doc = {"generated_at": generated_at, "window": window, "tables": metrics.to_json(tables)}
-    json_path.write_text(json.dumps(doc, default=str), encoding="utf-8")
-    return {"html": html_path, "json": json_path, "parquet": write_parquet(tables, folder / "data")}
 
 
 # ---------------------------------------------------------------- the daily digest

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from mediaflow import rights, samples
+from mediaflow import analytics, rights, samples
 from mediaflow.airflow_api import AirflowApi, ApiError
 from mediaflow.devstack import PROJECT, Stack, StackError
 from mediaflow.batch import processed_key
@@ -118,25 +118,44 @@ def upload(stack: Stack, deliveries_dir: Path) -> list[str]:
     return [upload_delivery(s3, buckets, folder) for folder in folders]
 
 
-def run_content_batch(stack: Stack, *, timeout_s: float = 900) -> tuple[str, dict]:
-    """Trigger the nightly_content_batch DAG now and wait for it. (batch run id, its run)."""
+def run_now(stack: Stack, dag_id: str, *, timeout_s: float = 900) -> tuple[str, dict]:
+    """Trigger `dag_id` now (run id `make_run__<stamp>`) and wait for it. (run id, its run)."""
     api = _api(stack)
     run_id = f"make_run__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
-    api.trigger(BATCH_DAG_ID, run_id, {})
-    print(f"[run] triggered {BATCH_DAG_ID} {run_id}")
+    api.trigger(dag_id, run_id, {})
+    print(f"[run] triggered {dag_id} {run_id}")
     started = time.monotonic()
     while True:
-        run = api.dag_run(BATCH_DAG_ID, run_id)
+        run = api.dag_run(dag_id, run_id)
         if run and run["state"] in TERMINAL:
             break
         if time.monotonic() - started > timeout_s:
-            raise ApiError(f"{BATCH_DAG_ID} {run_id} still {run and run['state']} after {timeout_s:.0f}s")
+            raise ApiError(f"{dag_id} {run_id} still {run and run['state']} after {timeout_s:.0f}s")
         time.sleep(2)
     if run["state"] != "success":
-        failed = [t["task_id"] for t in api.task_instances(BATCH_DAG_ID, run_id) if t["state"] in ("failed", "upstream_failed")]
-        raise ApiError(f"{BATCH_DAG_ID} {run_id} failed (tasks: {', '.join(failed)}); see its logs in the Airflow UI")
-    print(f"[run] {BATCH_DAG_ID} done in {time.monotonic() - started:.0f}s")
+        failed = [t["task_id"] for t in api.task_instances(dag_id, run_id) if t["state"] in ("failed", "upstream_failed")]
+        raise ApiError(f"{dag_id} {run_id} failed (tasks: {', '.join(failed)}); see its logs in the Airflow UI")
+    print(f"[run] {dag_id} done in {time.monotonic() - started:.0f}s")
     return run_id, run
+
+
+def run_content_batch(stack: Stack, *, timeout_s: float = 900) -> tuple[str, dict]:
+    """Trigger the nightly_content_batch DAG now and wait for it. (batch run id, its run)."""
+    return run_now(stack, BATCH_DAG_ID, timeout_s=timeout_s)
+
+
+def write_report(stack: Stack) -> Path:
+    """Run value_stream_metrics now and export its report (value-streams/latest/ in the reports bucket) to
+    out/reports/. Returns the report's index.html."""
+    run_now(stack, analytics.DIGEST_DAG)
+    buckets, s3, dest = Buckets.from_env(), stack.s3_client(), stack.out_dir / "reports"
+    shutil.rmtree(dest, ignore_errors=True)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=buckets.reports, Prefix=f"{analytics.LATEST}/")
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        target = dest / obj["Key"][len(analytics.LATEST) + 1 :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(buckets.reports, obj["Key"], str(target))
+    return dest / "index.html"
 
 
 def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
@@ -326,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.up()
         summary = run_batch(stack, deliveries)
+        report = write_report(stack)
     except (StackError, ApiError) as e:
         print(f"[run] system failure: {e}", file=sys.stderr)
         return 1
@@ -337,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(summary)
     print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
+    print(f"[run] value-stream report: {report} (opens offline; data beside it in {report.parent / 'data'}/)")
     if waiting:
         print(f"[run] {len(waiting)} title(s) wait for review: the stack stays up so you can answer in the UI at "
               f"{stack.api_url} (login admin / {stack.password()}); `make down` when done")

@@ -425,3 +425,47 @@ def test_compliance_results_are_in_the_summary(batch):
     assert abs(c["loudness"]["renditions"]["audio_fr-FR"]["integrated_lufs"] - (-23.0)) <= 1.0
     assert c["technical_qc"]["findings"] == []
     assert c["metadata"]["success"] is True and c["metadata"]["uri"].startswith("s3://")
+
+
+def test_value_stream_report_digest_and_metrics_agree_with_the_runs(batch, stack):
+    """value_stream_metrics on the real stack, as `make run` ends: the report with its charts and the value stream
+    map, opening offline; Parquet whose per-title stages equal summary.json's (the vectorised metrics against the
+    per-run reference, on real runs); each outcome recorded on the ledger; one digest mail however many runs."""
+    import pandas as pd
+
+    results, _ = batch
+    report = runner.write_report(stack)  # a manual run of value_stream_metrics; fails if its GX validation fails
+    html = report.read_text()
+    assert report == stack.out_dir / "reports" / "index.html"
+    assert html.count("<svg") >= 5, "charts and the value stream map are inline SVG"
+    for external in ('src="http', "src='http", 'href="http', "<script", "@import", "url(http"):
+        assert external not in html, f"the report must open offline: found {external!r}"
+    published_streams = {a["value_stream"] for a in results.values() if a["status"] == "published"}
+    assert published_streams and all(s in html for s in published_streams)
+
+    data = report.parent / "data"
+    meta = json.loads((report.parent / "meta.json").read_text())
+    runs = pd.read_parquet(data / "runs.parquet").set_index("run_id")
+    spans = pd.read_parquet(data / "spans.parquet")
+    assert meta["rows"]["runs"] == meta["expected"]["runs"] == len(runs)
+    assert meta["rows"]["spans"] == meta["expected"]["spans"] == len(spans)
+    for a in results.values():
+        if not a.get("dag_run_id") or a["value_stream"] is None or a["dag_run_id"] not in runs.index:
+            continue
+        assert runs.loc[a["dag_run_id"], "status"] == a["status"], f"{a['delivery_id']}: the outcome on the ledger row"
+        ours = spans[spans["run_id"] == a["dag_run_id"]].set_index("stage")
+        for st in a["stages"] or []:
+            if st["ended_at"] is None:
+                continue
+            row = ours.loc[st["stage"]]
+            assert row["active_s"] == pytest.approx(st["active_s"], abs=0.01), (a["delivery_id"], st["stage"])
+            assert row["attempts"] == st["attempts"]
+            if st["wait_s"] is not None:
+                assert row["wait_s"] == pytest.approx(st["wait_s"], abs=0.01), (a["delivery_id"], st["stage"])
+    checked = [a for a in results.values() if a.get("dag_run_id") in runs.index and a["status"] == "published"]
+    assert len(checked) >= 5
+
+    mails = [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in (stack.out_dir / "mail").glob("*.eml")]
+    digests = [m for m in mails if "digest" in m["Subject"].lower()]
+    assert len(digests) == 1, [m["Subject"] for m in digests]  # asset-triggered runs too, but one digest a day
+    assert "newsdesk-ops@example.com" in digests[0]["To"]

@@ -4,7 +4,6 @@ Parquet round trips and the owners' digest."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -145,8 +144,7 @@ def test_empty_tables_say_there_is_no_data_yet(empty, tmp_path):
     mail = report.digest_mail(tables, owners=["o@example.com"], day="2026-11-28", report_link=None)
     assert mail["subject"] == "[mediaflow] value streams digest 2026-11-28: 0 finished, 0 anomalies"
     assert "No data yet" in mail["html"] and "<a " not in mail["html"]
-    paths = report.write_report(tables, tmp_path, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
-    assert all(len(pd.read_parquet(p)) == 0 for p in paths["parquet"].values())
+    assert all(len(pd.read_parquet(p)) == 0 for p in report.write_parquet(tables, tmp_path).values())
     for stream_chart in (report.vsm_svg, *report.CHARTS):
         assert "no data yet" in stream_chart(tables, "news_clip")
 
@@ -170,15 +168,6 @@ def test_parquet_round_trips_every_table(tables, tmp_path):
     runs = pd.read_parquet(paths["runs"])
     assert str(runs["reviews_total"].dtype) == "Int64"
     assert runs["reviews_total"].isna().sum() == tables["runs"]["reviews_total"].isna().sum()
-
-
-def test_write_report_writes_the_page_the_data_and_the_json(tables, tmp_path):
-    paths = report.write_report(tables, tmp_path, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
-    assert paths["html"] == tmp_path / "index.html" and paths["html"].read_text().startswith("<!DOCTYPE html>")
-    assert paths["parquet"]["runs"] == tmp_path / "data" / "runs.parquet"
-    doc = json.loads(paths["json"].read_text())
-    assert doc["window"] == WINDOW and doc["generated_at"] == "2026-11-28T12:00:00Z"
-    assert {name: len(rows) for name, rows in doc["tables"].items()} == {name: len(f) for name, f in tables.items()}
 
 
 def test_digest_names_the_days_numbers_and_every_anomaly(tables):
