@@ -264,6 +264,12 @@ def _with_sla(spans: pd.DataFrame, slas_s: dict[str, dict[str, float]]) -> pd.Da
     return out
 
 
+STREAM_COLUMNS = ["stream", "titles", "finished", "in_progress", "lead_time_median_s", "lead_time_p90_s",
+                  "flow_efficiency_median", "throughput_per_day", "wip", "bottleneck", "bottleneck_wait_s",
+                  "bottleneck_active_s", "bottleneck_share_pct", "published_pct", "rejected_pct", "failed_pct",
+                  "review_rejection_pct", "qc_findings_per_title", "locale_rejection_pct"]  # fmt: skip
+
+
 def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[str, float]], *,
             since: datetime, until: datetime, now: datetime | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Every flow metric for the runs queued in [since, until), per stream and stage, as named tables:
@@ -327,7 +333,8 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
             top = bottleneck(measured).rename(columns={"stage": "bottleneck", "share_pct": "bottleneck_share_pct",
                                                       "wait_median_s": "bottleneck_wait_s", "active_median_s": "bottleneck_active_s"})  # fmt: skip
             streams = streams.merge(top.drop(columns=["time_s"]), on="stream", how="left")
-        streams = streams.merge(scorecard(in_window), on="stream", how="left", suffixes=("", "_scored"))
+        streams = streams.merge(scorecard(in_window).drop(columns=["titles"]), on="stream", how="left")
+    streams = streams.reindex(columns=STREAM_COLUMNS)  # the same columns with or without data
 
     today = until.strftime("%Y-%m-%d") if until <= now else now.strftime("%Y-%m-%d")
     anomalies_ = anomalies(all_spans, day=today) if not all_spans.empty else pd.DataFrame(
