@@ -102,15 +102,23 @@ def digest_day(now: datetime, hour: int) -> str | None:
     return now.strftime("%Y-%m-%d") if now.hour >= hour else None
 
 
-def claim_digest(ledger, store: Store, buckets: Buckets, prefix: str, *, day: str, owners: list[str], report_link: str | None) -> dict | None:  # fmt: skip
+def claim_digest(ledger, store: Store, buckets: Buckets, prefix: str, *, day: str, owners: list[str],
+                 report_link: str | None) -> tuple[dict | None, str]:  # fmt: skip
     """The day's digest in the alert outbox (once per day, whichever run gets there first), or the pending one a
-    failed delivery left. None when it was sent already."""
+    failed delivery left. (alert to deliver or None, why). A window with no titles at all sends nothing yet: a
+    later run of the same day sends the digest once there is something to say."""
     from mediaflow import report
 
     tables, _ = load(store, buckets, prefix)
-    mail = report.digest_mail(tables, owners=owners, day=day, report_link=report_link)
-    alert = ledger.claim_alert(dag_id=DIGEST_DAG, run_id=day, kind="digest", key=day, recipients=mail["to"],
-                               subject=mail["subject"], html=mail["html"])  # fmt: skip
-    if alert is None:
-        alert = next((a for a in ledger.alerts(DIGEST_DAG, day) if a["kind"] == "digest"), None)
-    return alert if alert and alert["status"] == "pending" else None
+    existing = next((a for a in ledger.alerts(DIGEST_DAG, day) if a["kind"] == "digest"), None)
+    if existing is None and tables["runs"].empty and not tables["stages"]["wip"].sum():
+        return None, "no titles in the window yet: no digest"
+    if existing is None:
+        mail = report.digest_mail(tables, owners=owners, day=day, report_link=report_link)
+        existing = ledger.claim_alert(dag_id=DIGEST_DAG, run_id=day, kind="digest", key=day, recipients=mail["to"],
+                                      subject=mail["subject"], html=mail["html"])  # fmt: skip
+        if existing is None:  # another run claimed it between our look and our claim
+            existing = next(a for a in ledger.alerts(DIGEST_DAG, day) if a["kind"] == "digest")
+    if existing["status"] != "pending":
+        return None, f"the {day} digest was sent already"
+    return existing, "due"

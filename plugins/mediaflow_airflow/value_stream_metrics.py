@@ -108,11 +108,11 @@ def value_stream_metrics_dag() -> DAG:
             if day is None:
                 return f"not yet: the digest goes out from {s['digest_hour']:02d}:00 UTC"
             ledger = LedgerHook().get_conn()
-            alert = analytics.claim_digest(ledger, MediaStoreHook(), Buckets.from_env(), snap["prefix"], day=day,
+            alert, why = analytics.claim_digest(ledger, MediaStoreHook(), Buckets.from_env(), snap["prefix"], day=day,
                                            owners=analytics.owners_of(load_specs()),
                                            report_link=f"{ui_url()}/plugin/value-streams")  # fmt: skip
             if alert is None:
-                return f"the {day} digest was sent already"
+                return why
             if not deliver(ledger, alert, context):
                 raise RuntimeError(f"the {day} digest was not delivered (it stays in the outbox; the retry sends it)")
             return f"the {day} digest sent to {', '.join(alert['recipients'])}"

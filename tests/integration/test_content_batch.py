@@ -89,7 +89,7 @@ def batches(stack, api, s3):
                   "quarantined": api.xcom(runner.BATCH_DAG_ID, run_id, "quarantine_invalid") or {},
                   "validation": api.xcom(runner.BATCH_DAG_ID, run_id, "validate_manifests")}  # fmt: skip
         print(f"\nbatch {n} over {len(uploads)} deliveries: {out[n]['seconds']:.1f} s (list, validate, quarantine, trigger)")
-    out["mails"] = _mails(stack)[mails_before:]
+    out["mails"] = [m for m in _mails(stack)[mails_before:] if m["Subject"].startswith("[BATCH]")]  # not the digest
     out["runs"] = _all_runs(api)
     return out  # the runs stay queued in the paused DAG: nothing schedules them
 

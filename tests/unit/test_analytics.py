@@ -77,3 +77,36 @@ def test_an_older_ledger_gains_the_outcome_columns_and_keeps_its_rows(tmp_path):
     led.record_run(dag_id=DAG, run_id="r0", status="published", qc_findings=2)
     row = led.run(DAG, "r0")
     assert row["state"] == "success" and row["status"] == "published" and row["qc_findings"] == 2
+
+
+def test_snapshot_report_and_digest_over_a_real_s3_api(ledger, s3):
+    """The DAG's steps in order against moto's S3 server: Parquet + meta.json, then the report copied to latest/,
+    then one digest per day through the outbox (claimed once; pending until delivered; then done)."""
+    store, buckets = s3
+    meta = analytics.snapshot(ledger, store, buckets, slas_s={}, run_id="manual__2026-11-28T01:30:00+00:00", now=at(1800), days=1)
+    prefix = analytics.run_prefix("manual__2026-11-28T01:30:00+00:00")
+    assert meta["rows"]["runs"] == meta["expected"]["runs"] == 2 and meta["rows"]["spans"] == meta["expected"]["spans"] == 6
+    tables, _ = analytics.load(store, buckets, prefix)
+    analytics.validate(tables, meta["expected"])
+    assert analytics.publish_report(store, buckets, prefix) == f"s3://{buckets.reports}/{analytics.LATEST}/index.html"
+    latest = store.list(buckets.reports, f"{analytics.LATEST}/")
+    assert {f"{analytics.LATEST}/index.html", f"{analytics.LATEST}/meta.json", f"{analytics.LATEST}/data/runs.parquet"} <= set(latest)
+    assert "asset-r1" in store.get_bytes(buckets.reports, f"{analytics.LATEST}/index.html").decode()
+
+    alert, why = analytics.claim_digest(ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None)
+    assert why == "due" and alert["recipients"] == ["o@example.com"] and "digest 2026-11-28" in alert["subject"]
+    again, _ = analytics.claim_digest(ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None)
+    assert again["id"] == alert["id"], "not delivered yet: the same pending digest, not a second one"
+    ledger.mark_sent(alert["id"])
+    assert analytics.claim_digest(ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"],
+                                  report_link=None) == (None, "the 2026-11-28 digest was sent already")  # fmt: skip
+
+
+def test_no_digest_while_the_window_holds_no_titles(tmp_path, s3):
+    store, buckets = s3
+    empty = Ledger(f"sqlite:///{tmp_path / 'empty.db'}")
+    analytics.snapshot(empty, store, buckets, slas_s={}, run_id="r-empty", now=at(0), days=1)
+    alert, why = analytics.claim_digest(empty, store, buckets, analytics.run_prefix("r-empty"), day="2026-11-28",
+                                        owners=["o@example.com"], report_link=None)  # fmt: skip
+    assert alert is None and why == "no titles in the window yet: no digest"
+    assert empty.alerts(analytics.DIGEST_DAG) == []
