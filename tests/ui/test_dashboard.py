@@ -1,0 +1,162 @@
+"""The "Value Streams" dashboard inside the Airflow UI, used as a person uses it: real Debian chromium driven by
+Playwright against a real stack that has processed one real title. Log in, open Value Streams from the nav, read
+the stage medians inside the plugin's iframe and check them against the JSON endpoint, click the title through to
+its Airflow run, open the run's Value stream tab. Also: no login, no data. Screenshots: <stack out dir>/ui/*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from urllib.parse import quote, unquote
+
+import pytest
+from playwright.sync_api import expect
+
+from mediaflow import runner, samples
+from mediaflow.spec import load_specs
+from mediaflow.store import Buckets
+from test_trigger_form import log_in  # a sibling module: pytest puts tests/ui on sys.path
+
+pytestmark = pytest.mark.integration
+
+STREAM = "news_clip"
+DAG_ID = f"value_stream__{STREAM}"
+MEDIANS = ("cycle_median_s", "wait_median_s", "active_median_s")
+
+
+@pytest.fixture(scope="module")
+def title(stack, api, tmp_path_factory) -> tuple[str, str]:
+    """One real title through news_clip, ended: a 2 s clip and its rights row uploaded to the landing bucket, the
+    run triggered through the REST API with a run id that needs quoting in a URL (':' and '+'). (asset id, run id)"""
+    now = datetime.now(timezone.utc)
+    asset_id = f"ui-dashboard-{now:%Y%m%dt%H%M%S}"
+    root = tmp_path_factory.mktemp("dashboard")
+    folder = root / asset_id
+    folder.mkdir()
+    samples.make_video(folder / "clip.mp4", width=320, height=240, fps=25, seconds=2)
+    manifest = {"asset_id": asset_id, "title": "Dashboard test clip", "value_stream": STREAM,
+                "source": {"file": "clip.mp4"}, "territories": ["US"], "channels": ["web"]}  # fmt: skip
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (root / "avails.csv").write_text("asset_id,territory,channel,window_start,window_end,exclusive\n"
+                                     f"{asset_id},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n")  # fmt: skip
+    s3, buckets = stack.s3_client(), Buckets.from_env()
+    runner.merge_avails(s3, buckets, root / "avails.csv")
+    runner.upload_delivery(s3, buckets, folder)
+
+    run_id = f"ui_dashboard__{now.isoformat(timespec='seconds')}"
+    api.wait_for_dags([DAG_ID])
+    api.trigger(DAG_ID, run_id, {"delivery": asset_id})
+    done = runner.wait(stack, [(asset_id, DAG_ID, run_id, load_specs()[STREAM])], timeout_s=600)
+    assert done[run_id][0]["state"] == "success", done[run_id]
+    return asset_id, run_id
+
+
+def token(stack) -> str:
+    body = json.dumps({"username": "admin", "password": stack.password()}).encode()
+    req = urllib.request.Request(f"{stack.api_url}/auth/token", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())["access_token"]
+
+
+def get(stack, path: str, headers: dict | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(stack.api_url + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def get_json(stack, path: str) -> dict:
+    status, body = get(stack, path, {"Authorization": f"Bearer {token(stack)}"})
+    assert status == 200, (path, status, body[:300])
+    return json.loads(body)
+
+
+def test_every_route_needs_a_login(stack):
+    # routes that exist (news_clip is a DAG on every stack), so that only the credentials decide
+    bearer = {"Authorization": f"Bearer {token(stack)}"}
+    for path in ("/mediaflow/", "/mediaflow/api/stages", "/mediaflow/api/streams?days=7", f"/mediaflow/api/vsm/{STREAM}",
+                 f"/mediaflow/streams/{STREAM}/vsm.svg"):  # fmt: skip
+        assert get(stack, path)[0] == 401, path
+        assert get(stack, path, {"Authorization": "Bearer not.a.jwt"})[0] in (401, 403), path
+        assert get(stack, path, {"Cookie": "_token=not.a.jwt"})[0] in (401, 403), path
+        assert get(stack, path, bearer)[0] == 200, path
+    status, page = get(stack, "/mediaflow/")
+    assert b"Log in to" in page, "a person who opens the page on its own is told to log in"
+
+
+def test_value_streams_in_the_airflow_ui(page, stack, shots, title):
+    asset_id, run_id = title
+    log_in(page, stack.password())
+    page.get_by_role("link", name="Value Streams").click()
+    page.wait_for_url(re.compile(r"/plugin/value-streams"))
+    frame = page.frame_locator("iframe[title='Value Streams']")
+    card = frame.locator(f"section.stream[data-stream='{STREAM}']")
+    expect(card.locator("table.stages")).to_be_visible()
+    expect(card.get_by_text("Bottleneck:")).to_be_visible()
+    expect(card.locator("figure.vsm img")).to_be_visible()
+    assert card.locator("figure.vsm img").evaluate("img => img.complete && img.naturalWidth > 0"), "VSM image drawn"
+
+    # --- the stage medians on the page are the JSON endpoint's numbers (one cached computation: when the window
+    # moved on between the two reads, read both again)
+    for _ in range(3):
+        until = frame.locator("header[data-until]").get_attribute("data-until")
+        shown = card.locator("td[data-metric]").evaluate_all(
+            "tds => tds.map(td => [td.dataset.stage, td.dataset.metric, td.dataset.value])")  # fmt: skip
+        api_stages = get_json(stack, f"/mediaflow/api/stages?stream={STREAM}")
+        if api_stages["window"]["until"] == until:
+            break
+        page.reload()
+    else:
+        pytest.fail("the page and the JSON endpoint never showed the same computation")
+    on_page = {(stage, metric): float(value) for stage, metric, value in shown if metric in MEDIANS}
+    expected = {(r["stage"], m): r[m] for r in api_stages["stages"] for m in MEDIANS}
+    assert {"ingest", "transcode", "compliance", "review", "publish"} <= {stage for stage, _ in expected}
+    assert on_page == expected
+    shots(page, "dashboard-1-value-streams")
+
+    # --- a title opens its run in Airflow (the whole UI, not the iframe)
+    link = frame.locator(f"tr[data-run-id='{run_id}'] a.title")
+    expect(link).to_have_text(asset_id)
+    link.click()
+    page.wait_for_url(lambda url: unquote(url).endswith(f"/dags/{DAG_ID}/runs/{run_id}"))
+    expect(page.get_by_text(run_id).first).to_be_visible()
+    expect(page.get_by_role("cell", name="ingest.ingest_delivery")).to_be_visible()  # Airflow's task instances
+    shots(page, "dashboard-2-airflow-run-page")
+
+    # --- the run's Value stream tab: its stages on a timeline, each against its SLA
+    page.get_by_role("link", name="Value stream", exact=True).click()
+    view = page.frame_locator("iframe[title='Value stream']")
+    expect(view.locator(".tl")).to_be_visible()
+    expect(view.get_by_role("heading", name=asset_id)).to_be_visible()
+    one = get_json(stack, f"/mediaflow/api/runs/{DAG_ID}/{quote(run_id, safe='')}")
+    assert [s["stage"] for s in one["stages"]] == ["ingest", "transcode", "compliance", "review", "publish"]
+    for stage in one["stages"]:
+        name = stage["stage"]
+        expect(view.locator(f".tl-track[data-stage='{name}'] .tl-att").first).to_be_visible()
+        expect(view.locator(f".tl-sla[data-stage='{name}'] .badge")).to_have_text("SLA missed" if stage["sla_missed"] else "met")
+        cell = view.locator(f"table.run-stages tr[data-stage='{name}'] td[data-metric='cycle_s']")
+        assert float(cell.get_attribute("data-value")) == stage["cycle_s"]
+    href = view.locator("a.airflow-run").get_attribute("href")
+    assert unquote(href) == f"/dags/{DAG_ID}/runs/{run_id}"
+    shots(page, "dashboard-3-run-value-stream-tab")
+
+
+def test_what_a_url_carries_is_shown_as_text(page, stack, shots):
+    """Values from the address (a stream, a run id) come back on the error page escaped, never as markup."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    log_in(page, stack.password())
+    hostile = "<img src=x onerror=alert(document.domain)>"
+    for path in (f"/mediaflow/?stream={quote(hostile)}", f"/mediaflow/runs/{DAG_ID}/{quote(hostile, safe='')}"):
+        response = page.goto(path)
+        assert response.status == 404
+        expect(page.get_by_text(hostile)).to_be_visible()
+        assert page.locator("img").count() == 0
+    shots(page, "dashboard-4-hostile-value-escaped")
+    assert dialogs == []
