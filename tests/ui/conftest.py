@@ -38,8 +38,24 @@ def page(browser, stack):
 
 
 @pytest.fixture
-def shots(stack):
-    """Where the test's screenshots go: <stack out dir>/ui/<name>.png (out/ is git-ignored)."""
-    folder = stack.out_dir / "ui"
+def shots():
+    """Where the tests' screenshots go: out/ui/<name>.png in the project (git-ignored), to look at after a run."""
+    from mediaflow.devstack import PROJECT  # noqa: PLC0415
+
+    folder = PROJECT / "out" / "ui"
     folder.mkdir(parents=True, exist_ok=True)
     return lambda page, name: page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def log_in():
+    """Sign in through the UI's login form, as a person does."""
+
+    def sign_in(page, password: str, user: str = "admin") -> None:
+        page.goto("/auth/login")
+        page.get_by_label("Username").fill(user)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url)
+
+    return sign_in

@@ -1,7 +1,7 @@
 """The "Value Streams" dashboard inside the Airflow UI, used as a person uses it: real Debian chromium driven by
 Playwright against a real stack that has processed one real title. Log in, open Value Streams from the nav, read
 the stage medians inside the plugin's iframe and check them against the JSON endpoint, click the title through to
-its Airflow run, open the run's Value stream tab. Also: no login, no data. Screenshots: <stack out dir>/ui/*.png.
+its Airflow run, open the run's Value stream tab. Also: no login, no data. Screenshots: out/ui/*.png.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from playwright.sync_api import expect
 from mediaflow import runner, samples
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
-from test_trigger_form import log_in  # a sibling module: pytest puts tests/ui on sys.path
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +89,7 @@ def test_every_route_needs_a_login(stack):
     assert b"Log in to" in page, "a person who opens the page on its own is told to log in"
 
 
-def test_value_streams_in_the_airflow_ui(page, stack, shots, title):
+def test_value_streams_in_the_airflow_ui(page, stack, shots, title, log_in):
     asset_id, run_id = title
     log_in(page, stack.password())
     page.get_by_role("link", name="Value Streams").click()
@@ -147,7 +146,7 @@ def test_value_streams_in_the_airflow_ui(page, stack, shots, title):
     shots(page, "dashboard-3-run-value-stream-tab")
 
 
-def test_what_a_url_carries_is_shown_as_text(page, stack, shots):
+def test_what_a_url_carries_is_shown_as_text(page, stack, shots, log_in):
     """Values from the address (a stream, a run id) come back on the error page escaped, never as markup."""
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

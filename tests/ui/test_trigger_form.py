@@ -1,6 +1,6 @@
 """The Trigger form of a value-stream DAG, used as a person uses it: real Debian chromium driven by Playwright
 against a real stack. Log in, open the DAG, open Trigger, fill the form, trigger, see the run; then type bad
-values and read the form's validation message. Screenshots: <stack out dir>/ui/*.png.
+values and read the form's validation message. Screenshots: out/ui/*.png.
 
 The delivery does not exist on this stack, so the run will end `rejected`; the test does not wait for that.
 """
@@ -22,14 +22,6 @@ def run_count(api) -> int:
     return api.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=1")["total_entries"]
 
 
-def log_in(page, password: str) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/auth/login" not in url)
-
-
 def open_trigger_form(page):
     page.goto(f"/dags/{DAG_ID}")
     expect(page.get_by_text(DAG_ID).first).to_be_visible()
@@ -39,7 +31,7 @@ def open_trigger_form(page):
     return dialog
 
 
-def test_trigger_a_title_from_the_form_and_see_validation(page, stack, api, shots):
+def test_trigger_a_title_from_the_form_and_see_validation(page, stack, api, shots, log_in):
     api.wait_for_dags([DAG_ID])
     log_in(page, stack.password())
     expect(page.get_by_role("link", name="Dags").first).to_be_visible()
