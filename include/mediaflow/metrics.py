@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from mediaflow.spec import STAGE_ORDER
+from mediaflow.stages import iso_z
 
 KEYS = ["dag_id", "run_id", "stage"]
 
@@ -365,7 +366,7 @@ def _plain(v):
     if v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA:
         return None
     if isinstance(v, pd.Timestamp):
-        return v.isoformat().replace("+00:00", "Z")
+        return iso_z(v.to_pydatetime())
     if hasattr(v, "item"):  # numpy scalars
         return _plain(v.item())
     return v

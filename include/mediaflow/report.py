@@ -306,6 +306,14 @@ def sla_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
         return _svg(fig, key)
 
 
+def _at_least(ax, times: pd.Series, span: pd.Timedelta) -> None:
+    """Widen the time axis to `span` around the data: one point, or one day, otherwise autoscales to years."""
+    lo, hi = times.min(), times.max()
+    if hi - lo < span:
+        mid = lo + (hi - lo) / 2
+        ax.set_xlim(mid - span / 2, mid + span / 2)
+
+
 def lead_time_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
     """Lead time of each finished title of `stream` by the time it finished, with a rolling median."""
     runs = _of(_table(tables, "runs"), stream)
@@ -323,10 +331,12 @@ def lead_time_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
         fig = _figure(6.4, 2.8)
         ax = fig.add_subplot()
         # thousands of points as vectors make a heavy page: past that they are drawn as one embedded image
-        ax.scatter(done["at"], done["lead"] / size, s=6, alpha=0.35, color=ACTIVE_COLOR, linewidths=0,
+        few = len(done) < 100  # a sample batch: each title visible, not a haze
+        ax.scatter(done["at"], done["lead"] / size, s=28 if few else 6, alpha=0.8 if few else 0.35, color=ACTIVE_COLOR, linewidths=0,
                    label="title", rasterized=len(done) > 2000)  # fmt: skip
         ax.plot(done["at"], rolling / size, color=WAIT_COLOR, linewidth=1.8, label=f"rolling median ({window} titles)")
         _date_axis(ax)
+        _at_least(ax, done["at"], pd.Timedelta(hours=1))
         ax.set_ylim(bottom=0)
         ax.set_ylabel(unit)
         ax.set_xlabel("finished (UTC)")
@@ -375,6 +385,7 @@ def throughput_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
         ax = fig.add_subplot()
         ax.bar(days, tp["finished"], width=0.8, color=ACTIVE_COLOR)
         _date_axis(ax)
+        _at_least(ax, days, pd.Timedelta(days=7))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("titles")
         ax.set_title(title)

@@ -29,6 +29,7 @@ from mediaflow import metrics
 from mediaflow.ledger import Ledger, stream_of
 from mediaflow.ledger import attempts as attempt_rows
 from mediaflow.spec import load_specs
+from mediaflow.stages import iso_z
 from mediaflow_airflow.hooks import LedgerHook
 
 TTL_S = 15.0  # a big ledger takes seconds to compute; dashboards and scripts poll
@@ -56,7 +57,7 @@ class Window:
     svgs: dict = field(default_factory=dict)  # stream -> its value stream map, drawn once per window
 
     def meta(self) -> dict:
-        return {"days": self.days, "since": _iso(self.since), "until": _iso(self.until)}
+        return {"days": self.days, "since": iso_z(self.since), "until": iso_z(self.until)}
 
 
 _cache: dict[int, tuple[float, Window]] = {}
@@ -107,25 +108,24 @@ def access(user: User) -> Access:
 Readable = Annotated[Access, Depends(access)]
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 # ---------------------------------------------------------------- JSON
+
+
+def _table(name: str, acc: Access, days: int, stream: str | None) -> dict:
+    """One metrics table as JSON rows, the user's streams only, with the window it was computed for."""
+    acc.check_stream(stream)
+    win = window(days)
+    return {"window": win.meta(), name: metrics.records(acc.rows(win.tables[name], stream))}
 
 
 @app.get("/api/streams")
 def api_streams(acc: Readable, days: Days = 30, stream: Stream = None) -> dict:
-    acc.check_stream(stream)
-    win = window(days)
-    return {"window": win.meta(), "streams": metrics.records(acc.rows(win.tables["streams"], stream))}
+    return _table("streams", acc, days, stream)
 
 
 @app.get("/api/stages")
 def api_stages(acc: Readable, days: Days = 30, stream: Stream = None) -> dict:
-    acc.check_stream(stream)
-    win = window(days)
-    return {"window": win.meta(), "stages": metrics.records(acc.rows(win.tables["stages"], stream))}
+    return _table("stages", acc, days, stream)
 
 
 @app.get("/api/runs")
@@ -145,9 +145,7 @@ def api_run(acc: Readable, dag_id: str, run_id: str) -> dict:
 
 @app.get("/api/anomalies")
 def api_anomalies(acc: Readable, days: Days = 30, stream: Stream = None) -> dict:
-    acc.check_stream(stream)
-    win = window(days)
-    return {"window": win.meta(), "anomalies": metrics.records(acc.rows(win.tables["anomalies"], stream))}
+    return _table("anomalies", acc, days, stream)
 
 
 @app.get("/api/vsm/{stream}")
@@ -198,7 +196,7 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
                              since=datetime(1970, 1, 1, tzinfo=timezone.utc), until=now + timedelta(seconds=1), now=now)  # fmt: skip
     row = (metrics.records(tables["runs"]) or [{}])[0]
     delivered = run["delivered_at"]
-    return {"run": {**row, "delivered_at": _iso(delivered) if delivered else None, "as_of": _iso(now)},
+    return {"run": {**row, "delivered_at": iso_z(delivered) if delivered else None, "as_of": iso_z(now)},
             "stages": metrics.records(tables["spans"].drop(columns=["dag_id", "run_id", "asset_id"])),
             "attempts": metrics.records(frame.drop(columns=["dag_id", "run_id", "stream"]))}  # fmt: skip
 
@@ -257,7 +255,7 @@ def timeline(data: dict) -> dict:
         rows.append({**s, "left": pos(start), "width": max(pos(end) - pos(start), 0.3), "wait_left": wait_left,
                      "wait_width": pos(start) - wait_left, "lanes": lanes})  # fmt: skip
     ticks = [{"left": p, "seconds": span_s * p / 100} for p in (0, 25, 50, 75, 100)]
-    return {"rows": rows, "ticks": ticks, "t0": _iso(t0.to_pydatetime()), "span_s": span_s}
+    return {"rows": rows, "ticks": ticks, "t0": iso_z(t0.to_pydatetime()), "span_s": span_s}
 
 
 def _page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
