@@ -366,7 +366,7 @@ def _plain(v):
     if v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA:
         return None
     if isinstance(v, pd.Timestamp):
-        return iso_z(v.to_pydatetime())
+        return iso_z(v.floor("us").to_pydatetime())  # microseconds, as datetime and the ledger keep them
     if hasattr(v, "item"):  # numpy scalars
         return _plain(v.item())
     return v
