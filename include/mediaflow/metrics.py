@@ -1,15 +1,8 @@
-"""Flow metrics over the stage ledger, vectorised with pandas (groundwork for the value-stream analytics).
+"""Flow metrics over the stage ledger, vectorised with pandas: the one source of the report, the digest, the
+dashboard and its JSON (docs/analytics.md defines every number).
 
-Definitions (the same as mediaflow.stages, which does one run at a time; these do thousands at once):
-- a stage span per (run, stage): start = first attempt start, end = last attempt end (open while any attempt
-  runs), active = union of the attempts' run intervals, wait = start minus the previous stage's end (the run's
-  queue time for the first stage), attempts = highest try number, cycle = end (or now) minus start;
-- per stream and stage over a window: count, median and p90 cycle, median wait and active time, SLA attainment
-  (share of finished spans within their SLA, %), rework rate (share with more than one attempt, %);
-- flow efficiency of a run = active time of its stages / its lead time;
-- WIP now = spans still open; throughput = finished runs per UTC day; the bottleneck of a stream = the stage with
-  the largest median wait + cycle; an anomaly = a span today above the p90 of its stream and stage over the
-  30 days before.
+Spans follow the same contract as mediaflow.stages.stage_spans (one run at a time, for summary.json); here
+thousands of runs at once. compute() is the entry point: a window of the ledger in, named tables out.
 """
 
 from __future__ import annotations
@@ -359,7 +352,7 @@ def value_stream_map(stages: pd.DataFrame, stream: str) -> list[dict]:
     rows = stages[stages["stream"] == stream]
     keep = ["stage", "count", "cycle_median_s", "active_median_s", "wait_median_s", "attempts_per_title",
             "complete_accurate_pct", "wip", "sla_attainment_pct"]  # fmt: skip
-    return [{k: _plain(v) for k, v in r.items()} for r in rows[keep].to_dict("records")]
+    return records(rows[keep])
 
 
 def _plain(v):
