@@ -31,16 +31,32 @@ def run_prefix(run_id: str) -> str:
     return f"{PREFIX}/runs/{run_key(run_id)}"
 
 
+def read_window(ledger, since: datetime, until: datetime, *, tries: int = 10):
+    """(attempts, runs, counts) read while the ledger stood still: runs and spans only ever grow, so equal SQL
+    counts before and after the read mean the frames hold exactly what was counted (the ledger is live)."""
+    from mediaflow import metrics
+
+    counts = ledger.counts(since, until)
+    for _ in range(tries):
+        attempts, runs = ledger.frames(metrics.history_start(since, until), until)
+        after = ledger.counts(since, until)
+        if after == counts:
+            return attempts, runs, counts
+        counts = after
+    raise RuntimeError(f"the ledger kept changing while it was read ({tries} tries); the task's retry reads it again")
+
+
 def snapshot(ledger, store: Store, buckets: Buckets, *, slas_s: dict, run_id: str, now: datetime, days: float) -> dict:
     """Metrics for the `days` before `now`, as Parquet + meta.json under the run's prefix. Returns meta."""
     from mediaflow import metrics, report
 
     until = instant(now)
     since = until - timedelta(days=days)
-    tables = metrics.from_ledger(ledger, slas_s, since=since, until=until, now=until)
+    attempts, runs, counts = read_window(ledger, since, until)
+    tables = metrics.compute(attempts, runs, slas_s, since=since, until=until, now=until)
     prefix = run_prefix(run_id)
     meta = {"generated_at": iso_z(until), "window": {"since": iso_z(since), "until": iso_z(until), "days": days},
-            "expected": ledger.counts(since, until), "rows": {name: len(t) for name, t in tables.items()},
+            "expected": counts, "rows": {name: len(t) for name, t in tables.items()},
             "uri": f"s3://{buckets.reports}/{prefix}/"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in report.write_parquet(tables, Path(tmp) / "data").items():

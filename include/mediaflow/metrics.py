@@ -30,7 +30,8 @@ def stage_spans(attempts: pd.DataFrame, runs: pd.DataFrame | None = None, *, now
     if a.empty:
         return pd.DataFrame(columns=cols)
     start, end = _utc(a["started_at"]), _utc(a["ended_at"])
-    a = a[KEYS + ["stream", "try_number"]].assign(start=start, end=end, open=end.isna(), end_or_now=end.fillna(now))
+    # an attempt still running counts until now; one that started after `now` (read from a live ledger) counts 0
+    a = a[KEYS + ["stream", "try_number"]].assign(start=start, end=end, open=end.isna(), end_or_now=end.fillna(now).clip(lower=start))
 
     # one integer id per span (sorting once beats grouping on three string columns every time)
     a = a.sort_values(KEYS + ["start"], ignore_index=True)
@@ -81,7 +82,8 @@ def run_active_seconds(attempts: pd.DataFrame, *, now: datetime | None = None) -
     a = attempts.loc[attempts["stage"].notna() & attempts["started_at"].notna(), ["dag_id", "run_id", "started_at", "ended_at"]]
     if a.empty:
         return pd.DataFrame(columns=["dag_id", "run_id", "active_s"])
-    a = a.assign(start=_utc(a["started_at"]), end_or_now=_utc(a["ended_at"]).fillna(now))
+    start = _utc(a["started_at"])
+    a = a.assign(start=start, end_or_now=_utc(a["ended_at"]).fillna(now).clip(lower=start))
     a = a.sort_values(["dag_id", "run_id", "start"], ignore_index=True)
     a["rid"] = (a["dag_id"].ne(a["dag_id"].shift()) | a["run_id"].ne(a["run_id"].shift())).cumsum()
     keys = a.groupby("rid", sort=False)[["dag_id", "run_id"]].first()
@@ -445,11 +447,16 @@ def slas_of(specs: dict) -> dict[str, dict[str, float]]:
     return {name: dict(spec.stage_slas_s) for name, spec in specs.items()}
 
 
+def history_start(since: datetime, until: datetime, history_days: int = 30) -> datetime:
+    """Where to start reading the ledger for a window: its start, or earlier when the anomaly rule needs the
+    `history_days` before the day of `until`."""
+    return min(pd.Timestamp(since), pd.Timestamp(until).floor("D") - pd.Timedelta(days=history_days)).to_pydatetime()
+
+
 def from_ledger(ledger, slas_s: dict[str, dict[str, float]], *, since: datetime, until: datetime | None = None,
-                now: datetime | None = None, history_days: int = 30) -> dict[str, pd.DataFrame]:  # fmt: skip
+                now: datetime | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
     """compute() over a Ledger: loads the window plus the history the anomaly rule needs."""
     now = now or datetime.now(timezone.utc)
     until = until or now
-    load_from = min(pd.Timestamp(since), pd.Timestamp(until).floor("D") - pd.Timedelta(days=history_days))
-    attempts, runs = ledger.frames(load_from.to_pydatetime(), until)
+    attempts, runs = ledger.frames(history_start(since, until), until)
     return compute(attempts, runs, slas_s, since=since, until=until, now=now)

@@ -59,14 +59,14 @@ def value_stream_metrics_dag() -> DAG:
     ) as dag:
 
         @task
-        def compute_metrics(params=None, run_id=None, dag_run=None) -> dict:
+        def compute_metrics(params=None, run_id=None) -> dict:
             """Flow metrics for the window, as Parquet in the reports bucket."""
             from mediaflow import analytics, metrics
             from mediaflow.spec import load_specs
             from mediaflow.store import Buckets
             from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
-            now = dag_run.run_after or datetime.now(timezone.utc)  # the run's own instant: a re-run gives the same window
+            now = datetime.now(timezone.utc)  # the ledger is live: a window ending earlier would see later starts
             meta = analytics.snapshot(LedgerHook().get_conn(), MediaStoreHook(), Buckets.from_env(),
                                       slas_s=metrics.slas_of(load_specs()), run_id=run_id, now=now, days=float(params["days"]))  # fmt: skip
             print(f"metrics {meta['rows']} (the ledger counts {meta['expected']}) -> {meta['uri']}")

@@ -229,3 +229,14 @@ def test_a_generated_ledger_of_a_million_attempt_rows(capsys):
     assert len(t["spans"]) >= len(expected_spans) * 0.99
     assert t["runs"]["lead_time_s"].dropna().ge(t["runs"]["active_s"].dropna().min()).all()
     assert (t["runs"]["flow_efficiency"].dropna().between(0, 1)).all()
+
+
+def test_an_attempt_that_started_after_now_counts_nothing_rather_than_negative():
+    """A live ledger read a moment after `now` holds attempts that started later still: they count zero."""
+    rows = [row("late", "ingest.ingest_delivery", 0, 10), row("late", "transcode.transcode_ladder", 30, None)]
+    runs = pd.DataFrame([{"dag_id": DAG, "run_id": "late", "stream": "news_clip", "queued_at": at(0), "delivered_at": at(0)}])
+    t = metrics.compute(pd.DataFrame(rows), runs, {}, since=at(-10), until=at(20), now=at(20))
+    transcode = t["spans"].set_index("stage").loc["transcode"]
+    assert transcode["active_s"] == 0 and transcode["cycle_s"] == 0 and transcode["wait_s"] == 20
+    assert (t["spans"][["active_s", "cycle_s", "wait_s"]] >= 0).all().all()
+    assert metrics.run_active_seconds(pd.DataFrame(rows), now=at(20))["active_s"].tolist() == [10]
