@@ -4,7 +4,7 @@ Runs hourly, and whenever a value-stream run's outcome updates the `mediaflow_le
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
@@ -52,7 +52,7 @@ def value_stream_metrics_dag() -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "value-stream-owners", "retries": 2, **TASK_ARGS},
+        default_args={"owner": "value-stream-owners", "retries": 2, "retry_delay": timedelta(seconds=30), **TASK_ARGS},
         tags=["analytics"],
         params={"days": Param(s["days"], type="number", minimum=0.01, maximum=3650, title="Days",
                               description="The window: runs queued in the last this many days")},  # fmt: skip
