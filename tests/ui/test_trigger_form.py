@@ -77,7 +77,8 @@ def test_trigger_a_title_from_the_form_and_see_validation(page, stack, api, shot
     refusal = dialog.get_by_text("Invalid input for param delivery: '../etc' does not match")
     expect(refusal).to_be_visible()
     refusal.scroll_into_view_if_needed()
-    toast = page.get_by_role("status").filter(has_text="Failed to Trigger Dag")
+    # .first: while the toast animates in, the UI can render it twice for a moment
+    toast = page.get_by_role("status").filter(has_text="Failed to Trigger Dag").first
     expect(toast).to_be_visible()
     shots(page, "3-bad-delivery-refused")
     page.mouse.move(5, 5)  # the toast lies over the Trigger button and stays while the pointer rests on it
