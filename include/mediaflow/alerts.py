@@ -7,7 +7,7 @@ sender delivers it and marks it sent; what could not be delivered stays pending 
 from __future__ import annotations
 
 import html as _html
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from mediaflow.ledger import Ledger
@@ -112,3 +112,12 @@ def watch_pass(ledger: Ledger, *, dag_id: str, run_id: str, stream: str, slas_s:
                                subject=subject, html=body, stream=stream, asset_id=asset, stage=span["stage"])  # fmt: skip
     over = any(a["task_id"] == final_task and a["state"] in ("success", "failed") for a in rows)
     return ledger.pending_alerts(dag_id, run_id), over
+
+
+def resend_stranded(ledger: Ledger, deliver, *, now: datetime, grace_s: float) -> tuple[list[dict], list[dict]]:
+    """Deliver the outbox's stranded alerts (Ledger.stranded_alerts, `grace_s` after their run ended): nothing the
+    mail server refused is dropped, however long it was down. `deliver(ledger, alert) -> bool` sends one and
+    records the result. Returns (sent, still pending)."""
+    stranded = ledger.stranded_alerts(older_than=now - timedelta(seconds=grace_s))
+    sent = [a for a in stranded if deliver(ledger, a)]
+    return sent, [a for a in stranded if a not in sent]

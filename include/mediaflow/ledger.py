@@ -283,6 +283,19 @@ class Ledger:
     def pending_alerts(self, dag_id: str, run_id: str) -> list[dict]:
         return [a for a in self.alerts(dag_id, run_id) if a["status"] == "pending"]
 
+    def stranded_alerts(self, *, older_than: datetime) -> list[dict]:
+        """Pending alerts no run watcher will retry any more: those of runs that ended before `older_than` (a
+        watcher gives up a while after its run), and digests (no watcher) created before it."""
+        on = sa.and_(alerts.c.dag_id == runs.c.dag_id, alerts.c.run_id == runs.c.run_id)
+        done = sa.and_(runs.c.ended_at.is_not(None), runs.c.ended_at < older_than)
+        digest = sa.and_(alerts.c.kind == "digest", alerts.c.created_at < older_than)
+        q = sa.select(alerts).select_from(alerts.outerjoin(runs, on)).where(alerts.c.status == "pending", sa.or_(done, digest))
+        with self.engine.connect() as c:
+            out = [dict(r._mapping) for r in c.execute(q.order_by(alerts.c.id))]
+        for a in out:
+            a["recipients"] = json.loads(a["recipients"])
+        return out
+
     def mark_sent(self, alert_id: int) -> None:
         with self.engine.begin() as c:
             c.execute(sa.update(alerts).where(alerts.c.id == alert_id)

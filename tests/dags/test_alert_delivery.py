@@ -142,3 +142,32 @@ def test_the_sla_watcher_mails_each_breach_once_and_ends_with_the_run(env, tmp_p
     (mail,) = _mails(env.mail)
     assert mail["Subject"] == "[SLA] clip-9: transcode stage over its 10s SLA (still running)"
     assert event == {"sent": [mail["Subject"]], "pending": []}
+
+
+def test_alerts_still_pending_after_their_run_are_sent_by_the_outbox_sweep(env, tmp_path):
+    """SMTP down past the run's end: the alert_outbox DAG's sweep (alerts.resend_stranded) keeps them pending while
+    the server refuses, then delivers each once; a running run's alerts stay with its own watcher."""
+    from mediaflow import alerts
+    from mediaflow_airflow.notifiers import deliver
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    now = datetime.now(timezone.utc)
+    ledger.record_run(dag_id=DAG, run_id="ended", state="failed", ended_at=now - timedelta(minutes=5))
+    ledger.record_run(dag_id=DAG, run_id="going", state="running")
+    for run, kind in (("ended", "task_failed"), ("going", "task_failed")):
+        ledger.claim_alert(dag_id=DAG, run_id=run, kind=kind, key="publish#1", recipients=["ops@example.com"],
+                           subject=f"[FAILED] {run}", html="<p>x</p>")  # fmt: skip
+    ledger.claim_alert(dag_id="value_stream_metrics", run_id="2026-11-28", kind="digest", key="2026-11-28",
+                       recipients=["owners@example.com"], subject="[mediaflow] value streams digest 2026-11-28", html="<p>d</p>")  # fmt: skip
+    later = now + timedelta(minutes=30)  # the watcher of "ended" has long given up
+
+    sent, pending = alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200)  # SMTP still down
+    assert sent == [] and sorted(a["subject"] for a in pending) == ["[FAILED] ended", "[mediaflow] value streams digest 2026-11-28"]
+    assert all(a["tries"] == 1 and a["last_error"] for a in ledger.stranded_alerts(older_than=later - timedelta(seconds=1200)))
+
+    env.start()
+    sent, pending = alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200)
+    assert len(sent) == 2 and pending == []
+    assert sorted(m["Subject"] for m in _mails(env.mail)) == ["[FAILED] ended", "[mediaflow] value streams digest 2026-11-28"]
+    assert [a["status"] for a in ledger.alerts(DAG, "going")] == ["pending"], "a running run's alerts are its watcher's"
+    assert alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200) == ([], [])

@@ -31,7 +31,7 @@ def test_dag_folder_has_no_import_errors(dagbag):
 def test_one_dag_per_spec_file(dagbag):
     assert len(SPEC_NAMES) >= 2
     assert sorted(d for d in dagbag.dag_ids if d.startswith("value_stream__")) == sorted(DAG_IDS)
-    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["nightly_content_batch", "value_stream_metrics"]
+    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["alert_outbox", "nightly_content_batch", "value_stream_metrics"]
     for dag_id in DAG_IDS:
         assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
 
@@ -307,3 +307,9 @@ def test_value_stream_metrics_runs_hourly_and_when_a_run_ends(dagbag):
     # every value-stream run's outcome is what updates the Asset
     for dag_id in DAG_IDS:
         assert [o.name for o in dagbag.dags[dag_id].get_task("outcome").outlets] == ["mediaflow_ledger"]
+
+
+def test_alert_outbox_sweeps_every_ten_minutes(dagbag):
+    dag = dagbag.dags["alert_outbox"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.timetable.expression == "*/10 * * * *" and dag.task_ids == ["resend_stranded"]
