@@ -5,7 +5,7 @@ after); this picks up the rest, so an SMTP outage of any length drops nothing.""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
@@ -27,7 +27,8 @@ fails, listing them, while the mail server still refuses: a red task, never a si
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "media-ops", "retries": 0, "priority_weight": 1, "weight_rule": "absolute"},
+        default_args={"owner": "media-ops", "retries": 1, "retry_delay": timedelta(seconds=30), "priority_weight": 1,
+                      "weight_rule": "absolute"},  # fmt: skip
         tags=["alerts"],
     ) as dag:
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
@@ -56,7 +56,7 @@ def content_batch_dag() -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,  # two batches at once could both claim a delivery
-        default_args={"owner": "media-ops", "retries": 2},
+        default_args={"owner": "media-ops", "retries": 2, "retry_delay": timedelta(seconds=20)},  # a blip costs 20 s, not 5 min
         tags=["batch"],
         params={
             "max_runs": Param(s["max_runs"], type="integer", minimum=0, maximum=100000, title="Max runs",
