@@ -29,6 +29,10 @@ HOST = "127.0.0.1"
 LOCAL_S3_KEY, LOCAL_S3_SECRET = "mediaflow-local", "mediaflow-local"
 SERVICES = ("s3", "smtp", "airflow")
 SERVICE_USER = "mediaflow_batch"
+VIEWER = "viewer"
+# SimpleAuthManager users and roles. admin: people; mediaflow_batch: the service account the batch and the uploader
+# call the REST API with; viewer: read-only (it sees every DAG, may trigger or answer nothing)
+USERS = {"admin": "admin", SERVICE_USER: "op", VIEWER: "viewer"}
 
 
 class StackError(RuntimeError):
@@ -105,8 +109,7 @@ class Stack:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            # admin: people; mediaflow_batch: the service account the batch and the uploader call the REST API with
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{SERVICE_USER}:op",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__API__HOST": HOST,
             # task supervisors reach the API server here; the default assumes port 8080
@@ -141,17 +144,20 @@ class Stack:
         except (OSError, ValueError):
             return None
 
-    def _ensure_service_password(self) -> None:
-        """The service account's password is ours to choose (SimpleAuthManager keeps passwords already in its
-        file and generates the rest), so the batch's API connection can carry it."""
+    def _ensure_passwords(self) -> None:
+        """Every user's password is ours to choose (SimpleAuthManager keeps passwords already in its file), so the
+        batch's API connection can carry the service account's, and Airflow generates none: it would print a
+        password it generates into logs/airflow.log."""
         import secrets
 
         try:
             known = json.loads(self.password_file.read_text())
         except (OSError, ValueError):
             known = {}
-        if SERVICE_USER not in known:
-            known[SERVICE_USER] = secrets.token_urlsafe(18)
+        missing = [user for user in USERS if user not in known]
+        if missing:
+            known.update({user: secrets.token_urlsafe(18) for user in missing})
+            self.password_file.touch(mode=0o600)
             self.password_file.write_text(json.dumps(known) + "\n")
 
     # ------------------------------------------------------------ process control
@@ -257,7 +263,7 @@ class Stack:
     def _prepare_airflow(self) -> None:
         """Migrate the DB and create the transcode pool before the scheduler starts."""
         self.airflow_home.mkdir(parents=True, exist_ok=True)
-        self._ensure_service_password()
+        self._ensure_passwords()
         airflow = str(Path(sys.executable).parent / "airflow")
         for argv in (
             [airflow, "db", "migrate"],
