@@ -25,8 +25,9 @@ from mediaflow.store import Buckets
 
 PROJECT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-# The local S3 emulator accepts any key pair; these name it, they protect nothing.
-LOCAL_S3_KEY, LOCAL_S3_SECRET = "mediaflow-local", "mediaflow-local"
+# The local S3 emulator accepts any key pair. The secret is still random per stack (Stack.s3_secret), so a test can
+# grep logs, XCom and outputs for it: a secret that equals a name would be found everywhere and prove nothing.
+LOCAL_S3_KEY = "mediaflow-local"
 SERVICES = ("s3", "smtp", "airflow")
 SERVICE_USER = "mediaflow_batch"
 VIEWER = "viewer"
@@ -88,7 +89,7 @@ class Stack:
         aws = {
             "conn_type": "aws",
             "login": LOCAL_S3_KEY,
-            "password": LOCAL_S3_SECRET,
+            "password": self.s3_secret,
             "extra": {"endpoint_url": self.s3_url, "region_name": "us-east-1"},
         }
         smtp = f"smtp://{HOST}:{self.smtp_port}?disable_ssl=true&disable_tls=true&from_email=mediaflow%40localhost"
@@ -125,7 +126,7 @@ class Stack:
             "MEDIAFLOW_LEDGER_SPOOL": str(self.state_dir / "ledger-spool"),
             "MEDIAFLOW_UI_URL": self.api_url,
             "AWS_ACCESS_KEY_ID": LOCAL_S3_KEY,
-            "AWS_SECRET_ACCESS_KEY": LOCAL_S3_SECRET,
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret,
             "AWS_DEFAULT_REGION": "us-east-1",
             "MEDIAFLOW_S3_ENDPOINT": self.s3_url,
             "MEDIAFLOW_STACK_DIR": str(self.state_dir),
@@ -159,6 +160,29 @@ class Stack:
             known.update({user: secrets.token_urlsafe(18) for user in missing})
             self.password_file.touch(mode=0o600)
             self.password_file.write_text(json.dumps(known) + "\n")
+
+    @property
+    def s3_secret(self) -> str:
+        """This stack's S3 secret key, made on first use and kept in the state folder (mode 600)."""
+        import secrets
+
+        path = self.state_dir / "s3_secret"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".s3_secret.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+        try:
+            os.link(tmp, path)  # complete or absent: a process making it at the same moment keeps the first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()
 
     # ------------------------------------------------------------ process control
     def _alive(self, service: str) -> int | None:
@@ -278,7 +302,7 @@ class Stack:
         import boto3
 
         return boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id=LOCAL_S3_KEY,
-                            aws_secret_access_key=LOCAL_S3_SECRET, region_name="us-east-1")  # fmt: skip
+                            aws_secret_access_key=self.s3_secret, region_name="us-east-1")  # fmt: skip
 
     def create_buckets(self) -> None:
         s3 = self.s3_client()
