@@ -1,6 +1,8 @@
 """The real embedded stack shared by the integration and browser tests: Airflow standalone (scheduler, triggerer,
 LocalExecutor, SQLite), a local S3 API over HTTP and the SMTP sink, on free ports in a throw-away state folder,
-started and stopped by the same code as `make up` / `make down`. Started on first use, once per session."""
+started and stopped by the same code as `make up` / `make down`. Started on first use, once per session.
+
+A test marked `last` runs after every other test of the session (the secrets check reads what they all left)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,14 @@ import pytest
 
 from mediaflow.airflow_api import AirflowApi
 from mediaflow.devstack import Stack
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "last: runs after every other test of the session")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable: the rest keep their order
 
 
 def _free_port() -> int:
@@ -56,3 +66,38 @@ def s3(stack):
 @pytest.fixture(scope="session")
 def api(stack):
     return AirflowApi(stack.api_url, "admin", stack.password())
+
+
+# Debian's chromium, headless, with nothing phoning home; Playwright's own browser download is never used
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright, for browser checks outside tests/ui (tests/ui/conftest.py has its own,
+    per session). Per module: Playwright's sync API cannot start while another instance runs, so this one must
+    be closed before tests/ui starts its own."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium; make test does it as root)")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh browser context (no cookies, not logged in) on the stack's UI."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, base_url=stack.api_url)
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
