@@ -115,6 +115,8 @@ class Stack:
             "AIRFLOW__API__HOST": HOST,
             # task supervisors reach the API server here; the default assumes port 8080
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            # on 2 busy cores a task's first call to the execution API can take longer than the default 5 s
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
