@@ -76,9 +76,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium driven by Playwright, for browser checks outside tests/ui (tests/ui/conftest.py has its own,
-    per session). Per module: Playwright's sync API cannot start while another instance runs, so this one must
-    be closed before tests/ui starts its own."""
+    """Debian's chromium driven by Playwright, one per test module (Playwright's sync API cannot run two at once,
+    so a module's browser is closed before the next module starts its own)."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium; make test does it as root)")
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
