@@ -14,6 +14,8 @@ from fractions import Fraction
 from pathlib import Path
 
 PROGRESSIVE = {"progressive", "unknown", ""}
+# The container's duration may exceed what decodes by this much (or this share of the claim): priming, rounding.
+CLAIM_TOLERANCE_S, CLAIM_TOLERANCE_SHARE = 1.0, 0.02
 
 
 class MediaError(ValueError):
@@ -99,14 +101,24 @@ def extract_captions_argv(src: str | Path, out_vtt: str | Path, kind: str) -> li
     return ["ffmpeg", "-nostdin", "-hide_banner", "-y", *inputs, "-c:s", "webvtt", "-f", "webvtt", str(out_vtt)]
 
 
+def _tool_message(stderr: str, path: Path) -> str:
+    """ffmpeg/ffprobe stderr as a reason: without our local path, '[demuxer @ 0x..]' prefixes and repeats."""
+    lines = []
+    for line in stderr.replace(str(path), path.name).splitlines():
+        line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+        if line and not line.startswith("Last message repeated") and line not in lines:
+            lines.append(line)
+    return "; ".join(lines)[-400:]
+
+
 def probe(path: str | Path) -> dict:
     """ffprobe a file; MediaError with ffprobe's message when it cannot be read."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: file is empty (0 bytes)")
-    proc = subprocess.run(ffprobe_argv(path), capture_output=True, text=True)
+    proc = subprocess.run(ffprobe_argv(path), capture_output=True, text=True, errors="backslashreplace")
     if proc.returncode != 0:
-        raise MediaError(f"{path.name}: ffprobe cannot read it: {proc.stderr.strip()[-400:] or 'no detail'}")
+        raise MediaError(f"{path.name}: ffprobe cannot read it: {_tool_message(proc.stderr, path) or 'no detail'}")
     facts = facts_from_probe(json.loads(proc.stdout or "{}"))
     if not facts["video"] and not facts["audio_streams"]:
         raise MediaError(f"{path.name}: no video or audio stream found (container {facts['container']})")
@@ -114,7 +126,9 @@ def probe(path: str | Path) -> dict:
 
 
 def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool) -> list[str]:
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-i", str(path)]
+    # -progress on stdout: how far the decode got (out_time_us), to hold the container's duration claim against
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-progress", "pipe:1",
+            "-i", str(path)]
     if has_video:
         argv += ["-map", "0:v:0"]
     if has_audio:
@@ -136,8 +150,16 @@ def parse_decode_log(log: str) -> tuple[list[str], dict | None]:
     return errors, (parse_ebur128(log) if "Summary:" in log else None)
 
 
+def decoded_seconds(progress: str) -> float | None:
+    """The media time a decode reached, from its -progress output (None when no frame was decoded)."""
+    values = re.findall(r"^out_time_us=(\d+)\s*$", progress, re.M)
+    return int(values[-1]) / 1e6 if values else None
+
+
 def decode_test(path: str | Path, facts: dict) -> dict | None:
-    """Decode every frame of the first video and audio stream; MediaError naming the file on any error.
+    """Decode every frame of the first video and audio stream; MediaError naming the file on any error, or when
+    the container claims a longer duration than decodes (later steps pad and segment to the claimed duration).
+    The decode costs what the file holds, never what it claims.
 
     Returns the measured loudness of the first audio stream (None without audio).
     """
@@ -146,8 +168,14 @@ def decode_test(path: str | Path, facts: dict) -> dict | None:
     proc = subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace")
     errors, loudness = parse_decode_log(proc.stderr)
     if proc.returncode != 0 or errors:
-        detail = "; ".join(errors[:3]) or proc.stderr.strip()[-300:]
+        detail = "; ".join(errors[:3]) or _tool_message(proc.stderr, path)[-300:]
         raise MediaError(f"{path.name}: does not decode cleanly (truncated or corrupt): {detail}")
+    decoded, claimed = decoded_seconds(proc.stdout) or 0.0, facts["duration_s"]
+    if claimed - decoded > max(CLAIM_TOLERANCE_S, CLAIM_TOLERANCE_SHARE * claimed):
+        raise MediaError(
+            f"{path.name}: duration check failed: the container claims {claimed:.2f}s but only {decoded:.2f}s "
+            "decodes (a wrong duration field, or media missing)"
+        )
     return loudness
 
 
