@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mediaflow import flow, gx_suite
-from mediaflow.manifest import KNOWN, MANIFEST_NAME
+from mediaflow.manifest import KNOWN, MANIFEST_NAME, file_name_problem, named_files
 from mediaflow.stages import instant, iso_z
 from mediaflow.flow import REJECTION_FILE
 from mediaflow.store import DELIVERIES, Buckets, Store
@@ -96,6 +96,9 @@ def manifest_row(delivery_id: str, raw: bytes | None, last_modified: str | None 
     except ValueError as e:
         row["parse_error"] = f"{MANIFEST_NAME}: not valid JSON ({e})"
         return row
+    except RecursionError:
+        row["parse_error"] = f"{MANIFEST_NAME}: not valid JSON (nested too deeply)"
+        return row
     if not isinstance(doc, dict):
         row["parse_error"] = f"{MANIFEST_NAME}: must be a JSON object, got {type(doc).__name__}"
         return row
@@ -111,6 +114,8 @@ def manifest_row(delivery_id: str, raw: bytes | None, last_modified: str | None 
     if source is not None and not (isinstance(source, dict) and _text(source.get("file"))):
         types.append("field 'source' must be an object with a 'file'")
     row["has_content"] = bool(isinstance(source, dict) and _text(source.get("file"))) or bool(captions) or bool(audio)
+    # an unsafe file name (traversal, shell or look-alike characters) is refused here, before any run starts
+    types += [p for f, name in named_files(doc) if _text(name) and (p := file_name_problem(f, name))]
     territories = doc.get("territories")
     if territories is not None:
         if isinstance(territories, list) and territories and all(isinstance(t, str) for t in territories):

@@ -8,10 +8,16 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
 ASSET_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ASSET_ID_CHARS = re.compile(r"[a-z0-9._-]")
+# File names become object keys, local paths and ffmpeg arguments: plain ASCII only, so no look-alike, invisible
+# or shell character gets through.
+FILE_NAME_CHARS = re.compile(r"[A-Za-z0-9._/-]")
+MAX_FILE_NAME = 255
 REQUIRED = ("asset_id", "title", "value_stream", "source", "territories")
 KNOWN = set(REQUIRED) | {"captions", "audio", "channels", "rating", "delivered_at", "metadata"}
 MANIFEST_NAME = "manifest.json"
@@ -49,15 +55,43 @@ class ManifestError(ValueError):
         super().__init__("; ".join(problems))
 
 
-def _safe_filename(name: object) -> bool:
-    # A file named in a manifest must stay inside its delivery folder.
-    return (
-        isinstance(name, str)
-        and name != ""
-        and not name.startswith("/")
-        and ".." not in name.split("/")
-        and posixpath.normpath(name) == name
-    )
+def _first_unlike(text: str, chars: re.Pattern[str]) -> str | None:
+    return next((c for c in text if not chars.fullmatch(c)), None)
+
+
+def describe_char(ch: str) -> str:
+    """A character as a reason shows it: quoted, with its code point and Unicode name (look-alikes, invisibles)."""
+    name = unicodedata.name(ch, "")
+    return f"{ch!r} (U+{ord(ch):04X}{' ' + name if name else ''})"
+
+
+def file_name_problem(field_name: str, name: object) -> str | None:
+    """Why a file named in a manifest is refused ("field '<field>' ..."), or None. It must be plain ASCII and stay
+    inside its delivery folder."""
+    if not isinstance(name, str) or not name:
+        return f"field '{field_name}' must be a file name (a non-empty string)"
+    bad = _first_unlike(name, FILE_NAME_CHARS)
+    if bad is not None:
+        return (f"field '{field_name}' {name!r} contains {describe_char(bad)}: file names may use only ASCII "
+                "letters, digits, '.', '_', '-' and '/' between folders")
+    if len(name) > MAX_FILE_NAME:
+        return f"field '{field_name}' is {len(name)} characters long (max {MAX_FILE_NAME})"
+    if name.startswith("/") or ".." in name.split("/") or posixpath.normpath(name) != name:
+        return f"field '{field_name}' {name!r} must be a path inside the delivery"
+    return None
+
+
+def named_files(data: dict) -> list[tuple[str, object]]:
+    """(field, file name) of every file a parsed manifest document names, where its structure allows."""
+    out: list[tuple[str, object]] = []
+    if isinstance(data.get("source"), dict) and "file" in data["source"]:
+        out.append(("source.file", data["source"]["file"]))
+    for kind in ("captions", "audio"):
+        items = data.get(kind)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and "file" in item:
+                out.append((f"{kind}[{i}].file", item["file"]))
+    return out
 
 
 def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -> Manifest:
@@ -67,6 +101,8 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ManifestError([f"{where}: not valid JSON: {e}"]) from None
+    except RecursionError:
+        raise ManifestError([f"{where}: not valid JSON: nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ManifestError([f"{where}: must be a JSON object"])
 
@@ -84,8 +120,10 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
     asset_id = data.get("asset_id")
     if asset_id not in (None, ""):
         if not isinstance(asset_id, str) or "/" in asset_id or ".." in asset_id or not ASSET_ID.fullmatch(asset_id):
+            bad = _first_unlike(asset_id, ASSET_ID_CHARS) if isinstance(asset_id, str) else None
+            which = f"contains {describe_char(bad)}: it " if bad else ""
             problems.append(
-                f"{where}: field 'asset_id' {asset_id!r} must match {ASSET_ID.pattern} (no '/', no '..')"
+                f"{where}: field 'asset_id' {asset_id!r} {which}must match {ASSET_ID.pattern} (no '/', no '..')"
             )
     title = data.get("title")
     if title not in (None, "") and not isinstance(title, str):
@@ -110,8 +148,8 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
             source_file = source.get("file")
             if source_file in (None, ""):
                 problems.append(f"{where}: required field 'source.file' is missing")
-            elif not _safe_filename(source_file):
-                problems.append(f"{where}: field 'source.file' {source_file!r} must be a path inside the delivery")
+            elif problem := file_name_problem("source.file", source_file):
+                problems.append(f"{where}: {problem}")
             sha = source.get("sha256")
             if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
                 problems.append(f"{where}: field 'source.sha256' must be 64 hex digits")
@@ -138,16 +176,22 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
         for i, item in enumerate(items):
             if not isinstance(item, dict) or not item.get("locale") or not item.get("file"):
                 problems.append(f"{where}: field '{kind}[{i}]' needs 'locale' and 'file'")
-            elif not _safe_filename(item["file"]):
-                problems.append(f"{where}: field '{kind}[{i}].file' {item['file']!r} must be a path inside the delivery")
+                continue
+            if not isinstance(item["locale"], str):
+                problems.append(f"{where}: field '{kind}[{i}].locale' must be a string like 'en-US'")
+            if problem := file_name_problem(f"{kind}[{i}].file", item["file"]):
+                problems.append(f"{where}: {problem}")
         sidecars[kind] = items if isinstance(items, list) else []
 
     delivered_at = data.get("delivered_at")
     if delivered_at is not None:
         try:
-            datetime.fromisoformat(str(delivered_at).replace("Z", "+00:00"))
+            if not isinstance(delivered_at, str):
+                raise ValueError
+            datetime.fromisoformat(delivered_at.replace("Z", "+00:00"))
         except ValueError:
-            problems.append(f"{where}: field 'delivered_at' {delivered_at!r} is not an ISO 8601 instant")
+            problems.append(f"{where}: field 'delivered_at' {delivered_at!r} is not an ISO 8601 instant "
+                            "(a string like '2026-11-28T01:00:00Z')")
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict):
         problems.append(f"{where}: field 'metadata' must be an object")
