@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import heapq
 import html
 import io
 import logging
 import math
+import os
 import re
 import struct
 import xml.etree.ElementTree as ET
@@ -51,6 +53,14 @@ SUBTITLE_SEGMENT_PATTERN = "sub_{:05d}.vtt"
 
 DURATION_TOLERANCE_S = 0.5
 
+# Limits against hostile or broken sidecars (a real feature's captions are a few hundred KB, two or three cues on
+# screen at once, a hundred-odd characters a cue). The byte limit is configurable: MEDIAFLOW_MAX_CAPTION_BYTES.
+DEFAULT_MAX_CAPTION_BYTES = 10 * 1024 * 1024
+MAX_CUES_ON_SCREEN = 10  # more would repeat every one of them in each HLS segment they span
+MAX_CUE_CHARS = 1000
+MAX_MESSAGE_FINDINGS = 20  # an error message lists this many findings, then counts the rest
+MAX_DETAIL_CHARS = 300
+
 
 @dataclass(frozen=True)
 class Cue:
@@ -70,7 +80,8 @@ class Finding:
     file: str
     cue: int | None
     line: int | None
-    check: str  # "timing", "overlap", "reading_speed", "line_length", "duration", "parse", "empty"
+    # "timing", "overlap", "reading_speed", "line_length", "cue_length", "duration", "parse", "empty", "size"
+    check: str
     message: str  # always names the file and the cue number or line
 
 
@@ -79,7 +90,10 @@ class CaptionError(ValueError):
 
     def __init__(self, findings: list[Finding]):
         self.findings = list(findings)
-        super().__init__("\n".join(f.message for f in self.findings))
+        lines = [f.message for f in self.findings[:MAX_MESSAGE_FINDINGS]]
+        if len(self.findings) > MAX_MESSAGE_FINDINGS:
+            lines.append(f"{self.findings[0].file}: ... and {len(self.findings) - MAX_MESSAGE_FINDINGS} more errors")
+        super().__init__("\n".join(lines))
 
 
 # ----------------------------------------------------------------------------------------------- small helpers
@@ -96,6 +110,8 @@ def _where(file: str, cue: int | None = None, line: int | None = None) -> str:
 
 
 def _finding(level: str, check: str, file: str, detail: str, cue: int | None = None, line: int | None = None) -> Finding:
+    if len(detail) > MAX_DETAIL_CHARS:  # a quoted line of a hostile file can be megabytes long
+        detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
     return Finding(level, file, cue, line, check, f"{_where(file, cue, line)}: {detail}")
 
 
@@ -125,29 +141,36 @@ def visible_text(text: str) -> str:
 
 
 def _balance_tags(text: str) -> str:
-    """Close what was opened, drop stray closers, drop empty pairs: WebVTT needs properly nested <i>/<b>/<u>."""
+    """Close what was opened, drop stray closers, drop empty pairs: WebVTT needs properly nested <i>/<b>/<u>.
+    One pass (deeply nested tags must not cost quadratic time)."""
     out: list[str] = []
-    stack: list[str] = []
+    stack: list[tuple[str, int]] = []  # open tag, its position in out
+    open_count = dict.fromkeys("ibu", 0)
+
+    def close() -> None:
+        tag, at = stack.pop()
+        open_count[tag] -= 1
+        if len(out) == at + 1:  # nothing inside: drop the pair
+            out.pop()
+        else:
+            out.append(f"</{tag}>")
+
     for tok in re.split(r"(</?[ibu]>)", text):
         m = re.fullmatch(r"<(/?)([ibu])>", tok)
         if not m:
-            out.append(tok)
+            if tok:
+                out.append(tok)
         elif not m[1]:
-            stack.append(m[2])
+            stack.append((m[2], len(out)))
+            open_count[m[2]] += 1
             out.append(tok)
-        elif m[2] in stack:
-            while stack:
-                t = stack.pop()
-                out.append(f"</{t}>")
-                if t == m[2]:
-                    break
+        elif open_count[m[2]]:
+            while stack[-1][0] != m[2]:
+                close()
+            close()
     while stack:
-        out.append(f"</{stack.pop()}>")
-    s = "".join(out)
-    prev = None
-    while prev != s:
-        prev, s = s, re.sub(r"<([ibu])></\1>", "", s)
-    return s
+        close()
+    return "".join(out)
 
 
 def _tidy_lines(text: str) -> str:
@@ -267,7 +290,7 @@ def _sniff_text(data: bytes) -> str:
 
 _STL_SIGNATURE = re.compile(rb"^\d{3}STL(23|24|25|30|50)\.01")
 _TT_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?tt[\s>/]")
-_SRT_CUE = re.compile(r"(?m)^\s*\d+\s*\n[^\n]*-->")
+_SRT_CUE = re.compile(r"(?m)^[ \t]*\d+[ \t]*\n[^\n]*-->")
 _EXTENSIONS = {".srt": "srt", ".vtt": "vtt", ".webvtt": "vtt", ".ttml": "ttml", ".dfxp": "ttml", ".xml": "ttml",
                ".scc": "scc", ".stl": "stl"}
 
@@ -296,15 +319,29 @@ def detect_format(filename: str, data: bytes) -> str:
 # ----------------------------------------------------------------------------------------------- reading
 
 
+def max_caption_bytes() -> int:
+    return int(os.environ.get("MEDIAFLOW_MAX_CAPTION_BYTES") or DEFAULT_MAX_CAPTION_BYTES)
+
+
+def _check_size(size: int, name: str) -> None:
+    limit = max_caption_bytes()
+    if size > limit:
+        detail = (f"file is {size:,} bytes, above the {limit:,}-byte limit for caption files "
+                  "(MEDIAFLOW_MAX_CAPTION_BYTES)")
+        raise CaptionError([_error("size", name, detail)])
+
+
 def read_captions(path: str | Path) -> list[Cue]:
     """Parse any of FORMATS into cues. Unusable file or impossible timings -> CaptionError."""
-    cues, _warnings = parse_captions(Path(path).read_bytes(), Path(path).name)
+    cues, _warnings = load_captions(path)
     return cues
 
 
 def load_captions(path: str | Path) -> tuple[list[Cue], list[Finding]]:
     """Like read_captions, plus the non-fatal parse warnings (stray text, ttconv's repairs) for the QC report."""
-    return parse_captions(Path(path).read_bytes(), Path(path).name)
+    path = Path(path)
+    _check_size(path.stat().st_size, path.name)  # before reading it into memory
+    return parse_captions(path.read_bytes(), path.name)
 
 
 def parse_captions(data: bytes, filename: str) -> tuple[list[Cue], list[Finding]]:
@@ -312,6 +349,7 @@ def parse_captions(data: bytes, filename: str) -> tuple[list[Cue], list[Finding]
     name = Path(filename).name
     if not data:
         raise CaptionError([_error("empty", name, "file is empty (0 bytes)")])
+    _check_size(len(data), name)
     if _STL_SIGNATURE.match(data[:11]):
         fmt = "stl"
     else:
@@ -342,8 +380,9 @@ def parse_captions(data: bytes, filename: str) -> tuple[list[Cue], list[Finding]
 
 # ---- SRT / WebVTT (pysubs2)
 
-_SRT_TS = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})")  # the grammar pysubs2 accepts for SRT
-_VTT_TS = re.compile(r"(?:(\d{2,}):)?(\d{2}):(\d{2})\.(\d{3})")  # WebVTT spec: hours optional, exactly 3 ms digits
+# ASCII digits only (re.A): the other readers refuse digits like '٠', so the check here must too
+_SRT_TS = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})", re.A)  # the grammar pysubs2 accepts for SRT
+_VTT_TS = re.compile(r"(?:(\d{2,4}):)?(\d{2}):(\d{2})\.(\d{3})", re.A)  # WebVTT: hours optional (at most 4 digits here)
 _VTT_SETTING = re.compile(r"(vertical|line|position|size|align|region):\S+")
 
 # SRT positioning in the ASS style ({\an8} = top centre), as many vendors deliver it.
@@ -461,13 +500,16 @@ def _scan_srt_vtt(text: str, fmt: str, file: str) -> tuple[list[_ScannedCue], li
 def _from_ssa_text(ssa: str, fmt: str) -> tuple[str, str]:
     """pysubs2 event text (SubStation override tags) -> (cue text with <i>/<b>/<u>, WebVTT settings from {\\anN})."""
     settings = ""
-    m = re.search(r"\{[^}]*\\an([1-9])[^}]*\}", ssa)
-    if m:
-        settings = _AN_SETTINGS[m[1]]
+    # override blocks never nest: [^{}] keeps these scans linear on hostile text like "{{{{..."
+    for block in re.finditer(r"\{[^{}]*\}", ssa):
+        an = re.search(r"\\an([1-9])", block[0])
+        if an:
+            settings = _AN_SETTINGS[an[1]]
+            break
     s = ssa.replace("\\N", "\n").replace("\\n", "\n").replace("\\h", "\u00a0")
     for tag in "ibu":
         s = s.replace(f"{{\\{tag}1}}", f"<{tag}>").replace(f"{{\\{tag}0}}", f"</{tag}>")
-    s = re.sub(r"\{\\[^}]*\}", "", s)  # other override blocks ({\s1}, {\an8}, {\pos(..)}, ...)
+    s = re.sub(r"\{\\[^{}]*\}", "", s)  # other override blocks ({\s1}, {\an8}, {\pos(..)}, ...)
     if fmt == "vtt":  # WebVTT character references; SRT has none
         s = "".join(p if _TAG_RE.fullmatch(p) else html.unescape(p) for p in re.split(r"(</?[ibu]>)", s))
     return _balance_tags(_tidy_lines(s)), settings
@@ -802,10 +844,40 @@ def _xml_bytes(data: bytes, file: str) -> bytes:
 _BAD_TIME = re.compile(r"Bad (begin|end|dur) attribute value: (.*)$")
 
 
+class _StopScan(Exception):
+    pass
+
+
+def _refuse_entity_declarations(data: bytes, file: str) -> None:
+    """TTML needs no DTD entities: refusing their declarations rules out entity expansion ("billion laughs")
+    before any parser expands one. The scan ends at the root element, as declarations can only come before it."""
+    parser = xml.parsers.expat.ParserCreate()
+    found: list[tuple[str, int]] = []
+
+    def declared(name: str, *_args) -> None:
+        found.append((name, parser.CurrentLineNumber))
+        raise _StopScan
+
+    def root(*_args) -> None:
+        raise _StopScan
+
+    parser.EntityDeclHandler = declared
+    parser.StartElementHandler = root
+    try:
+        parser.Parse(data, True)
+    except (_StopScan, xml.parsers.expat.ExpatError):
+        pass  # malformed XML is reported by the real parse
+    if found:
+        name, line = found[0]
+        detail = f"declares the XML entity '{name}': entity declarations are not allowed in TTML (entity expansion)"
+        raise CaptionError([_error("parse", file, detail, line=line)])
+
+
 def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
     from ttconv.imsc import reader as imsc_reader
 
     data = _xml_bytes(data, file)
+    _refuse_entity_declarations(data, file)
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
@@ -823,6 +895,13 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
         try:
             doc = imsc_reader.to_model(ET.ElementTree(root))
         except Exception as e:  # ttconv raises ValueError/AssertionError/... on unsupported constructs
+            # a KeyError is an enumerated style value it does not know (tts:textAlign="bogus"): point at it
+            bad = [(local, name.rsplit("}", 1)[-1], ln) for local, attrs, ln in elements for name, value in attrs.items()
+                   if isinstance(e, KeyError) and e.args and value == e.args[0]]  # fmt: skip
+            if bad:
+                local, name, ln = bad[0]
+                detail = f'{name}="{e.args[0]}" on <{local}> is not a value TTML allows'
+                raise CaptionError([_error("parse", file, detail, line=ln)]) from e
             raise CaptionError([_error("parse", file, f"ttconv could not read the TTML: {type(e).__name__}: {e}")]) from e
     if doc is None:
         detail = "ttconv could not read the TTML document: " + "; ".join(r.getMessage() for r in records)
@@ -864,7 +943,8 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
 
 # ---- SCC (ttconv.scc)
 
-_SCC_LINE = re.compile(r"(\d{2})[:;.,](\d{2})[:;.,](\d{2})[:;.,](\d{2})\t((?:[0-9A-Fa-f]{4})(?: +[0-9A-Fa-f]{4})*)?\s*")
+_SCC_LINE = re.compile(r"(\d{2})[:;.,](\d{2})[:;.,](\d{2})[:;.,](\d{2})\t((?:[0-9A-Fa-f]{4})(?: +[0-9A-Fa-f]{4})*)?\s*",
+                       re.A)
 
 
 def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
@@ -1003,7 +1083,8 @@ def _parse_stl(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
 
 def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: float = 20.0,
        max_line_chars: int = 42) -> list[Finding]:
-    """Errors: impossible timing, cue outside the media. Warnings: overlap, reading speed, line length, empty cue."""
+    """Errors: impossible timing, cue outside the media, too many cues at once, a cue too long to be a caption.
+    Warnings: overlap, reading speed, line length, empty cue."""
     out: list[Finding] = []
     prev: Cue | None = None
     for c in cues:
@@ -1026,6 +1107,11 @@ def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: f
         n_chars = len(visible.replace("\n", ""))
         if not visible.strip():
             out.append(_warning("empty", file, "cue has no text", c.index, c.line))
+        if n_chars > MAX_CUE_CHARS:
+            detail = f"cue has {n_chars:,} characters (max {MAX_CUE_CHARS:,}): too long to be a caption"
+            out.append(_error("cue_length", file, detail, c.index, c.line))
+            prev = c
+            continue
         dur = c.end_s - c.start_s
         if dur > 0 and n_chars / dur > max_cps:
             detail = (f"reading speed {n_chars / dur:.1f} characters/s is above {max_cps:g} "
@@ -1036,7 +1122,22 @@ def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: f
                 detail = f"text line {k} has {len(ln)} characters (max {max_line_chars}): {ln[:30]!r}..."
                 out.append(_warning("line_length", file, detail, c.index, c.line))
         prev = c
-    return out
+    return out + _crowding(cues, file)
+
+
+def _crowding(cues: list[Cue], file: str) -> list[Finding]:
+    """An error at the first moment more than MAX_CUES_ON_SCREEN cues show at once (one error, not one per cue)."""
+    ends: list[float] = []  # end times of the cues on screen
+    shown = (c for c in cues if c.end_s > c.start_s and visible_text(c.text).strip())
+    for c in sorted(shown, key=lambda c: c.start_s):
+        while ends and ends[0] <= c.start_s:
+            heapq.heappop(ends)
+        heapq.heappush(ends, c.end_s)
+        if len(ends) > MAX_CUES_ON_SCREEN:
+            detail = (f"{len(ends)} cues on screen at once at {format_timestamp(c.start_s)} (max {MAX_CUES_ON_SCREEN}; "
+                      "each would be repeated in every HLS segment it spans)")
+            return [_error("overlap", file, detail, c.index, c.line)]
+    return []
 
 
 # ----------------------------------------------------------------------------------------------- WebVTT output

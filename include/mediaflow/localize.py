@@ -14,6 +14,7 @@ from mediaflow import captions, ladder, media
 
 SUBS_PREFIX, AUDIO_PREFIX = "subs_", "audio_"
 AUDIO_DRIFT_S = 1.0  # an extra audio track longer or shorter than the video by more than this is flagged
+MAX_WARNINGS = 20  # per locale: the rest are counted (they travel in XCom and summary.json)
 
 
 def valid_locale(tag: str) -> bool:
@@ -55,9 +56,12 @@ def captions_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float,
     for name, text in segments:
         (target / name).write_text(text, encoding="utf-8")
     (target / "index.m3u8").write_text(playlist)
+    warnings = [f.message for f in findings if f.level == "warning"]
+    if len(warnings) > MAX_WARNINGS:
+        warnings = warnings[:MAX_WARNINGS] + [f"{src.name}: ... and {len(warnings) - MAX_WARNINGS} more warnings"]
     return {
         "rendition": {"uri": f"{target.name}/index.m3u8", "language": locale, "name": display_name(locale)},
-        "warnings": [f.message for f in findings if f.level == "warning"],
+        "warnings": warnings,
         "cues": len(cues),
     }
 
