@@ -96,7 +96,9 @@ def extract_captions_argv(src: str | Path, out_vtt: str | Path, kind: str) -> li
     if kind == "track":
         inputs = ["-i", str(src), "-map", "0:s:0"]
     else:  # A/53 side data: the movie source exposes it as a subtitle output pad
-        escaped = str(src).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
+        # the name is parsed twice: as the movie filter's option value, then as part of the filtergraph
+        escaped = re.sub(r"([\\':])", r"\\\1", str(src))
+        escaped = re.sub(r"([\\'\[\],;])", r"\\\1", escaped)
         inputs = ["-f", "lavfi", "-i", f"movie={escaped}[out0+subcc]", "-map", "0:1"]
     return ["ffmpeg", "-nostdin", "-hide_banner", "-y", *inputs, "-c:s", "webvtt", "-f", "webvtt", str(out_vtt)]
 

@@ -254,9 +254,6 @@ def test_ffprobe_and_ffmpeg_read_a_hostile_file_name_and_no_shell_runs(tmp_path)
     assert not list(tmp_path.rglob("PWNED")), "a shell ran the name's command substitution"
 
 
-@pytest.mark.xfail(strict=True, reason="media.extract_captions_argv escapes ':' '\\' and \"'\" for the movie= filter, "
-                   "but not the filtergraph's own specials (, ; [ ]): such a file name breaks the graph "
-                   "(ffmpeg fails, so bad input ends `failed`) or adds filters to it")  # fmt: skip
 def test_embedded_caption_extraction_opens_a_hostile_file_name(tmp_path):
     """A/53 captions go through lavfi's movie= filter: the only place a file name is parsed by ffmpeg itself
     instead of passed as an argument, so it must be escaped for the filter and for the graph."""
