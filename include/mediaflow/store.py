@@ -6,12 +6,24 @@ S3Hook, so this library stays free of Airflow and runs against any S3 API.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 
 DELIVERIES = "deliveries"
+DEFAULT_RETRY_BUDGET_S = 60.0
+# S3's own codes for "try again": throttling and server trouble, never a missing key or a refused request
+RETRYABLE_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
+                   "Throttling", "ThrottlingException", "503", "500", "502", "504"}  # fmt: skip
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class StorageUnavailable(RuntimeError):
+    """The object store did not answer within the retry budget: infrastructure trouble, never bad input. The
+    task fails (Airflow retries it); a title that failed resumes when its task is cleared."""
 
 
 @dataclass(frozen=True)
@@ -95,3 +107,65 @@ def outcome_key(dag_id: str, run: str) -> str:
 
 def published_state_key(asset_id: str) -> str:
     return f"published/{asset_id}.json"
+
+
+# ---------------------------------------------------------------- retries
+def retry_budget_s() -> float:
+    """How long one storage call keeps retrying (MEDIAFLOW_S3_RETRY_BUDGET_S, default 60 s) before it fails."""
+    return float(os.environ.get("MEDIAFLOW_S3_RETRY_BUDGET_S") or DEFAULT_RETRY_BUDGET_S)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the endpoint unreachable, a connection cut or timed out, throttling, a 5xx. Not: a missing
+    key, access denied, a bad request (retrying those only delays the real error)."""
+    from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+    if isinstance(exc, (BotoConnectionError, HTTPClientError, RetriesExceededError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, S3UploadFailedError):  # boto3's transfer wraps the ClientError it got
+        return exc.__cause__ is not None and is_transient(exc.__cause__) or "(SlowDown)" in str(exc)
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return str(err.get("Code")) in RETRYABLE_CODES or status >= 500
+    return False
+
+
+def with_retries(call: Callable[[], T], what: str, *, budget_s: float | None = None, sleep=None) -> T:
+    """`call()`, retried on transient storage errors with exponential backoff and full jitter (tenacity's
+    wait_random_exponential: a random wait up to 0.5 s x 2^attempt, at most 8 s) for `budget_s`; then
+    StorageUnavailable naming `what` and the last error. Every storage call is idempotent (deterministic keys,
+    whole-object writes), so a retry never duplicates an object."""
+    import tenacity
+
+    budget = retry_budget_s() if budget_s is None else budget_s
+
+    def tell(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception()
+        log.warning("storage: %s failed (%s: %s); retry %d in %.1f s (%.0f of %.0f s budget used)", what,
+                    type(exc).__name__, _short(exc), state.attempt_number, state.upcoming_sleep,
+                    state.seconds_since_start, budget)  # fmt: skip
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        wait=tenacity.wait_random_exponential(multiplier=0.5, max=8),
+        stop=tenacity.stop_after_delay(budget),
+        before_sleep=tell,
+        reraise=True,
+        **({"sleep": sleep} if sleep else {}),
+    )
+    try:
+        return retrying(call)
+    except Exception as e:
+        if not is_transient(e):
+            raise
+        raise StorageUnavailable(
+            f"object storage unavailable: {what} still failing after {budget:.0f} s of retries "
+            f"({type(e).__name__}: {_short(e)})"
+        ) from e
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."

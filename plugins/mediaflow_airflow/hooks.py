@@ -12,48 +12,61 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
+from mediaflow.store import with_retries
+
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt"}
 
 
 class MediaStoreHook(S3Hook):
-    """The mediaflow Store interface on an S3 connection (any S3 API: AWS, MinIO, moto)."""
+    """The mediaflow Store interface on an S3 connection (any S3 API: AWS, MinIO, moto).
+
+    Every call is retried on transient errors (endpoint down, connection cut, throttling, 5xx) with exponential
+    backoff and jitter for MEDIAFLOW_S3_RETRY_BUDGET_S, then raises StorageUnavailable naming the call: the task
+    fails with that reason and Airflow's own retries take over."""
 
     def list(self, bucket: str, prefix: str) -> dict[str, dict]:
-        out = {}
-        for page in self.get_conn().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                out[obj["Key"]] = {
-                    "size": obj["Size"],
-                    "etag": obj["ETag"].strip('"'),
-                    "last_modified": obj["LastModified"].isoformat(),
-                }
-        return out
+        def listing() -> dict[str, dict]:
+            out = {}
+            for page in self.get_conn().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    out[obj["Key"]] = {
+                        "size": obj["Size"],
+                        "etag": obj["ETag"].strip('"'),
+                        "last_modified": obj["LastModified"].isoformat(),
+                    }
+            return out
+
+        return with_retries(listing, f"list s3://{bucket}/{prefix}")
 
     def list_folders(self, bucket: str, prefix: str) -> list[str]:
-        return self.list_prefixes(bucket_name=bucket, prefix=prefix, delimiter="/")  # paginated by S3Hook
+        return with_retries(lambda: self.list_prefixes(bucket_name=bucket, prefix=prefix, delimiter="/"),
+                            f"list s3://{bucket}/{prefix}")  # fmt: skip
 
     def download(self, bucket: str, key: str, path: str) -> None:
-        self.get_conn().download_file(bucket, key, path)
+        with_retries(lambda: self.get_conn().download_file(bucket, key, path), f"download s3://{bucket}/{key}")
 
     def upload(self, path: str, bucket: str, key: str) -> None:
         ctype = CONTENT_TYPES.get(Path(key).suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": ctype})
+        with_retries(lambda: self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": ctype}),
+                     f"upload to s3://{bucket}/{key}")  # fmt: skip
 
     def put_bytes(self, data: bytes, bucket: str, key: str) -> None:
-        self.get_conn().put_object(Bucket=bucket, Key=key, Body=data)
+        with_retries(lambda: self.get_conn().put_object(Bucket=bucket, Key=key, Body=data), f"write s3://{bucket}/{key}")
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
-        return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return with_retries(lambda: self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read(),
+                            f"read s3://{bucket}/{key}")  # fmt: skip
 
     def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         # managed copy: multipart for sources over 5 GB
-        self.get_conn().copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key)
+        with_retries(lambda: self.get_conn().copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key),
+                     f"copy s3://{src_bucket}/{src_key} to s3://{dst_bucket}/{dst_key}")  # fmt: skip
 
     def delete(self, bucket: str, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
-            self.get_conn().delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True}
-            )
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
+            with_retries(lambda: self.get_conn().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}),
+                         f"delete {len(batch)} objects in s3://{bucket}")  # fmt: skip
 
 
 class FFmpegError(RuntimeError):
