@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fault_gate import FaultGate
+
 from mediaflow.airflow_api import AirflowApi
 from mediaflow.devstack import Stack
 
@@ -30,14 +32,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_GATE: list[FaultGate] = []
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
+    s3_port = _free_port()
+    # Airflow's side reaches the S3 API through a fault gate, so a test can take storage down (test_storage_outage)
+    gate = FaultGate(s3_port)
+    _GATE.append(gate)
     env = {
         "MEDIAFLOW_STACK_DIR": str(root / "state"),
         "MEDIAFLOW_OUT_DIR": str(root / "out"),
         "MEDIAFLOW_AIRFLOW_PORT": str(_free_port()),
-        "MEDIAFLOW_S3_PORT": str(_free_port()),
+        "MEDIAFLOW_S3_PORT": str(s3_port),
+        "MEDIAFLOW_S3_CLIENT_PORT": str(gate.port),
+        "MEDIAFLOW_S3_RETRY_BUDGET_S": "40",  # rides out a 30 s outage; a longer one fails the call
         "MEDIAFLOW_SMTP_PORT": str(_free_port()),
         # test streams beside the real ones: sla_drill (SLAs of seconds), batch_drill (the 300-delivery batch)
         "MEDIAFLOW_EXTRA_STREAMS": str(Path(__file__).parent / "integration" / "streams"),
@@ -56,6 +67,13 @@ def stack(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def s3_gate(stack) -> FaultGate:
+    """The gate between Airflow's side and the S3 API (the test's own `s3` client goes around it)."""
+    yield _GATE[0]
+    _GATE[0].up()
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,13 @@ class AirflowApi:
         entry = self.request("GET", path, ok_missing=True)
         return entry["value"] if entry else None
 
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str], *, downstream: bool = True) -> list[dict]:
+        """What an operator does in the UI to resume a failed title: clear the task (and what follows it), so the
+        scheduler runs it again in the same run."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "only_failed": False,
+                "include_downstream": downstream, "reset_dag_runs": True}  # fmt: skip
+        return self.request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", body)["task_instances"]
+
     def answer_review(self, dag_id: str, run_id: str, task_id: str, *, approve: bool, comment: str = "") -> dict:
         """What a reviewer does in the UI: answer a HITL approval task (Approve / Reject, with a comment)."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"

@@ -5,6 +5,8 @@ Usage: python -m mediaflow.devstack up|down|status|env
 State lives in MEDIAFLOW_STACK_DIR (default <project>/.stack): Airflow's home and SQLite DB, pid files, logs.
 `down` stops exactly the processes `up` started (their pid files), each with its whole process group.
 Ports come from MEDIAFLOW_AIRFLOW_PORT (8080), MEDIAFLOW_S3_PORT (9000), MEDIAFLOW_SMTP_PORT (1025).
+MEDIAFLOW_S3_CLIENT_PORT, when set, is where Airflow and its tasks reach the S3 API instead of MEDIAFLOW_S3_PORT:
+a proxy sits there (the tests put a fault gate there to take storage down and bring it back).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Stack:
     airflow_port: int
     s3_port: int
     smtp_port: int
+    s3_client_port: int | None = None  # a proxy in front of the S3 API for Airflow's side, if any
 
     @classmethod
     def from_env(cls) -> "Stack":
@@ -57,6 +60,7 @@ class Stack:
             airflow_port=int(env.get("MEDIAFLOW_AIRFLOW_PORT", 8080)),
             s3_port=int(env.get("MEDIAFLOW_S3_PORT", 9000)),
             smtp_port=int(env.get("MEDIAFLOW_SMTP_PORT", 1025)),
+            s3_client_port=int(env["MEDIAFLOW_S3_CLIENT_PORT"]) if env.get("MEDIAFLOW_S3_CLIENT_PORT") else None,
         )
 
     # ------------------------------------------------------------ paths and environment
@@ -67,6 +71,11 @@ class Stack:
     @property
     def s3_url(self) -> str:
         return f"http://{HOST}:{self.s3_port}"
+
+    @property
+    def s3_client_url(self) -> str:
+        """Where Airflow's tasks reach the S3 API (through the proxy when there is one)."""
+        return f"http://{HOST}:{self.s3_client_port or self.s3_port}"
 
     @property
     def api_url(self) -> str:
@@ -90,7 +99,11 @@ class Stack:
             "conn_type": "aws",
             "login": LOCAL_S3_KEY,
             "password": self.s3_secret,
-            "extra": {"endpoint_url": self.s3_url, "region_name": "us-east-1"},
+            # botocore retries once; mediaflow's own retry (exponential backoff, jitter, a time budget:
+            # MEDIAFLOW_S3_RETRY_BUDGET_S) rides out longer outages
+            "extra": {"endpoint_url": self.s3_client_url, "region_name": "us-east-1",
+                      "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 2}, "connect_timeout": 5,
+                                        "read_timeout": 60}},
         }
         smtp = f"smtp://{HOST}:{self.smtp_port}?disable_ssl=true&disable_tls=true&from_email=mediaflow%40localhost"
         # The stack defines Airflow's whole configuration: settings inherited from the caller's shell (or a
@@ -130,7 +143,7 @@ class Stack:
             "AWS_ACCESS_KEY_ID": LOCAL_S3_KEY,
             "AWS_SECRET_ACCESS_KEY": self.s3_secret,
             "AWS_DEFAULT_REGION": "us-east-1",
-            "MEDIAFLOW_S3_ENDPOINT": self.s3_url,
+            "MEDIAFLOW_S3_ENDPOINT": self.s3_client_url,
             "MEDIAFLOW_STACK_DIR": str(self.state_dir),
             "MEDIAFLOW_OUT_DIR": str(self.out_dir),
             "NO_PROXY": "127.0.0.1,localhost",
@@ -266,6 +279,8 @@ class Stack:
         for service in SERVICES:
             if service not in running:
                 self._check_port(service, plan[service][0])
+        if "s3" not in running:
+            self._retire_stale_runs()
         for service in SERVICES:
             if service in running:
                 print(f"[stack] {service}: already running (pid {self._alive(service)})")
@@ -285,6 +300,23 @@ class Stack:
         urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
         print(f"[stack] Airflow UI {self.api_url}  login admin / {self.password()}")
         print(f"[stack] S3 API {self.s3_url}  SMTP {HOST}:{self.smtp_port} -> {self.out_dir / 'mail'}/<n>.eml")
+
+    def _retire_stale_runs(self) -> None:
+        """The local S3 API keeps objects in memory: a fresh one starts empty. Airflow's runs and the ledger from an
+        earlier `up` would then point at objects that are gone (and the batch's deterministic run ids would adopt
+        those runs: titles 'failed' with no outcome). They move to .stack/previous/<time>/, kept, not deleted."""
+        stale = [p for p in (self.airflow_home / "airflow.db", self.state_dir / "ledger.db") if p.exists()]
+        if not stale:
+            return
+        if self._alive("airflow"):
+            raise StackError("Airflow is running but the S3 API is not: `make down`, then `make up`")
+        dest = self.state_dir / "previous" / time.strftime("%Y%m%dT%H%M%S")
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in stale:
+            for part in path.parent.glob(path.name + "*"):  # the DB with its -wal/-shm files
+                part.rename(dest / part.name)
+        print(f"[stack] the S3 API starts empty (it keeps objects in memory): the earlier Airflow runs and ledger "
+              f"moved to {dest}")
 
     def _prepare_airflow(self) -> None:
         """Migrate the DB and create the transcode pool before the scheduler starts."""

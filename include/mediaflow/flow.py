@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from mediaflow import captions, compliance, ladder, localize, media, trigger
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
-from mediaflow.stages import iso_z
+from mediaflow.stages import instant, iso_z
 from mediaflow.store import (
     Buckets,
     Store,
@@ -330,6 +330,20 @@ def localize_locale(
 # ---------------------------------------------------------------- publish
 
 
+def superseded_by(live: dict | None, ingested: dict) -> str | None:
+    """Why this delivery must not replace what is live: the live version comes from a delivery that arrived later
+    (two deliveries of one asset in flight: the newest wins, whichever finishes first). None: go ahead."""
+    if not live or not live.get("delivered_at") or not ingested.get("delivered_at"):
+        return None
+    if live.get("delivery_id") == ingested.get("delivery_id"):
+        return None
+    if instant(live["delivered_at"]) <= instant(ingested["delivered_at"]):
+        return None
+    return (f"asset {ingested['asset_id']}: not published: the live version comes from delivery "
+            f"{live.get('delivery_id')} (delivered {live['delivered_at']}), newer than this delivery "
+            f"{ingested.get('delivery_id')} (delivered {ingested['delivered_at']}); the newer one stays live")
+
+
 def publish_order(files: list[str]) -> list[str]:
     """Media first, then media playlists, the master last: a reader never finds a playlist before its segments."""
 
@@ -355,7 +369,14 @@ def publish(
     A sidecar-only delivery re-publishes the title as the last publish left it plus its new locales (same
     locale: replaced). Returns {published: [...], locales: {locale: status}, reasons: [...], warnings: [...]}.
     """
-    previous = ingested.get("previous") or {}
+    asset_id = ingested["asset_id"]
+    live_now = published_state(store, buckets, asset_id)  # read again here: the lease makes this the latest
+    newer = superseded_by(live_now, ingested)
+    if newer:
+        return {"published": [], "locales": {}, "warnings": [], "superseded_by": live_now.get("delivery_id"),
+                "reasons": [newer]}  # fmt: skip
+    # a sidecar-only delivery extends what is live now, not what was live when it was ingested
+    previous = (live_now if not transcoded and live_now else ingested.get("previous")) or {}
     video = transcoded if transcoded else previous.get("video")
     if not video:
         raise RuntimeError(f"asset {ingested['asset_id']}: nothing transcoded and no earlier publish to extend")
@@ -402,6 +423,8 @@ def publish(
         })  # fmt: skip
     state = {
         "asset_id": ingested["asset_id"],
+        "delivery_id": ingested.get("delivery_id"),
+        "delivered_at": ingested.get("delivered_at"),
         "source": ingested["source"],
         "channels": [p["channel"] for p in published],
         "territories": ingested["territories"],
@@ -427,11 +450,13 @@ def outcome(
     published: dict | None,
     failed_tasks: list[str],
     finished_at: datetime,
+    task_errors: dict[str, str] | None = None,
     localized: list[dict] | None = None,
     reviews: list[dict | None] | None = None,
     checks: dict | None = None,
 ) -> dict:
-    """One summary.json asset entry (v1) for this run. Fields not built yet are None."""
+    """One summary.json asset entry (v1) for this run. Fields not built yet are None. `task_errors` (task id ->
+    the error of its last failed attempt, from the ledger) makes a `failed` title say why."""
     ingested = ingested or {}
     published = published or {}
     locales = published.get("locales") or {
@@ -452,9 +477,9 @@ def outcome(
         reasons = list(published.get("reasons", [])) or ["nothing publishable on any channel"]
     else:
         status = "failed"
-        reasons = [f"task {t} failed: see its log in the Airflow UI" for t in failed_tasks] or [
-            "the run ended before publishing (no task reported a failure)"
-        ]
+        errors = task_errors or {}
+        reasons = [f"task {t} failed: {errors[t]}" if errors.get(t) else f"task {t} failed: see its log in the Airflow UI"
+                   for t in failed_tasks] or ["the run ended before publishing (no task reported a failure)"]  # fmt: skip
     lead = None
     if status == "published" and ingested.get("delivered_at"):
         arrived = datetime.fromisoformat(ingested["delivered_at"].replace("Z", "+00:00"))

@@ -11,6 +11,7 @@ and replayed by the next write that succeeds, and counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -68,6 +69,7 @@ attempts = sa.Table(
     sa.Column("started_at", UtcDateTime),
     sa.Column("ended_at", UtcDateTime),
     sa.Column("recorded_at", UtcDateTime),
+    sa.Column("error", sa.Text),  # why a failed attempt failed (the exception), so the outcome can say it
 )
 
 runs = sa.Table(
@@ -115,6 +117,22 @@ alerts = sa.Table(
     sa.Column("sent_at", UtcDateTime),
     sa.UniqueConstraint("dag_id", "run_id", "kind", "key", name="uq_stage_alerts_once"),
 )
+
+
+# Leases: one holder at a time for a name (publish:<asset_id>), across every worker; an expired lease (its holder
+# died without releasing it) is taken over.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", S, primary_key=True),
+    sa.Column("holder", S, nullable=False),
+    sa.Column("acquired_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+
+class LeaseBusy(RuntimeError):
+    """Another holder kept the lease for longer than we would wait."""
 
 
 def _now() -> datetime:
@@ -173,8 +191,8 @@ class Ledger:
 
     # ------------------------------------------------------------ writes (idempotent)
     def record_attempt(self, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int,
-                       state: str, started_at=None, ended_at=None, queued_at=None) -> None:  # fmt: skip
-        row = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": int(map_index),
+                       state: str, started_at=None, ended_at=None, queued_at=None, error: str | None = None) -> None:  # fmt: skip
+        row = {"error": error[:2000] if error else None, "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": int(map_index),
                "try_number": int(try_number), "stream": stream_of(dag_id), "stage": stage_of(task_id),
                "state": state, "queued_at": queued_at, "started_at": started_at, "ended_at": ended_at,
                "recorded_at": _now()}  # fmt: skip
@@ -189,6 +207,7 @@ class Ledger:
                 "started_at": sa.func.coalesce(cur.started_at, ex.started_at),  # a resumed deferral keeps its start
                 "ended_at": sa.case((keep_finished, cur.ended_at), else_=sa.func.coalesce(ex.ended_at, cur.ended_at)),
                 "recorded_at": ex.recorded_at,
+                "error": sa.func.coalesce(ex.error, cur.error),
             },
         )
         with self.engine.begin() as c:
@@ -213,6 +232,14 @@ class Ledger:
         q = sa.select(attempts).where(attempts.c.dag_id == dag_id, attempts.c.run_id == run_id)
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(q.order_by(attempts.c.started_at, attempts.c.task_id))]
+
+    def task_errors(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """task_id -> the error of its latest failed attempt (mapped tasks: the latest over their map indexes)."""
+        out: dict[str, str] = {}
+        for a in sorted(self.attempts(dag_id, run_id), key=lambda a: a["try_number"]):
+            if a["error"]:
+                out[a["task_id"]] = a["error"]
+        return out
 
     def run(self, dag_id: str, run_id: str) -> dict | None:
         q = sa.select(runs).where(runs.c.dag_id == dag_id, runs.c.run_id == run_id)
@@ -264,6 +291,44 @@ class Ledger:
             n_runs = c.execute(sa.select(sa.func.count()).select_from(runs).where(window)).scalar_one()
             n_spans = c.execute(sa.select(sa.func.count()).select_from(spans)).scalar_one()
         return {"runs": int(n_runs), "spans": int(n_spans)}
+
+    # ------------------------------------------------------------ leases
+    def acquire_lease(self, name: str, holder: str, *, ttl_s: float) -> str | None:
+        """Take the lease, or renew it when `holder` has it already (a retried task is the same holder). Returns
+        None when taken, else the current holder."""
+        now = _now()
+        until = datetime.fromtimestamp(now.timestamp() + ttl_s, timezone.utc)
+        with self.engine.begin() as c:
+            c.execute(sa.delete(leases).where(leases.c.name == name, leases.c.expires_at < now))
+            c.execute(self._insert(leases).values(name=name, holder=holder, acquired_at=now, expires_at=until)
+                      .on_conflict_do_nothing(index_elements=["name"]))  # fmt: skip
+            current = c.execute(sa.select(leases.c.holder).where(leases.c.name == name)).scalar_one()
+            if current == holder:
+                c.execute(sa.update(leases).where(leases.c.name == name).values(expires_at=until))
+                return None
+        return current
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(leases).where(leases.c.name == name, leases.c.holder == holder))
+
+    @contextlib.contextmanager
+    def lease(self, name: str, holder: str, *, ttl_s: float = 1800, wait_s: float = 1800, poll_s: float = 2.0,
+              on_wait=None):  # fmt: skip
+        """Hold `name` for the block, waiting (polling) while someone else holds it; LeaseBusy after `wait_s`.
+        Yields the seconds waited. `on_wait(holder)` is told whom we wait for, once per holder."""
+        began, told = time.monotonic(), None
+        while (other := self.acquire_lease(name, holder, ttl_s=ttl_s)) is not None:
+            if time.monotonic() - began > wait_s:
+                raise LeaseBusy(f"{name} is still held by {other} after {wait_s:.0f} s")
+            if on_wait and other != told:
+                on_wait(other)
+                told = other
+            time.sleep(poll_s)
+        try:
+            yield time.monotonic() - began
+        finally:
+            self.release_lease(name, holder)
 
     # ------------------------------------------------------------ the alert outbox
     def claim_alert(self, *, dag_id: str, run_id: str, kind: str, key: str, recipients: list[str], subject: str,

@@ -23,7 +23,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KEYS = {"name", "owners", "ladder", "loudness", "reviews", "channels", "stages", "lead_time_sla", "min_duration_s",
-         "qc", "review_timeout", "review_default", "reviewers"}
+         "qc", "review_timeout", "review_default", "reviewers", "retries"}
 REVIEW_DEFAULTS = ("approve", "reject")
 
 
@@ -58,6 +58,8 @@ class StreamSpec:
     review_timeout_s: float = 86400.0
     review_default: str = "reject"
     reviewers: tuple[str, ...] = ()
+    retries: int = 2  # Airflow retries of a failed task (infrastructure trouble; bad input never fails a task)
+    retry_delay_s: float = 10.0  # the first retry's delay; each next one doubles (at most 5 minutes)
     path: str = field(default="", compare=False)
 
     @property
@@ -188,6 +190,16 @@ def parse_spec(data: object, path: str) -> StreamSpec:
     reviewers = data.get("reviewers", [])
     if not isinstance(reviewers, list) or not all(isinstance(r, str) and r for r in reviewers):
         raise _fail(path, "reviewers", "must be a list of Airflow user names")
+    retry_conf = data.get("retries", {})
+    if not isinstance(retry_conf, dict) or set(retry_conf) - {"count", "delay"}:
+        raise _fail(path, "retries", "must be a mapping with count and/or delay (e.g. {count: 2, delay: 10s})")
+    retries = _number(path, "retries.count", retry_conf.get("count", 2), lo=0, hi=10)
+    if retries != int(retries):
+        raise _fail(path, "retries.count", f"{retries!r} must be a whole number")
+    try:
+        retry_delay = parse_duration(retry_conf.get("delay", "10s"))
+    except ValueError as e:
+        raise _fail(path, "retries.delay", str(e)) from None
     return StreamSpec(
         name=name,
         owners=tuple(owners),
@@ -202,6 +214,8 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         review_timeout_s=review_timeout,
         review_default=review_default,
         reviewers=tuple(reviewers),
+        retries=int(retries),
+        retry_delay_s=retry_delay,
         path=path,
     )
 

@@ -43,7 +43,7 @@ def _state(value, default: str) -> str:
     return str(value) if value else default
 
 
-def _attempt(ti, state: str) -> None:
+def _attempt(ti, state: str, error: BaseException | str | None = None) -> None:
     if not _is_stream(ti.dag_id):
         return
     _write(
@@ -57,7 +57,16 @@ def _attempt(ti, state: str) -> None:
         started_at=ti.start_date,
         ended_at=None if state == "running" else ti.end_date,
         queued_at=getattr(ti, "queued_dttm", None),  # only the scheduler-side TaskInstance knows it
+        error=_error_text(error),
     )
+
+
+def _error_text(error: BaseException | str | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {' '.join(str(error).split())}"
+    return " ".join(str(error).split()) or None
 
 
 @hookimpl
@@ -77,7 +86,7 @@ def on_task_instance_success(previous_state, task_instance):
 @hookimpl
 def on_task_instance_failed(previous_state, task_instance, error):
     # up_for_retry or failed: the same event, told apart by the state the runner already set
-    _attempt(task_instance, _state(getattr(task_instance, "state", None), "failed"))
+    _attempt(task_instance, _state(getattr(task_instance, "state", None), "failed"), error)
 
 
 @hookimpl

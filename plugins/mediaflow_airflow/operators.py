@@ -13,7 +13,7 @@ from mediaflow import compliance, flow, trigger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
-from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
+from mediaflow_airflow.hooks import FFmpegHook, LedgerHook, MediaStoreHook
 
 
 class _StreamOperator(BaseOperator):
@@ -189,15 +189,25 @@ class PublishOperator(_StreamOperator):
         self.rights_task_id = rights_task_id
 
     def execute(self, context) -> dict[str, Any]:
+        from mediaflow.ledger import Ledger
+
         ti = context["ti"]
-        return flow.publish(
-            MediaStoreHook(aws_conn_id=self.aws_conn_id),
-            Buckets.from_env(),
-            ingested=self.ingested,
-            transcoded=ti.xcom_pull(task_ids=self.transcode_task_id, default=None),
-            localized=mapped_results(ti, self.localize_task_id),
-            rights_check=ti.xcom_pull(task_ids=self.rights_task_id, default=None),
-        )
+        asset_id = self.ingested["asset_id"]
+        # One publish of an asset at a time, across workers: two deliveries of it in flight never interleave their
+        # copies (a torn title); the second waits, then publishes only if it is the newer delivery.
+        with Ledger(LedgerHook().url()).lease(
+            f"publish:{asset_id}", f"{ti.dag_id}/{ti.run_id}",
+            on_wait=lambda other: self.log.info("asset %s is being published by %s: waiting for it", asset_id, other),
+        ) as waited_s:  # fmt: skip
+            result = flow.publish(
+                MediaStoreHook(aws_conn_id=self.aws_conn_id),
+                Buckets.from_env(),
+                ingested=self.ingested,
+                transcoded=ti.xcom_pull(task_ids=self.transcode_task_id, default=None),
+                localized=mapped_results(ti, self.localize_task_id),
+                rights_check=ti.xcom_pull(task_ids=self.rights_task_id, default=None),
+            )
+        return {**result, "lease_wait_s": round(waited_s, 3)}
 
 
 def mapped_results(ti, task_id: str) -> list[dict]:

@@ -32,14 +32,9 @@ PRIORITIES = ["low", "normal", "high", "urgent"]
 INGEST_ID = "ingest.ingest_delivery"
 TRANSCODE_ID, LOCALIZE_ID, PUBLISH_ID = "transcode.transcode_ladder", "localize.localize_locale", "publish.publish_channels"
 CHECK_IDS = ("compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata")
-# Tasks touch S3 and ffmpeg: infrastructure blips are retried with backoff; bad input never raises.
-DEFAULT_ARGS = {
-    "owner": "media-ops",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=5),
-}
+# Tasks touch S3 and ffmpeg: infrastructure trouble is retried with backoff (the spec's `retries`, by default 2,
+# 10 s then 20 s); bad input never raises.
+DEFAULT_ARGS = {"owner": "media-ops", "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=5)}
 
 
 def _doc(spec: StreamSpec) -> str:
@@ -184,7 +179,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         catchup=False,
         max_active_runs=16,
         # once per task that failed for good (Airflow calls on_failure_callback after the last retry only)
-        default_args={**DEFAULT_ARGS, "on_failure_callback": TaskFailureNotifier(to=list(spec.owners), value_stream=spec.name)},
+        default_args={**DEFAULT_ARGS, "retries": spec.retries, "retry_delay": timedelta(seconds=spec.retry_delay_s),
+                      "on_failure_callback": TaskFailureNotifier(to=list(spec.owners), value_stream=spec.name)},
         # the run's end-to-end SLA, Airflow's own DeadlineAlert; per-stage SLAs are the sla_watch task's
         deadline=DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
@@ -274,19 +270,21 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         @task(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
         def outcome(ingest_result, publish_result, **context) -> dict:
             """Record this run's outcome (published | rejected | failed); mail the owners about rejected locales."""
-            from mediaflow import flow
+            from mediaflow import flow, ledger
             from mediaflow.store import Buckets, outcome_key
-            from mediaflow_airflow.hooks import MediaStoreHook
+            from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
             ti, run_id = context["ti"], context["run_id"]
             states = ti.get_task_states(dag_id=spec.dag_id, run_ids=[run_id]).get(run_id, {})
             failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed") and t != ti.task_id)
+            errors = ledger.Ledger(LedgerHook().url()).task_errors(spec.dag_id, run_id) if failed else {}
             entry = flow.outcome(
                 dag_run_id=run_id,
                 value_stream=spec.name,
                 ingested=ingest_result,
                 published=publish_result,
                 failed_tasks=failed,
+                task_errors=errors,
                 finished_at=datetime.now(timezone.utc),
                 localized=mapped_results(ti, LOCALIZE_ID),
                 reviews=[review_result(b, ti.xcom_pull(task_ids=f"review.{b}_auto", default=None),

@@ -7,18 +7,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from datetime import datetime, timezone
 
-import m3u8
 import psutil
 import pytest
+from distribution_watch import DistributionWatch
 
 from mediaflow import runner, samples
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
-from mediaflow.store import Buckets, distribution_prefix
+from mediaflow.store import Buckets
 
 pytestmark = pytest.mark.integration
 
@@ -38,34 +37,6 @@ def _ffmpeg_encoding(source_name: str, timeout_s: float = 300) -> psutil.Process
                     return p
         time.sleep(0.2)
     raise AssertionError(f"no ffmpeg transcoding {source_name} within {timeout_s:.0f}s")
-
-
-class DistributionWatch(threading.Thread):
-    """Lists the title's distribution prefix every 0.3 s; records any moment a playlist names a missing object."""
-
-    def __init__(self, s3, bucket: str, asset_id: str):
-        super().__init__(daemon=True)
-        self.s3, self.bucket, self.prefix = s3, bucket, distribution_prefix("web", asset_id)
-        self.torn: list[str] = []
-        self.looks = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            keys = {o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix).get("Contents", [])}
-            for key in (k for k in keys if k.endswith(".m3u8")):
-                try:
-                    body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
-                except self.s3.exceptions.NoSuchKey:
-                    continue
-                base = key.rsplit("/", 1)[0] + "/"
-                playlist = m3u8.loads(body)
-                named = [p.uri for p in playlist.playlists] + [m.uri for m in playlist.media if m.uri] + [s.uri for s in playlist.segments]
-                missing = [u for u in named if base + u not in keys]
-                if missing:
-                    self.torn.append(f"{key} names missing {missing[:3]}")
-            self.looks += 1
-            time.sleep(0.3)
 
 
 def _title(stack, tmp_path, asset_id: str, seconds: float) -> tuple[str, str]:

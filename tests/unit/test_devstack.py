@@ -52,3 +52,20 @@ def test_down_stops_exactly_what_up_started(tmp_path):
         assert other.poll() is None, "a process that make up did not start must survive make down"
     finally:
         other.kill()
+
+
+def test_a_fresh_s3_retires_the_runs_and_ledger_of_an_earlier_up(tmp_path, capsys):
+    """moto keeps objects in memory: after `make down`, the next `up` starts with empty buckets, so the Airflow
+    runs and ledger of the earlier stack (whose objects are gone) are moved aside, kept, not reused. Reusing them
+    made a second `make run` on the same day adopt the old runs and report its titles failed."""
+    stack = _stack(tmp_path)
+    stack.airflow_home.mkdir(parents=True)
+    for path in (stack.airflow_home / "airflow.db", stack.state_dir / "ledger.db", stack.state_dir / "ledger.db-wal"):
+        path.write_text("old")
+    stack._retire_stale_runs()
+    (moved,) = (stack.state_dir / "previous").iterdir()
+    assert sorted(p.name for p in moved.iterdir()) == ["airflow.db", "ledger.db", "ledger.db-wal"]
+    assert not (stack.airflow_home / "airflow.db").exists() and not (stack.state_dir / "ledger.db").exists()
+    assert "moved to" in capsys.readouterr().out
+    stack._retire_stale_runs()  # nothing left to move: nothing happens
+    assert len(list((stack.state_dir / "previous").iterdir())) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -201,3 +202,65 @@ def test_alert_text_is_html_escaped(led):
     (alert,), _ = watch(led, 100)
     assert "<b>x</b>" not in alert["html"] and "&lt;b&gt;x&lt;/b&gt;" in alert["html"]
     assert json.loads(json.dumps(alert, default=str))  # serialisable for the summary
+
+
+def test_a_failed_attempt_keeps_its_error_and_the_outcome_says_it(led):
+    """The listener records why an attempt failed; a `failed` title names the error, not just 'see the log'."""
+    from mediaflow import flow
+
+    t0 = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)
+    publish = "publish.publish_channels"
+    err = "StorageUnavailable: object storage unavailable: copy s3://w/a to s3://d/b still failing after 40 s"
+    common = {"dag_id": DAG, "run_id": RUN, "task_id": publish, "map_index": -1}
+    led.record_attempt(**common, try_number=1, state="up_for_retry", started_at=t0, ended_at=t0, error="OSError: first")
+    led.record_attempt(**common, try_number=2, state="running", started_at=t0)
+    led.record_attempt(**common, try_number=2, state="failed", started_at=t0, ended_at=t0, error=err)
+    led.record_attempt(**common, try_number=2, state="running", started_at=t0)  # a late event keeps the error
+    assert led.task_errors(DAG, RUN) == {publish: err}
+    out = flow.outcome(dag_run_id=RUN, value_stream="s", ingested={"status": "accepted", "asset_id": "a"},
+                       published=None, failed_tasks=[publish, "outcome_x"], finished_at=t0,
+                       task_errors=led.task_errors(DAG, RUN))  # fmt: skip
+    assert out["status"] == "failed"
+    assert out["reasons"] == [f"task {publish} failed: {err}", "task outcome_x failed: see its log in the Airflow UI"]
+
+
+def test_a_lease_has_one_holder_across_threads_and_the_others_wait(led):
+    """Four publishers of one asset at once: never two inside at the same time; each gets its turn."""
+    import threading
+
+    inside, most, order = [], [0], []
+    guard = threading.Lock()
+
+    def publisher(n: int) -> None:
+        with Ledger(led.url).lease("publish:bbb", f"run-{n}", poll_s=0.05, wait_s=30):
+            with guard:
+                inside.append(n)
+                most[0] = max(most[0], len(inside))
+            time.sleep(0.2)
+            with guard:
+                inside.remove(n)
+                order.append(n)
+
+    threads = [threading.Thread(target=publisher, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and sorted(order) == [0, 1, 2, 3]
+    assert led.acquire_lease("publish:bbb", "after", ttl_s=60) is None, "released at the end"
+
+
+def test_a_lease_is_renewed_by_its_holder_taken_over_when_expired_and_busy_after_the_wait(led):
+    from mediaflow.ledger import LeaseBusy
+
+    assert led.acquire_lease("publish:x", "run-1", ttl_s=60) is None
+    assert led.acquire_lease("publish:x", "run-1", ttl_s=60) is None, "a retried task is the same holder"
+    assert led.acquire_lease("publish:x", "run-2", ttl_s=60) == "run-1"
+    waited_for = []
+    with pytest.raises(LeaseBusy, match="publish:x is still held by run-1"):
+        with led.lease("publish:x", "run-2", wait_s=0.3, poll_s=0.1, on_wait=waited_for.append):
+            pass
+    assert waited_for == ["run-1"]
+    assert led.acquire_lease("publish:y", "dead-worker", ttl_s=0.05) is None
+    time.sleep(0.1)
+    assert led.acquire_lease("publish:y", "run-3", ttl_s=60) is None, "an expired lease is taken over"

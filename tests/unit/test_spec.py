@@ -124,7 +124,17 @@ BROKEN = {
     "missing loudness": (BASE.replace("loudness: {target_lufs: -16, true_peak_dbtp: -1.5}\n", ""), "loudness"),
     "missing name": (BASE.replace("name: good_stream\n", ""), "name"),
     "bad name": (BASE.replace("name: good_stream", "name: Good-Stream"), "name"),
+    "retries negative": (BASE + "retries: {count: -1}\n", "retries.count"),
+    "retries fractional": (BASE + "retries: {count: 1.5}\n", "retries.count"),
+    "retries unknown key": (BASE + "retries: {times: 3}\n", "retries"),
+    "retry delay not a duration": (BASE + "retries: {delay: soon}\n", "retries.delay"),
 }
+
+
+def test_retries_default_to_two_and_a_spec_may_set_them(tmp_path):
+    assert (load_spec(write(tmp_path, BASE)).retries, load_spec(write(tmp_path, BASE)).retry_delay_s) == (2, 10.0)
+    spec = load_spec(write(tmp_path, BASE + "retries: {count: 0, delay: 1m}\n"))
+    assert (spec.retries, spec.retry_delay_s) == (0, 60.0)
 
 
 @pytest.mark.parametrize("text,fieldname", BROKEN.values(), ids=list(BROKEN))

@@ -352,3 +352,16 @@ def test_a_stage_still_running_is_open_and_can_already_miss_its_sla():
     early = stage_spans(rows, stage_order=["ingest", "transcode"], queued_at=at(0), slas_s={"transcode": 30 * 60},
                         now=T0 + timedelta(minutes=10))[1]
     assert early["sla_missed"] is False and early["active_s"] == 7 * 60
+
+
+def test_an_older_delivery_never_replaces_a_newer_live_one():
+    live = {"asset_id": "bbb-s01e01", "delivery_id": "bbb-v2", "delivered_at": "2026-11-28T02:00:00Z"}
+    older = {**ACCEPTED, "delivery_id": "bbb-v1", "delivered_at": "2026-11-28T01:00:00Z"}
+    newer = {**ACCEPTED, "delivery_id": "bbb-v3", "delivered_at": "2026-11-28T03:00:00Z"}
+    why = flow.superseded_by(live, older)
+    assert why and "bbb-v2" in why and "bbb-v1" in why and "newer" in why
+    assert flow.superseded_by(live, newer) is None
+    assert flow.superseded_by(live, {**older, "delivery_id": "bbb-v2"}) is None, "its own re-run may publish again"
+    assert flow.superseded_by(None, older) is None and flow.superseded_by({"asset_id": "x"}, older) is None
+    out = run_outcome(older, [], [], reasons=[why])  # what publish returns: nothing published, the reason
+    assert out["status"] == "rejected" and out["reasons"] == [why]
