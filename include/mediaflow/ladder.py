@@ -89,22 +89,25 @@ def transcode_argv(
     loudness: Loudness,
     duration_s: float,
     preset: str = "veryfast",
+    poster: bool = True,
 ) -> list[str]:
-    """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame."""
+    """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame (unless
+    poster=False: the benchmark's one-command-per-rung baseline makes it once, not once per rung)."""
     out = Path(out_dir)
     hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src)]
     graph = []
     if renditions:
         rate = output_fps(fps or 0)
-        n = len(renditions) + 1  # + poster
+        n = len(renditions) + int(poster)
         pre = ["bwdif=mode=send_frame:deint=all"] if interlaced else []
         pre.append(f"fps={fps_expr(rate)}")  # constant frame rate, whatever the source did
         graph.append(f"[0:v:0]{','.join(pre)},split={n}" + "".join(f"[s{i}]" for i in range(n)))
         for i, r in enumerate(renditions):
             graph.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
         poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
-        graph.append(f"[s{n - 1}]select='gte(t\\,{poster_t})',scale={renditions[0].width}:{renditions[0].height},setsar=1[vp]")
+        if poster:
+            graph.append(f"[s{n - 1}]select='gte(t\\,{poster_t})',scale={renditions[0].width}:{renditions[0].height},setsar=1[vp]")
     if has_audio:
         graph.append(f"[0:a:0]{_audio_chain(loudness)}[a0]")
     if graph:
@@ -124,7 +127,8 @@ def transcode_argv(
                 "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
                 *hls, "-hls_segment_filename", str(rdir / "seg_%05d.ts"), str(rdir / "index.m3u8"),
             ]  # fmt: skip
-        argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
+        if poster:
+            argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
     if has_audio:
         argv += _audio_hls_output("[a0]", out / AUDIO_DIR)
     return argv

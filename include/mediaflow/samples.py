@@ -21,11 +21,14 @@ def _ffmpeg(*args: str) -> None:
         raise RuntimeError(f"sample generation failed: {' '.join(argv)}\n{proc.stderr}")
 
 
-def make_video(path: Path, *, width: int, height: int, fps: int, seconds: float, audio: bool = True) -> None:
+def make_video(path: Path, *, width: int, height: int, fps: int, seconds: float, audio: bool = True,
+               video_kbps: int | None = None) -> None:
+    """H.264 (+ AAC) test pattern; video_kbps gives a constant-bitrate mezzanine instead of CRF 18."""
     inputs = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
     if audio:
         inputs += ["-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]
-    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p", "-g", str(fps)]
+    rate = ["-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps * 2}k"] if video_kbps else ["-crf", "18"]
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", *rate, "-pix_fmt", "yuv420p", "-g", str(fps)]
     if audio:
         codec += ["-c:a", "aac", "-b:a", "192k", "-ac", "2"]
     _ffmpeg(*inputs, *codec, "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1", str(path))
