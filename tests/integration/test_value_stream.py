@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from mediaflow import runner, samples
+from mediaflow.ledger import Ledger
+from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
 pytestmark = pytest.mark.integration
@@ -282,6 +285,49 @@ def test_running_again_publishes_the_same_objects(batch, stack, s3, api, tmp_pat
     assert entry["status"] == "published"
     assert entry["dag_run_id"] != results["sample-feature-1080p"]["dag_run_id"]
     assert listing() == before
+
+
+def test_the_same_batch_three_times_publishes_nothing_new_and_mails_nobody(batch, stack, s3, api):
+    """The batch again twice (the second time its deliveries land again, same bytes): the published objects are
+    identical (keys, sizes, ETags), the ledger has no new run or attempt for its deliveries, Airflow started no
+    value-stream run, and nobody got a second mail."""
+    import sqlalchemy as sa
+
+    from mediaflow import ledger as ledger_mod
+
+    results, deliveries = batch
+    ids = sorted(results)
+    assets = {a["asset_id"] for a in results.values() if a.get("asset_id")}
+    streams = {a["value_stream"] for a in results.values() if a.get("value_stream") in load_specs()}
+    buckets, led = Buckets.from_env(), Ledger(stack.ledger_url)
+
+    def snapshot() -> dict:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=buckets.distribution)
+        published = {o["Key"]: (o["Size"], o["ETag"]) for p in pages for o in p.get("Contents", [])
+                     if o["Key"].split("/")[1] in assets}  # fmt: skip
+        runs_q = sa.select(ledger_mod.runs.c.dag_id, ledger_mod.runs.c.run_id).where(ledger_mod.runs.c.delivery_id.in_(ids))
+        with led.engine.connect() as c:
+            ledger_runs = sorted(tuple(r) for r in c.execute(runs_q))
+            attempts = c.execute(sa.select(sa.func.count()).select_from(ledger_mod.attempts).where(
+                sa.tuple_(ledger_mod.attempts.c.dag_id, ledger_mod.attempts.c.run_id).in_(runs_q))).scalar_one()  # fmt: skip
+        airflow_runs = sorted(r["dag_run_id"] for st in streams
+                              for r in api.request("GET", f"/api/v2/dags/value_stream__{st}/dagRuns?limit=1000")["dag_runs"]
+                              if (r.get("conf") or {}).get("delivery") in ids)  # fmt: skip
+        mails = sorted(p.name for p in (stack.out_dir / "mail").glob("*.eml")
+                       if any(x in (BytesParser(policy=default_policy).parsebytes(p.read_bytes())["Subject"] or "")
+                              for x in [*assets, *ids, "[BATCH]"]))  # fmt: skip
+        return {"published": published, "ledger runs": ledger_runs, "ledger attempts": attempts,
+                "airflow runs": airflow_runs, "mails": mails}  # fmt: skip
+
+    before = snapshot()
+    assert len(before["published"]) > 50 and before["ledger runs"] and before["mails"]
+    runner.upload(stack, deliveries)  # the same deliveries land again
+    runner.run_content_batch(stack)
+    runner.run_content_batch(stack)
+    time.sleep(5)  # a run wrongly started would show in Airflow and the ledger by now
+    after = snapshot()
+    for what in before:
+        assert after[what] == before[what], f"{what} changed when the same batch ran again"
 
 
 # ---------------------------------------------------------------- localize
