@@ -214,6 +214,17 @@ def mark_triggered(store: Store, buckets: Buckets, record: dict) -> None:
     store.delete(buckets.reports, [claim_key(record["delivery_id"])])
 
 
+def mark_taken_by_run(store: Store, buckets: Buckets, delivery_id: str, *, dag_id: str, run_id: str) -> bool:
+    """A run started outside a batch (the trigger form, the REST API) took this delivery: mark it processed unless
+    a batch already did, so no later batch starts the title a second time. True when this call marked it."""
+    if read_marker(store, buckets, delivery_id) is not None:
+        return False
+    marker = {"delivery_id": delivery_id, "status": "triggered", "dag_id": dag_id, "run_id": run_id,
+              "batch_run_id": None, "taken_by": "run", "triggered_at": _now()}  # fmt: skip
+    store.put_bytes(json.dumps(marker, indent=2).encode(), buckets.reports, processed_key(delivery_id))
+    return True
+
+
 # ---------------------------------------------------------------- quarantine
 def quarantine(store: Store, buckets: Buckets, delivery_id: str, reasons: list[str], *, batch_run_id: str) -> str:
     """Quarantine a delivery refused at validation (originals kept, reasons beside them) and mark it processed."""

@@ -40,10 +40,21 @@ class IngestOperator(_StreamOperator):
         self.locales = locales
 
     def execute(self, context) -> dict[str, Any]:
+        from mediaflow import batch
+        from mediaflow.store import DELIVERIES, delivery_location
+
         specs = load_specs()
+        store, buckets = MediaStoreHook(aws_conn_id=self.aws_conn_id), Buckets.from_env()
+        try:
+            bucket, prefix, delivery_id = delivery_location(self.delivery, buckets)
+        except ValueError:
+            bucket = None  # ingest rejects it with the reason
+        if bucket == buckets.landing and prefix == f"{DELIVERIES}/{delivery_id}/":
+            # taken by this run, however it was started: a later batch must not start it again
+            batch.mark_taken_by_run(store, buckets, delivery_id, dag_id=context["ti"].dag_id, run_id=context["run_id"])
         result = flow.ingest(
-            MediaStoreHook(aws_conn_id=self.aws_conn_id),
-            Buckets.from_env(),
+            store,
+            buckets,
             delivery=self.delivery,
             spec=specs[self.value_stream],
             known_streams=set(specs),

@@ -105,6 +105,22 @@ def test_claim_then_mark_triggered(s3):
     assert batch.read_marker(store, buckets, "ok-1")["run_id"] == "nightly__2026-11-28__ok-1"
 
 
+def test_a_delivery_a_run_took_outside_a_batch_is_never_started_by_a_batch(s3):
+    """Triggered from the form: the run marks it taken, so tonight's batch skips it; a batch's own marker stays."""
+    store, buckets = s3
+    deliver(store, buckets, "manual-1", good("manual-1"))
+    deliver(store, buckets, "batched-1", good("batched-1"))
+    assert batch.mark_taken_by_run(store, buckets, "manual-1", dag_id="value_stream__news_clip", run_id="manual__x")
+    assert batch.pending_deliveries(store, buckets)[0] == ["batched-1"]
+    marker = batch.read_marker(store, buckets, "manual-1")
+    assert (marker["status"], marker["run_id"], marker["taken_by"]) == ("triggered", "manual__x", "run")
+    rec = batch.claim(store, buckets, {"delivery_id": "batched-1", "asset_id": "batched-1", "value_stream": "news_clip"},
+                      dag_id="value_stream__news_clip", run_id="nightly__d__batched-1", batch_run_id="b1")  # fmt: skip
+    batch.mark_triggered(store, buckets, rec)
+    assert not batch.mark_taken_by_run(store, buckets, "batched-1", dag_id="value_stream__news_clip", run_id="nightly__d__batched-1")
+    assert batch.read_marker(store, buckets, "batched-1")["batch_run_id"] == "b1"
+
+
 def test_one_summary_mail_for_all_refused_deliveries():
     mail = batch.rejection_mail({"a": ["r1"], "b<x>": ["r2", "r3"]}, {"a": "s3://q/a/"}, batch_run_id="scheduled__x")
     assert mail["subject"] == "[BATCH] 2 delivery manifests rejected (scheduled__x)"
