@@ -1,0 +1,177 @@
+"""The audience feedback figures on hand-built event sets whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mediaflow import feedback as fb
+
+T0 = "2026-11-27T20:00:00Z"
+
+
+def ev(title, session, event, position_s=0.0, *, territory="US", locale="en-US", poster=None):
+    return {"title": title, "territory": territory, "locale": locale, "session": session, "position_s": position_s,
+            "event": event, "timestamp": T0, "poster": poster}  # fmt: skip
+
+
+def watched(title, session, furthest, **kw):
+    """A started session that stopped at `furthest`, with a pause half-way."""
+    return [ev(title, session, "play", 0.0, **kw), ev(title, session, "pause", furthest / 2, **kw),
+            ev(title, session, "play", furthest / 2, **kw), ev(title, session, "stop", furthest, **kw)]  # fmt: skip
+
+
+CATALOG = {"film": {"duration_s": 30.0, "locales": ["en-US", "es-ES"]}}
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=list(fb.COLUMNS))
+
+
+@pytest.fixture
+def film():
+    # four sessions in the US: stopped at 5 s, 15 s, 25 s and the end (30 s); one browsed without playing;
+    # two in Spain: 29 s (>= 95 % of 30 s: complete) and 3 s
+    rows = watched("film", "u1", 5) + watched("film", "u2", 15) + watched("film", "u3", 25) + watched("film", "u4", 30)
+    rows += [ev("film", "u5", "impression")]
+    rows += watched("film", "e1", 29, territory="ES", locale="es-ES") + watched("film", "e2", 3, territory="ES", locale="es-ES")
+    return frame(rows)
+
+
+def test_starts_completion_and_watch_share_per_title_and_territory(film):
+    figures = fb.title_figures(fb.sessions(film, CATALOG)).set_index("territory")
+    us, es = figures.loc["US"], figures.loc["ES"]
+    assert us["starts"] == 4  # u5 never pressed play
+    assert us["completion_rate"] == pytest.approx(1 / 4)
+    assert us["avg_watch_share"] == pytest.approx((5 + 15 + 25 + 30) / 30 / 4)
+    assert es["starts"] == 2
+    assert es["completion_rate"] == pytest.approx(1 / 2)
+    assert es["avg_watch_share"] == pytest.approx((29 + 3) / 30 / 2)
+
+
+def test_a_seek_past_the_end_counts_as_the_end_and_unknown_duration_gives_no_share():
+    rows = [ev("film", "s", "play"), ev("film", "s", "seek", 400.0)] + watched("other", "o", 50)
+    figures = fb.title_figures(fb.sessions(frame(rows), CATALOG)).set_index("title")
+    assert figures.loc["film", "avg_watch_share"] == 1.0 and figures.loc["film", "completion_rate"] == 1.0
+    assert figures.loc["other", "starts"] == 1
+    assert pd.isna(figures.loc["other", "avg_watch_share"]) and pd.isna(figures.loc["other", "completion_rate"])
+
+
+def test_retention_per_10_s_bucket_shows_where_viewers_drop_off(film):
+    curve = fb.retention(fb.sessions(film, CATALOG))
+    us = curve[curve["territory"] == "US"]
+    assert us["bucket_start_s"].tolist() == [0.0, 10.0, 20.0]
+    assert us["retention"].tolist() == pytest.approx([1.0, 0.75, 0.5])  # 5 s left in bucket 0, 15 s in bucket 1
+    assert us["drop_off"].tolist() == pytest.approx([0.25, 0.25, 0.5])
+    es = curve[curve["territory"] == "ES"]
+    assert es["retention"].tolist() == pytest.approx([1.0, 0.5, 0.5])
+
+
+def test_demand_for_a_locale_the_title_lacks():
+    rows = []
+    for i in range(25):  # 25 starts in Brazil in pt-BR: the film has no pt-BR captions or audio
+        rows += watched("film", f"b{i}", 20, territory="BR", locale="pt-BR")
+    for i in range(5):  # 5 in the US in fr-FR: demand, but below the recommendation threshold
+        rows += watched("film", f"f{i}", 20, territory="US", locale="fr-FR")
+    for i in range(30):  # es-ES is published: no demand
+        rows += watched("film", f"s{i}", 20, territory="US", locale="es-ES")
+    sess = fb.sessions(frame(rows), CATALOG)
+    demand = fb.locale_demand(sess, CATALOG)
+    assert demand[["territory", "locale", "starts", "titles"]].values.tolist() == [["BR", "pt-BR", 25, 1], ["US", "fr-FR", 5, 1]]
+    recs = fb.recommendations(sess, CATALOG, min_starts=20)
+    assert [(r["asset_id"], r["territory"], r["locale"], r["starts"], r["share"]) for r in recs] == [("film", "BR", "pt-BR", 25, 1.0)]
+
+
+def test_catalog_entry_from_the_published_state():
+    state = {"source": {"duration_s": 125.5}, "locales": {"captions:es-ES": {}, "audio:fr-FR": {}}}
+    assert fb.catalog_entry(state, original_locale="en-US") == {"duration_s": 125.5, "locales": ["en-US", "es-ES", "fr-FR"]}
+    assert fb.catalog_entry(None) == {"duration_s": None, "locales": []}
+
+
+def test_wilson_interval_and_z_test_known_values():
+    assert fb.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert fb.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    # 10 % vs 20 % of 500: z = 0.1 / sqrt(0.15 * 0.85 * 2 / 500) = 4.428
+    assert fb.two_proportion_p(50, 500, 100, 500) == pytest.approx(9.5e-6, rel=0.05)
+    # 10 % vs 11 %: pooled 0.105, se 0.019388, z = 0.5158
+    assert fb.two_proportion_p(50, 500, 55, 500) == pytest.approx(0.606, abs=1e-3)
+
+
+def ab_events(title, counts):
+    """counts: {variant: (impressions, clicks)} -> one session per impression, the first `clicks` of them play."""
+    rows = []
+    for variant, (n, clicks) in counts.items():
+        for i in range(n):
+            s = f"{variant}{i}"
+            rows.append(ev(title, s, "impression", poster=variant))
+            if i < clicks:
+                rows.append(ev(title, s, "play"))
+    return frame(rows)
+
+
+def decide(counts, **kw):
+    return fb.ab_decisions(fb.poster_variants(ab_events("film", counts)), **kw)["film"]
+
+
+def test_click_through_per_poster_variant():
+    variants = fb.poster_variants(ab_events("film", {"a": (10, 5), "b": (10, 0)})).set_index("poster")
+    assert variants.loc["a", ["impressions", "clicks"]].tolist() == [10, 5]
+    assert variants.loc["a", "ctr"] == 0.5 and variants.loc["b", "ctr"] == 0.0
+    assert variants.loc["a", "ctr_low"] == pytest.approx(0.2366, abs=1e-4)
+
+
+def test_ab_declares_no_winner_on_noise():
+    d = decide({"a": (500, 50), "b": (500, 55)})
+    assert d["winner"] is None and d["best"] == "b" and "not significant" in d["reason"]
+
+
+def test_ab_declares_the_winner_on_a_clear_difference():
+    d = decide({"a": (500, 50), "b": (500, 100)})
+    assert d["winner"] == "b" and d["p_value"] < 0.001
+
+
+def test_ab_needs_a_minimum_sample_even_when_the_difference_looks_large():
+    d = decide({"a": (20, 2), "b": (20, 15)})
+    assert d["winner"] is None and "too few impressions" in d["reason"]
+
+
+def test_ab_with_three_variants_must_beat_each_other_one():
+    # c beats a clearly but b only by noise: no winner
+    d = decide({"a": (500, 50), "b": (500, 95), "c": (500, 100)})
+    assert d["best"] == "c" and d["winner"] is None
+
+
+def test_ab_on_synthetic_noise_never_declares_a_winner_across_seeds():
+    winners = 0
+    for seed in range(10):
+        events = fb.synthetic_events([{"asset_id": "film", "duration_s": 60, "territories": ["US"], "locales": ["en-US"],
+                                       "posters": {"a": 0.2, "b": 0.2}}], seed=seed, sessions_per_title=400)  # fmt: skip
+        winners += fb.ab_decisions(fb.poster_variants(events))["film"]["winner"] is not None
+    assert winners <= 1  # alpha = 0.05: at most one false positive in ten is tolerated
+
+
+def test_priorities_score_titles_and_series_by_watch_share():
+    catalog = {t: {"duration_s": 100.0, "locales": ["en-US"]} for t in ("show-s01e01", "show-s01e02", "doc", "rare")}
+    rows = []
+    for i in range(20):
+        rows += watched("show-s01e01", f"a{i}", 90)  # 0.9
+        rows += watched("doc", f"d{i}", 30)  # 0.3
+    for i in range(30):
+        rows += watched("show-s01e02", f"b{i}", 40)  # 0.4
+    rows += watched("rare", "r", 100)  # one start: not scored
+    table = fb.priorities(fb.sessions(frame(rows), catalog), min_starts=20)
+    assert table["titles"] == pytest.approx({"show-s01e01": 0.9, "show-s01e02": 0.4, "doc": 0.3})
+    assert table["series"] == pytest.approx({"show": (20 * 0.9 + 30 * 0.4) / 50})
+    assert fb.score_of(table, "show-s01e03") == pytest.approx(0.6)  # the next episode inherits its series' score
+    assert fb.score_of(table, "doc") == pytest.approx(0.3)
+    assert fb.score_of(table, "new-film") is None and fb.score_of(None, "doc") is None
+
+
+def test_synthetic_events_are_reproducible_and_drop_off_over_time():
+    spec = [{"asset_id": "film", "duration_s": 300, "territories": ["US", "GB"], "locales": ["en-US"], "drop_per_min": 0.5}]
+    a, b = fb.synthetic_events(spec, seed=3), fb.synthetic_events(spec, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["event"]) == {"play", "pause", "stop"}
+    curve = fb.retention(fb.sessions(a, {"film": {"duration_s": 300, "locales": []}}))
+    us = curve[curve["territory"] == "US"]["retention"].tolist()
+    assert us[0] == 1.0 and us == sorted(us, reverse=True) and us[-1] < 0.2
