@@ -124,6 +124,14 @@ def _review_and_finish(stack, api, runs) -> tuple[dict, dict]:
     done = runner.wait(stack, runs, timeout_s=900)
     first = runner.summarize(stack, runs, done)
     answered = 0
+    waiting = [ti for _, _, run_id, _ in runs for ti in done[run_id][1] if ti["state"] == runner.AWAITING]
+    # Airflow 3.3.2 takes an answer given before the scheduler saw the pausing worker exit for "killed externally"
+    # (a retry, and the question asked again): wait for those workers to exit first, as a person always does
+    deadline = time.monotonic() + 60
+    while any(ti.get("pid") and Path(f"/proc/{ti['pid']}").exists() for ti in waiting) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if waiting:
+        time.sleep(3)
     for delivery_id, dag_id, run_id, _ in runs:
         for ti in done[run_id][1]:
             if ti["state"] == runner.AWAITING:
