@@ -410,3 +410,61 @@ def load_events(store, buckets) -> pd.DataFrame:
     keys = sorted(k for k in store.list(buckets.reports, f"{FEEDBACK}/events/") if k.endswith(".parquet"))
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, k))) for k in keys]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+
+
+def catalog_for(store, buckets, titles, *, original_locale: str | None = None) -> dict[str, dict]:
+    """Duration and available locales of each title, from its published state (a title never published: unknown
+    duration, only the original locale)."""
+    import json
+
+    from mediaflow.store import published_state_key
+
+    out = {}
+    for title in sorted(set(titles)):
+        key = published_state_key(title)
+        state = json.loads(store.get_bytes(buckets.reports, key)) if key in store.list(buckets.reports, key) else None
+        out[title] = catalog_entry(state, original_locale=original_locale)
+    return out
+
+
+def latest_key(name: str) -> str:
+    return f"{FEEDBACK}/latest/{name}"
+
+
+def publish(store, buckets, result: dict, *, run: str, generated_at: str, ingested: list[dict] | None = None) -> dict:
+    """Write the figures to s3://<reports>/feedback/runs/<run>/, then copy them to feedback/latest/ (priorities.json
+    last: the batch reads it). Returns {name: latest uri}."""
+    import io
+    import json
+
+    from mediaflow.store import run_key
+
+    prefix = f"{FEEDBACK}/runs/{run_key(run)}/"
+    names = []
+    for name in ("figures", "retention", "demand", "variants"):
+        buf = io.BytesIO()
+        result[name].to_parquet(buf, index=False)
+        store.put_bytes(buf.getvalue(), buckets.reports, prefix + f"{name}.parquet")
+        names.append(f"{name}.parquet")
+    docs = {
+        "recommendations.json": {"generated_at": generated_at, "recommendations": result["recommendations"]},
+        "ab.json": {"generated_at": generated_at, "alpha": ALPHA, "min_impressions": MIN_IMPRESSIONS, "titles": result["ab"]},
+        "ingested.json": {"generated_at": generated_at, "drops": ingested or []},
+        "priorities.json": {"generated_at": generated_at, **result["priorities"]},
+    }
+    for name, doc in docs.items():
+        store.put_bytes(json.dumps(doc, indent=2, default=str).encode(), buckets.reports, prefix + name)
+        names.append(name)
+    for name in names:
+        store.copy(buckets.reports, prefix + name, buckets.reports, latest_key(name))
+    return {name: f"s3://{buckets.reports}/{latest_key(name)}" for name in names}
+
+
+def read_priorities(store, buckets) -> dict | None:
+    """The latest priorities table, None when the feedback loop has not run (the batch keeps its own order)."""
+    import json
+
+    key = latest_key("priorities.json")
+    if key not in store.list(buckets.reports, key):
+        return None
+    return json.loads(store.get_bytes(buckets.reports, key))

@@ -31,7 +31,7 @@ def test_dag_folder_has_no_import_errors(dagbag):
 def test_one_dag_per_spec_file(dagbag):
     assert len(SPEC_NAMES) >= 2
     assert sorted(d for d in dagbag.dag_ids if d.startswith("value_stream__")) == sorted(DAG_IDS)
-    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["alert_outbox", "nightly_content_batch", "value_stream_metrics"]
+    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["alert_outbox", "audience_feedback", "nightly_content_batch", "value_stream_metrics"]
     for dag_id in DAG_IDS:
         assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
 
@@ -313,3 +313,15 @@ def test_alert_outbox_sweeps_every_ten_minutes(dagbag):
     dag = dagbag.dags["alert_outbox"]
     assert dag.catchup is False and dag.max_active_runs == 1
     assert dag.timetable.expression == "*/10 * * * *" and dag.task_ids == ["resend_stranded"]
+
+
+def test_audience_feedback_runs_daily_and_when_viewing_events_land(dagbag):
+    dag = dagbag.dags["audience_feedback"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule" and timetable.timetable.expression == "30 1 * * *"
+    assert [a.name for a in timetable.asset_condition.objects] == ["mediaflow_viewing_events"]
+    assert dag.get_task("compute_feedback").upstream_task_ids == {"ingest_events"}
+    assert [o.name for o in dag.get_task("compute_feedback").outlets] == ["mediaflow_feedback"]
+    assert all(t.priority_weight == 1 and t.weight_rule == "absolute" for t in dag.tasks), "titles go first"
+    assert dag.owner == "audience-insights" and "include/gx/feedback/events.json" in dag.doc_md

@@ -65,3 +65,29 @@ def test_drops_are_ingested_once_with_bad_rows_in_quarantine(s3):
     assert counts["quarantined"] == 5 and counts["counts"]["territory {value!r} is not ISO 3166-1 alpha-2"] == 1
     assert "viewing-events/2026-11-27__c.parquet" in store.list(buckets.quarantine, "viewing-events/")
     assert len(fb.load_events(store, buckets)) == 43
+
+
+def test_the_feedback_pass_publishes_figures_and_priorities_from_published_state(s3):
+    """What compute_feedback does: events + published state -> feedback/latest/, which the batch then reads."""
+    store, buckets = s3
+    assert fb.read_priorities(store, buckets) is None  # no feedback yet: the batch keeps its own order
+    state = {"asset_id": "show-s01e01", "source": {"duration_s": 60.0}, "locales": {"captions:es-ES": {}}}
+    store.put_bytes(json.dumps(state).encode(), buckets.reports, "published/show-s01e01.json")
+    spec = {"asset_id": "show-s01e01", "duration_s": 60, "territories": ["BR"], "locales": ["pt-BR", "es-ES"]}
+    buf = io.BytesIO()
+    fb.synthetic_events([spec], seed=5, sessions_per_title=200).to_parquet(buf)
+    store.put_bytes(buf.getvalue(), buckets.landing, "viewing-events/d1.parquet")
+    ingested = [fb.ingest_drop(store, buckets, k) for k in fb.pending_drops(store, buckets)]
+
+    events = fb.load_events(store, buckets)
+    catalog = fb.catalog_for(store, buckets, events["title"].unique(), original_locale="en-US")
+    assert catalog == {"show-s01e01": {"duration_s": 60.0, "locales": ["en-US", "es-ES"]}}
+    uris = fb.publish(store, buckets, fb.compute(events, catalog), run="manual__1", generated_at="2026-11-28T00:00:00Z",
+                      ingested=ingested)  # fmt: skip
+    assert uris["priorities.json"] == f"s3://{buckets.reports}/feedback/latest/priorities.json"
+    table = fb.read_priorities(store, buckets)
+    assert set(table["titles"]) == {"show-s01e01"} and set(table["series"]) == {"show"}
+    recs = json.loads(store.get_bytes(buckets.reports, "feedback/latest/recommendations.json"))["recommendations"]
+    assert [(r["asset_id"], r["territory"], r["locale"]) for r in recs] == [("show-s01e01", "BR", "pt-BR")]
+    figures = pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, "feedback/latest/figures.parquet")))
+    assert figures[["title", "territory"]].values.tolist() == [["show-s01e01", "BR"]] and figures["starts"].iloc[0] > 100
