@@ -188,12 +188,19 @@ def validate(rows: list[dict], *, known_streams: list[str], suite_path: str | Pa
 
 
 # ---------------------------------------------------------------- plan
-def plan(valid: list[dict], *, cap: int) -> tuple[list[dict], list[dict]]:
+def plan(valid: list[dict], *, cap: int, priorities: dict | None = None) -> tuple[list[dict], list[dict]]:
     """(to start now, left for the next batch): urgent first, then high, normal, low; within a priority the
-    earliest delivered first (manifest delivered_at, else when it landed), then by delivery id."""
+    highest audience-feedback score first when a priorities table is given (mediaflow.feedback: the title's own
+    score, else its series'; no score counts as 0), then the earliest delivered (manifest delivered_at, else when
+    it landed), then by delivery id."""
     rank = {p: i for i, p in enumerate(reversed(PRIORITIES))}
-    ordered = sorted(valid, key=lambda r: (rank.get(r["priority"], len(rank)), r.get("delivered_at") or r.get("last_modified") or "",
-                                           r["delivery_id"]))  # fmt: skip
+    score = lambda r: 0.0  # noqa: E731
+    if priorities:
+        from mediaflow.feedback import score_of
+
+        score = lambda r: score_of(priorities, r.get("asset_id")) or 0.0  # noqa: E731
+    ordered = sorted(valid, key=lambda r: (rank.get(r["priority"], len(rank)), -score(r),
+                                           r.get("delivered_at") or r.get("last_modified") or "", r["delivery_id"]))  # fmt: skip
     return ordered[:cap], ordered[cap:]
 
 

@@ -39,7 +39,8 @@ landed: `python -m mediaflow.upload DIR`). Catchup is off; one batch at a time.
 3. **quarantine_invalid**: copies each invalid delivery to the quarantine bucket with `_rejection.json` (its
    reasons), marks it processed, and sends one summary email to {", ".join(s['owners'])}.
 4. **trigger_runs**: starts one `value_stream__<stream>` run per valid delivery, urgent first (manifest
-   `metadata.priority`), at most **max_runs** per batch (the rest wait for the next batch). Run ids are
+   `metadata.priority`; within one priority the highest audience-feedback score in
+   `s3://mediaflow-reports/feedback/latest/priorities.json` first), at most **max_runs** per batch (the rest wait for the next batch). Run ids are
    deterministic (`nightly__<date>__<delivery_id>`, `landed__<date>__<delivery_id>` for landing events), and
    every delivery is marked processed, so no batch starts a title twice. Concurrent transcodes are capped by
    the `transcode` pool (one slot per core).
@@ -122,7 +123,11 @@ def content_batch_dag() -> DAG:
             specs = load_specs()
             kind = "landed" if getattr(dag_run.run_type, "value", dag_run.run_type) == "asset_triggered" else "nightly"
             day = batch.day_of(dag_run.logical_date or dag_run.run_after)
-            started, later = batch.plan(validation["valid"], cap=max(0, int(params["max_runs"]) - len(found["claims"])))
+            from mediaflow.feedback import read_priorities
+
+            ranking = read_priorities(store, buckets)  # audience feedback: None until audience_feedback has run
+            started, later = batch.plan(validation["valid"], cap=max(0, int(params["max_runs"]) - len(found["claims"])),
+                                        priorities=ranking)  # fmt: skip
             todo = list(found["claims"]) + [
                 batch.claim(store, buckets, row, dag_id=specs[row["value_stream"]].dag_id,
                             run_id=batch.run_id_for(kind, day, row["delivery_id"]), batch_run_id=run_id)

@@ -175,3 +175,19 @@ def test_synthetic_events_are_reproducible_and_drop_off_over_time():
     curve = fb.retention(fb.sessions(a, {"film": {"duration_s": 300, "locales": []}}))
     us = curve[curve["territory"] == "US"]["retention"].tolist()
     assert us[0] == 1.0 and us == sorted(us, reverse=True) and us[-1] < 0.2
+
+
+def test_the_nightly_batch_orders_by_feedback_within_a_manifest_priority():
+    from mediaflow import batch
+
+    def row(delivery_id, asset_id, priority="normal", at="2026-11-28T01:00:00Z"):
+        return {"delivery_id": delivery_id, "asset_id": asset_id, "priority": priority, "delivered_at": at}
+
+    valid = [row("d1", "doc", at="2026-11-28T00:00:00Z"), row("d2", "flop-s01e02"), row("d3", "hit-s02e05"),
+             row("d4", "news", priority="urgent", at="2026-11-28T03:00:00Z"), row("d5", "unseen")]  # fmt: skip
+    assert [r["delivery_id"] for r in batch.plan(valid, cap=10)[0]] == ["d4", "d1", "d2", "d3", "d5"]
+    table = {"titles": {"doc": 0.3}, "series": {"hit": 0.9, "flop": 0.2}}
+    started, later = batch.plan(valid, cap=3, priorities=table)
+    # urgent stays first; then the next episode of the high-retention series, the doc, the weak series, the unseen
+    assert [r["delivery_id"] for r in started] == ["d4", "d3", "d1"] and [r["delivery_id"] for r in later] == ["d2", "d5"]
+    assert batch.plan(valid, cap=10, priorities=None) == batch.plan(valid, cap=10)  # no table: today's order
