@@ -191,3 +191,18 @@ def test_the_nightly_batch_orders_by_feedback_within_a_manifest_priority():
     # urgent stays first; then the next episode of the high-retention series, the doc, the weak series, the unseen
     assert [r["delivery_id"] for r in started] == ["d4", "d3", "d1"] and [r["delivery_id"] for r in later] == ["d2", "d5"]
     assert batch.plan(valid, cap=10, priorities=None) == batch.plan(valid, cap=10)  # no table: today's order
+
+
+def test_the_report_shows_retention_recommendations_and_the_ab_decision(film):
+    rows = film.to_dict("records")
+    for i in range(25):
+        rows += watched("film", f"b{i}", 20, territory="BR", locale="pt-BR")
+    events = pd.concat([frame(rows), ab_events("film", {"a": (200, 20), "b": (200, 60)})], ignore_index=True)
+    result = fb.compute(events, CATALOG)
+    per = fb.title_retention(result["retention"]).set_index("bucket_start_s")
+    # 111 starts: US 4 (reaching buckets 0, 1, 2, 2) + 80 A/B clicks (0), ES 2 (2, 0), BR 25 (2)
+    assert per["starts"].iloc[0] == 111 and per["retention"].tolist() == pytest.approx([1.0, 29 / 111, 28 / 111])
+    page = fb.report_html(result, generated_at="2026-11-28T00:00:00Z")
+    assert page.count("<svg") == 1 and "<polyline" in page
+    assert "pt-BR" in page and "add captions or audio in pt-BR" in page
+    assert "<b>winner</b>" in page and "significant (p =" in page

@@ -85,6 +85,8 @@ def test_the_feedback_pass_publishes_figures_and_priorities_from_published_state
     uris = fb.publish(store, buckets, fb.compute(events, catalog), run="manual__1", generated_at="2026-11-28T00:00:00Z",
                       ingested=ingested)  # fmt: skip
     assert uris["priorities.json"] == f"s3://{buckets.reports}/feedback/latest/priorities.json"
+    page = store.get_bytes(buckets.reports, "feedback/latest/index.html").decode()
+    assert "<polyline" in page and "show-s01e01" in page  # the retention chart
     table = fb.read_priorities(store, buckets)
     assert set(table["titles"]) == {"show-s01e01"} and set(table["series"]) == {"show"}
     recs = json.loads(store.get_bytes(buckets.reports, "feedback/latest/recommendations.json"))["recommendations"]
