@@ -130,7 +130,10 @@ def claim_digest(ledger, store: Store, buckets: Buckets, prefix: str, *, day: st
     if existing is None and tables["runs"].empty and not tables["stages"]["wip"].sum():
         return None, "no titles in the window yet: no digest"
     if existing is None:
-        mail = report.digest_mail(tables, owners=owners, day=day, report_link=report_link)
+        from mediaflow.feedback import read_recommendations
+
+        mail = report.digest_mail(tables, owners=owners, day=day, report_link=report_link,
+                                  recommendations=read_recommendations(store, buckets))  # fmt: skip
         existing = ledger.claim_alert(dag_id=DIGEST_DAG, run_id=day, kind="digest", key=day, recipients=mail["to"],
                                       subject=mail["subject"], html=mail["html"])  # fmt: skip
         if existing is None:  # another run claimed it between our look and our claim

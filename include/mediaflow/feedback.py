@@ -534,3 +534,13 @@ def report_html(result: dict, *, generated_at: str) -> str:
     return env.from_string(_REPORT).render(generated_at=generated_at, charts=charts,
                                            figures=result["figures"].to_dict("records"),
                                            recommendations=result["recommendations"], ab=result["ab"])  # fmt: skip
+
+
+def read_recommendations(store, buckets) -> list[dict]:
+    """The latest localization recommendations (empty before the feedback loop has run)."""
+    import json
+
+    key = latest_key("recommendations.json")
+    if key not in store.list(buckets.reports, key):
+        return []
+    return json.loads(store.get_bytes(buckets.reports, key)).get("recommendations") or []

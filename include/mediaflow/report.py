@@ -488,6 +488,12 @@ _DIGEST = """<html><body style="font-family: sans-serif; font-size: 14px; color:
 <td align="right"{% if a.slow_cycle %} style="color: #b3261e; font-weight: bold"{% endif %}>{{ a.cycle_s | dur }} / {{ a.cycle_limit_s | dur }}</td>
 <td align="right"{% if a.slow_wait %} style="color: #b3261e; font-weight: bold"{% endif %}>{{ a.wait_s | dur }} / {{ a.wait_limit_s | dur }}</td></tr>
 {% endfor %}</table>{% else %}<p>None.</p>{% endif %}
+{% if recommendations %}<h3>Localization recommendations ({{ recommendations | length }})</h3>
+<p>Titles watched in a territory by viewers of a locale they lack (audience feedback, docs/feedback.md):</p>
+<table cellpadding="4" style="border-collapse: collapse">
+<tr><th align="left">title</th><th align="left">territory</th><th align="left">locale</th><th align="right">starts</th><th align="left">action</th></tr>
+{% for r in recommendations %}<tr><td>{{ r.asset_id }}</td><td>{{ r.territory }}</td><td>{{ r.locale }}</td><td align="right">{{ r.starts }}</td><td>{{ r.action }}</td></tr>
+{% endfor %}</table>{% endif %}
 {% if report_link %}<p><a href="{{ report_link }}">The full value-stream report</a></p>{% endif %}
 </body></html>
 """
@@ -603,10 +609,12 @@ def _day_line(stream: str, runs: pd.DataFrame, spans: pd.DataFrame) -> str:
     return " · ".join(parts)
 
 
-def digest_mail(tables: dict[str, pd.DataFrame], *, owners: list[str], day: str, report_link: str | None) -> dict:
+def digest_mail(tables: dict[str, pd.DataFrame], *, owners: list[str], day: str, report_link: str | None,
+                recommendations: list[dict] | None = None) -> dict:  # fmt: skip
     """The value-stream owners' digest of `day` (UTC, YYYY-MM-DD): per stream one line (titles finished that day,
     their median lead time and flow efficiency, stage SLA misses, the day's bottleneck), the anomalies of the
-    tables (compute() judges its own "today") and the report link. Returns {"to", "subject", "html"}."""
+    tables (compute() judges its own "today"), the audience feedback's localization recommendations (the first
+    20) and the report link. Returns {"to", "subject", "html"}."""
     runs, spans = _table(tables, "runs"), _table(tables, "spans")
     d0 = pd.Timestamp(day, tz="UTC")
 
@@ -620,5 +628,6 @@ def digest_mail(tables: dict[str, pd.DataFrame], *, owners: list[str], day: str,
     lines = [_day_line(s, _of(done_runs, s), _of(done_spans, s)) for s in stream_names(tables)]
     anomalies = _anomalies(tables)
     subject = f"[mediaflow] value streams digest {day}: {len(done_runs)} finished, {len(anomalies)} anomalies"
-    html = _DIGEST_TEMPLATE.render(day=day, lines=lines, anomalies=anomalies, report_link=report_link)
+    html = _DIGEST_TEMPLATE.render(day=day, lines=lines, anomalies=anomalies, report_link=report_link,
+                                   recommendations=(recommendations or [])[:20])  # fmt: skip
     return {"to": list(owners), "subject": subject, "html": html}

@@ -93,3 +93,18 @@ def test_the_feedback_pass_publishes_figures_and_priorities_from_published_state
     assert [(r["asset_id"], r["territory"], r["locale"]) for r in recs] == [("show-s01e01", "BR", "pt-BR")]
     figures = pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, "feedback/latest/figures.parquet")))
     assert figures[["title", "territory"]].values.tolist() == [["show-s01e01", "BR"]] and figures["starts"].iloc[0] > 100
+
+
+def test_the_daily_digest_lists_the_localization_recommendations(s3):
+    from mediaflow import report
+
+    store, buckets = s3
+    assert fb.read_recommendations(store, buckets) == []
+    recs = [{"asset_id": "film", "territory": "BR", "locale": "pt-BR", "starts": 25, "share": 1.0,
+             "action": "add captions or audio in pt-BR"}]  # fmt: skip
+    store.put_bytes(json.dumps({"recommendations": recs}).encode(), buckets.reports, "feedback/latest/recommendations.json")
+    mail = report.digest_mail({}, owners=["o@example.com"], day="2026-11-28", report_link=None,
+                              recommendations=fb.read_recommendations(store, buckets))  # fmt: skip
+    assert "Localization recommendations (1)" in mail["html"]
+    assert "<td>film</td><td>BR</td><td>pt-BR</td><td align=\"right\">25</td>" in mail["html"]
+    assert "Localization recommendations" not in report.digest_mail({}, owners=[], day="2026-11-28", report_link=None)["html"]
