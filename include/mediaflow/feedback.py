@@ -544,3 +544,23 @@ def read_recommendations(store, buckets) -> list[dict]:
     if key not in store.list(buckets.reports, key):
         return []
     return json.loads(store.get_bytes(buckets.reports, key)).get("recommendations") or []
+
+
+def demo_titles(assets: list[dict], *, missing_locale: str = "pt-BR") -> list[dict]:
+    """`make run`'s synthetic audience for the published titles of a summary (summary.json "assets"): each
+    watched in its territories by viewers of its published locales and of `missing_locale` (so a localization
+    recommendation shows), episodes held better than the rest, and a poster A/B test on the first title."""
+    titles = []
+    for a in sorted((a for a in assets if a.get("status") == "published"), key=lambda a: a["asset_id"]):
+        duration = (a.get("source") or {}).get("duration_s")
+        if not duration:
+            continue
+        territories = sorted({t for p in a.get("published") or [] for t in p.get("territories") or []}) or ["US"]
+        locales = sorted({"en-US", missing_locale} | {loc for loc, st in (a.get("locales") or {}).items() if st == "published"})
+        episode = series_of(a["asset_id"]) is not None or "episode" in (a.get("value_stream") or "")
+        titles.append({"asset_id": a["asset_id"], "duration_s": float(duration), "territories": territories,
+                       "locales": locales, "intro_drop": 0.05 if episode else 0.2,
+                       "drop_per_min": 0.5 if episode else 3.0})  # fmt: skip
+    if titles:
+        titles[0]["posters"] = {"a": 0.45, "b": 0.7}
+    return titles

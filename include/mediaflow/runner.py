@@ -144,6 +144,37 @@ def run_content_batch(stack: Stack, *, timeout_s: float = 900) -> tuple[str, dic
     return run_now(stack, BATCH_DAG_ID, timeout_s=timeout_s)
 
 
+def feedback_pass(stack: Stack, summary: dict) -> bool:
+    """A synthetic audience for the published titles (one drop of viewing events in landing viewing-events/) and
+    the audience_feedback DAG once. False: nothing published, nothing to watch."""
+    from mediaflow import feedback
+
+    titles = feedback.demo_titles(summary["assets"])
+    if not titles:
+        return False
+    buckets, s3 = Buckets.from_env(), stack.s3_client()
+    events = feedback.synthetic_events(titles, seed=7, sessions_per_title=400)
+    key = f"{feedback.DROPS}/make-run-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
+    s3.put_object(Bucket=buckets.landing, Key=key, Body=events.to_csv(index=False).encode())
+    print(f"[run] {len(events)} synthetic viewing events -> s3://{buckets.landing}/{key}")
+    run_now(stack, "audience_feedback")
+    return True
+
+
+def export_feedback(stack: Stack) -> Path:
+    """feedback/latest/ of the reports bucket to out/reports/feedback/ (after write_report, which empties out/reports/)."""
+    from mediaflow import feedback
+
+    buckets, s3 = Buckets.from_env(), stack.s3_client()
+    dest = stack.out_dir / "reports" / "feedback"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=buckets.reports, Prefix=f"{feedback.FEEDBACK}/latest/")
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        s3.download_file(buckets.reports, obj["Key"], str(dest / obj["Key"].rsplit("/", 1)[-1]))
+    return dest / "index.html"
+
+
 def write_report(stack: Stack) -> Path:
     """Run value_stream_metrics now and export its report (value-streams/latest/ in the reports bucket) to
     out/reports/. Returns the report's index.html."""
@@ -345,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.up()
         summary = run_batch(stack, deliveries)
+        watched = feedback_pass(stack, summary)  # before the report: the digest lists its recommendations
         report = write_report(stack)
+        feedback_report = export_feedback(stack) if watched else None
     except (StackError, ApiError) as e:
         print(f"[run] system failure: {e}", file=sys.stderr)
         return 1
@@ -358,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(summary)
     print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
     print(f"[run] value-stream report: {report} (opens offline; data beside it in {report.parent / 'data'}/)")
+    if feedback_report:
+        print(f"[run] audience feedback (synthetic viewers): {feedback_report} (retention, recommendations, poster A/B)")
     if waiting:
         print(f"[run] {len(waiting)} title(s) wait for review: the stack stays up so you can answer in the UI at "
               f"{stack.api_url} (login admin / {stack.password()}); `make down` when done")

@@ -74,3 +74,28 @@ def test_viewing_feedback_changes_the_next_batch_order(stack, api, s3):
     finally:  # later batches in this session keep their own order
         for key in written + ["feedback/latest/priorities.json"]:
             s3.delete_object(Bucket=buckets.reports, Key=key)
+
+
+def test_make_runs_feedback_pass_exports_a_report_with_retention(stack, api, s3):
+    """What `make run` does after its batch: synthetic viewers for the published titles, audience_feedback once,
+    feedback/latest/ exported to out/reports/feedback/ with the retention chart and the recommendations."""
+    buckets, tag = Buckets.from_env(), uuid.uuid4().hex[:6]
+    asset = f"fb{tag}-feature"
+    key = f"published/{asset}.json"
+    state = {"asset_id": asset, "source": {"duration_s": 90.0}, "locales": {"captions:es-ES": {}}}
+    s3.put_object(Bucket=buckets.reports, Key=key, Body=json.dumps(state).encode())
+    summary = {"assets": [{"asset_id": asset, "status": "published", "value_stream": "feature_film",
+                           "source": {"duration_s": 90.0}, "locales": {"es-ES": "published"},
+                           "published": [{"channel": "web", "territories": ["US", "BR"]}]}]}  # fmt: skip
+    try:
+        assert runner.feedback_pass(stack, summary) is True
+        page = runner.export_feedback(stack)
+        html = page.read_text()
+        assert page == stack.out_dir / "reports" / "feedback" / "index.html"
+        assert f"<b>{asset}</b>" in html and "<polyline" in html  # its retention chart
+        recs = json.loads((page.parent / "recommendations.json").read_text())["recommendations"]
+        assert {(r["asset_id"], r["locale"]) for r in recs if r["asset_id"] == asset} == {(asset, "pt-BR")}
+        assert (page.parent / "retention.parquet").exists() and (page.parent / "priorities.json").exists()
+    finally:
+        s3.delete_object(Bucket=buckets.reports, Key=key)
+        s3.delete_object(Bucket=buckets.reports, Key="feedback/latest/priorities.json")

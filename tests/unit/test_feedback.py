@@ -206,3 +206,23 @@ def test_the_report_shows_retention_recommendations_and_the_ab_decision(film):
     assert page.count("<svg") == 1 and "<polyline" in page
     assert "pt-BR" in page and "add captions or audio in pt-BR" in page
     assert "<b>winner</b>" in page and "significant (p =" in page
+
+
+def test_make_runs_synthetic_audience_watches_the_published_titles():
+    assets = [
+        {"asset_id": "sample-feature", "status": "published", "value_stream": "feature_film", "source": {"duration_s": 12.0},
+         "locales": {"es-ES": "published", "pt-BR": "rejected: bad cue"}, "published": [{"territories": ["US", "ES"]}]},
+        {"asset_id": "sample-broken", "status": "rejected", "source": {"duration_s": 5.0}},
+        {"asset_id": "show-s01e01", "status": "published", "value_stream": "series_episode", "source": {"duration_s": 8.0},
+         "published": []},
+    ]  # fmt: skip
+    titles = fb.demo_titles(assets)
+    assert [t["asset_id"] for t in titles] == ["sample-feature", "show-s01e01"]
+    feature, episode = titles
+    assert feature["territories"] == ["ES", "US"] and feature["locales"] == ["en-US", "es-ES", "pt-BR"]
+    assert "posters" in feature and "posters" not in episode and episode["territories"] == ["US"]
+    result = fb.compute(fb.synthetic_events(titles, seed=7, sessions_per_title=400), {
+        "sample-feature": {"duration_s": 12.0, "locales": ["en-US", "es-ES"]},
+        "show-s01e01": {"duration_s": 8.0, "locales": ["en-US"]}})  # fmt: skip
+    assert {r["locale"] for r in result["recommendations"]} == {"pt-BR"}
+    assert result["ab"]["sample-feature"]["winner"] == "b"  # 45 % vs 70 % over ~200 impressions each
