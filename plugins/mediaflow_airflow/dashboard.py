@@ -201,6 +201,47 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
             "attempts": metrics.records(frame.drop(columns=["dag_id", "run_id", "stream"]))}  # fmt: skip
 
 
+# ---------------------------------------------------------------- audience feedback (docs/feedback.md)
+FEEDBACK_DAG = "audience_feedback"
+
+
+def _feedback(acc: Access):
+    """(store, buckets) of the feedback tables; 404 unless the user may read the audience_feedback DAG."""
+    if FEEDBACK_DAG not in acc.dag_ids:
+        raise HTTPException(404, "no audience feedback readable by you")
+    from mediaflow.store import Buckets
+    from mediaflow_airflow.hooks import MediaStoreHook
+
+    return MediaStoreHook(), Buckets.from_env()
+
+
+@app.get("/api/feedback")
+def api_feedback(acc: Readable) -> dict:
+    """Localization recommendations and retention per title (all territories) from feedback/latest/."""
+    import io
+
+    from mediaflow import feedback
+
+    store, buckets = _feedback(acc)
+    key = feedback.latest_key("retention.parquet")
+    curve = (pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, key)))
+             if key in store.list(buckets.reports, key) else pd.DataFrame(columns=["title", "bucket", "viewers"]))  # fmt: skip
+    return {"recommendations": feedback.read_recommendations(store, buckets),
+            "retention": metrics.records(feedback.title_retention(curve))}  # fmt: skip
+
+
+@app.get("/feedback", response_class=HTMLResponse)
+def feedback_page(acc: Readable) -> HTMLResponse:
+    """The feedback report (retention charts, recommendations, poster A/B) as audience_feedback last wrote it."""
+    from mediaflow import feedback
+
+    store, buckets = _feedback(acc)
+    key = feedback.latest_key("index.html")
+    if key not in store.list(buckets.reports, key):
+        return HTMLResponse("<p>No audience feedback yet: the audience_feedback DAG has not run.</p>")
+    return HTMLResponse(store.get_bytes(buckets.reports, key).decode())
+
+
 # ---------------------------------------------------------------- HTML
 
 
@@ -220,7 +261,8 @@ def index(request: Request, acc: Readable, days: Days = 30, stream: Stream = Non
     return _page(request, "index.html", win=win, streams=shown, idle=[s for s in names if s not in shown],
                  all_streams=every, score=score, stages=stages,
                  anomalies=by(t["anomalies"]), assets=assets, runs=metrics.records(runs.head(TITLES_ON_PAGE)),
-                 total_runs=len(runs), stream=stream, vsm=_vsm_renderer() is not None, choices=(1, 7, 30, 90, 365))  # fmt: skip
+                 total_runs=len(runs), stream=stream, vsm=_vsm_renderer() is not None, choices=(1, 7, 30, 90, 365),
+                 feedback=FEEDBACK_DAG in acc.dag_ids)  # fmt: skip
 
 
 @app.get("/runs/{dag_id}/{run_id:path}", response_class=HTMLResponse)

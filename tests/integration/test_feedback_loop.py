@@ -96,6 +96,11 @@ def test_make_runs_feedback_pass_exports_a_report_with_retention(stack, api, s3)
         recs = json.loads((page.parent / "recommendations.json").read_text())["recommendations"]
         assert {(r["asset_id"], r["locale"]) for r in recs if r["asset_id"] == asset} == {(asset, "pt-BR")}
         assert (page.parent / "retention.parquet").exists() and (page.parent / "priorities.json").exists()
+        # the dashboard shows the same: recommendations and the title's retention curve
+        shown = api.request("GET", "/mediaflow/api/feedback")
+        assert any(r["asset_id"] == asset and r["locale"] == "pt-BR" for r in shown["recommendations"])
+        curve = [r["retention"] for r in shown["retention"] if r["title"] == asset]
+        assert len(curve) == 9 and curve[0] == 1.0 and curve == sorted(curve, reverse=True)
     finally:
         s3.delete_object(Bucket=buckets.reports, Key=key)
         s3.delete_object(Bucket=buckets.reports, Key="feedback/latest/priorities.json")
