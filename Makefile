@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: run test bench up down status deps ffmpeg chromium clean
+.PHONY: run test bench up down status deps ffmpeg chromium scale-deps clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow.runner
 
-test: deps chromium  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
+test: deps chromium scale-deps  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
 	$(PY) -m pytest
 
 bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source
@@ -49,6 +49,21 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	else \
 		echo "the browser tests (tests/ui) need Debian's chromium at /usr/bin/chromium: run  sudo apt-get install chromium"; exit 1; \
+	fi
+
+# the scale-out checks of make test: Debian's docker-compose validates docker-compose.yaml (no Docker engine needed);
+# PostgreSQL and Redis run the Celery cluster test (tests/integration/test_celery_cluster.py). Never started as services.
+scale-deps:
+	@missing=""; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's$$missing (the scale-out tests: compose validation, the Celery/PostgreSQL/Redis cluster)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "the scale-out tests need Debian's$$missing: run  sudo apt-get install --no-install-recommends$$missing"; exit 1; \
 	fi
 
 clean: down

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
@@ -220,8 +221,11 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             locale_items >> routed
 
         with TaskGroup("transcode"):
+            # MEDIAFLOW_TRANSCODE_QUEUE routes transcodes to the Celery workers that listen on it (big machines; see
+            # docs/scaling.md); unset, they go to Airflow's default queue like every other task
+            queue = {"queue": os.environ["MEDIAFLOW_TRANSCODE_QUEUE"]} if os.environ.get("MEDIAFLOW_TRANSCODE_QUEUE") else {}
             transcoded = TranscodeOperator(
-                task_id="transcode_ladder", value_stream=spec.name, ingested=ingested.output, pool="transcode"
+                task_id="transcode_ladder", value_stream=spec.name, ingested=ingested.output, pool="transcode", **queue
             )
         routed >> transcoded
 

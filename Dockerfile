@@ -1,0 +1,24 @@
+# mediaflow on the official Airflow image: Debian's ffmpeg (ffprobe included) and the project's pinned packages.
+# docker-compose.yaml builds it; dags/, plugins/ and include/ are mounted, not copied, so a change needs no rebuild.
+ARG AIRFLOW_VERSION=3.3.2
+# constraints.txt is resolved on Python 3.11: the image's Python matches it
+FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
+ARG AIRFLOW_VERSION=3.3.2
+
+USER 0
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Debian's ffmpeg follows the base image's security updates: pinning its version would break the build on each one
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
+
+# the image's airflow user (uid 50000)
+USER 50000
+COPY --chown=50000:0 requirements.txt constraints.txt /opt/mediaflow/
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
+        -r /opt/mediaflow/requirements.txt -c /opt/mediaflow/constraints.txt
+
+# the project's one package layout, as in make run and the tests (the folders are mounted here)
+ENV PYTHONPATH=/opt/airflow/include:/opt/airflow/plugins
