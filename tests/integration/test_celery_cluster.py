@@ -36,7 +36,7 @@ from mediaflow.store import Buckets, parse_s3_uri
 pytestmark = pytest.mark.integration
 
 STREAM = "cluster_drill"  # tests/integration/streams: two small rungs, retries 2 s apart
-TITLES = 4
+TITLES = 3
 SECONDS = 2
 WIDTH, HEIGHT = 640, 360
 STREAMS = Path(__file__).parent / "streams"
@@ -77,7 +77,7 @@ def cluster(tmp_path_factory):
         yield cl
     finally:
         stopping = time.monotonic()
-        cl.down()
+        cl.down(grace=5)  # throw-away processes: SIGKILL what has not stopped after 5 s
         print(f"[cluster test] down in {time.monotonic() - stopping:.0f}s")
         for k, v in saved.items():
             if v is None:
@@ -143,8 +143,17 @@ def test_a_batch_spreads_over_two_celery_workers_and_survives_one_killed(cluster
     api.wait_for_dags([runner.BATCH_DAG_ID, dag_id])
     for dag in (runner.BATCH_DAG_ID, dag_id):
         api.request("PATCH", f"/api/v2/dags/{dag}", {"is_paused": False})
-    # the killer watches from the start: the batch (the scheduled one, catching up on unpause, may take the
-    # deliveries first) starts the value-stream runs while submit() still waits for its own batch run
+    # unpaused, the batch DAG catches up on its latest nightly interval: let that run end (nothing has landed yet),
+    # or it would take the deliveries and the batch run submit() starts would wait behind it (max_active_runs=1)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        batch_runs = api.request("GET", f"/api/v2/dags/{runner.BATCH_DAG_ID}/dagRuns")["dag_runs"]
+        if batch_runs and all(r["state"] in runner.TERMINAL for r in batch_runs):
+            break
+        if not batch_runs and time.monotonic() > deadline - 100:  # none after 20 s: none is coming
+            break
+        time.sleep(1)
+    # the killer watches from the start: the value-stream runs start while submit() still waits for its batch run
     killer = threading.Thread(target=_kill_mid_transcode, args=(cluster, runner._api(cluster), dag_id), daemon=True)
     t0 = time.monotonic()
     killer.start()
