@@ -662,6 +662,7 @@ def bench_stack(repeat: int | None = None) -> dict:
     finally:
         sampler.stop.set()
         stack.down()
+    shutil.rmtree(root, ignore_errors=True)  # reached only when every measurement succeeded: a failure keeps the logs
     lat = [h["latency_s"] for f in flows for h in f["handoffs"]]
     eff = [f["flow_efficiency"] for f in flows]
     f0 = flows[0]
