@@ -203,8 +203,10 @@ class Cluster(Stack):
         print(f"[cluster] redis: started (pid {pid}) on {HOST}:{self.redis_port}")
         self._wait("redis", lambda: self._port_open(self.redis_port), 30)
 
-    def up(self) -> None:
+    def up(self, *, workers: tuple[str, ...] | None = None) -> None:
+        """Start everything; `workers` (default: all) are the Celery workers started now (start_worker: later)."""
         started = time.monotonic()
+        workers = self.workers if workers is None else workers
         for service, port in (("postgres", self.pg_port), ("redis", self.redis_port)):
             if self._port_open(port):
                 raise StackError(f"{service}: port {HOST}:{port} is already in use")
@@ -220,19 +222,31 @@ class Cluster(Stack):
         airflow = str(bin_dir / "airflow")
         for part in AIRFLOW_PARTS:
             self._spawn_as(part, [airflow, *part.split()], self.env())
-        for name in self.workers:
-            # own Celery node name; no log server (one per host port; the logs are on this host's disk anyway)
-            self._spawn_as(name, [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
-                                  "--concurrency", str(self.worker_concurrency), "--skip-serve-logs"],
-                           self.worker_env(name))  # fmt: skip
+        for name in workers:
+            self._spawn_worker(name)
         self._wait("api-server", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240)
         import urllib.request
 
         urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
-        for name in self.workers:
-            self._wait(name, lambda n=name: "ready." in self.log_file(n).read_text(errors="replace"), 180)
+        for name in workers:
+            self._wait_worker(name)
         print(f"[cluster] up in {time.monotonic() - started:.0f}s: Airflow {self.api_url} (CeleryExecutor, "
-              f"workers {', '.join(self.workers)}), PostgreSQL {HOST}:{self.pg_port}, Redis {HOST}:{self.redis_port}")
+              f"workers {', '.join(workers)}), PostgreSQL {HOST}:{self.pg_port}, Redis {HOST}:{self.redis_port}")
+
+    def _spawn_worker(self, name: str) -> None:
+        # own Celery node name; no log server (one per host port; the logs are on this host's disk anyway)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        self._spawn_as(name, [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
+                              "--concurrency", str(self.worker_concurrency), "--skip-serve-logs"],
+                       self.worker_env(name))  # fmt: skip
+
+    def _wait_worker(self, name: str) -> None:
+        self._wait(name, lambda: "ready." in self.log_file(name).read_text(errors="replace"), 180)
+
+    def start_worker(self, name: str) -> None:
+        """Start (or add) a Celery worker and wait until it takes tasks."""
+        self._spawn_worker(name)
+        self._wait_worker(name)
 
     def kill_worker(self, name: str) -> int:
         """SIGKILL a worker's whole process group (Celery, its pool, task supervisors, tasks, ffmpeg), as when its

@@ -2,10 +2,11 @@
 Celery workers, scheduler, dag-processor, triggerer and api-server as separate processes (mediaflow.cluster), on free
 ports in a throw-away folder; never the session's embedded stack.
 
-A small batch of news clips goes through the nightly batch and the value stream. Tasks spread over both workers
-(each task instance names its worker: the cluster's hostname_callable). Mid-batch one worker is killed with SIGKILL
-(its whole process group: Celery, task supervisors, tasks, ffmpeg): the tasks it was running are failed by the
-scheduler's heartbeat timeout and retried on the other worker; every title still publishes, whole.
+A small batch of news clips goes through the nightly batch and the value stream. worker-1 takes the batch alone
+until, mid-transcode, it is killed with SIGKILL (its whole process group: Celery, task supervisors, tasks, ffmpeg),
+as when its machine dies; worker-2 joins then. The tasks worker-1 was running are failed by the scheduler's
+heartbeat timeout and retried on worker-2, which runs the rest; every title still publishes, whole. Both workers ran
+tasks (each task instance names its worker: the cluster's hostname_callable).
 
 Every title: status `published`, channel web, the rungs mediaflow.ladder.select_renditions picks for the source,
 every segment a playlist names present, the same set of keys (killed or not). Then the same deliveries go through
@@ -72,7 +73,9 @@ def cluster(tmp_path_factory):
     cl = Cluster.from_env(extra_env={"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"})
     started = time.monotonic()
     try:
-        cl.up()
+        # worker-2 joins when worker-1 dies (the test starts it): until then every task, transcodes included, is
+        # worker-1's, so the kill always finds a transcode to take down
+        cl.up(workers=(VICTIM,))
         TIMINGS["up_s"] = round(time.monotonic() - started, 1)
         yield cl
     finally:
@@ -80,8 +83,10 @@ def cluster(tmp_path_factory):
         cl.down(grace=5)  # throw-away processes: SIGKILL what has not stopped after 5 s
         print(f"[cluster test] down in {time.monotonic() - stopping:.0f}s")
         for k, v in saved.items():
-            if os.environ.get(k) != env.get(k):
-                continue  # set since by someone else (the session's stack, started by a later test): theirs now
+            if k == "MEDIAFLOW_EXTRA_STREAMS" or os.environ.get(k) != env.get(k):
+                # set since by the session's stack (started by the next test), or the test streams, which the
+                # session's stack names the same way: theirs now
+                continue
             if v is None:
                 os.environ.pop(k, None)
             else:
@@ -117,6 +122,7 @@ def _kill_mid_transcode(cluster, api, dag_id: str, timeout_s: float = 300) -> No
             if any(t["state"] == "success" for t in mine) or time.monotonic() - first_seen > 15:
                 cluster.kill_worker(VICTIM)
                 KILLED.update(at=time.monotonic(), victims=[dict(t, dag_id=dag_id) for t in transcodes])
+                cluster.start_worker(SURVIVOR)  # the batch goes on on the other machine
                 return
         time.sleep(0.3)
 
