@@ -243,7 +243,10 @@ def transcode(
     run_ffmpeg: Callable[[list[str]], None],
     workdir: str | None = None,
 ) -> dict:
-    """Source -> HLS ladder + audio rendition + poster, uploaded under the run's work prefix."""
+    """Source -> HLS ladder + audio rendition + poster + poster candidates, uploaded under the run's work prefix.
+
+    posters: [{variant, file, time_s, picked_by}] the candidates (ladder.poster_plan) in time order, p1 first:
+    scene cuts the single graph picked, then a frame each at even spacing for those a title has no cut for."""
     src_bucket, src_key = parse_s3_uri(ingested["source_uri"])
     facts = ingested["source"]
     video = facts.get("video")
@@ -260,11 +263,27 @@ def transcode(
         out = Path(tmp) / "hls"
         store.download(src_bucket, src_key, str(src))
         ladder.output_dirs(out, renditions, has_audio)
+        interlaced = bool(video and video["interlaced"])
         argv = ladder.transcode_argv(
-            src, out, renditions, fps=fps, interlaced=bool(video and video["interlaced"]), has_audio=has_audio,
+            src, out, renditions, fps=fps, interlaced=interlaced, has_audio=has_audio,
             loudness=spec.loudness, duration_s=facts["duration_s"],
         )  # fmt: skip
         run_ffmpeg(argv)
+        candidates = []
+        if renditions:
+            staged, log = out / ladder.POSTERS_DIR, out / ladder.POSTERS_DIR / ladder.SCENE_LOG
+            scenes = ladder.scene_times(log.read_text(), fps)
+            log.unlink()
+            candidates = ladder.poster_plan(scenes, duration_s=facts["duration_s"], fps=fps)
+            for c in candidates:
+                if c["scene"]:
+                    (staged / (ladder.SCENE_FRAME % c["scene"])).replace(out / c["file"])
+                else:
+                    run_ffmpeg(ladder.poster_frame_argv(src, out / c["file"], renditions[0], time_s=c["time_s"],
+                                                        fps=fps, interlaced=interlaced))  # fmt: skip
+            made = sorted(p.relative_to(out).as_posix() for p in staged.iterdir())
+            if made != sorted(c["file"] for c in candidates):
+                raise RuntimeError(f"poster candidates: expected {[c['file'] for c in candidates]}, found {made}")
         packaged = package(out, renditions, fps=fps, has_audio=has_audio)
         files = sorted(p for p in out.rglob("*") if p.is_file())
         for path in files:
@@ -275,6 +294,7 @@ def transcode(
         "variants": packaged["variants"],
         "audios": packaged["audios"],
         "fps": fps,
+        "posters": [{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
     }
 
 

@@ -2,6 +2,7 @@
 
 One ffmpeg process decodes the source once and encodes every rung (filter_complex split): decoding a
 mezzanine is a large share of the work, so doing it once per title instead of once per rung is the win.
+The same graph writes the default poster and picks the poster candidates (scene cuts) for A/B tests.
 Building the argv is a pure function; running it is the hook's job.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from mediaflow.spec import Loudness, Rung
@@ -20,6 +22,15 @@ AUDIO_DIR = "audio"
 MASTER = "master.m3u8"
 POSTER = "poster.jpg"
 MAX_FPS = 60
+# Poster candidates for A/B tests: posters/p1.jpg..p3.jpg in time order, each the first frame of a shot
+# (ffmpeg's scene score), spaced over the title; frames at even spacing fill in when a title has fewer cuts.
+POSTERS_DIR = "posters"
+POSTER_CANDIDATES = 3
+SCENE_THRESHOLD = 0.3  # scene score (0..1, the frame's difference from the one before) that starts a shot
+SCENE_SKIP_S = 1.0  # no candidate from the first second: a cut onto the first picture, a fade in
+SCENE_FRAME = "scene_%d.jpg"  # the graph's scene picks in POSTERS_DIR, renamed to p<i> once every time is known
+SCENE_LOG = "scenes.txt"  # their timestamps (the metadata filter's print), beside them; removed after renaming
+SEEK_PREROLL_S = 5.0  # a spacing candidate's input seek lands this far before its frame (a GOP or more)
 
 
 @dataclass(frozen=True)
@@ -91,15 +102,17 @@ def transcode_argv(
     preset: str = "veryfast",
     poster: bool = True,
 ) -> list[str]:
-    """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame (unless
-    poster=False: the benchmark's one-command-per-rung baseline makes it once, not once per rung)."""
+    """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame and up to
+    POSTER_CANDIDATES scene-cut frames into POSTERS_DIR (SCENE_FRAME, SCENE_LOG; see poster_plan) unless
+    poster=False: the benchmark's one-command-per-rung baseline makes them once, not once per rung."""
     out = Path(out_dir)
     hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src)]
     graph = []
     if renditions:
         rate = output_fps(fps or 0)
-        n = len(renditions) + int(poster)
+        k = len(renditions)  # split outputs: one per rung, then the poster and the poster candidates
+        n = k + 2 * int(poster)
         pre = ["bwdif=mode=send_frame:deint=all"] if interlaced else []
         pre.append(f"fps={fps_expr(rate)}")  # constant frame rate, whatever the source did
         graph.append(f"[0:v:0]{','.join(pre)},split={n}" + "".join(f"[s{i}]" for i in range(n)))
@@ -107,7 +120,9 @@ def transcode_argv(
             graph.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
         poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
         if poster:
-            graph.append(f"[s{n - 1}]select='gte(t\\,{poster_t})',scale={renditions[0].width}:{renditions[0].height},setsar=1[vp]")
+            graph.append(f"[s{k}]select='gte(t\\,{poster_t})',{_poster_size(renditions[0])}[vp]")
+            graph.append(f"[s{k + 1}]{scene_chain(duration_s, out / POSTERS_DIR / SCENE_LOG)},"
+                         f"{_poster_size(renditions[0])}[vc]")  # fmt: skip
     if has_audio:
         graph.append(f"[0:a:0]{_audio_chain(loudness)}[a0]")
     if graph:
@@ -129,9 +144,88 @@ def transcode_argv(
             ]  # fmt: skip
         if poster:
             argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
+            # vfr: each picked frame once (an image muxer is cfr by default: it would repeat frames to fill the gaps)
+            argv += ["-map", "[vc]", "-fps_mode", "vfr", "-frames:v", str(POSTER_CANDIDATES), "-q:v", "3",
+                     "-flags:v", "+bitexact", "-start_number", "1", str(out / POSTERS_DIR / SCENE_FRAME)]  # fmt: skip
     if has_audio:
         argv += _audio_hls_output("[a0]", out / AUDIO_DIR)
     return argv
+
+
+def _poster_size(top: Rendition) -> str:
+    return f"scale={top.width}:{top.height},setsar=1"
+
+
+def _filter_path(path: str | Path) -> str:
+    """A file name as a filter option value inside a filtergraph: escaped for both parsers."""
+    escaped = re.sub(r"([\\':])", r"\\\1", str(path))
+    return re.sub(r"([\\'\[\],;])", r"\\\1", escaped)
+
+
+def scene_min_gap_s(duration_s: float) -> float:
+    """Shortest time between two scene picks: a quarter of a title (for 3 candidates), so they never cluster."""
+    return round(max(duration_s, 0.0) / (POSTER_CANDIDATES + 1), 3)
+
+
+def scene_chain(duration_s: float, log: str | Path) -> str:
+    """Filters picking the poster candidates on their split branch: the first frame of a shot (scene score above
+    SCENE_THRESHOLD) after SCENE_SKIP_S, at least scene_min_gap_s after the previous pick, at most
+    POSTER_CANDIDATES of them (selected_n: the pictures after the last pick are never scaled); the metadata
+    filter logs each pick's timestamp to `log`."""
+    expr = (f"gte(t\\,{SCENE_SKIP_S:g})*lt(selected_n\\,{POSTER_CANDIDATES})*gt(scene\\,{SCENE_THRESHOLD:g})"
+            f"*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,{scene_min_gap_s(duration_s):g}))")  # fmt: skip
+    return f"select='{expr}',metadata=mode=print:file={_filter_path(log)}"
+
+
+_PICK = re.compile(r"^frame:\s*\d+\s+pts:\s*(-?\d+)\s+pts_time:\s*(\S+)", re.MULTILINE)
+
+
+def scene_times(log: str, fps: float) -> list[float]:
+    """Times (s) of the graph's scene picks, in order, from SCENE_LOG. The fps filter's time base is 1/rate, so
+    a pick's pts is its frame number: pts/rate is exact where pts_time has 6 significant digits (ffmpeg 5)."""
+    rate = Fraction(fps_expr(output_fps(fps)))
+    out = []
+    for pts, pts_time in _PICK.findall(log):
+        exact = float(int(pts) / rate)
+        out.append(round(exact if abs(exact - float(pts_time)) <= max(0.5 / rate, 1e-5 * exact) else float(pts_time), 3))
+    return out
+
+
+def poster_plan(scenes: list[float], *, duration_s: float, fps: float) -> list[dict]:
+    """The POSTER_CANDIDATES candidates in time order: [{variant, file, time_s, picked_by, scene}], where scene
+    is the graph's SCENE_FRAME number of a scene pick (None for the rest). Missing candidates are frames at
+    even spacing (1/4, 2/4, 3/4 of the title, on the output frame grid), each one the free spot farthest from
+    the times already taken."""
+    rate = Fraction(fps_expr(output_fps(fps)))
+    picks = [(t, "scene", i) for i, t in enumerate(scenes[:POSTER_CANDIDATES], 1)]
+    last = max(0, math.ceil(max(duration_s, 0.0) * rate) - 1)  # the last frame's number
+    spots = [min(last, round(duration_s * rate * j / (POSTER_CANDIDATES + 1))) for j in range(1, POSTER_CANDIDATES + 1)]
+    spots = [round(float(f / rate), 3) for f in spots]
+    while len(picks) < POSTER_CANDIDATES:
+        taken = [t for t, _, _ in picks]
+        best = max(spots, key=lambda t: (min((abs(t - x) for x in taken), default=math.inf), -t))
+        spots.remove(best)
+        picks.append((best, "spacing", None))
+    picks.sort(key=lambda p: (p[0], p[1]))
+    return [{"variant": f"p{i}", "file": f"{POSTERS_DIR}/p{i}.jpg", "time_s": t, "picked_by": by, "scene": n}
+            for i, (t, by, n) in enumerate(picks, 1)]  # fmt: skip
+
+
+def poster_frame_argv(src: str | Path, dst: str | Path, top: Rendition, *, time_s: float, fps: float,
+                      interlaced: bool) -> list[str]:
+    """One frame as a poster candidate, as the graph makes them (deinterlaced, top rung's size, square pixels):
+    the first picture from half a frame before time_s on, so that frame. A fast input seek to SEEK_PREROLL_S
+    before it, then decoding up to it: demuxers without an index (MPEG-TS) land on the keyframe after the
+    asked time, which would give a picture up to a GOP late."""
+    rate = Fraction(fps_expr(output_fps(fps)))
+    target = max(0.0, time_s - float(1 / rate) / 2)
+    preroll = min(target, SEEK_PREROLL_S)
+    chain = (["bwdif=mode=send_frame:deint=all"] if interlaced else []) + [_poster_size(top)]
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-ss", f"{target - preroll:.6f}", "-i", str(src),
+        "-ss", f"{preroll:.6f}", "-map", "0:v:0", "-vf", ",".join(chain), "-frames:v", "1", "-q:v", "3",
+        "-flags:v", "+bitexact", "-update", "1", str(dst),
+    ]  # fmt: skip
 
 
 def _audio_chain(loudness: Loudness) -> str:
@@ -249,8 +343,9 @@ def master_playlist(variants: list[dict], audios: list[dict] | None = None, subt
 
 
 def output_dirs(out_dir: str | Path, renditions: list[Rendition], has_audio: bool) -> list[Path]:
-    """Folders transcode_argv writes into; ffmpeg's HLS muxer does not create them."""
-    dirs = [Path(out_dir) / r.name for r in renditions] + ([Path(out_dir) / AUDIO_DIR] if has_audio else [])
+    """Folders transcode_argv writes into; ffmpeg's HLS and image muxers do not create them."""
+    dirs = [Path(out_dir) / r.name for r in renditions] + ([Path(out_dir) / POSTERS_DIR] if renditions else [])
+    dirs += [Path(out_dir) / AUDIO_DIR] if has_audio else []
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
     return dirs

@@ -119,7 +119,7 @@ def test_one_ffmpeg_decodes_once_and_encodes_every_rung():
     assert argv.count("ffmpeg") == 1
     assert option_values(argv, "-i") == ["/in/src.mxf"], "single input, decoded once"
     graph = graph_of(argv)
-    assert f"split={len(rends) + 1}" in graph, graph
+    assert f"split={len(rends) + 2}" in graph, "one branch per rung, the poster's and the poster candidates'"
     maps = option_values(argv, "-map")
     assert [m for m in maps if re.fullmatch(r"\[v\d+\]", m)] == [f"[v{i}]" for i in range(len(rends))]
     assert option_values(argv, "-b:v") == [f"{r.video_kbps}k" for r in rends]
@@ -137,6 +137,75 @@ def test_one_ffmpeg_decodes_once_and_encodes_every_rung():
     ]
     assert argv[-1] == "/out/audio/index.m3u8"
     assert "/out/poster.jpg" in argv
+    assert "/out/posters/scene_%d.jpg" in argv
+
+
+def output_args(argv, path):
+    """The options of the output written to `path`: from the -map before it up to it."""
+    end = argv.index(path)
+    start = max(i for i, a in enumerate(argv[:end]) if a == "-map")
+    return argv[start:end]
+
+
+def test_default_poster_is_unchanged():
+    rends = select_renditions(SERIES.ladder, 1920, 1080)
+    argv = argv_for(rends)
+    assert f"[s{len(rends)}]select='gte(t\\,6.0)',scale=1920:1080,setsar=1[vp]" in graph_of(argv).split(";")
+    assert output_args(argv, "/out/poster.jpg") == ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1"]
+
+
+def test_poster_candidates_are_scene_cuts_on_their_own_branch_of_the_graph():
+    rends = select_renditions(SERIES.ladder, 1920, 1080)
+    argv = argv_for(rends)  # 60 s title
+    chains = graph_of(argv).split(";")
+    branch = [c for c in chains if c.endswith("[vc]")]
+    assert len(branch) == 1 and branch[0].startswith(f"[s{len(rends) + 1}]"), chains
+    select = re.fullmatch(r"\[s\d+\]select='([^']*)',metadata=mode=print:file=(.*),scale=1920:1080,setsar=1\[vc\]",
+                          branch[0])  # fmt: skip
+    assert select, branch[0]
+    expr, log = select.groups()
+    assert log == "/out/posters/scenes.txt"
+    terms = expr.replace("\\,", ",").split("*")
+    assert "gt(scene,0.3)" in terms, "a new shot: scene score above 0.3"
+    assert "gte(t,1)" in terms, "nothing from the first second"
+    assert "lt(selected_n,3)" in terms, "at most 3 frames leave the select"
+    assert "(isnan(prev_selected_t)+gte(t-prev_selected_t,15))" in terms, "15 s apart: a quarter of the title"
+    out = output_args(argv, "/out/posters/scene_%d.jpg")
+    assert out[:2] == ["-map", "[vc]"]
+    assert option_values(out, "-frames:v") == [str(ladder.POSTER_CANDIDATES)] == ["3"]
+    assert option_values(out, "-fps_mode") == ["vfr"], "each pick once: an image muxer is cfr by default"
+    assert option_values(out, "-flags:v") == ["+bitexact"]
+    assert option_values(out, "-q:v") == ["3"], "as the default poster"
+    assert option_values(out, "-start_number") == ["1"]
+
+
+def test_scene_gap_follows_the_title_length():
+    assert ladder.scene_min_gap_s(9.0) == 2.25
+    assert ladder.scene_min_gap_s(2700.0) == 675.0
+    assert ladder.scene_min_gap_s(0.0) == 0.0
+    assert "gte(t-prev_selected_t\\,2.25)" in ladder.scene_chain(9.0, "/w/scenes.txt")
+
+
+def test_no_poster_no_candidates():
+    rends = select_renditions(SERIES.ladder, 1920, 1080)
+    argv = transcode_argv("/in/src.mxf", "/out", rends[:1], fps=25.0, interlaced=False, has_audio=False,
+                          loudness=LOUD, duration_s=60.0, poster=False)
+    graph = graph_of(argv)
+    assert "split=1" in graph and "scene" not in graph and "select" not in graph
+    assert not any(a.endswith(".jpg") for a in argv)
+
+
+def test_scene_log_path_is_escaped_for_the_filtergraph():
+    chain = ladder.scene_chain(9.0, "/w/it's [a]: b, c; d/scenes.txt")
+    assert chain.endswith(r"file=/w/it\\\'s \[a\]\\: b\, c\; d/scenes.txt"), chain
+
+
+def test_output_dirs_include_the_posters_folder(tmp_path):
+    rends = select_renditions(NEWS.ladder, 1280, 720)
+    dirs = ladder.output_dirs(tmp_path, rends, True)
+    assert tmp_path / ladder.POSTERS_DIR in dirs and (tmp_path / "posters").is_dir()
+    audio_only = tmp_path / "a"
+    assert ladder.output_dirs(audio_only, [], True) == [audio_only / "audio"]
 
 
 def test_constant_frame_rate_and_gop_of_one_segment():
@@ -156,6 +225,83 @@ def test_deinterlace_only_interlaced_sources(interlaced):
         assert graph.index("bwdif") < graph.index("fps=") < graph.index("split=")
 
 
+@pytest.mark.parametrize("interlaced", [True, False])
+def test_poster_candidate_branch_follows_the_deinterlacer_and_frame_rate(interlaced):
+    graph = graph_of(argv_for(select_renditions(NEWS.ladder, 1920, 1080), interlaced=interlaced))
+    # the scene score is computed on the split's own branch, after deinterlacing and the constant frame rate
+    assert graph.index("fps=") < graph.index("split=") < graph.index("scene")
+    assert graph.count("bwdif") == int(interlaced), "deinterlaced once, before the split"
+
+
+# ---------------------------------------------------------------- poster candidates: picking and filling in
+
+SCENE_LOG = """frame:0    pts:75      pts_time:2.5025
+lavfi.scene_score=0.768089
+frame:1    pts:100000  pts_time:3336.67
+lavfi.scene_score=0.688347
+"""
+
+
+def test_scene_times_from_the_metadata_log():
+    # pts on the fps filter's time base (1/rate) is the frame number: exact where pts_time keeps 6 digits
+    assert ladder.scene_times(SCENE_LOG, 29.97) == [2.502, 3336.667]
+    assert ladder.scene_times("frame:0    pts:50      pts_time:2\nlavfi.scene_score=0.75\n", 25.0) == [2.0]
+    assert ladder.scene_times("", 25.0) == []
+    # a time base that is not 1/rate (another ffmpeg): pts_time, not a wrong guess
+    assert ladder.scene_times("frame:0    pts:25600   pts_time:2\n", 25.0) == [2.0]
+
+
+def plan(scenes, duration_s, fps=25.0):
+    return [(c["variant"], c["time_s"], c["picked_by"], c["scene"]) for c in ladder.poster_plan(scenes, duration_s=duration_s, fps=fps)]
+
+
+def test_poster_plan_three_scene_cuts():
+    assert plan([2.0, 4.4, 6.8], 9.0) == [("p1", 2.0, "scene", 1), ("p2", 4.4, "scene", 2), ("p3", 6.8, "scene", 3)]
+    assert plan([2.0, 4.4, 6.8, 8.0], 9.0)[-1] == ("p3", 6.8, "scene", 3), "never more than three"
+
+
+def test_poster_plan_without_cuts_is_evenly_spaced_on_the_frame_grid():
+    assert plan([], 4.0) == [("p1", 1.0, "spacing", None), ("p2", 2.0, "spacing", None), ("p3", 3.0, "spacing", None)]
+    # 30 s at 25 fps: frames 187.5 -> 188, 375, 562.5 -> 562 (each a real frame's time)
+    assert [t for _, t, _, _ in plan([], 30.0)] == [7.52, 15.0, 22.48]
+    # NTSC: on the 1001/30000 grid
+    assert [t for _, t, _, _ in plan([], 60.0, fps=29.97)] == [round(f * 1001 / 30000, 3) for f in (450, 899, 1349)]
+
+
+def test_poster_plan_fills_in_around_the_scene_picks():
+    files = [c["file"] for c in ladder.poster_plan([3.0], duration_s=8.0, fps=25.0)]
+    assert files == ["posters/p1.jpg", "posters/p2.jpg", "posters/p3.jpg"]
+    # spots 2, 4, 6: the farthest from the cut first (6), then the earlier of two as far (2)
+    assert plan([3.0], 8.0) == [("p1", 2.0, "spacing", None), ("p2", 3.0, "scene", 1), ("p3", 6.0, "spacing", None)]
+    # a cut on a spot takes it: the spacing frames go to the other two
+    assert plan([4.0], 8.0) == [("p1", 2.0, "spacing", None), ("p2", 4.0, "scene", 1), ("p3", 6.0, "spacing", None)]
+    assert plan([2.0, 6.1], 8.0) == [("p1", 2.0, "scene", 1), ("p2", 4.0, "spacing", None), ("p3", 6.1, "scene", 2)]
+
+
+def test_poster_plan_very_short_title_stays_on_its_frames():
+    # 3 frames at 25 fps: spots on frames 1, 2 and 2 (the last), never past the end
+    assert [t for _, t, _, _ in plan([], 0.12)] == [0.04, 0.08, 0.08]
+    assert [t for _, t, _, _ in plan([], 0.0)] == [0.0, 0.0, 0.0]
+
+
+def test_poster_frame_argv_fast_seek_then_decode_to_the_frame():
+    top = select_renditions(NEWS.ladder, 1920, 1080)[0]
+    argv = ladder.poster_frame_argv("/in/src.ts", "/out/posters/p2.jpg", top, time_s=15.0, fps=25.0, interlaced=False)
+    assert argv[0] == "ffmpeg" and argv[-1] == "/out/posters/p2.jpg"
+    i = argv.index("-i")
+    assert argv[i + 1] == "/in/src.ts"
+    # input seek (fast) to 5 s before half a frame ahead of the picture, then 5 s decoded (MPEG-TS lands late)
+    assert argv[i - 2 : i] == ["-ss", "9.980000"] and argv[i + 2 : i + 4] == ["-ss", "5.000000"]
+    assert option_values(argv, "-vf") == ["scale=1280:720,setsar=1"], "the default poster's size and pixels"
+    assert option_values(argv, "-frames:v") == ["1"] and option_values(argv, "-q:v") == ["3"]
+    assert option_values(argv, "-flags:v") == ["+bitexact"]
+    early = ladder.poster_frame_argv("/in/a.mp4", "/o.jpg", top, time_s=2.0, fps=25.0, interlaced=True)
+    assert option_values(early, "-ss") == ["0.000000", "1.980000"]
+    assert option_values(early, "-vf") == ["bwdif=mode=send_frame:deint=all,scale=1280:720,setsar=1"]
+    ntsc = ladder.poster_frame_argv("/in/a.mp4", "/o.jpg", top, time_s=2.502, fps=29.97, interlaced=False)
+    assert option_values(ntsc, "-ss") == ["0.000000", f"{2.502 - 1001 / 60000:.6f}"]
+
+
 @pytest.mark.parametrize("spec", [SERIES, NEWS], ids=lambda s: s.name)
 def test_loudness_normalised_to_the_spec_target(spec):
     graph = graph_of(argv_for(select_renditions(spec.ladder, 1920, 1080), loudness=spec.loudness))
@@ -173,6 +319,7 @@ def test_audio_only_source_gets_only_an_audio_rendition():
     assert "-b:v" not in argv and "libx264" not in argv
     assert [a for a in argv if a.endswith(".m3u8")] == ["/out/audio/index.m3u8"]
     assert not any(a.endswith("poster.jpg") for a in argv)
+    assert not any(a.endswith(".jpg") or "posters" in a for a in argv), "audio only: no poster candidates"
 
 
 def test_video_without_audio_has_no_audio_output():
