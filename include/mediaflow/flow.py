@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, ladder, localize, media, trigger
+from mediaflow import captions, compliance, ladder, localize, media, posters, trigger
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
@@ -271,13 +271,13 @@ def transcode(
         run_ffmpeg(argv)
         candidates = []
         if renditions:
-            staged, log = out / ladder.POSTERS_DIR, out / ladder.POSTERS_DIR / ladder.SCENE_LOG
-            scenes = ladder.scene_times(log.read_text(), fps)
-            log.unlink()
+            staged = out / ladder.POSTERS_DIR
+            picks = ladder.scene_frames(p.name for p in staged.iterdir())
+            scenes = [ladder.frame_time(n, fps) for n in picks]
             candidates = ladder.poster_plan(scenes, duration_s=facts["duration_s"], fps=fps)
             for c in candidates:
                 if c["scene"]:
-                    (staged / (ladder.SCENE_FRAME % c["scene"])).replace(out / c["file"])
+                    (staged / (ladder.SCENE_FRAME % picks[c["scene"] - 1])).replace(out / c["file"])
                 else:
                     run_ffmpeg(ladder.poster_frame_argv(src, out / c["file"], renditions[0], time_s=c["time_s"],
                                                         fps=fps, interlaced=interlaced))  # fmt: skip
@@ -400,7 +400,10 @@ def publish(
     video = transcoded if transcoded else previous.get("video")
     if not video:
         raise RuntimeError(f"asset {ingested['asset_id']}: nothing transcoded and no earlier publish to extend")
-    video = {k: video[k] for k in ("hls_uri", "files", "variants", "audios")}
+    video = {k: video[k] for k in ("hls_uri", "files", "variants", "audios", "posters") if k in video}
+    # the same pictures again (sidecar-only): keep the default poster the A/B test chose; a new transcode resets it
+    chosen = previous.get("poster") if not transcoded else None
+    poster_from = posters.source_of_default(previous) if chosen else ladder.POSTER
     live = dict(previous.get("locales", {})) if not transcoded else {}
     statuses, reasons, warnings = {}, [], []
     for r in localized or []:
@@ -429,7 +432,8 @@ def publish(
         for part in parts:
             src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
             for name in publish_order(part["files"]):
-                store.copy(src_bucket, src_prefix + name, buckets.distribution, prefix + name)
+                src_name = poster_from if part is video and name == ladder.POSTER else name
+                store.copy(src_bucket, src_prefix + src_name, buckets.distribution, prefix + name)
                 wanted.add(prefix + name)
         store.put_bytes(master.encode(), buckets.distribution, prefix + ladder.MASTER)  # last: the title goes live
         stale = sorted(set(store.list(buckets.distribution, prefix)) - wanted)
@@ -450,6 +454,7 @@ def publish(
         "territories": ingested["territories"],
         "video": video,
         "locales": live,
+        **({"poster": chosen} if chosen else {}),
     }
     store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(ingested["asset_id"]))
     if rights_check:

@@ -28,8 +28,9 @@ POSTERS_DIR = "posters"
 POSTER_CANDIDATES = 3
 SCENE_THRESHOLD = 0.3  # scene score (0..1, the frame's difference from the one before) that starts a shot
 SCENE_SKIP_S = 1.0  # no candidate from the first second: a cut onto the first picture, a fade in
-SCENE_FRAME = "scene_%d.jpg"  # the graph's scene picks in POSTERS_DIR, renamed to p<i> once every time is known
-SCENE_LOG = "scenes.txt"  # their timestamps (the metadata filter's print), beside them; removed after renaming
+# the graph's scene picks in POSTERS_DIR, named by their frame number on the output grid (-frame_pts), so a
+# pick's time is in its name and no path has to go into the filtergraph; renamed to p<i> once all are known
+SCENE_FRAME = "scene_%d.jpg"
 SEEK_PREROLL_S = 5.0  # a spacing candidate's input seek lands this far before its frame (a GOP or more)
 
 
@@ -103,7 +104,7 @@ def transcode_argv(
     poster: bool = True,
 ) -> list[str]:
     """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame and up to
-    POSTER_CANDIDATES scene-cut frames into POSTERS_DIR (SCENE_FRAME, SCENE_LOG; see poster_plan) unless
+    POSTER_CANDIDATES scene-cut frames into POSTERS_DIR (SCENE_FRAME; see poster_plan) unless
     poster=False: the benchmark's one-command-per-rung baseline makes them once, not once per rung."""
     out = Path(out_dir)
     hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
@@ -120,9 +121,8 @@ def transcode_argv(
             graph.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
         poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
         if poster:
-            graph.append(f"[s{k}]select='gte(t\\,{poster_t})',{_poster_size(renditions[0])}[vp]")
-            graph.append(f"[s{k + 1}]{scene_chain(duration_s, out / POSTERS_DIR / SCENE_LOG)},"
-                         f"{_poster_size(renditions[0])}[vc]")  # fmt: skip
+            graph.append(f"[s{k}]select='gte(t\\,{poster_t})*lt(selected_n\\,1)',{_poster_size(renditions[0])}[vp]")
+            graph.append(f"[s{k + 1}]{scene_chain(duration_s)},{_poster_size(renditions[0])}[vc]")
     if has_audio:
         graph.append(f"[0:a:0]{_audio_chain(loudness)}[a0]")
     if graph:
@@ -146,7 +146,7 @@ def transcode_argv(
             argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
             # vfr: each picked frame once (an image muxer is cfr by default: it would repeat frames to fill the gaps)
             argv += ["-map", "[vc]", "-fps_mode", "vfr", "-frames:v", str(POSTER_CANDIDATES), "-q:v", "3",
-                     "-flags:v", "+bitexact", "-start_number", "1", str(out / POSTERS_DIR / SCENE_FRAME)]  # fmt: skip
+                     "-flags:v", "+bitexact", "-frame_pts", "1", str(out / POSTERS_DIR / SCENE_FRAME)]  # fmt: skip
     if has_audio:
         argv += _audio_hls_output("[a0]", out / AUDIO_DIR)
     return argv
@@ -156,44 +156,36 @@ def _poster_size(top: Rendition) -> str:
     return f"scale={top.width}:{top.height},setsar=1"
 
 
-def _filter_path(path: str | Path) -> str:
-    """A file name as a filter option value inside a filtergraph: escaped for both parsers."""
-    escaped = re.sub(r"([\\':])", r"\\\1", str(path))
-    return re.sub(r"([\\'\[\],;])", r"\\\1", escaped)
-
-
 def scene_min_gap_s(duration_s: float) -> float:
     """Shortest time between two scene picks: a quarter of a title (for 3 candidates), so they never cluster."""
     return round(max(duration_s, 0.0) / (POSTER_CANDIDATES + 1), 3)
 
 
-def scene_chain(duration_s: float, log: str | Path) -> str:
-    """Filters picking the poster candidates on their split branch: the first frame of a shot (scene score above
-    SCENE_THRESHOLD) after SCENE_SKIP_S, at least scene_min_gap_s after the previous pick, at most
-    POSTER_CANDIDATES of them (selected_n: the pictures after the last pick are never scaled); the metadata
-    filter logs each pick's timestamp to `log`."""
+def scene_chain(duration_s: float) -> str:
+    """The select picking the poster candidates on their split branch: the first frame of a shot (scene score
+    above SCENE_THRESHOLD) after SCENE_SKIP_S, at least scene_min_gap_s after the previous pick, at most
+    POSTER_CANDIDATES of them (selected_n: the pictures after the last pick are never scaled)."""
     expr = (f"gte(t\\,{SCENE_SKIP_S:g})*lt(selected_n\\,{POSTER_CANDIDATES})*gt(scene\\,{SCENE_THRESHOLD:g})"
             f"*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,{scene_min_gap_s(duration_s):g}))")  # fmt: skip
-    return f"select='{expr}',metadata=mode=print:file={_filter_path(log)}"
+    return f"select='{expr}'"
 
 
-_PICK = re.compile(r"^frame:\s*\d+\s+pts:\s*(-?\d+)\s+pts_time:\s*(\S+)", re.MULTILINE)
+_PICK = re.compile(r"^scene_(\d+)\.jpg$")
 
 
-def scene_times(log: str, fps: float) -> list[float]:
-    """Times (s) of the graph's scene picks, in order, from SCENE_LOG. The fps filter's time base is 1/rate, so
-    a pick's pts is its frame number: pts/rate is exact where pts_time has 6 significant digits (ffmpeg 5)."""
-    rate = Fraction(fps_expr(output_fps(fps)))
-    out = []
-    for pts, pts_time in _PICK.findall(log):
-        exact = float(int(pts) / rate)
-        out.append(round(exact if abs(exact - float(pts_time)) <= max(0.5 / rate, 1e-5 * exact) else float(pts_time), 3))
-    return out
+def scene_frames(names) -> list[int]:
+    """The frame numbers (on the output grid) of the graph's scene picks, in order, from their file names."""
+    return sorted(int(m.group(1)) for m in map(_PICK.match, names) if m)
+
+
+def frame_time(frame: int, fps: float) -> float:
+    """A frame's time (s) on the output grid: the fps filter's time base is 1/rate, so this is exact."""
+    return round(float(frame / Fraction(fps_expr(output_fps(fps)))), 3)
 
 
 def poster_plan(scenes: list[float], *, duration_s: float, fps: float) -> list[dict]:
     """The POSTER_CANDIDATES candidates in time order: [{variant, file, time_s, picked_by, scene}], where scene
-    is the graph's SCENE_FRAME number of a scene pick (None for the rest). Missing candidates are frames at
+    is the 1-based index of a scene pick in `scenes` (None for the rest). Missing candidates are frames at
     even spacing (1/4, 2/4, 3/4 of the title, on the output frame grid), each one the free spot farthest from
     the times already taken."""
     rate = Fraction(fps_expr(output_fps(fps)))

@@ -150,7 +150,7 @@ def output_args(argv, path):
 def test_default_poster_is_unchanged():
     rends = select_renditions(SERIES.ladder, 1920, 1080)
     argv = argv_for(rends)
-    assert f"[s{len(rends)}]select='gte(t\\,6.0)',scale=1920:1080,setsar=1[vp]" in graph_of(argv).split(";")
+    assert f"[s{len(rends)}]select='gte(t\\,6.0)*lt(selected_n\\,1)',scale=1920:1080,setsar=1[vp]" in graph_of(argv).split(";")
     assert output_args(argv, "/out/poster.jpg") == ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1"]
 
 
@@ -160,11 +160,10 @@ def test_poster_candidates_are_scene_cuts_on_their_own_branch_of_the_graph():
     chains = graph_of(argv).split(";")
     branch = [c for c in chains if c.endswith("[vc]")]
     assert len(branch) == 1 and branch[0].startswith(f"[s{len(rends) + 1}]"), chains
-    select = re.fullmatch(r"\[s\d+\]select='([^']*)',metadata=mode=print:file=(.*),scale=1920:1080,setsar=1\[vc\]",
-                          branch[0])  # fmt: skip
+    select = re.fullmatch(r"\[s\d+\]select='([^']*)',scale=1920:1080,setsar=1\[vc\]", branch[0])
     assert select, branch[0]
-    expr, log = select.groups()
-    assert log == "/out/posters/scenes.txt"
+    (expr,) = select.groups()
+    assert "/out" not in graph_of(argv), "no path inside the filtergraph: ffmpeg would parse it"
     terms = expr.replace("\\,", ",").split("*")
     assert "gt(scene,0.3)" in terms, "a new shot: scene score above 0.3"
     assert "gte(t,1)" in terms, "nothing from the first second"
@@ -176,14 +175,14 @@ def test_poster_candidates_are_scene_cuts_on_their_own_branch_of_the_graph():
     assert option_values(out, "-fps_mode") == ["vfr"], "each pick once: an image muxer is cfr by default"
     assert option_values(out, "-flags:v") == ["+bitexact"]
     assert option_values(out, "-q:v") == ["3"], "as the default poster"
-    assert option_values(out, "-start_number") == ["1"]
+    assert option_values(out, "-frame_pts") == ["1"], "a pick's file is named by its frame number: its time"
 
 
 def test_scene_gap_follows_the_title_length():
     assert ladder.scene_min_gap_s(9.0) == 2.25
     assert ladder.scene_min_gap_s(2700.0) == 675.0
     assert ladder.scene_min_gap_s(0.0) == 0.0
-    assert "gte(t-prev_selected_t\\,2.25)" in ladder.scene_chain(9.0, "/w/scenes.txt")
+    assert "gte(t-prev_selected_t\\,2.25)" in ladder.scene_chain(9.0)
 
 
 def test_no_poster_no_candidates():
@@ -193,11 +192,6 @@ def test_no_poster_no_candidates():
     graph = graph_of(argv)
     assert "split=1" in graph and "scene" not in graph and "select" not in graph
     assert not any(a.endswith(".jpg") for a in argv)
-
-
-def test_scene_log_path_is_escaped_for_the_filtergraph():
-    chain = ladder.scene_chain(9.0, "/w/it's [a]: b, c; d/scenes.txt")
-    assert chain.endswith(r"file=/w/it\\\'s \[a\]\\: b\, c\; d/scenes.txt"), chain
 
 
 def test_output_dirs_include_the_posters_folder(tmp_path):
@@ -235,20 +229,12 @@ def test_poster_candidate_branch_follows_the_deinterlacer_and_frame_rate(interla
 
 # ---------------------------------------------------------------- poster candidates: picking and filling in
 
-SCENE_LOG = """frame:0    pts:75      pts_time:2.5025
-lavfi.scene_score=0.768089
-frame:1    pts:100000  pts_time:3336.67
-lavfi.scene_score=0.688347
-"""
-
-
-def test_scene_times_from_the_metadata_log():
-    # pts on the fps filter's time base (1/rate) is the frame number: exact where pts_time keeps 6 digits
-    assert ladder.scene_times(SCENE_LOG, 29.97) == [2.502, 3336.667]
-    assert ladder.scene_times("frame:0    pts:50      pts_time:2\nlavfi.scene_score=0.75\n", 25.0) == [2.0]
-    assert ladder.scene_times("", 25.0) == []
-    # a time base that is not 1/rate (another ffmpeg): pts_time, not a wrong guess
-    assert ladder.scene_times("frame:0    pts:25600   pts_time:2\n", 25.0) == [2.0]
+def test_scene_picks_from_their_file_names():
+    # -frame_pts names a pick by its pts, on the fps filter's 1/rate time base: its frame number
+    names = ["scene_100000.jpg", "scene_75.jpg", "p1.jpg", "scene_.jpg", "scene_9.jpg.tmp"]
+    assert ladder.scene_frames(names) == [75, 100000]
+    assert [ladder.frame_time(n, 29.97) for n in (75, 100000)] == [2.502, 3336.667]
+    assert ladder.frame_time(50, 25.0) == 2.0 and ladder.scene_frames([]) == []
 
 
 def plan(scenes, duration_s, fps=25.0):

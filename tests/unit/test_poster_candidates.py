@@ -161,7 +161,7 @@ def test_audio_only_source_has_no_candidates(s3, sources):
 
 
 def test_a_work_folder_with_filtergraph_characters(s3, sources, tmp_path):
-    """The scene log's path is written into the filtergraph: ':' ',' '[' and quotes in it are escaped."""
+    """Characters the filtergraph parser would take (':' ',' '[' quotes) in the work folder change nothing."""
     store, buckets = s3
     odd = tmp_path / "it's [a]: b, c; d"
     odd.mkdir()
