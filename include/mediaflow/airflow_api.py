@@ -108,6 +108,18 @@ class AirflowApi:
             raise ApiError(f"no Airflow Asset named {name}: is the nightly_content_batch DAG loaded?")
         return self.request("POST", "/api/v2/assets/events", {"asset_id": asset["id"], "extra": extra})
 
+    def wait_asset_triggered_run(self, dag_id: str, since: str, *, timeout: float = 300) -> dict:
+        """The first run of `dag_id` an Asset event started at or after `since` (ISO UTC), once it has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=50&order_by=-run_after")["dag_runs"]
+            mine = sorted((r for r in runs if r["run_type"] == "asset_triggered" and r["run_after"] >= since),
+                          key=lambda r: r["run_after"])  # fmt: skip
+            if mine and mine[0]["state"] in ("success", "failed"):
+                return mine[0]
+            time.sleep(2)
+        raise ApiError(f"no asset-triggered {dag_id} run since {since} ended within {timeout:.0f} s")
+
     def dag_run(self, dag_id: str, run_id: str) -> dict | None:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True)
 

@@ -448,7 +448,7 @@ def publish(store, buckets, result: dict, *, run: str, generated_at: str, ingest
         names.append(f"{name}.parquet")
     docs = {
         "recommendations.json": {"generated_at": generated_at, "recommendations": result["recommendations"]},
-        "ab.json": {"generated_at": generated_at, "alpha": ALPHA, "min_impressions": MIN_IMPRESSIONS, "titles": result["ab"]},
+        "ab.json": {"generated_at": generated_at, "run": run, "alpha": ALPHA, "min_impressions": MIN_IMPRESSIONS, "titles": result["ab"]},
         "ingested.json": {"generated_at": generated_at, "drops": ingested or []},
         "priorities.json": {"generated_at": generated_at, **result["priorities"]},
     }
@@ -549,18 +549,22 @@ def read_recommendations(store, buckets) -> list[dict]:
 def demo_titles(assets: list[dict], *, missing_locale: str = "pt-BR") -> list[dict]:
     """`make run`'s synthetic audience for the published titles of a summary (summary.json "assets"): each
     watched in its territories by viewers of its published locales and of `missing_locale` (so a localization
-    recommendation shows), episodes held better than the rest, and a poster A/B test on the first title."""
-    titles = []
+    recommendation shows), episodes held better than the rest, and a poster A/B test (candidates p1 and p2) on the first
+    title with pictures."""
+    titles, pictured = [], []
     for a in sorted((a for a in assets if a.get("status") == "published"), key=lambda a: a["asset_id"]):
         duration = (a.get("source") or {}).get("duration_s")
         if not duration:
             continue
+        if (a.get("source") or {}).get("video"):
+            pictured.append(a["asset_id"])
         territories = sorted({t for p in a.get("published") or [] for t in p.get("territories") or []}) or ["US"]
         locales = sorted({"en-US", missing_locale} | {loc for loc, st in (a.get("locales") or {}).items() if st == "published"})
         episode = series_of(a["asset_id"]) is not None or "episode" in (a.get("value_stream") or "")
         titles.append({"asset_id": a["asset_id"], "duration_s": float(duration), "territories": territories,
                        "locales": locales, "intro_drop": 0.05 if episode else 0.2,
                        "drop_per_min": 0.5 if episode else 3.0})  # fmt: skip
-    if titles:
-        titles[0]["posters"] = {"a": 0.45, "b": 0.7}
+    # the poster test runs on the first title with pictures: transcode made its candidates p1..p3 (mediaflow.posters)
+    if pictured:
+        next(t for t in titles if t["asset_id"] == pictured[0])["posters"] = {"p1": 0.45, "p2": 0.7}
     return titles

@@ -131,6 +131,24 @@ leases = sa.Table(
 )
 
 
+# Every change of a title's default poster (the poster A/B winner republished; mediaflow.posters): what, when,
+# decided by which feedback run, applied by which run.
+poster_changes = sa.Table(
+    "poster_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("asset_id", S, nullable=False),
+    sa.Column("variant", sa.String(32), nullable=False),
+    sa.Column("previous", sa.String(32)),  # None: the transcode's default poster
+    sa.Column("channels", sa.Text, nullable=False),  # JSON list
+    sa.Column("p_value", sa.Float),
+    sa.Column("decided_by", S),  # the audience_feedback run whose A/B decision it was
+    sa.Column("dag_id", S),
+    sa.Column("run_id", S),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+)
+
+
 class LeaseBusy(RuntimeError):
     """Another holder kept the lease for longer than we would wait."""
 
@@ -329,6 +347,24 @@ class Ledger:
             yield time.monotonic() - began
         finally:
             self.release_lease(name, holder)
+
+    # ------------------------------------------------------------ default posters
+    def record_poster_change(self, *, asset_id: str, variant: str, previous: str | None, channels: list[str],
+                             p_value: float | None, decided_by: str | None, dag_id: str, run_id: str) -> None:  # fmt: skip
+        with self.engine.begin() as c:
+            c.execute(sa.insert(poster_changes).values(
+                asset_id=asset_id, variant=variant, previous=previous, channels=json.dumps(channels), p_value=p_value,
+                decided_by=decided_by, dag_id=dag_id, run_id=run_id, changed_at=_now()))  # fmt: skip
+
+    def poster_changes(self, asset_id: str | None = None) -> list[dict]:
+        q = sa.select(poster_changes)
+        if asset_id is not None:
+            q = q.where(poster_changes.c.asset_id == asset_id)
+        with self.engine.connect() as c:
+            out = [dict(r._mapping) for r in c.execute(q.order_by(poster_changes.c.id))]
+        for row in out:
+            row["channels"] = json.loads(row["channels"])
+        return out
 
     # ------------------------------------------------------------ the alert outbox
     def claim_alert(self, *, dag_id: str, run_id: str, kind: str, key: str, recipients: list[str], subject: str,

@@ -33,6 +33,7 @@ from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
 BATCH_DAG_ID = "nightly_content_batch"
+POSTERS_DAG_ID = "default_posters"
 
 
 def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
@@ -157,8 +158,29 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
     key = f"{feedback.DROPS}/make-run-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
     s3.put_object(Bucket=buckets.landing, Key=key, Body=events.to_csv(index=False).encode())
     print(f"[run] {len(events)} synthetic viewing events -> s3://{buckets.landing}/{key}")
+    since = iso_z(datetime.now(timezone.utc))
     run_now(stack, "audience_feedback")
+    default_posters(stack, since)
     return True
+
+
+def default_posters(stack: Stack, since: str) -> list[dict]:
+    """Wait for the default_posters run the feedback started (its Asset), print the posters it changed and bring
+    them to out/published/. Returns those changes (ledger rows)."""
+    run = _api(stack).wait_asset_triggered_run(POSTERS_DAG_ID, since)
+    changes = [c for c in Ledger(stack.ledger_url).poster_changes() if c["run_id"] == run["dag_run_id"]]
+    buckets, s3 = Buckets.from_env(), stack.s3_client()
+    for c in changes:
+        p = f", p = {c['p_value']:.2g}" if c["p_value"] is not None else ""
+        print(f"[run] default poster of {c['asset_id']} is now candidate {c['variant']} (poster A/B winner{p}) "
+              f"on {', '.join(c['channels'])}")  # fmt: skip
+        for channel in c["channels"]:
+            key = f"{channel}/{c['asset_id']}/poster.jpg"
+            if (stack.out_dir / "published" / key).parent.is_dir():
+                s3.download_file(buckets.distribution, key, str(stack.out_dir / "published" / key))
+    if run["state"] != "success":
+        raise ApiError(f"{POSTERS_DAG_ID} {run['dag_run_id']} failed; see its logs in the Airflow UI")
+    return changes
 
 
 def export_feedback(stack: Stack) -> Path:

@@ -1,5 +1,7 @@
-"""The `audience_feedback` DAG: viewing events back into priorities and localization decisions. Runs daily, and
-whenever a drop of viewing events updates the `mediaflow_viewing_events` Asset; emits `mediaflow_feedback`."""
+"""The feedback loop's DAGs. `audience_feedback`: viewing events back into priorities and localization decisions;
+runs daily, and whenever a drop of viewing events updates the `mediaflow_viewing_events` Asset; emits
+`mediaflow_feedback`. `default_posters`: runs on every `mediaflow_feedback` update and republishes each poster A/B
+winner as its title's default poster."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from mediaflow_airflow.assets import FEEDBACK, VIEWING_EVENTS
+from mediaflow_airflow.operators import DefaultPosterOperator
 
 DAG_ID = "audience_feedback"
+POSTERS_DAG_ID = "default_posters"
 # below every value-stream task: titles first, reports after
 TASK_ARGS = {"priority_weight": 1, "weight_rule": "absolute"}
 
@@ -88,4 +92,46 @@ def audience_feedback_dag() -> DAG:
                     "winners": {t: d["winner"] for t, d in result["ab"].items() if d["winner"]}, "uris": uris}  # fmt: skip
 
         compute_feedback(ingest_events())
+    return dag
+
+
+def default_posters_dag() -> DAG:
+    with DAG(
+        dag_id=POSTERS_DAG_ID,
+        description="Poster A/B winners -> each title's default poster, through the publish path",
+        doc_md="""### Default posters
+Runs whenever `audience_feedback` updates the `mediaflow_feedback` Asset. For each title whose poster A/B test
+declared a winner (`s3://mediaflow-reports/feedback/latest/ab.json`; the rule is in docs/feedback.md), one mapped
+`set_default_poster` task copies that candidate (`posters/pN.jpg`, made by transcode) over `poster.jpg` on every
+channel the title is live on, under the title's publish lease, and records the change in the ledger
+(`poster_changes`). A winner that is already the default changes nothing; a variant the live version does not have
+is skipped with the reason.
+""",
+        schedule=[FEEDBACK],
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "audience-insights", "retries": 2, "retry_delay": timedelta(seconds=30), **TASK_ARGS},
+        tags=["feedback", "publish"],
+    ) as dag:
+
+        @task
+        def ab_winners() -> list[dict]:
+            """The titles whose poster A/B test has a winner, from feedback/latest/ab.json."""
+            import json
+
+            from mediaflow import feedback, posters
+            from mediaflow.store import Buckets
+            from mediaflow_airflow.hooks import MediaStoreHook
+
+            store, buckets = MediaStoreHook(), Buckets.from_env()
+            key = feedback.latest_key("ab.json")
+            if key not in store.list(buckets.reports, key):
+                return []
+            ab = json.loads(store.get_bytes(buckets.reports, key))
+            return [{**w, "decided_by": ab.get("run")} for w in posters.winners(ab)]
+
+        DefaultPosterOperator.partial(task_id="set_default_poster", map_index_template="{{ task.asset_id }}").expand_kwargs(
+            ab_winners()
+        )
     return dag

@@ -227,7 +227,16 @@ def api_feedback(acc: Readable) -> dict:
     curve = (pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, key)))
              if key in store.list(buckets.reports, key) else pd.DataFrame(columns=["title", "bucket", "viewers"]))  # fmt: skip
     return {"recommendations": feedback.read_recommendations(store, buckets),
-            "retention": metrics.records(feedback.title_retention(curve))}  # fmt: skip
+            "retention": metrics.records(feedback.title_retention(curve)),
+            "default_posters": _default_posters()}  # fmt: skip
+
+
+def _default_posters() -> list[dict]:
+    """Each title's current A/B-chosen default poster (its latest change in the ledger), title order."""
+    latest = {c["asset_id"]: c for c in Ledger(LedgerHook().url()).poster_changes()}
+    return [{"asset_id": a, "variant": c["variant"], "previous": c["previous"], "channels": c["channels"],
+             "p_value": c["p_value"], "decided_by": c["decided_by"], "changed_at": iso_z(c["changed_at"]),
+             "run_id": c["run_id"]} for a, c in sorted(latest.items())]  # fmt: skip
 
 
 @app.get("/feedback", response_class=HTMLResponse)
@@ -239,7 +248,11 @@ def feedback_page(acc: Readable) -> HTMLResponse:
     key = feedback.latest_key("index.html")
     if key not in store.list(buckets.reports, key):
         return HTMLResponse("<p>No audience feedback yet: the audience_feedback DAG has not run.</p>")
-    return HTMLResponse(store.get_bytes(buckets.reports, key).decode())
+    page = store.get_bytes(buckets.reports, key).decode()
+    posters = _default_posters()
+    if posters:  # the A/B winners republished since: from the ledger, so the page is current between reports
+        page = page.replace("</body>", templates.get_template("default_posters.html").render(posters=posters) + "</body>")
+    return HTMLResponse(page)
 
 
 # ---------------------------------------------------------------- HTML

@@ -221,6 +221,44 @@ class PublishOperator(_StreamOperator):
         return {**result, "lease_wait_s": round(waited_s, 3)}
 
 
+class DefaultPosterOperator(BaseOperator):
+    """Republish a title's poster A/B winner as its default poster (`poster.jpg` on every live channel), under the
+    asset's publish lease like PublishOperator, and record the change in the ledger. Idempotent."""
+
+    template_fields: Sequence[str] = ("asset_id", "variant", "decision", "decided_by")
+
+    def __init__(self, *, asset_id: str, variant: str, decision: Any = None, decided_by: str | None = None,
+                 aws_conn_id: str = "aws_default", **kwargs) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.variant = variant
+        self.decision = decision
+        self.decided_by = decided_by
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context) -> dict[str, Any]:
+        from mediaflow import posters
+        from mediaflow.ledger import Ledger
+        from mediaflow.stages import iso_z
+
+        ti, ledger = context["ti"], Ledger(LedgerHook().url())
+        with ledger.lease(f"publish:{self.asset_id}", f"{ti.dag_id}/{ti.run_id}"):
+            result = posters.set_default_poster(
+                MediaStoreHook(aws_conn_id=self.aws_conn_id), Buckets.from_env(), asset_id=self.asset_id,
+                variant=self.variant, decision=self.decision, decided_by=self.decided_by,
+                now=iso_z(datetime.now(timezone.utc)),
+            )  # fmt: skip
+            if result["status"] == "changed":
+                ledger.record_poster_change(
+                    asset_id=self.asset_id, variant=self.variant, previous=result["previous"],
+                    channels=result["channels"], p_value=(self.decision or {}).get("p_value"),
+                    decided_by=self.decided_by, dag_id=ti.dag_id, run_id=ti.run_id,
+                )  # fmt: skip
+        self.log.info("asset %s: default poster %s: %s %s", self.asset_id, self.variant, result["status"],
+                      result["reason"] or ", ".join(result["channels"]))  # fmt: skip
+        return result
+
+
 def mapped_results(ti, task_id: str) -> list[dict]:
     """Every map index's return value of a mapped task; [] when it was skipped or expanded to nothing.
 

@@ -31,7 +31,7 @@ def test_dag_folder_has_no_import_errors(dagbag):
 def test_one_dag_per_spec_file(dagbag):
     assert len(SPEC_NAMES) >= 2
     assert sorted(d for d in dagbag.dag_ids if d.startswith("value_stream__")) == sorted(DAG_IDS)
-    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["alert_outbox", "audience_feedback", "nightly_content_batch", "value_stream_metrics"]
+    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["alert_outbox", "audience_feedback", "default_posters", "nightly_content_batch", "value_stream_metrics"]
     for dag_id in DAG_IDS:
         assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
 
@@ -325,3 +325,13 @@ def test_audience_feedback_runs_daily_and_when_viewing_events_land(dagbag):
     assert [o.name for o in dag.get_task("compute_feedback").outlets] == ["mediaflow_feedback"]
     assert all(t.priority_weight == 1 and t.weight_rule == "absolute" for t in dag.tasks), "titles go first"
     assert dag.owner == "audience-insights" and "include/gx/feedback/events.json" in dag.doc_md
+
+
+def test_default_posters_reacts_to_the_feedback_asset(dagbag):
+    """Something downstream listens to audience_feedback: each poster A/B winner is republished by one mapped task."""
+    dag = dagbag.dags["default_posters"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["mediaflow_feedback"]
+    setter = dag.get_task("set_default_poster")
+    assert type(setter).__name__ == "MappedOperator" and setter.upstream_task_ids == {"ab_winners"}
+    assert "poster_changes" in dag.doc_md and "publish lease" in dag.doc_md

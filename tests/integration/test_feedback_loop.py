@@ -6,28 +6,21 @@ paused for the test: the batch creates their runs (in its order) without executi
 from __future__ import annotations
 
 import json
-import time
+import subprocess
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from mediaflow import feedback, runner
+from mediaflow.ledger import Ledger
+from mediaflow.stages import iso_z
 from mediaflow.store import Buckets
 
 pytestmark = pytest.mark.integration
 DAG = "value_stream__feedback_drill"
 FEEDBACK_DAG = "audience_feedback"
-
-
-def _wait_for_asset_run(api, since: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = api.request("GET", f"/api/v2/dags/{FEEDBACK_DAG}/dagRuns?limit=50&order_by=-run_after")["dag_runs"]
-        mine = [r for r in runs if r["run_type"] == "asset_triggered" and r["run_after"] >= since]
-        if mine and mine[0]["state"] in ("success", "failed"):
-            return mine[0]
-        time.sleep(2)
-    raise AssertionError(f"no asset-triggered {FEEDBACK_DAG} run finished within {timeout:.0f} s")
+POSTERS_DAG = "default_posters"
 
 
 def test_viewing_feedback_changes_the_next_batch_order(stack, api, s3):
@@ -51,9 +44,9 @@ def test_viewing_feedback_changes_the_next_batch_order(stack, api, s3):
         ], seed=11, sessions_per_title=150)  # fmt: skip
         drop = f"viewing-events/e2e-{tag}.csv"
         s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
-        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 5))
+        since = _since()
         api.asset_event("mediaflow_viewing_events", {"key": drop})
-        run = _wait_for_asset_run(api, since)
+        run = api.wait_asset_triggered_run(FEEDBACK_DAG, since, timeout=240)
         assert run["state"] == "success", run
 
         table = json.loads(s3.get_object(Bucket=buckets.reports, Key="feedback/latest/priorities.json")["Body"].read())
@@ -104,3 +97,93 @@ def test_make_runs_feedback_pass_exports_a_report_with_retention(stack, api, s3)
     finally:
         s3.delete_object(Bucket=buckets.reports, Key=key)
         s3.delete_object(Bucket=buckets.reports, Key="feedback/latest/priorities.json")
+
+
+def _since() -> str:
+    return iso_z(datetime.now(timezone.utc) - timedelta(seconds=2))
+
+
+def _cut_clip(path, seconds_each: int = 3) -> None:
+    """Three shots with hard cuts (at 3 s and 6 s): what a scene detector can pick poster candidates from."""
+    shots = ["testsrc2", "smptebars", "rgbtestsrc"]
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for shot in shots:
+        argv += ["-f", "lavfi", "-i", f"{shot}=size=640x360:rate=25:duration={seconds_each}"]
+    argv += ["-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate=48000:duration={seconds_each * len(shots)}",
+             "-filter_complex", "".join(f"[{i}:v]" for i in range(len(shots))) + f"concat=n={len(shots)}:v=1:a=0[v]",
+             "-map", "[v]", "-map", f"{len(shots)}:a", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+             "-c:a", "aac", "-fflags", "+bitexact", str(path)]  # fmt: skip
+    subprocess.run(argv, check=True)
+
+
+def _watch(stack, api, s3, buckets, asset: str, posters: dict, *, seed: int) -> tuple[dict, dict]:
+    """One drop of viewing events with a poster test on `asset`; (ab.json's decision, the default_posters run)."""
+    events = feedback.synthetic_events([{"asset_id": asset, "duration_s": 9, "territories": ["US"], "locales": ["en-US"],
+                                         "intro_drop": 0.1, "drop_per_min": 1.0, "posters": posters}],
+                                       seed=seed, sessions_per_title=600)  # fmt: skip
+    drop = f"viewing-events/posters-{asset}-{seed}.csv"
+    s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
+    since = _since()
+    api.asset_event("mediaflow_viewing_events", {"key": drop})
+    assert api.wait_asset_triggered_run(FEEDBACK_DAG, since, timeout=240)["state"] == "success"
+    run = api.wait_asset_triggered_run(POSTERS_DAG, since, timeout=240)
+    assert run["state"] == "success", run
+    ab = json.loads(s3.get_object(Bucket=buckets.reports, Key="feedback/latest/ab.json")["Body"].read())
+    return ab["titles"][asset], run
+
+
+def test_a_clear_poster_winner_becomes_the_default_poster_and_noise_changes_nothing(stack, api, s3, tmp_path):
+    """Transcode made poster candidates from the clip's shots; viewers are shown p1 or p3. On noise the loop
+    declares no winner and the poster stays; on a clear difference default_posters (started by the feedback
+    Asset) republishes p3 as poster.jpg on both channels, once, recorded in the ledger and on the dashboard."""
+    buckets, tag = Buckets.from_env(), uuid.uuid4().hex[:6]
+    asset = f"fb{tag}-poster"
+    folder = tmp_path / "deliveries" / asset
+    folder.mkdir(parents=True)
+    _cut_clip(folder / "clip.mp4")
+    (folder / "manifest.json").write_text(json.dumps({"asset_id": asset, "title": "Poster test", "value_stream": "news_clip",
+        "source": {"file": "clip.mp4"}, "territories": ["US"], "channels": ["web", "social"]}))  # fmt: skip
+    (tmp_path / "deliveries" / "avails.csv").write_text(
+        "asset_id,territory,channel,window_start,window_end,exclusive\n"
+        + "".join(f"{asset},US,{ch},2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n" for ch in ("web", "social")))  # fmt: skip
+    summary = runner.run_batch(stack, tmp_path / "deliveries", timeout_s=600)
+    (entry,) = [a for a in summary["assets"] if a["asset_id"] == asset]
+    assert entry["status"] == "published", entry["reasons"]
+
+    def poster(channel: str) -> bytes:
+        return s3.get_object(Bucket=buckets.distribution, Key=f"{channel}/{asset}/poster.jpg")["Body"].read()
+
+    def candidate(channel: str, v: str) -> bytes:
+        return s3.get_object(Bucket=buckets.distribution, Key=f"{channel}/{asset}/posters/{v}.jpg")["Body"].read()
+
+    original = poster("web")
+    assert len({candidate("web", v) for v in ("p1", "p2", "p3")}) == 3, "three different pictures to test"
+
+    noise, run = _watch(stack, api, s3, buckets, asset, {"p1": 0.5, "p3": 0.5}, seed=5)
+    assert noise["winner"] is None and "not significant" in noise["reason"], noise
+    assert poster("web") == poster("social") == original
+    ledger = Ledger(stack.ledger_url)
+    assert ledger.poster_changes(asset) == []
+
+    clear, run = _watch(stack, api, s3, buckets, asset, {"p1": 0.35, "p3": 0.75}, seed=6)
+    assert clear["winner"] == "p3", clear
+    for channel in ("web", "social"):
+        assert poster(channel) == candidate(channel, "p3") != original
+    (change,) = ledger.poster_changes(asset)
+    assert (change["variant"], change["previous"], sorted(change["channels"])) == ("p3", None, ["social", "web"])
+    assert change["dag_id"] == POSTERS_DAG and change["run_id"] == run["dag_run_id"] and change["p_value"] < 0.05
+    state = json.loads(s3.get_object(Bucket=buckets.reports, Key=f"published/{asset}.json")["Body"].read())
+    assert state["poster"]["variant"] == "p3"
+    shown = api.request("GET", "/mediaflow/api/feedback")["default_posters"]
+    assert [(p["variant"], p["run_id"]) for p in shown if p["asset_id"] == asset] == [("p3", run["dag_run_id"])]
+
+    # the daily run with no new events decides the same: republishing it changes nothing, records nothing
+    before = s3.head_object(Bucket=buckets.distribution, Key=f"web/{asset}/poster.jpg")["LastModified"]
+    since = _since()
+    runner.run_now(stack, FEEDBACK_DAG)
+    again = api.wait_asset_triggered_run(POSTERS_DAG, since, timeout=240)
+    assert again["state"] == "success"
+    mapped = [t for t in api.task_instances(POSTERS_DAG, again["dag_run_id"]) if t["task_id"] == "set_default_poster"]
+    assert any(t["rendered_map_index"] == asset for t in mapped), mapped
+    assert len(ledger.poster_changes(asset)) == 1
+    assert s3.head_object(Bucket=buckets.distribution, Key=f"web/{asset}/poster.jpg")["LastModified"] == before

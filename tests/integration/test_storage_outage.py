@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import m3u8
 import pytest
 
-from mediaflow import runner, samples
+from mediaflow import ladder, runner, samples
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets, distribution_prefix, work_prefix
@@ -45,9 +45,10 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, dict]:
 
 
 def _named_by_playlists(s3, bucket: str, prefix: str) -> set[str]:
-    """Every key the live master names, directly or through its media playlists, the master and the title's
-    poster included."""
-    named, todo = {prefix + "poster.jpg"}, [prefix + "master.m3u8"]
+    """Every key the live master names, directly or through its media playlists, the master, the title's poster
+    and its poster candidates included."""
+    named = {prefix + "poster.jpg"} | {f"{prefix}posters/p{i}.jpg" for i in range(1, ladder.POSTER_CANDIDATES + 1)}
+    todo = [prefix + "master.m3u8"]
     while todo:
         key = todo.pop()
         named.add(key)

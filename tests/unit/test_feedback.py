@@ -210,19 +210,24 @@ def test_the_report_shows_retention_recommendations_and_the_ab_decision(film):
 
 def test_make_runs_synthetic_audience_watches_the_published_titles():
     assets = [
-        {"asset_id": "sample-feature", "status": "published", "value_stream": "feature_film", "source": {"duration_s": 12.0},
+        {"asset_id": "sample-audio", "status": "published", "value_stream": "news_clip", "source": {"duration_s": 30.0},
+         "published": [{"territories": ["US"]}]},
+        {"asset_id": "sample-feature", "status": "published", "value_stream": "feature_film",
+         "source": {"duration_s": 12.0, "video": {"width": 1920, "height": 1080}},
          "locales": {"es-ES": "published", "pt-BR": "rejected: bad cue"}, "published": [{"territories": ["US", "ES"]}]},
         {"asset_id": "sample-broken", "status": "rejected", "source": {"duration_s": 5.0}},
         {"asset_id": "show-s01e01", "status": "published", "value_stream": "series_episode", "source": {"duration_s": 8.0},
          "published": []},
     ]  # fmt: skip
     titles = fb.demo_titles(assets)
-    assert [t["asset_id"] for t in titles] == ["sample-feature", "show-s01e01"]
-    feature, episode = titles
+    assert [t["asset_id"] for t in titles] == ["sample-audio", "sample-feature", "show-s01e01"]
+    audio, feature, episode = titles
     assert feature["territories"] == ["ES", "US"] and feature["locales"] == ["en-US", "es-ES", "pt-BR"]
-    assert "posters" in feature and "posters" not in episode and episode["territories"] == ["US"]
+    assert feature["posters"] == {"p1": 0.45, "p2": 0.7}, "the poster test needs a title with pictures"
+    assert "posters" not in audio and "posters" not in episode and episode["territories"] == ["US"]
     result = fb.compute(fb.synthetic_events(titles, seed=7, sessions_per_title=400), {
+        "sample-audio": {"duration_s": 30.0, "locales": ["en-US"]},
         "sample-feature": {"duration_s": 12.0, "locales": ["en-US", "es-ES"]},
         "show-s01e01": {"duration_s": 8.0, "locales": ["en-US"]}})  # fmt: skip
     assert {r["locale"] for r in result["recommendations"]} == {"pt-BR"}
-    assert result["ab"]["sample-feature"]["winner"] == "b"  # 45 % vs 70 % over ~200 impressions each
+    assert result["ab"]["sample-feature"]["winner"] == "p2"  # 45 % vs 70 % over ~200 impressions each
