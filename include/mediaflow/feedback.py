@@ -182,6 +182,11 @@ def poster_variants(events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def p_text(p: float) -> str:
+    """A p-value as people read it: "p = 0.0123", or "p < 0.0001" (not an underflowed "p = 0")."""
+    return f"p = {p:.3g}" if p >= 1e-4 else "p < 0.0001"
+
+
 def ab_decisions(variants: pd.DataFrame, *, alpha: float = ALPHA, min_impressions: int = MIN_IMPRESSIONS) -> dict[str, dict]:
     """Per title with two or more variants: the variant with the highest ctr is the winner only when every
     variant has at least `min_impressions` and its ctr beats each other variant's with a two-sided
@@ -201,10 +206,10 @@ def ab_decisions(variants: pd.DataFrame, *, alpha: float = ALPHA, min_impression
         if small < min_impressions:
             decision["reason"] = f"too few impressions ({small} < {min_impressions} for a variant)"
         elif p >= threshold:
-            decision["reason"] = f"not significant (p = {p:.3g} >= {threshold:.3g})"
+            decision["reason"] = f"not significant ({p_text(p)} >= {threshold:.3g})"
         else:
             decision["winner"] = best.poster
-            decision["reason"] = f"significant (p = {p:.3g} < {threshold:.3g})"
+            decision["reason"] = f"significant ({p_text(p)} < {threshold:.3g})"
         out[title] = decision
     return out
 
@@ -497,7 +502,10 @@ def retention_svg(points: pd.DataFrame, *, width: int = 420, height: int = 140) 
             f'<text x="2" y="{pad / 2 + 4}" font-size="10">100%</text><text x="6" y="{half + 4:.1f}" font-size="10">50%</text>'
             f'<text x="{pad}" y="{height - 6}" font-size="10">0 s</text>'
             f'<text x="{width - pad - 30}" y="{height - 6}" font-size="10">{x_max:.0f} s</text>'
-            f'<polyline fill="none" stroke="#1f6fb2" stroke-width="2" points="{line}"/></svg>')  # fmt: skip
+            f'<polyline fill="none" stroke="#1f6fb2" stroke-width="2" points="{line}"/>'
+            # one bucket (a title under 10 s) is a line of no length: a dot shows it
+            + (f'<circle cx="{xs.iloc[0]:.1f}" cy="{ys.iloc[0]:.1f}" r="3" fill="#1f6fb2"/>' if len(points) == 1 else "")
+            + "</svg>")  # fmt: skip
 
 
 _REPORT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Audience feedback</title>

@@ -167,11 +167,13 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
 def default_posters(stack: Stack, since: str) -> list[dict]:
     """Wait for the default_posters run the feedback started (its Asset), print the posters it changed and bring
     them to out/published/. Returns those changes (ledger rows)."""
+    from mediaflow import feedback
+
     run = _api(stack).wait_asset_triggered_run(POSTERS_DAG_ID, since)
     changes = [c for c in Ledger(stack.ledger_url).poster_changes() if c["run_id"] == run["dag_run_id"]]
     buckets, s3 = Buckets.from_env(), stack.s3_client()
     for c in changes:
-        p = f", p = {c['p_value']:.2g}" if c["p_value"] is not None else ""
+        p = f", {feedback.p_text(c['p_value'])}" if c["p_value"] is not None else ""
         print(f"[run] default poster of {c['asset_id']} is now candidate {c['variant']} (poster A/B winner{p}) "
               f"on {', '.join(c['channels'])}")  # fmt: skip
         for channel in c["channels"]:

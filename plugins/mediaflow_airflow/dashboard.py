@@ -251,7 +251,8 @@ def feedback_page(acc: Readable) -> HTMLResponse:
     page = store.get_bytes(buckets.reports, key).decode()
     posters = _default_posters()
     if posters:  # the A/B winners republished since: from the ledger, so the page is current between reports
-        page = page.replace("</body>", templates.get_template("default_posters.html").render(posters=posters) + "</body>")
+        table = templates.get_template("default_posters.html").render(posters=posters, p_text=feedback.p_text)
+        page = page.replace("</body>", table + "</body>")
     return HTMLResponse(page)
 
 

@@ -103,17 +103,18 @@ def _since() -> str:
     return iso_z(datetime.now(timezone.utc) - timedelta(seconds=2))
 
 
-def _cut_clip(path, seconds_each: int = 3) -> None:
-    """Three shots with hard cuts (at 3 s and 6 s): what a scene detector can pick poster candidates from."""
-    shots = ["testsrc2", "smptebars", "rgbtestsrc"]
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    for shot in shots:
-        argv += ["-f", "lavfi", "-i", f"{shot}=size=640x360:rate=25:duration={seconds_each}"]
-    argv += ["-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate=48000:duration={seconds_each * len(shots)}",
-             "-filter_complex", "".join(f"[{i}:v]" for i in range(len(shots))) + f"concat=n={len(shots)}:v=1:a=0[v]",
-             "-map", "[v]", "-map", f"{len(shots)}:a", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-             "-c:a", "aac", "-fflags", "+bitexact", str(path)]  # fmt: skip
-    subprocess.run(argv, check=True)
+def _cut_clip(path) -> None:
+    """Three moving shots with hard cuts at 3 s and 6 s (moving: still shots are frozen pictures to QC, which then
+    asks a person): what the scene detector picks poster candidates from."""
+    shots = ("[0:v]trim=duration=3[a];[1:v]trim=duration=3,setpts=PTS-STARTPTS[b];"
+             "[2:v]trim=duration=3,setpts=PTS-STARTPTS,format=yuv420p[c];[a][b][c]concat=n=3:v=1:a=0[v]")
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3",
+                    "-f", "lavfi", "-i", "mandelbrot=size=640x360:rate=25",
+                    "-f", "lavfi", "-i", "life=size=640x360:rate=25:mold=10:ratio=0.3:life_color=#00ff00",
+                    "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=9",
+                    "-filter_complex", shots, "-map", "[v]", "-map", "3:a", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-fflags", "+bitexact", str(path)], check=True)  # fmt: skip
 
 
 def _watch(stack, api, s3, buckets, asset: str, posters: dict, *, seed: int) -> tuple[dict, dict]:

@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote
 import pytest
 from playwright.sync_api import expect
 
-from mediaflow import runner, samples
+from mediaflow import feedback, runner, samples
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
@@ -159,3 +159,37 @@ def test_what_a_url_carries_is_shown_as_text(page, stack, shots, log_in):
         assert page.locator("img").count() == 0
     shots(page, "dashboard-4-hostile-value-escaped")
     assert dialogs == []
+
+
+def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_poster(page, stack, api, shots, title, log_in):
+    """Viewers watch the dashboard's title, half of them in pt-BR (which it lacks), and click poster p2 far more
+    than p1. After audience_feedback and default_posters ran, a person opens Value Streams > Audience feedback and
+    sees the title's retention chart, the pt-BR recommendation and p2 as its default poster."""
+    asset_id, _ = title
+    s3, buckets = stack.s3_client(), Buckets.from_env()
+    events = feedback.synthetic_events([{"asset_id": asset_id, "duration_s": 2.0, "territories": ["US"],
+                                         "locales": ["en-US", "pt-BR"], "intro_drop": 0.1, "drop_per_min": 1.0,
+                                         "posters": {"p1": 0.3, "p2": 0.75}}], seed=21, sessions_per_title=600)  # fmt: skip
+    drop = f"viewing-events/ui-{asset_id}.csv"
+    s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    api.asset_event("mediaflow_viewing_events", {"key": drop})
+    assert api.wait_asset_triggered_run("audience_feedback", since, timeout=300)["state"] == "success"
+    assert api.wait_asset_triggered_run("default_posters", since, timeout=300)["state"] == "success"
+
+    log_in(page, stack.password())
+    page.get_by_role("link", name="Value Streams").click()
+    frame = page.frame_locator("iframe[title='Value Streams']")
+    frame.get_by_role("link", name=re.compile("Audience feedback")).click()
+    expect(frame.get_by_role("heading", name="Audience feedback")).to_be_visible()
+    chart = frame.locator("div.chart", has_text=asset_id)
+    expect(chart.locator("svg.retention")).to_be_visible()
+    expect(chart.locator("svg.retention circle")).to_be_visible()  # a 2 s title: one 10-s bucket, shown as a dot
+    rec = frame.locator("tr").filter(has_text=asset_id).filter(has_text="pt-BR").filter(has_text="add")
+    expect(rec.first).to_be_visible()
+    chosen = frame.locator(f"#default-posters tr[data-asset='{asset_id}'] td")
+    expect(chosen.nth(1)).to_have_text("p2")
+    expect(chosen.nth(4)).to_have_text("web")
+    shots(page, "dashboard-5-audience-feedback")
+    poster = s3.get_object(Bucket=buckets.distribution, Key=f"web/{asset_id}/poster.jpg")["Body"].read()
+    assert poster == s3.get_object(Bucket=buckets.distribution, Key=f"web/{asset_id}/posters/p2.jpg")["Body"].read()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -205,7 +207,7 @@ def test_the_report_shows_retention_recommendations_and_the_ab_decision(film):
     page = fb.report_html(result, generated_at="2026-11-28T00:00:00Z")
     assert page.count("<svg") == 1 and "<polyline" in page
     assert "pt-BR" in page and "add captions or audio in pt-BR" in page
-    assert "<b>winner</b>" in page and "significant (p =" in page
+    assert "<b>winner</b>" in page and "significant (p " in page
 
 
 def test_make_runs_synthetic_audience_watches_the_published_titles():
@@ -231,3 +233,17 @@ def test_make_runs_synthetic_audience_watches_the_published_titles():
         "show-s01e01": {"duration_s": 8.0, "locales": ["en-US"]}})  # fmt: skip
     assert {r["locale"] for r in result["recommendations"]} == {"pt-BR"}
     assert result["ab"]["sample-feature"]["winner"] == "p2"  # 45 % vs 70 % over ~200 impressions each
+
+
+def test_a_retention_chart_of_one_bucket_still_shows_its_point():
+    one = fb.retention_svg(pd.DataFrame({"bucket_start_s": [0.0], "retention": [1.0]}))
+    assert "<circle" in one, "a title under 10 s: a line of no length would show nothing"
+    many = fb.retention_svg(pd.DataFrame({"bucket_start_s": [0.0, 10.0, 20.0], "retention": [1.0, 0.8, 0.5]}))
+    assert "<circle" not in many and len(re.search(r'points="([^"]*)"', many).group(1).split()) == 3
+
+
+def test_p_values_read_as_people_write_them():
+    assert fb.p_text(0.0123) == "p = 0.0123" and fb.p_text(0.2) == "p = 0.2"
+    assert fb.p_text(0.0) == "p < 0.0001" and fb.p_text(3e-9) == "p < 0.0001", "never an underflowed p = 0"
+    d = fb.ab_decisions(fb.poster_variants(ab_events("film", {"a": (600, 60), "b": (600, 300)})))["film"]
+    assert d["winner"] == "b" and d["reason"] == "significant (p < 0.0001 < 0.05)"
