@@ -84,6 +84,13 @@ def set_default_poster(store: Store, buckets: Buckets, *, asset_id: str, variant
     return {**out, "status": "changed", "channels": changed or state.get("channels") or []}
 
 
+def to_record(result: dict, recorded: str | None) -> bool:
+    """Whether the ledger must get this set_default_poster result (`recorded`: the variant its latest change for
+    the title names): every change, and a default the ledger does not name yet (an earlier try died between
+    writing the published state and recording it)."""
+    return result["status"] == "changed" or (result["status"] == "unchanged" and recorded != result["variant"])
+
+
 def winners(ab: dict) -> list[dict]:
     """The A/B decisions (feedback/latest/ab.json) that declared a winner, one entry per title, in title order."""
     titles = (ab or {}).get("titles") or {}

@@ -248,7 +248,8 @@ class DefaultPosterOperator(BaseOperator):
                 variant=self.variant, decision=self.decision, decided_by=self.decided_by,
                 now=iso_z(datetime.now(timezone.utc)),
             )  # fmt: skip
-            if result["status"] == "changed":
+            recorded = next((c["variant"] for c in reversed(ledger.poster_changes(self.asset_id))), None)
+            if posters.to_record(result, recorded):
                 ledger.record_poster_change(
                     asset_id=self.asset_id, variant=self.variant, previous=result["previous"],
                     channels=result["channels"], p_value=(self.decision or {}).get("p_value"),

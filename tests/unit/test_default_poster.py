@@ -146,3 +146,15 @@ def test_the_ledger_keeps_every_poster_change(tmp_path):
     rows = led.poster_changes(ASSET)
     assert [(r["variant"], r["previous"], r["channels"]) for r in rows] == [("p2", None, CHANNELS), ("p3", "p2", ["web"])]
     assert rows[0]["changed_at"].tzinfo is not None and len(led.poster_changes()) == 3
+
+
+def test_the_ledger_gets_each_change_once_and_a_change_a_died_try_left_unrecorded(s3):
+    store, buckets = s3
+    _live_title(store, buckets)
+    first = _set(store, buckets, "p2")
+    assert posters.to_record(first, recorded=None)
+    again = _set(store, buckets, "p2")
+    assert not posters.to_record(again, recorded="p2"), "the same default twice: one ledger row"
+    assert posters.to_record(again, recorded=None), "state written, record lost with the try: recorded on the retry"
+    assert posters.to_record(again, recorded="p1")
+    assert not posters.to_record(_set(store, buckets, "p9"), recorded=None), "skipped: nothing to record"
