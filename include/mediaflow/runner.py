@@ -158,15 +158,14 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
     key = f"{feedback.DROPS}/make-run-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
     s3.put_object(Bucket=buckets.landing, Key=key, Body=events.to_csv(index=False).encode())
     print(f"[run] {len(events)} synthetic viewing events -> s3://{buckets.landing}/{key}")
-    since = iso_z(datetime.now(timezone.utc))
-    run_now(stack, "audience_feedback")
-    default_posters(stack, since)
+    _, fed = run_now(stack, "audience_feedback")
+    default_posters(stack, fed["run_after"])  # the run this feedback started, not an earlier one
     return True
 
 
 def default_posters(stack: Stack, since: str) -> list[dict]:
-    """Wait for the default_posters run the feedback started (its Asset), print the posters it changed and bring
-    them to out/published/. Returns those changes (ledger rows)."""
+    """Wait for the first default_posters run an Asset event started at or after `since` (the audience_feedback
+    run's run_after), print the posters it changed and bring them to out/published/. Returns those changes."""
     from mediaflow import feedback
 
     run = _api(stack).wait_asset_triggered_run(POSTERS_DAG_ID, since)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
@@ -100,7 +100,7 @@ def test_make_runs_feedback_pass_exports_a_report_with_retention(stack, api, s3)
 
 
 def _since() -> str:
-    return iso_z(datetime.now(timezone.utc) - timedelta(seconds=2))
+    return iso_z(datetime.now(timezone.utc))
 
 
 def _cut_clip(path) -> None:
@@ -126,8 +126,10 @@ def _watch(stack, api, s3, buckets, asset: str, posters: dict, *, seed: int) -> 
     s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
     since = _since()
     api.asset_event("mediaflow_viewing_events", {"key": drop})
-    assert api.wait_asset_triggered_run(FEEDBACK_DAG, since, timeout=240)["state"] == "success"
-    run = api.wait_asset_triggered_run(POSTERS_DAG, since, timeout=240)
+    fed = api.wait_asset_triggered_run(FEEDBACK_DAG, since, timeout=240)
+    assert fed["state"] == "success"
+    # the default_posters run this feedback started: the one after it, not one an earlier feedback started
+    run = api.wait_asset_triggered_run(POSTERS_DAG, fed["run_after"], timeout=240)
     assert run["state"] == "success", run
     ab = json.loads(s3.get_object(Bucket=buckets.reports, Key="feedback/latest/ab.json")["Body"].read())
     return ab["titles"][asset], run
@@ -180,9 +182,8 @@ def test_a_clear_poster_winner_becomes_the_default_poster_and_noise_changes_noth
 
     # the daily run with no new events decides the same: republishing it changes nothing, records nothing
     before = s3.head_object(Bucket=buckets.distribution, Key=f"web/{asset}/poster.jpg")["LastModified"]
-    since = _since()
-    runner.run_now(stack, FEEDBACK_DAG)
-    again = api.wait_asset_triggered_run(POSTERS_DAG, since, timeout=240)
+    _, fed = runner.run_now(stack, FEEDBACK_DAG)
+    again = api.wait_asset_triggered_run(POSTERS_DAG, fed["run_after"], timeout=240)
     assert again["state"] == "success"
     mapped = [t for t in api.task_instances(POSTERS_DAG, again["dag_run_id"]) if t["task_id"] == "set_default_poster"]
     assert any(t["rendered_map_index"] == asset for t in mapped), mapped

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -51,6 +52,11 @@ def title(stack, api, tmp_path_factory) -> tuple[str, str]:
     api.trigger(DAG_ID, run_id, {"delivery": asset_id})
     done = runner.wait(stack, [(asset_id, DAG_ID, run_id, load_specs()[STREAM])], timeout_s=600)
     assert done[run_id][0]["state"] == "success", done[run_id]
+    # the dashboard recomputes at most every 15 s (dashboard.TTL_S): a person refreshes until the title shows
+    deadline = time.monotonic() + 60
+    while run_id not in {r["run_id"] for r in get_json(stack, f"/mediaflow/api/runs?stream={STREAM}&limit=500")["runs"]}:
+        assert time.monotonic() < deadline, "the title never reached the dashboard"
+        time.sleep(2)
     return asset_id, run_id
 
 
@@ -172,10 +178,12 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
                                          "posters": {"p1": 0.3, "p2": 0.75}}], seed=21, sessions_per_title=600)  # fmt: skip
     drop = f"viewing-events/ui-{asset_id}.csv"
     s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
-    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    since = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     api.asset_event("mediaflow_viewing_events", {"key": drop})
-    assert api.wait_asset_triggered_run("audience_feedback", since, timeout=300)["state"] == "success"
-    assert api.wait_asset_triggered_run("default_posters", since, timeout=300)["state"] == "success"
+    fed = api.wait_asset_triggered_run("audience_feedback", since, timeout=300)
+    assert fed["state"] == "success"
+    # the default_posters run this feedback started (an earlier one may have started after `since`)
+    assert api.wait_asset_triggered_run("default_posters", fed["run_after"], timeout=300)["state"] == "success"
 
     log_in(page, stack.password())
     page.get_by_role("link", name="Value Streams").click()
