@@ -5,9 +5,11 @@ after); this picks up the rest, so an SMTP outage of any length drops nothing.""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
+
+from mediaflow_airflow.background import background_dag_args
 
 DAG_ID = "alert_outbox"
 # past the watcher's hold (15 min after the run's outcome), so the two never send the same alert at once
@@ -24,11 +26,7 @@ Every `{cron}` (UTC): the alerts in the ledger's outbox (`stage_alerts`) still `
 after their run ended (or, for a digest, after it was written) are delivered again through SmtpNotifier. The task
 fails, listing them, while the mail server still refuses: a red task, never a silent drop.""",
         schedule=CronTriggerTimetable(cron, timezone="UTC"),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
-        default_args={"owner": "media-ops", "retries": 1, "retry_delay": timedelta(seconds=30), "priority_weight": 1,
-                      "weight_rule": "absolute"},  # fmt: skip
+        **background_dag_args(owner="media-ops", retries=1),
         tags=["alerts"],
     ) as dag:
 

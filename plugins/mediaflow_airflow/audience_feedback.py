@@ -6,17 +6,16 @@ winner as its title's default poster."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from mediaflow_airflow.assets import FEEDBACK, VIEWING_EVENTS
+from mediaflow_airflow.background import background_dag_args
 from mediaflow_airflow.operators import DefaultPosterOperator
 
 DAG_ID = "audience_feedback"
 POSTERS_DAG_ID = "default_posters"
-# below every value-stream task: titles first, reports after
-TASK_ARGS = {"priority_weight": 1, "weight_rule": "absolute"}
 
 
 def _settings() -> dict:
@@ -52,10 +51,7 @@ def audience_feedback_dag() -> DAG:
         description="Viewing events -> retention, localization recommendations, poster A/B, batch priorities",
         doc_md=_doc(s),
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[VIEWING_EVENTS]),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
-        default_args={"owner": "audience-insights", "retries": 2, "retry_delay": timedelta(seconds=30), **TASK_ARGS},
+        **background_dag_args(owner="audience-insights"),
         tags=["analytics", "feedback"],
     ) as dag:
 
@@ -108,10 +104,7 @@ channel the title is live on, under the title's publish lease, and records the c
 is skipped with the reason.
 """,
         schedule=[FEEDBACK],
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
-        default_args={"owner": "audience-insights", "retries": 2, "retry_delay": timedelta(seconds=30), **TASK_ARGS},
+        **background_dag_args(owner="audience-insights"),
         tags=["feedback", "publish"],
     ) as dag:
 

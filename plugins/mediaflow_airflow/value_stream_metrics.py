@@ -4,16 +4,15 @@ Runs hourly, and whenever a value-stream run's outcome updates the `mediaflow_le
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
 from mediaflow.analytics import DIGEST_DAG as DAG_ID
 
 from mediaflow_airflow.assets import LEDGER
+from mediaflow_airflow.background import background_dag_args
 
-# below every value-stream task: titles first, reports after
-TASK_ARGS = {"priority_weight": 1, "weight_rule": "absolute"}
 
 
 def _settings() -> dict:
@@ -49,10 +48,7 @@ def value_stream_metrics_dag() -> DAG:
         description="Flow metrics over the stage ledger: validated, reported (HTML + Parquet), a daily digest",
         doc_md=_doc(s),
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[LEDGER]),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
-        default_args={"owner": "value-stream-owners", "retries": 2, "retry_delay": timedelta(seconds=30), **TASK_ARGS},
+        **background_dag_args(owner="value-stream-owners"),
         tags=["analytics"],
         params={"days": Param(s["days"], type="number", minimum=0.01, maximum=3650, title="Days",
                               description="The window: runs queued in the last this many days")},  # fmt: skip

@@ -335,3 +335,5 @@ def test_default_posters_reacts_to_the_feedback_asset(dagbag):
     setter = dag.get_task("set_default_poster")
     assert type(setter).__name__ == "MappedOperator" and setter.upstream_task_ids == {"ab_winners"}
     assert "poster_changes" in dag.doc_md and "publish lease" in dag.doc_md
+    assert all(t.priority_weight == 1 and t.weight_rule == "absolute" for t in dag.tasks), "titles go first"
+    assert dag.owner == "audience-insights"
