@@ -269,10 +269,14 @@ class Ledger:
         q = sa.select(alerts).where(alerts.c.dag_id == dag_id)
         if run_id is not None:
             q = q.where(alerts.c.run_id == run_id)
+        return self._in_order(q, alerts, json_column="recipients")
+
+    def _in_order(self, q, table: sa.Table, *, json_column: str) -> list[dict]:
+        """The rows of `q` in the order they were written (`id`), with their JSON list column decoded."""
         with self.engine.connect() as c:
-            out = [dict(r._mapping) for r in c.execute(q.order_by(alerts.c.id))]
-        for a in out:
-            a["recipients"] = json.loads(a["recipients"])
+            out = [dict(r._mapping) for r in c.execute(q.order_by(table.c.id))]
+        for row in out:
+            row[json_column] = json.loads(row[json_column])
         return out
 
     @staticmethod
@@ -360,11 +364,7 @@ class Ledger:
         q = sa.select(poster_changes)
         if asset_id is not None:
             q = q.where(poster_changes.c.asset_id == asset_id)
-        with self.engine.connect() as c:
-            out = [dict(r._mapping) for r in c.execute(q.order_by(poster_changes.c.id))]
-        for row in out:
-            row["channels"] = json.loads(row["channels"])
-        return out
+        return self._in_order(q, poster_changes, json_column="channels")
 
     # ------------------------------------------------------------ the alert outbox
     def claim_alert(self, *, dag_id: str, run_id: str, kind: str, key: str, recipients: list[str], subject: str,
@@ -391,10 +391,14 @@ class Ledger:
         done = sa.and_(runs.c.ended_at.is_not(None), runs.c.ended_at < older_than)
         digest = sa.and_(alerts.c.kind == "digest", alerts.c.created_at < older_than)
         q = sa.select(alerts).select_from(alerts.outerjoin(runs, on)).where(alerts.c.status == "pending", sa.or_(done, digest))
+        return self._in_order(q, alerts, json_column="recipients")
+
+    def _in_order(self, q, table: sa.Table, *, json_column: str) -> list[dict]:
+        """The rows of `q` in the order they were written (`id`), with their JSON list column decoded."""
         with self.engine.connect() as c:
-            out = [dict(r._mapping) for r in c.execute(q.order_by(alerts.c.id))]
-        for a in out:
-            a["recipients"] = json.loads(a["recipients"])
+            out = [dict(r._mapping) for r in c.execute(q.order_by(table.c.id))]
+        for row in out:
+            row[json_column] = json.loads(row[json_column])
         return out
 
     def mark_sent(self, alert_id: int) -> None:
