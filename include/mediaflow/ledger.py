@@ -115,6 +115,8 @@ alerts = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("sent_at", UtcDateTime),
+    # a sender took it (take_alert) until then: two senders of one pending alert never both mail it
+    sa.Column("sending_until", UtcDateTime),
     sa.UniqueConstraint("dag_id", "run_id", "kind", "key", name="uq_stage_alerts_once"),
 )
 
@@ -401,6 +403,17 @@ class Ledger:
             row[json_column] = json.loads(row[json_column])
         return out
 
+    def take_alert(self, alert_id: int, *, ttl_s: float = 120) -> bool:
+        """Take a pending alert for sending, for `ttl_s` (longer than one SMTP attempt). False: it was sent, or
+        another sender has it now (the lead-time callback and the run's SLA watcher both send pending alerts;
+        without this they could both mail one). A sender that died holding it loses it after `ttl_s`."""
+        now = _now()
+        free = sa.or_(alerts.c.sending_until.is_(None), alerts.c.sending_until < now)
+        stmt = (sa.update(alerts).where(alerts.c.id == alert_id, alerts.c.status == "pending", free)
+                .values(sending_until=datetime.fromtimestamp(now.timestamp() + ttl_s, timezone.utc)))  # fmt: skip
+        with self.engine.begin() as c:
+            return c.execute(stmt).rowcount == 1
+
     def mark_sent(self, alert_id: int) -> None:
         with self.engine.begin() as c:
             c.execute(sa.update(alerts).where(alerts.c.id == alert_id)
@@ -409,7 +422,7 @@ class Ledger:
     def mark_failed(self, alert_id: int, error: str) -> None:
         with self.engine.begin() as c:
             c.execute(sa.update(alerts).where(alerts.c.id == alert_id)
-                      .values(tries=alerts.c.tries + 1, last_error=error[:2000]))  # fmt: skip
+                      .values(tries=alerts.c.tries + 1, last_error=error[:2000], sending_until=None))  # fmt: skip
 
 
 # ------------------------------------------------------------ outage handling

@@ -3,8 +3,8 @@
 - `TaskFailureNotifier`: a value-stream task's on_failure_callback (Airflow calls it once per final failure,
   not per retry).
 - `lead_time_missed`: the DeadlineAlert's AsyncCallback; runs in the triggerer when a run passes its lead-time SLA.
-- `deliver` / `adeliver`: send one outbox alert and mark it sent; a failure leaves it pending (the run's SLA
-  watcher retries it).
+- `deliver` / `adeliver`: take one outbox alert (Ledger.take_alert), send it and mark it sent: True. A failure
+  leaves it pending (the run's SLA watcher retries it): False. None: another sender has it (nothing sent).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def _notifier(alert: dict) -> SmtpNotifier:
     return SmtpNotifier(to=alert["recipients"], subject=alert["subject"], html_content=alert["html"])
 
 
-def deliver(ledger, alert: dict, context: dict | None = None) -> bool:
+def deliver(ledger, alert: dict, context: dict | None = None) -> bool | None:
+    if not ledger.take_alert(alert["id"]):
+        return None
     try:
         _notifier(alert).notify(context or {})
     except Exception as e:
@@ -49,8 +51,10 @@ def deliver(ledger, alert: dict, context: dict | None = None) -> bool:
     return True
 
 
-async def adeliver(ledger, alert: dict) -> bool:
+async def adeliver(ledger, alert: dict) -> bool | None:
     """`deliver` for the triggerer: the mail goes out through SmtpNotifier's async path, the ledger in a thread."""
+    if not await asyncio.to_thread(ledger.take_alert, alert["id"]):
+        return None
     try:
         await _notifier(alert).async_notify({})
     except Exception as e:
@@ -118,4 +122,5 @@ async def lead_time_missed(*, value_stream: str, owners: list[str], sla_s: float
     ledger, alert = await asyncio.to_thread(_raise)
     if alert is None:
         return "already alerted"
-    return "sent" if await adeliver(ledger, alert) else "pending (the run's SLA watcher retries it)"
+    sent = await adeliver(ledger, alert)
+    return {True: "sent", None: "being sent by the run's SLA watcher"}.get(sent, "pending (the run's SLA watcher retries it)")

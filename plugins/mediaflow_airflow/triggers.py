@@ -56,7 +56,7 @@ class StageSlaTrigger(BaseTrigger):
                 continue
             for alert in pending:
                 if time.monotonic() >= retry_at.get(alert["id"], 0.0):
-                    if not await adeliver(ledger, alert):  # SMTP down: back off, never drop
+                    if await adeliver(ledger, alert) is False:  # SMTP down: back off, never drop (None: sent elsewhere)
                         retry_at[alert["id"]] = time.monotonic() + min(300.0, self.poll_s * 2 ** min(alert["tries"], 6))
                         log.warning("SLA watch: %r pending after %d tries", alert["subject"], alert["tries"] + 1)
             if over:

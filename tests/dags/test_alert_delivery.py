@@ -171,3 +171,24 @@ def test_alerts_still_pending_after_their_run_are_sent_by_the_outbox_sweep(env, 
     assert sorted(m["Subject"] for m in _mails(env.mail)) == ["[FAILED] ended", "[mediaflow] value streams digest 2026-11-28"]
     assert [a["status"] for a in ledger.alerts(DAG, "going")] == ["pending"], "a running run's alerts are its watcher's"
     assert alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200) == ([], [])
+
+
+def test_two_senders_of_one_pending_alert_mail_it_once(env, tmp_path):
+    """The lead-time callback claims its alert and sends it while the run's SLA watcher, in the same triggerer,
+    sends every pending alert of the run: both used to mail it (seen in the SLA drill). Taking it first
+    (Ledger.take_alert) lets one send and the other see it is being sent."""
+    from mediaflow_airflow.notifiers import adeliver, deliver
+
+    env.start()
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    alert = ledger.claim_alert(dag_id=DAG, run_id=RUN, kind="lead_time", key="lead_time", recipients=["ops@example.com"],
+                               subject="[SLA] drill: lead time over its 20s SLA", html="<p>late</p>")  # fmt: skip
+
+    async def race():
+        return await asyncio.gather(adeliver(ledger, alert), adeliver(ledger, alert), asyncio.to_thread(deliver, ledger, alert))
+
+    results = asyncio.run(race())
+    assert sorted(results, key=str) == [None, None, True], results
+    assert [m["Subject"] for m in _mails(env.mail)] == ["[SLA] drill: lead time over its 20s SLA"]
+    assert ledger.alerts(DAG, RUN)[0]["status"] == "sent" and ledger.pending_alerts(DAG, RUN) == []
+    assert deliver(ledger, alert) is None and len(_mails(env.mail)) == 1, "a sent alert is never sent again"

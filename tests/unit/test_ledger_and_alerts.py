@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from mediaflow import alerts, ledger
 from mediaflow.ledger import Ledger
@@ -264,3 +265,18 @@ def test_a_lease_is_renewed_by_its_holder_taken_over_when_expired_and_busy_after
     assert led.acquire_lease("publish:y", "dead-worker", ttl_s=0.05) is None
     time.sleep(0.1)
     assert led.acquire_lease("publish:y", "run-3", ttl_s=60) is None, "an expired lease is taken over"
+
+
+def test_one_sender_at_a_time_takes_a_pending_alert(led):
+    alert = led.claim_alert(dag_id=DAG, run_id=RUN, kind="lead_time", key="lead_time", recipients=["o@x.com"],
+                            subject="s", html="h")  # fmt: skip
+    assert led.take_alert(alert["id"]) is True
+    assert led.take_alert(alert["id"]) is False, "another sender has it"
+    led.mark_failed(alert["id"], "SMTPServerDisconnected")
+    assert led.take_alert(alert["id"]) is True, "a failed send gives it back"
+    assert led.take_alert(alert["id"], ttl_s=0) is False
+    with led.engine.begin() as c:  # its sender died: the hold runs out
+        c.execute(sa.update(ledger.alerts).values(sending_until=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+    assert led.take_alert(alert["id"]) is True
+    led.mark_sent(alert["id"])
+    assert led.take_alert(alert["id"]) is False, "a sent alert is never taken again"
