@@ -20,7 +20,7 @@ from mediaflow import flow, gx_suite
 from mediaflow.manifest import KNOWN, MANIFEST_NAME, file_name_problem, named_files
 from mediaflow.stages import instant, iso_z
 from mediaflow.flow import REJECTION_FILE
-from mediaflow.store import DELIVERIES, Buckets, Store
+from mediaflow.store import DELIVERIES, Buckets, Store, read_json
 
 SUITE_PATH = Path(__file__).resolve().parent.parent / "gx" / "manifest_suite.json"
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -72,10 +72,7 @@ def _ids(keys, folder: str) -> set[str]:
 
 def read_marker(store: Store, buckets: Buckets, delivery_id: str) -> dict | None:
     """The processed marker of a delivery (what happened to it), None when it was never processed."""
-    key = processed_key(delivery_id)
-    if key not in store.list(buckets.reports, key):
-        return None
-    return json.loads(store.get_bytes(buckets.reports, key))
+    return read_json(store, buckets.reports, processed_key(delivery_id))
 
 
 # ---------------------------------------------------------------- validate

@@ -420,16 +420,10 @@ def load_events(store, buckets) -> pd.DataFrame:
 def catalog_for(store, buckets, titles, *, original_locale: str | None = None) -> dict[str, dict]:
     """Duration and available locales of each title, from its published state (a title never published: unknown
     duration, only the original locale)."""
-    import json
+    from mediaflow.store import published_state
 
-    from mediaflow.store import published_state_key
-
-    out = {}
-    for title in sorted(set(titles)):
-        key = published_state_key(title)
-        state = json.loads(store.get_bytes(buckets.reports, key)) if key in store.list(buckets.reports, key) else None
-        out[title] = catalog_entry(state, original_locale=original_locale)
-    return out
+    return {title: catalog_entry(published_state(store, buckets, title), original_locale=original_locale)
+            for title in sorted(set(titles))}
 
 
 def latest_key(name: str) -> str:
@@ -467,14 +461,16 @@ def publish(store, buckets, result: dict, *, run: str, generated_at: str, ingest
     return {name: f"s3://{buckets.reports}/{latest_key(name)}" for name in names}
 
 
+def read_latest(store, buckets, name: str) -> dict | None:
+    """feedback/latest/<name> (a JSON document), None when the feedback loop has not written it yet."""
+    from mediaflow.store import read_json
+
+    return read_json(store, buckets.reports, latest_key(name))
+
+
 def read_priorities(store, buckets) -> dict | None:
     """The latest priorities table, None when the feedback loop has not run (the batch keeps its own order)."""
-    import json
-
-    key = latest_key("priorities.json")
-    if key not in store.list(buckets.reports, key):
-        return None
-    return json.loads(store.get_bytes(buckets.reports, key))
+    return read_latest(store, buckets, "priorities.json")
 
 
 # ---------------------------------------------------------------- the report: retention charts, recommendations, A/B
@@ -546,12 +542,7 @@ def report_html(result: dict, *, generated_at: str) -> str:
 
 def read_recommendations(store, buckets) -> list[dict]:
     """The latest localization recommendations (empty before the feedback loop has run)."""
-    import json
-
-    key = latest_key("recommendations.json")
-    if key not in store.list(buckets.reports, key):
-        return []
-    return json.loads(store.get_bytes(buckets.reports, key)).get("recommendations") or []
+    return (read_latest(store, buckets, "recommendations.json") or {}).get("recommendations") or []
 
 
 def demo_titles(assets: list[dict], *, missing_locale: str = "pt-BR") -> list[dict]:

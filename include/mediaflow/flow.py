@@ -27,6 +27,7 @@ from mediaflow.store import (
     delivery_location,
     distribution_prefix,
     parse_s3_uri,
+    published_state,
     published_state_key,
     quarantine_prefix,
     work_prefix,
@@ -193,14 +194,6 @@ def embedded_caption_item(manifest, facts: dict, source_uri: str) -> dict | None
         return None
     return {"kind": "captions", "locale": language, "file": f"{manifest.source_file} (embedded CEA-608)",
             "uri": source_uri, "problem": None, "embedded": facts["embedded_captions"]}  # fmt: skip
-
-
-def published_state(store: Store, buckets: Buckets, asset_id: str) -> dict | None:
-    """What is live for an asset (renditions, locales, channels), as the last publish recorded it."""
-    key = published_state_key(asset_id)
-    if key not in store.list(buckets.reports, key):
-        return None
-    return json.loads(store.get_bytes(buckets.reports, key))
 
 
 # ---------------------------------------------------------------- transcode

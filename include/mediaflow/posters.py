@@ -14,8 +14,9 @@ import json
 import re
 
 from mediaflow import ladder
-from mediaflow.store import Buckets, Store, distribution_prefix, published_state_key
+from mediaflow.store import Buckets, Store, distribution_prefix, published_state, published_state_key
 
+DAG_ID = "default_posters"  # the DAG that runs set_default_poster for each A/B winner
 VARIANT = re.compile(r"^p[1-9][0-9]?$")
 POSTER, POSTERS_DIR = ladder.POSTER, ladder.POSTERS_DIR
 
@@ -49,10 +50,9 @@ def set_default_poster(store: Store, buckets: Buckets, *, asset_id: str, variant
     `skipped` (with the reason) when the title is not live, or the variant is not one of its candidates (the
     test ran on posters of an earlier version, or the events name a variant we never made)."""
     out = {"asset_id": asset_id, "variant": variant, "status": "skipped", "previous": None, "channels": [], "reason": None}
-    key = published_state_key(asset_id)
-    if key not in store.list(buckets.reports, key):
+    state = published_state(store, buckets, asset_id)
+    if state is None:
         return {**out, "reason": f"asset {asset_id} is not published: no default poster to set"}
-    state = json.loads(store.get_bytes(buckets.reports, key))
     have = candidates(state)
     if variant not in have:
         return {**out, "reason": (f"asset {asset_id}: poster variant {variant!r} is not a candidate of the live version "
@@ -80,7 +80,7 @@ def set_default_poster(store: Store, buckets: Buckets, *, asset_id: str, variant
         "p_value": (decision or {}).get("p_value"),
         "ctr": {v: d.get("ctr") for v, d in ((decision or {}).get("variants") or {}).items()},
     }
-    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, key)
+    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(asset_id))
     return {**out, "status": "changed", "channels": changed or state.get("channels") or []}
 
 

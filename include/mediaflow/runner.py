@@ -33,7 +33,6 @@ from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
 BATCH_DAG_ID = "nightly_content_batch"
-POSTERS_DAG_ID = "default_posters"
 
 
 def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
@@ -166,9 +165,9 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
 def default_posters(stack: Stack, since: str) -> list[dict]:
     """Wait for the first default_posters run an Asset event started at or after `since` (the audience_feedback
     run's run_after), print the posters it changed and bring them to out/published/. Returns those changes."""
-    from mediaflow import feedback
+    from mediaflow import feedback, posters
 
-    run = _api(stack).wait_asset_triggered_run(POSTERS_DAG_ID, since)
+    run = _api(stack).wait_asset_triggered_run(posters.DAG_ID, since)
     changes = [c for c in Ledger(stack.ledger_url).poster_changes() if c["run_id"] == run["dag_run_id"]]
     buckets, s3 = Buckets.from_env(), stack.s3_client()
     for c in changes:
@@ -180,7 +179,7 @@ def default_posters(stack: Stack, since: str) -> list[dict]:
             if (stack.out_dir / "published" / key).parent.is_dir():
                 s3.download_file(buckets.distribution, key, str(stack.out_dir / "published" / key))
     if run["state"] != "success":
-        raise ApiError(f"{POSTERS_DAG_ID} {run['dag_run_id']} failed; see its logs in the Airflow UI")
+        raise ApiError(f"{posters.DAG_ID} {run['dag_run_id']} failed; see its logs in the Airflow UI")
     return changes
 
 

@@ -6,6 +6,7 @@ S3Hook, so this library stays free of Airflow and runs against any S3 API.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -107,6 +108,18 @@ def outcome_key(dag_id: str, run: str) -> str:
 
 def published_state_key(asset_id: str) -> str:
     return f"published/{asset_id}.json"
+
+
+def read_json(store: Store, bucket: str, key: str):
+    """A JSON document we wrote, or None when there is none (yet)."""
+    if key not in store.list(bucket, key):
+        return None
+    return json.loads(store.get_bytes(bucket, key))
+
+
+def published_state(store: Store, buckets: Buckets, asset_id: str) -> dict | None:
+    """What is live for an asset (renditions, locales, channels, default poster), as the last publish recorded it."""
+    return read_json(store, buckets.reports, published_state_key(asset_id))
 
 
 # ---------------------------------------------------------------- retries

@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
+from mediaflow.posters import DAG_ID as POSTERS_DAG_ID
+
 from mediaflow_airflow.assets import FEEDBACK, VIEWING_EVENTS
 from mediaflow_airflow.background import background_dag_args
 from mediaflow_airflow.operators import DefaultPosterOperator
 
 DAG_ID = "audience_feedback"
-POSTERS_DAG_ID = "default_posters"
 
 
 def _settings() -> dict:
@@ -111,17 +112,11 @@ is skipped with the reason.
         @task
         def ab_winners() -> list[dict]:
             """The titles whose poster A/B test has a winner, from feedback/latest/ab.json."""
-            import json
-
             from mediaflow import feedback, posters
             from mediaflow.store import Buckets
             from mediaflow_airflow.hooks import MediaStoreHook
 
-            store, buckets = MediaStoreHook(), Buckets.from_env()
-            key = feedback.latest_key("ab.json")
-            if key not in store.list(buckets.reports, key):
-                return []
-            ab = json.loads(store.get_bytes(buckets.reports, key))
+            ab = feedback.read_latest(MediaStoreHook(), Buckets.from_env(), "ab.json") or {}
             return [{**w, "decided_by": ab.get("run")} for w in posters.winners(ab)]
 
         DefaultPosterOperator.partial(task_id="set_default_poster", map_index_template="{{ task.asset_id }}").expand_kwargs(
