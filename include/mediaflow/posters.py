@@ -11,6 +11,7 @@ A new source (a re-delivery that is transcoded again) brings new candidates and 
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from mediaflow import ladder
@@ -19,6 +20,8 @@ from mediaflow.store import Buckets, Store, distribution_prefix, published_state
 DAG_ID = "default_posters"  # the DAG that runs set_default_poster for each A/B winner
 VARIANT = re.compile(r"^p[1-9][0-9]?$")
 POSTER, POSTERS_DIR = ladder.POSTER, ladder.POSTERS_DIR
+# "poster": a listing under it holds poster.jpg and posters/, not every segment of the title
+PICTURES = os.path.commonprefix([POSTER, POSTERS_DIR])
 
 
 def candidate_file(variant: str) -> str:
@@ -62,7 +65,7 @@ def set_default_poster(store: Store, buckets: Buckets, *, asset_id: str, variant
     changed = []
     for channel in state.get("channels") or []:
         prefix = distribution_prefix(channel, asset_id)
-        listing = store.list(buckets.distribution, prefix)
+        listing = store.list(buckets.distribution, prefix + PICTURES)
         src, dst = listing.get(prefix + candidate_file(variant)), listing.get(prefix + POSTER)
         if src is None:
             raise RuntimeError(f"asset {asset_id}: s3://{buckets.distribution}/{prefix}{candidate_file(variant)} is "
