@@ -70,15 +70,19 @@ def _progress_line(ti_rows: list[dict]) -> str:
     return "  ".join(parts)
 
 
+def download_folder(s3, bucket: str, prefix: str, dest: Path, *, strip: str = "") -> None:
+    """Every object under `prefix` to dest/<its key without `strip`>, sub-folders made as needed."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            target = dest / obj["Key"][len(strip) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, obj["Key"], str(target))
+
+
 def export_published(s3, buckets: Buckets, entry: dict, out_dir: Path) -> None:
     for pub in entry.get("published", []):
         bucket, master_key = parse_s3_uri(pub["uri"])
-        prefix = master_key.rsplit("/", 1)[0] + "/"
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                dest = out_dir / "published" / obj["Key"]
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, obj["Key"], str(dest))
+        download_folder(s3, bucket, master_key.rsplit("/", 1)[0] + "/", out_dir / "published")
         local = out_dir / "published" / master_key
         try:
             pub["local_path"] = str(local.relative_to(PROJECT))
@@ -188,12 +192,10 @@ def export_feedback(stack: Stack) -> Path:
     from mediaflow import feedback
 
     buckets, s3 = Buckets.from_env(), stack.s3_client()
-    dest = stack.out_dir / "reports" / "feedback"
+    dest, latest = stack.out_dir / "reports" / "feedback", f"{feedback.FEEDBACK}/latest/"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=buckets.reports, Prefix=f"{feedback.FEEDBACK}/latest/")
-    for obj in (o for page in pages for o in page.get("Contents", [])):
-        s3.download_file(buckets.reports, obj["Key"], str(dest / obj["Key"].rsplit("/", 1)[-1]))
+    download_folder(s3, buckets.reports, latest, dest, strip=latest)
     return dest / "index.html"
 
 
@@ -203,11 +205,7 @@ def write_report(stack: Stack) -> Path:
     run_now(stack, analytics.DIGEST_DAG)
     buckets, s3, dest = Buckets.from_env(), stack.s3_client(), stack.out_dir / "reports"
     shutil.rmtree(dest, ignore_errors=True)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=buckets.reports, Prefix=f"{analytics.LATEST}/")
-    for obj in (o for page in pages for o in page.get("Contents", [])):
-        target = dest / obj["Key"][len(analytics.LATEST) + 1 :]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(buckets.reports, obj["Key"], str(target))
+    download_folder(s3, buckets.reports, f"{analytics.LATEST}/", dest, strip=f"{analytics.LATEST}/")
     return dest / "index.html"
 
 
