@@ -114,6 +114,11 @@ def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str,
     return "auto", [f"{branch}: automated checks passed ({', '.join(CHECKS_OF[branch])})"]
 
 
+def auto_approval(branch: str, why: list[str]) -> dict:
+    """The review decision of a branch the automated checks approved (review_mode gave 'auto')."""
+    return {"branch": branch, "decision": "approved", "by": "auto", "comment": "; ".join(why)}
+
+
 def publishable_territories(rights_check: dict | None, channel: str, territories: list[str]) -> list[str]:
     """Territories of a channel where a rights window is open; all of them when no rights check ran."""
     if not rights_check:

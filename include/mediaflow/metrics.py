@@ -382,7 +382,7 @@ def to_json(tables: dict[str, pd.DataFrame]) -> dict[str, list[dict]]:
 _SHAPE = [("ingest", ["ingest.ingest_delivery"], 20), ("transcode", ["transcode.transcode_ladder"], 600),
           ("localize", ["localize.localize_locale#0", "localize.localize_locale#1"], 60),
           ("compliance", ["compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata"], 90),
-          ("review", ["review.editorial_auto", "review.legal_approval", "review.qc_auto"], 1800),
+          ("review", ["review.editorial_policy", "review.legal_approval", "review.qc_policy"], 1800),
           ("publish", ["publish.publish_channels"], 45)]  # fmt: skip
 
 

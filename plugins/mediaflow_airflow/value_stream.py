@@ -119,24 +119,23 @@ def trigger_params(spec: StreamSpec) -> dict[str, Param]:
     }
 
 
-def review_branch(spec: StreamSpec, branch: str, checks: dict) -> tuple:
-    """One review branch: the policy picks `<branch>_auto` (checks passed, policy auto) or `<branch>_approval`
-    (a person, via Airflow's HITL ApprovalOperator, with the spec's timeout and default)."""
+def review_branch(spec: StreamSpec, branch: str, checks: dict):
+    """One review branch: `<branch>_policy` decides. When the checks passed and the policy allows it, it approves
+    on the spot (its decision is XCom `review`) and skips `<branch>_approval`; otherwise it follows
+    `<branch>_approval`, where a person answers (Airflow's HITL ApprovalOperator, with the spec's timeout and
+    default). One task for the automatic path: a title that needs no person costs no extra task per branch."""
     policy = spec.reviews.get(branch, "auto")
     outputs = {name: op.output for name, op in checks.items()}
+    approval_id = f"review.{branch}_approval"
 
     @task.branch(task_id=f"{branch}_policy")
-    def decide(rights: dict, loudness: dict, technical_qc: dict, metadata: dict) -> str:
+    def decide(rights: dict, loudness: dict, technical_qc: dict, metadata: dict, ti=None) -> list[str]:
         results = {"rights": rights, "loudness": loudness, "technical_qc": technical_qc, "metadata": metadata}
-        mode, _ = compliance.review_mode(branch, policy, results)
-        return f"review.{branch}_{'approval' if mode == 'human' else 'auto'}"
-
-    @task(task_id=f"{branch}_auto")
-    def auto(rights: dict, loudness: dict, technical_qc: dict, metadata: dict) -> dict:
-        """Approved by the automated checks, recorded as such."""
-        results = {"rights": rights, "loudness": loudness, "technical_qc": technical_qc, "metadata": metadata}
-        _, why = compliance.review_mode(branch, policy, results)
-        return {"branch": branch, "decision": "approved", "by": "auto", "comment": "; ".join(why)}
+        mode, why = compliance.review_mode(branch, policy, results)
+        if mode == "human":
+            return [approval_id]
+        ti.xcom_push(key="review", value=compliance.auto_approval(branch, why))
+        return []  # approved: the person's task is skipped
 
     approval = ReviewApprovalOperator(
         task_id=f"{branch}_approval",
@@ -155,13 +154,12 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict) -> tuple:
         assigned_users=trigger.review_assignees(None, spec.reviewers),
     )
     decided = decide(**outputs)
-    auto_task = auto(**outputs)
-    decided >> [auto_task, approval]
-    return auto_task.operator, approval
+    decided >> approval
+    return decided.operator, approval
 
 
 def review_result(branch: str, auto: dict | None, human: dict | None) -> dict | None:
-    """A branch's decision from whichever task ran: the auto approval, or the HITL response."""
+    """A branch's decision from whichever task gave it: the policy's automatic approval, or the HITL response."""
     if auto:
         return auto
     if human:
@@ -268,8 +266,10 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             )
         # publish hangs off the route too, so a rejected delivery skips it whatever its trigger rule says;
-        # a reviewer's Reject skips it directly (ApprovalOperator skips its downstream)
-        [routed, transcoded, localized, *[t for pair in reviews for t in pair]] >> published
+        # a reviewer's Reject skips it directly (ApprovalOperator skips its downstream). Never off a policy task:
+        # a branch skips every direct downstream it does not follow, and publish waits on the policies through
+        # their approval tasks (skipped when the checks approved).
+        [routed, transcoded, localized, *[approval for _, approval in reviews]] >> published
 
         @task(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
         def outcome(ingest_result, publish_result, **context) -> dict:
@@ -291,7 +291,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 task_errors=errors,
                 finished_at=datetime.now(timezone.utc),
                 localized=mapped_results(ti, LOCALIZE_ID),
-                reviews=[review_result(b, ti.xcom_pull(task_ids=f"review.{b}_auto", default=None),
+                reviews=[review_result(b, ti.xcom_pull(task_ids=f"review.{b}_policy", key="review", default=None),
                                        ti.xcom_pull(task_ids=f"review.{b}_approval", key="review", default=None)) for b in BRANCHES],
                 checks={c.split(".", 1)[1]: ti.xcom_pull(task_ids=c, default=None) for c in CHECK_IDS},
             )  # fmt: skip

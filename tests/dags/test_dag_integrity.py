@@ -165,7 +165,7 @@ def test_review_branches_follow_the_spec_policy(dag):
     spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
     for branch in ("editorial", "legal", "qc"):
         policy = dag.get_task(f"review.{branch}_policy")
-        assert {t.task_id for t in policy.downstream_list} == {f"review.{branch}_auto", f"review.{branch}_approval"}
+        assert {t.task_id for t in policy.downstream_list} == {f"review.{branch}_approval"}
         approval = dag.get_task(f"review.{branch}_approval")
         assert isinstance(approval, ApprovalOperator)
         assert approval.response_timeout.total_seconds() == spec.review_timeout_s
