@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from mediaflow import loudness, metadata_quality, qc, rights
+from mediaflow import localcache, loudness, metadata_quality, qc, rights
 from mediaflow.spec import StreamSpec
 from mediaflow.store import Buckets, Store, parse_s3_uri, run_key
 
@@ -83,7 +83,7 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     bucket, key = parse_s3_uri(ingested["source_uri"])
     with tempfile.TemporaryDirectory(prefix="mediaflow-qc-") as tmp:
         src = Path(tmp) / PurePosixPath(key).name
-        store.download(bucket, key, str(src))
+        localcache.fetch(store, bucket, key, src)
         detections = qc.detect(src, duration_s=facts["duration_s"], has_video=bool(facts.get("video")),
                                has_audio=facts.get("audio_streams", 0) > 0, thresholds=spec.qc)  # fmt: skip
     problems = qc.findings(detections, name=PurePosixPath(key).name)

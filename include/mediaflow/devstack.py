@@ -146,6 +146,8 @@ class Stack:
                if self.password(SERVICE_USER) else {}),  # fmt: skip
             "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.state_dir / "ledger.db")}),
             "MEDIAFLOW_LEDGER_SPOOL": str(self.state_dir / "ledger-spool"),
+            # a title's source is read from the S3 API once per machine, not by ingest, transcode and QC each
+            "MEDIAFLOW_CACHE_DIR": str(self.state_dir / "cache"),
             "MEDIAFLOW_UI_URL": self.api_url,
             "AWS_ACCESS_KEY_ID": LOCAL_S3_KEY,
             "AWS_SECRET_ACCESS_KEY": self.s3_secret,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, ladder, localize, media, posters, trigger
+from mediaflow import captions, compliance, ladder, localcache, localize, media, posters, trigger
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
@@ -66,7 +66,16 @@ def ingest(
 
     `locales` (the trigger form's subset, e.g. ["es-ES"]) keeps only those caption/audio locales; None or empty
     keeps all. A wanted locale the delivery lacks selects nothing; the locales left out are `locales_skipped`.
+    The source's local copy the checks read is kept in the machine's local cache (mediaflow.localcache) for
+    transcode and QC.
     """
+    with tempfile.TemporaryDirectory(prefix="mediaflow-ingest-") as tmp:
+        return _ingest(store, buckets, delivery=delivery, spec=spec, known_streams=known_streams, run_id=run_id,
+                       locales=locales, tmp=Path(tmp))  # fmt: skip
+
+
+def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, known_streams: set[str], run_id: str,
+            locales: list[str] | None, tmp: Path) -> dict:  # fmt: skip
     result: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
     try:
         bucket, prefix, delivery_id = delivery_location(delivery, buckets)
@@ -101,6 +110,7 @@ def ingest(
 
     facts = None
     previous = None
+    checked = None  # the local copy of the source the checks read
     if manifest and not reasons and manifest.sidecar_only:
         previous = published_state(store, buckets, manifest.asset_id)
         if previous is None:
@@ -111,21 +121,20 @@ def ingest(
         else:
             facts = previous["source"]
     if manifest and not reasons and not manifest.sidecar_only:
-        with tempfile.TemporaryDirectory(prefix="mediaflow-ingest-") as tmp:
-            local = Path(tmp) / PurePosixPath(manifest.source_file).name
-            store.download(bucket, prefix + manifest.source_file, str(local))
-            if manifest.source_sha256:
-                actual = media.sha256_file(local)
-                if actual != manifest.source_sha256:
-                    reasons.append(
-                        f"{manifest.source_file}: sha256 fixity check failed (manifest {manifest.source_sha256}, "
-                        f"file {actual})"
-                    )
-            if not reasons:
-                try:
-                    facts = media.inspect_source(local, min_duration_s=spec.min_duration_s)
-                except media.MediaError as e:
-                    reasons.append(str(e))
+        checked = tmp / PurePosixPath(manifest.source_file).name
+        store.download(bucket, prefix + manifest.source_file, str(checked))
+        if manifest.source_sha256:
+            actual = media.sha256_file(checked)
+            if actual != manifest.source_sha256:
+                reasons.append(
+                    f"{manifest.source_file}: sha256 fixity check failed (manifest {manifest.source_sha256}, "
+                    f"file {actual})"
+                )
+        if not reasons:
+            try:
+                facts = media.inspect_source(checked, min_duration_s=spec.min_duration_s)
+            except media.MediaError as e:
+                reasons.append(str(e))
 
     if reasons:
         uri = quarantine_delivery(store, buckets, source_bucket=bucket, prefix=prefix, delivery_id=delivery_id,
@@ -140,6 +149,8 @@ def ingest(
         src_key = wprefix + "source/" + PurePosixPath(manifest.source_file).name
         store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
         source_uri = f"s3://{buckets.work}/{src_key}"
+        if checked is not None:  # transcode and QC on this machine read these checked bytes from the local cache
+            localcache.keep(checked, buckets.work, src_key)
     arrival = manifest.delivered_at or present[MANIFEST_NAME].get("last_modified")
     items = locale_items(store, buckets, manifest, bucket=bucket, prefix=prefix, present=set(present), work=wprefix)
     embedded = embedded_caption_item(manifest, facts, source_uri) if source_uri else None
@@ -254,7 +265,7 @@ def transcode(
     with tempfile.TemporaryDirectory(prefix="mediaflow-transcode-", dir=workdir) as tmp:
         src = Path(tmp) / PurePosixPath(src_key).name
         out = Path(tmp) / "hls"
-        store.download(src_bucket, src_key, str(src))
+        localcache.fetch(store, src_bucket, src_key, src)
         ladder.output_dirs(out, renditions, has_audio)
         interlaced = bool(video and video["interlaced"])
         argv = ladder.transcode_argv(

@@ -297,6 +297,11 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             )  # fmt: skip
             buckets = Buckets.from_env()
             MediaStoreHook().put_bytes(json.dumps(entry, indent=2).encode(), buckets.reports, outcome_key(spec.dag_id, run_id))
+            if ingest_result and ingest_result.get("asset_id"):  # the run's work objects are done with on this machine
+                from mediaflow import localcache
+                from mediaflow.store import work_prefix
+
+                localcache.evict(buckets.work, work_prefix(ingest_result["asset_id"], run_id))
             mail = flow.locale_rejection_mail(entry, owners=list(spec.owners))
             if mail:
                 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
