@@ -26,6 +26,7 @@ from mediaflow.store import (
     Store,
     delivery_location,
     distribution_prefix,
+    each,
     parse_s3_uri,
     published_state,
     published_state_key,
@@ -290,8 +291,7 @@ def transcode(
                 raise RuntimeError(f"poster candidates: expected {[c['file'] for c in candidates]}, found {made}")
         packaged = package(out, renditions, fps=fps, has_audio=has_audio)
         files = sorted(p for p in out.rglob("*") if p.is_file())
-        for path in files:
-            store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())
+        each(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix()), files)
     return {
         "hls_uri": f"s3://{buckets.work}/{out_prefix}",
         "files": [p.relative_to(out).as_posix() for p in files],
@@ -368,15 +368,16 @@ def superseded_by(live: dict | None, ingested: dict) -> str | None:
             f"{ingested.get('delivery_id')} (delivered {ingested['delivered_at']}); the newer one stays live")
 
 
+def publish_rank(name: str) -> int:
+    """0 media, 1 media playlists, 2 the master: a reader never finds a playlist before its segments."""
+    if name == ladder.MASTER:
+        return 2
+    return 1 if name.endswith(".m3u8") else 0
+
+
 def publish_order(files: list[str]) -> list[str]:
-    """Media first, then media playlists, the master last: a reader never finds a playlist before its segments."""
-
-    def rank(name: str) -> int:
-        if name == ladder.MASTER:
-            return 2
-        return 1 if name.endswith(".m3u8") else 0
-
-    return sorted(files, key=lambda f: (rank(f), f))
+    """Media first, then media playlists, the master last."""
+    return sorted(files, key=lambda f: (publish_rank(f), f))
 
 
 def publish(
@@ -433,12 +434,16 @@ def publish(
             continue
         prefix = distribution_prefix(channel, ingested["asset_id"])
         wanted = {prefix + ladder.MASTER}
+        copies = []  # (rank, source bucket, source key, name)
         for part in parts:
             src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
-            for name in publish_order(part["files"]):
+            for name in part["files"]:
                 src_name = poster_from if part is video and name == ladder.POSTER else name
-                store.copy(src_bucket, src_prefix + src_name, buckets.distribution, prefix + name)
+                copies.append((publish_rank(name), src_bucket, src_prefix + src_name, name))
                 wanted.add(prefix + name)
+        for rank in sorted({c[0] for c in copies}):  # every segment before any playlist: many at once within a rank
+            each(lambda c: store.copy(c[1], c[2], buckets.distribution, prefix + c[3]),
+                 sorted(c for c in copies if c[0] == rank))  # fmt: skip
         store.put_bytes(master.encode(), buckets.distribution, prefix + ladder.MASTER)  # last: the title goes live
         stale = sorted(set(store.list(buckets.distribution, prefix)) - wanted)
         if stale:  # a re-delivery with fewer rungs: drop what the new master no longer lists

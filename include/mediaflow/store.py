@@ -145,6 +145,42 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def transfer_workers() -> int:
+    """Objects moved at once by one task (MEDIAFLOW_S3_TRANSFERS, default 8): a title's hundreds of segments are
+    latency-bound, not CPU-bound, on a real S3 API."""
+    value = os.environ.get("MEDIAFLOW_S3_TRANSFERS", "8")
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"MEDIAFLOW_S3_TRANSFERS={value!r}: must be a whole number of at least 1") from None
+    if n < 1:
+        raise ValueError(f"MEDIAFLOW_S3_TRANSFERS={value!r}: must be a whole number of at least 1")
+    return n
+
+
+def each(call: Callable[[T], object], items: list[T], *, workers: int | None = None) -> None:
+    """call(item) for every item, up to `workers` at once; every call is made, then the first error is raised.
+    The first item goes alone, so a store that builds its client lazily builds it once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(items)
+    if not items:
+        return
+    call(items[0])
+    errors: list[BaseException] = []
+
+    def guarded(item: T) -> None:
+        try:
+            call(item)
+        except BaseException as e:  # noqa: BLE001 - raised below, after the other transfers ended
+            errors.append(e)
+
+    with ThreadPoolExecutor(max_workers=min(workers or transfer_workers(), len(items))) as pool:
+        list(pool.map(guarded, items[1:]))
+    if errors:
+        raise errors[0]
+
+
 def with_retries(call: Callable[[], T], what: str, *, budget_s: float | None = None, sleep=None) -> T:
     """`call()`, retried on transient storage errors with exponential backoff and full jitter (tenacity's
     wait_random_exponential: a random wait up to 0.5 s x 2^attempt, at most 8 s) for `budget_s`; then

@@ -365,3 +365,77 @@ def test_an_older_delivery_never_replaces_a_newer_live_one():
     assert flow.superseded_by(None, older) is None and flow.superseded_by({"asset_id": "x"}, older) is None
     out = run_outcome(older, [], [], reasons=[why])  # what publish returns: nothing published, the reason
     assert out["status"] == "rejected" and out["reasons"] == [why]
+
+
+class SlowRecordingStore:
+    """Copies take a few milliseconds, as on a real S3 API; every write is recorded in the order it completed."""
+
+    def __init__(self, objects):
+        import threading
+
+        self.objects, self.writes, self.lock = dict(objects), [], threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+
+    def list(self, bucket, prefix):
+        return {k: {"size": len(v), "etag": "x", "last_modified": "2026-11-28T01:00:00Z"}
+                for (b, k), v in self.objects.items() if b == bucket and k.startswith(prefix)}  # fmt: skip
+
+    def get_bytes(self, bucket, key):
+        return self.objects[(bucket, key)]
+
+    def put_bytes(self, data, bucket, key):
+        with self.lock:
+            self.objects[(bucket, key)] = data
+            self.writes.append(key)
+
+    def copy(self, src_bucket, src_key, dst_bucket, dst_key):
+        import time
+
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(0.005)
+        with self.lock:
+            self.in_flight -= 1
+            self.objects[(dst_bucket, dst_key)] = self.objects[(src_bucket, src_key)]
+            self.writes.append(dst_key)
+
+    def delete(self, bucket, keys):
+        for k in keys:
+            self.objects.pop((bucket, k), None)
+
+
+def test_publish_copies_many_segments_at_once_and_still_no_playlist_before_its_segments():
+    """A long title has thousands of segments: they are copied several at a time, yet a reader of the channel never
+    finds a playlist whose segments are not there yet, nor the master before every playlist."""
+    files = [f"v{h}/seg_{i:05d}.ts" for h in (720, 360) for i in range(60)] + ["v720/index.m3u8", "v360/index.m3u8",
+             "audio/seg_00000.ts", "audio/index.m3u8", "poster.jpg"]  # fmt: skip
+    store = SlowRecordingStore({("work", f"a1/r/hls/{f}"): b"x" for f in files})
+    variants = [{"uri": f"v{h}/index.m3u8", "width": h * 16 // 9, "height": h, "fps": 25.0, "peak_bps": 3_000_000,
+                 "avg_bps": 2_500_000, "codec": "avc1.64001f"} for h in (720, 360)]  # fmt: skip
+    transcoded = {"hls_uri": "s3://work/a1/r/hls/", "files": files, "variants": variants, "audios": [], "posters": []}
+    ingested = {"asset_id": "a1", "delivery_id": "d1", "delivered_at": "2026-11-28T01:00:00Z", "source": {},
+                "channels": ["web"], "territories": ["US"], "previous": None}  # fmt: skip
+    result = flow.publish(store, BUCKETS, ingested=ingested, transcoded=transcoded, localized=[])
+    assert [p["channel"] for p in result["published"]] == ["web"]
+    written = [w for w in store.writes if w.startswith("web/a1/")]
+    assert sorted(written) == sorted([f"web/a1/{f}" for f in files] + ["web/a1/master.m3u8"])
+    last_media = max(i for i, w in enumerate(written) if not w.endswith(".m3u8"))
+    first_playlist = min(i for i, w in enumerate(written) if w.endswith(".m3u8"))
+    assert last_media < first_playlist and written[-1] == "web/a1/master.m3u8"
+    assert store.most_in_flight > 1, "segments were copied one at a time"
+
+
+def test_each_makes_every_call_then_raises_the_first_error():
+    from mediaflow.store import each
+
+    done = []
+
+    def call(i):
+        if i == 3:
+            raise RuntimeError("copy 3 failed")
+        done.append(i)
+
+    with pytest.raises(RuntimeError, match="copy 3 failed"):
+        each(call, list(range(10)), workers=4)
+    assert sorted(done) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
