@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: run test bench up down status deps ffmpeg chromium scale-deps clean
+.PHONY: run test bench up down status deps ffmpeg postgres chromium scale-deps clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow.runner
@@ -24,7 +24,7 @@ down:            ## stop exactly what `make up` started
 status:
 	$(PY) -m mediaflow.devstack status
 
-deps: $(VENV)/.installed ffmpeg
+deps: $(VENV)/.installed ffmpeg postgres
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -41,6 +41,17 @@ ffmpeg:
 		echo "ffmpeg and ffprobe are needed: run  sudo apt-get install ffmpeg  (Debian/Ubuntu) or  brew install ffmpeg  (macOS)"; exit 1; \
 	fi
 
+# the embedded stack's metadata DB and stage ledger: Debian's PostgreSQL server, started and stopped by the stack on its
+# own port (MEDIAFLOW_PG_PORT, 5433), never as the system service (the package's own cluster is left as it is)
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's postgresql (the embedded stack's metadata DB and ledger)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	else \
+		echo "the embedded stack needs Debian's PostgreSQL server: run  sudo apt-get install --no-install-recommends postgresql"; exit 1; \
+	fi
+
 # the browser tests (tests/ui) drive Debian's chromium with Playwright; Playwright's own browser download is never used
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \
@@ -52,19 +63,20 @@ chromium:
 	fi
 
 # the scale-out checks of make test: Debian's docker-compose validates docker-compose.yaml (no Docker engine needed);
-# PostgreSQL and Redis run the Celery cluster test (tests/integration/test_celery_cluster.py). Never started as services.
+# Redis (and the stack's PostgreSQL, see `postgres`) run the Celery cluster test (tests/integration/test_celery_cluster.py).
+# Never started as services.
 scale-deps:
 	@missing=""; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's$$missing (the scale-out tests: compose validation, the Celery/PostgreSQL/Redis cluster)"; \
+		echo "installing Debian's$$missing (the scale-out tests: compose validation, the Celery/Redis cluster)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
 		echo "the scale-out tests need Debian's$$missing: run  sudo apt-get install --no-install-recommends$$missing"; exit 1; \
 	fi
 
-clean: down
+clean:           ## stop the stack and delete its state (databases, earlier runs included) and out/
+	@if [ -x $(PY) ]; then $(PY) -m mediaflow.devstack clean; fi
 	rm -rf .stack out

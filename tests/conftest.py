@@ -1,6 +1,7 @@
-"""The real embedded stack shared by the integration and browser tests: Airflow standalone (scheduler, triggerer,
-LocalExecutor, SQLite), a local S3 API over HTTP and the SMTP sink, on free ports in a throw-away state folder,
-started and stopped by the same code as `make up` / `make down`. Started on first use, once per session.
+"""The real embedded stack shared by the integration and browser tests: PostgreSQL (Airflow's metadata DB and the
+ledger), Airflow standalone (scheduler, triggerer, LocalExecutor), a local S3 API over HTTP and the SMTP sink, on
+free ports in a throw-away state folder, started and stopped by the same code as `make up` / `make down` (its
+PostgreSQL data is deleted afterwards). Started on first use, once per session.
 
 A test marked `last` runs after every other test of the session (the secrets check reads what they all left)."""
 
@@ -51,6 +52,7 @@ def stack(tmp_path_factory):
         "MEDIAFLOW_S3_CLIENT_PORT": str(gate.port),
         "MEDIAFLOW_S3_RETRY_BUDGET_S": "40",  # rides out a 30 s outage; a longer one fails the call
         "MEDIAFLOW_SMTP_PORT": str(_free_port()),
+        "MEDIAFLOW_PG_PORT": str(_free_port()),
         # test streams beside the real ones: sla_drill (SLAs of seconds), batch_drill (the 300-delivery batch)
         "MEDIAFLOW_EXTRA_STREAMS": str(Path(__file__).parent / "integration" / "streams"),
         "MEDIAFLOW_SLA_CHECK_S": "2",  # the SLA watcher looks every 2 s
@@ -64,11 +66,39 @@ def stack(tmp_path_factory):
         yield st
     finally:
         st.down()
+        st.postgres.remove()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """The stack's PostgreSQL alone (the same server, started and stopped by the same code as `make up`), for tests
+    of what runs on it without Airflow (the ledger). `postgres.new_database()` gives each test an empty database."""
+    st = Stack(state_dir=tmp_path_factory.mktemp("pg") / "state", out_dir=tmp_path_factory.getbasetemp() / "pg-out",
+               airflow_port=0, s3_port=0, smtp_port=0, pg_port=_free_port())  # fmt: skip
+    st._start_postgres()
+    try:
+        yield _Databases(st)
+    finally:
+        st.down()
+        st.postgres.remove()
+
+
+class _Databases:
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self._n = 0
+
+    def new_database(self) -> str:
+        """A new, empty database; its SQLAlchemy URL."""
+        self._n += 1
+        name = f"test_{self._n}"
+        assert self.stack.postgres.sql(f"CREATE DATABASE {name}") is not None
+        return self.stack.pg_url(name)
 
 
 def _let_the_catch_up_batch_end(st: Stack, timeout_s: float = 240) -> None:

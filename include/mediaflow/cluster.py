@@ -10,25 +10,22 @@ Usage: python -m mediaflow.cluster up|down  (state in MEDIAFLOW_STACK_DIR, ports
 MEDIAFLOW_PG_PORT, MEDIAFLOW_REDIS_PORT; MEDIAFLOW_WORKERS workers). The integration test
 tests/integration/test_celery_cluster.py starts one on free ports in a throw-away folder.
 
-PostgreSQL refuses to run as root: as root it runs as Debian's `postgres` user, its data in a folder of its own.
+PostgreSQL is the embedded stack's (mediaflow.pgserver, started by Stack._start_postgres); the cluster is
+throw-away: `down` deletes its data.
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mediaflow.devstack import HOST, PROJECT, Stack, StackError
+from mediaflow.devstack import HOST, Stack, StackError
 
 AIRFLOW_PARTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -39,27 +36,16 @@ def node_name() -> str:
     return os.environ.get("MEDIAFLOW_HOSTNAME") or socket.getfqdn()
 
 
-def postgres_bin(name: str) -> str:
-    """A PostgreSQL server program: Debian keeps them in /usr/lib/postgresql/<version>/bin, off PATH."""
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
-    path = found[-1] if found else shutil.which(name)
-    if not path:
-        raise StackError(f"PostgreSQL's {name} not found: install Debian's postgresql (sudo apt-get install "
-                         "--no-install-recommends postgresql; `make cluster-deps` does it as root)")
-    return path
-
-
 def redis_bin() -> str:
     path = shutil.which("redis-server")
     if not path:
         raise StackError("redis-server not found: install Debian's redis-server (sudo apt-get install "
-                         "--no-install-recommends redis-server; `make cluster-deps` does it as root)")
+                         "--no-install-recommends redis-server; `make scale-deps` does it as root)")
     return path
 
 
 @dataclass(frozen=True)
 class Cluster(Stack):
-    pg_port: int = 5432
     redis_port: int = 6379
     workers: tuple[str, ...] = ("worker-1", "worker-2")
     worker_concurrency: int = 2
@@ -74,31 +60,13 @@ class Cluster(Stack):
         env = os.environ
         n = int(env.get("MEDIAFLOW_WORKERS", 2))
         kw = dict(state_dir=base.state_dir, out_dir=base.out_dir, airflow_port=base.airflow_port, s3_port=base.s3_port,
-                  smtp_port=base.smtp_port, pg_port=int(env.get("MEDIAFLOW_PG_PORT", 5432)),
+                  smtp_port=base.smtp_port, pg_port=base.pg_port,
                   redis_port=int(env.get("MEDIAFLOW_REDIS_PORT", 6379)),
                   workers=tuple(f"worker-{i + 1}" for i in range(n)))  # fmt: skip
         kw.update(over)
         return cls(**kw)
 
     # ------------------------------------------------------------ configuration
-    @property
-    def pg_dir(self) -> Path:
-        """PostgreSQL's data folder: outside state_dir (a test's tmp folder is mode 700, closed to `postgres`)."""
-        link = self.state_dir / "pgdata.path"
-        if link.exists():
-            return Path(link.read_text().strip())
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="mediaflow-pg-"))
-        link.write_text(str(path))
-        return path
-
-    def pg_url(self, db: str, driver: str = "postgresql+psycopg2") -> str:
-        return f"{driver}://postgres@{HOST}:{self.pg_port}/{db}"
-
-    @property
-    def ledger_url(self) -> str:
-        return self.pg_url("ledger")
-
     @property
     def jwt_secret(self) -> str:
         """One secret for every Airflow process: the api-server signs the task tokens the workers present."""
@@ -113,7 +81,6 @@ class Cluster(Stack):
         env = super().env()
         env.update({
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg_url("airflow"),
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{HOST}:{self.redis_port}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": self.pg_url("airflow", "db+postgresql+psycopg2"),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
@@ -124,8 +91,6 @@ class Cluster(Stack):
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             # a task message a dead worker had taken but not started is sent again after this
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
-            "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps({"conn_type": "postgres", "host": HOST, "port": self.pg_port,
-                                                         "login": "postgres", "schema": "ledger"}),
         })  # fmt: skip
         env.update(self.extra_env)
         return env
@@ -137,15 +102,6 @@ class Cluster(Stack):
     def services(self) -> list[str]:
         return ["postgres", "redis", "s3", "smtp", *AIRFLOW_PARTS, *self.workers]
 
-    def _spawn_as(self, service: str, argv: list[str], env: dict, user: str | None = None) -> int:
-        self.log_file(service).parent.mkdir(parents=True, exist_ok=True)
-        self.pid_file(service).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file(service), "ab") as log:
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=PROJECT, start_new_session=True, user=user)  # fmt: skip
-        self.pid_file(service).write_text(str(proc.pid))
-        return proc.pid
-
     def _alive(self, service: str) -> int | None:
         pf = self.pid_file(service)
         try:  # reap it first when it is our child: a dead child stays a zombie, and os.kill(zombie, 0) succeeds
@@ -155,51 +111,10 @@ class Cluster(Stack):
             pass
         return super()._alive(service)
 
-    def _pg_user(self) -> str | None:
-        return "postgres" if os.geteuid() == 0 else None
-
-    def _start_postgres(self) -> None:
-        data, user = self.pg_dir / "data", self._pg_user()
-        if user:
-            shutil.chown(self.pg_dir, user, user)
-        if not (data / "PG_VERSION").exists():
-            proc = subprocess.run([postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                                   "--no-sync", "-E", "UTF8", "--locale=C"], capture_output=True, text=True,
-                                  user=user, cwd="/")  # fmt: skip
-            if proc.returncode != 0:
-                raise StackError(f"initdb failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
-        argv = [postgres_bin("postgres"), "-D", str(data), "-h", HOST, "-p", str(self.pg_port), "-k", str(self.pg_dir),
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "max_connections=200", "-c", "shared_buffers=64MB"]  # fmt: skip
-        env = {"PATH": os.environ.get("PATH", ""), "LANG": "C"}
-        pid = self._spawn_as("postgres", argv, env, user)
-        print(f"[cluster] postgres: started (pid {pid}) on {HOST}:{self.pg_port}")
-        self._wait("postgres", lambda: self._psql("SELECT 1") is not None, 60)
-        for db in ("airflow", "ledger"):
-            if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
-                if self._psql(f"CREATE DATABASE {db}") is None:
-                    raise StackError(f"could not create database {db}")
-
-    def _psql(self, sql: str) -> str | None:
-        import psycopg2
-
-        try:
-            conn = psycopg2.connect(host=HOST, port=self.pg_port, user="postgres", dbname="postgres", connect_timeout=3)
-        except psycopg2.OperationalError:
-            return None
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                row = cur.fetchone() if cur.description else ("ok",)
-            return str(row[0]) if row else ""
-        finally:
-            conn.close()
-
     def _start_redis(self) -> None:
         argv = [redis_bin(), "--port", str(self.redis_port), "--bind", HOST, "--save", "", "--appendonly", "no",
                 "--dir", str(self.state_dir), "--daemonize", "no"]  # fmt: skip
-        pid = self._spawn_as("redis", argv, self.env())
+        pid = self._spawn("redis", argv)
         print(f"[cluster] redis: started (pid {pid}) on {HOST}:{self.redis_port}")
         self._wait("redis", lambda: self._port_open(self.redis_port), 30)
 
@@ -211,17 +126,18 @@ class Cluster(Stack):
             if self._port_open(port):
                 raise StackError(f"{service}: port {HOST}:{port} is already in use")
         self._start_postgres()
+        self.postgres.create_databases()
         self._start_redis()
         py, bin_dir = sys.executable, Path(sys.executable).parent
-        self._spawn_as("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)], self.env())
-        self._spawn_as("smtp", [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
-                                "--dir", str(self.out_dir / "mail")], self.env())  # fmt: skip
+        self._spawn("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)])
+        self._spawn("smtp", [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
+                             "--dir", str(self.out_dir / "mail")])  # fmt: skip
         self._prepare_airflow()  # db migrate (PostgreSQL) and the transcode pool, meanwhile S3 starts
         self._wait("s3", lambda: self._http_ok(self.s3_url + "/moto-api/"), 60)
         self.create_buckets()
         airflow = str(bin_dir / "airflow")
         for part in AIRFLOW_PARTS:
-            self._spawn_as(part, [airflow, *part.split()], self.env())
+            self._spawn(part, [airflow, *part.split()])
         for name in workers:
             self._spawn_worker(name)
         self._wait("api-server", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240)
@@ -236,9 +152,9 @@ class Cluster(Stack):
     def _spawn_worker(self, name: str) -> None:
         # own Celery node name; no log server (one per host port; the logs are on this host's disk anyway)
         airflow = str(Path(sys.executable).parent / "airflow")
-        self._spawn_as(name, [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
-                              "--concurrency", str(self.worker_concurrency), "--skip-serve-logs"],
-                       self.worker_env(name))  # fmt: skip
+        self._spawn(name, [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
+                           "--concurrency", str(self.worker_concurrency), "--skip-serve-logs"],
+                    env=self.worker_env(name))  # fmt: skip
 
     def _wait_worker(self, name: str) -> None:
         self._wait(name, lambda: "ready." in self.log_file(name).read_text(errors="replace"), 180)
@@ -271,7 +187,8 @@ class Cluster(Stack):
             try:
                 pid = int(pf.read_text().strip())
                 groups.append((pid, os.getpgid(pid)))
-                os.killpg(os.getpgid(pid), signal.SIGTERM)
+                # PostgreSQL: SIGINT, its fast shutdown (SIGTERM would wait for its clients to leave)
+                os.killpg(os.getpgid(pid), signal.SIGINT if service == "postgres" else signal.SIGTERM)
             except (OSError, ValueError):
                 pass
             pf.unlink(missing_ok=True)
@@ -293,8 +210,8 @@ class Cluster(Stack):
                 os.waitpid(pid, 0)
             except (OSError, ChildProcessError):
                 pass
-        shutil.rmtree(self.pg_dir, ignore_errors=True)
-        (self.state_dir / "pgdata.path").unlink(missing_ok=True)
+        self.postgres.remove()
+
 
 def main(argv: list[str]) -> int:
     cluster = Cluster.from_env()

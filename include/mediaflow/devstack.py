@@ -1,10 +1,13 @@
-"""The embedded stack: Airflow standalone, a local S3 API (moto server) and an SMTP sink, as plain processes.
+"""The embedded stack: PostgreSQL, Airflow standalone, a local S3 API (moto server) and an SMTP sink, as plain processes.
 
-Usage: python -m mediaflow.devstack up|down|status|env
+Usage: python -m mediaflow.devstack up|down|status|env|clean
 
-State lives in MEDIAFLOW_STACK_DIR (default <project>/.stack): Airflow's home and SQLite DB, pid files, logs.
-`down` stops exactly the processes `up` started (their pid files), each with its whole process group.
-Ports come from MEDIAFLOW_AIRFLOW_PORT (8080), MEDIAFLOW_S3_PORT (9000), MEDIAFLOW_SMTP_PORT (1025).
+State lives in MEDIAFLOW_STACK_DIR (default <project>/.stack): Airflow's home, PostgreSQL's data (Airflow's metadata
+DB and the stage ledger, two databases of one server: mediaflow.pgserver), pid files, logs.
+`down` stops exactly the processes `up` started (their pid files), each with its whole process group; the databases
+are kept. `clean` stops the stack and deletes its state, PostgreSQL's data included.
+Ports come from MEDIAFLOW_AIRFLOW_PORT (8080), MEDIAFLOW_S3_PORT (9000), MEDIAFLOW_SMTP_PORT (1025),
+MEDIAFLOW_PG_PORT (5433: beside a system PostgreSQL on 5432, never on it).
 MEDIAFLOW_S3_CLIENT_PORT, when set, is where Airflow and its tasks reach the S3 API instead of MEDIAFLOW_S3_PORT:
 a proxy sits there (the tests put a fault gate there to take storage down and bring it back).
 """
@@ -23,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediaflow.pgserver import PostgresError, PostgresServer
 from mediaflow.store import Buckets
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -30,7 +34,7 @@ HOST = "127.0.0.1"
 # The local S3 emulator accepts any key pair. The secret is still random per stack (Stack.s3_secret), so a test can
 # grep logs, XCom and outputs for it: a secret that equals a name would be found everywhere and prove nothing.
 LOCAL_S3_KEY = "mediaflow-local"
-SERVICES = ("s3", "smtp", "airflow")
+SERVICES = ("postgres", "s3", "smtp", "airflow")  # started in this order, stopped in reverse
 SERVICE_USER = "mediaflow_batch"
 VIEWER = "viewer"
 # SimpleAuthManager users and roles. admin: people; mediaflow_batch: the service account the batch and the uploader
@@ -50,6 +54,7 @@ class Stack:
     s3_port: int
     smtp_port: int
     s3_client_port: int | None = None  # a proxy in front of the S3 API for Airflow's side, if any
+    pg_port: int = 5433
 
     @classmethod
     def from_env(cls) -> "Stack":
@@ -61,6 +66,7 @@ class Stack:
             s3_port=int(env.get("MEDIAFLOW_S3_PORT", 9000)),
             smtp_port=int(env.get("MEDIAFLOW_SMTP_PORT", 1025)),
             s3_client_port=int(env["MEDIAFLOW_S3_CLIENT_PORT"]) if env.get("MEDIAFLOW_S3_CLIENT_PORT") else None,
+            pg_port=int(env.get("MEDIAFLOW_PG_PORT", 5433)),
         )
 
     # ------------------------------------------------------------ paths and environment
@@ -82,9 +88,16 @@ class Stack:
         return f"http://{HOST}:{self.airflow_port}"
 
     @property
+    def postgres(self) -> PostgresServer:
+        return PostgresServer(state_dir=self.state_dir, port=self.pg_port)
+
+    def pg_url(self, db: str, driver: str = "postgresql+psycopg2") -> str:
+        return self.postgres.url(db, driver)
+
+    @property
     def ledger_url(self) -> str:
-        """The stage ledger: its own SQLite file, never Airflow's metadata DB."""
-        return f"sqlite:///{self.state_dir / 'ledger.db'}"
+        """The stage ledger: a database of its own on the stack's PostgreSQL, never Airflow's metadata DB."""
+        return self.pg_url("ledger")
 
     def pid_file(self, service: str) -> Path:
         return self.state_dir / "pids" / f"{service}.pid"
@@ -115,8 +128,9 @@ class Stack:
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
             "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")]),
             "AIRFLOW_HOME": str(self.airflow_home),
-            # SQLite takes one writer at a time: wait up to 60 s for the lock rather than the default 5 s
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home}/airflow.db?timeout=60",
+            # PostgreSQL started by the stack: concurrent writers (SQLite took one at a time and failed the API
+            # server's writes under a night's load); the async engine (asyncpg) is derived from this URL
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg_url("airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -137,14 +151,38 @@ class Stack:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             # on 2 busy cores a task's first call to the execution API can take longer than the default 5 s
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+            # The control plane under a night's load (docs/performance.md, "Control plane under load"). A DAG file
+            # parses in well under a second; a parse still running after 180 s is hung, not slow (the default 50 s
+            # killed parses the busy machine had only delayed).
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
+            # A DAG is deactivated when its file's latest parse ended more than this after the DAG was last written:
+            # a killed or failed parse counts as one that ended. 900 s = four killed parses in a row (each 180 s,
+            # 60 s apart: 16 minutes of a hung file) before a DAG whose file exists is deactivated; a stream whose
+            # spec was removed leaves within about 15 minutes. (A deleted DAG file deactivates its DAGs at the next refresh, whatever this.)
+            "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "900",
+            # each file is parsed again every 60 s (default 30): the DAG files change only when a spec is edited,
+            # and every parse is a process of CPU the night's media work could use
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+            # new and deleted DAG files are seen within 20 s (listing dags/ is cheap; a changed file is re-parsed then)
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            # two parsing processes (the default): one hung file never holds back the others
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",
+            # every value-stream run holds its SLA watcher (a deferred trigger) for its whole life and a run awaiting
+            # human review its HITL wait too: a night of 300 titles is up to ~600 triggers; beyond the capacity
+            # triggers wait unassigned (the SLA is not watched), so 1000 (Airflow's default, stated on purpose)
+            "AIRFLOW__TRIGGERER__CAPACITY": "1000",
+            # the scheduler looks at 50 runs per loop (default 20): with hundreds of runs alive a finished task's
+            # successor is queued within a few loops, not fifteen; and it may queue as many task instances per loop
+            # as there are executor slots (0 = [core] parallelism; default 16)
+            "AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "50",
+            "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "0",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
             **({"AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API": json.dumps({"conn_type": "http", "host": HOST, "port": self.airflow_port,
                 "schema": "http", "login": SERVICE_USER, "password": self.password(SERVICE_USER)})}
                if self.password(SERVICE_USER) else {}),  # fmt: skip
-            "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(self.state_dir / "ledger.db")}),
+            "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps(self.postgres.connection("ledger")),
             "MEDIAFLOW_LEDGER_SPOOL": str(self.state_dir / "ledger-spool"),
             # a title's source is read from the S3 API once per machine, not by ingest, transcode and QC each
             "MEDIAFLOW_CACHE_DIR": str(self.state_dir / "cache"),
@@ -231,22 +269,38 @@ class Stack:
             try:
                 s.bind((HOST, port))
             except OSError:
-                var = {"s3": "MEDIAFLOW_S3_PORT", "smtp": "MEDIAFLOW_SMTP_PORT", "airflow": "MEDIAFLOW_AIRFLOW_PORT"}[service]
+                var = {"s3": "MEDIAFLOW_S3_PORT", "smtp": "MEDIAFLOW_SMTP_PORT", "airflow": "MEDIAFLOW_AIRFLOW_PORT",
+                       "postgres": "MEDIAFLOW_PG_PORT"}[service]
                 raise StackError(
                     f"{service}: port {HOST}:{port} is already in use by another process. Stop it, or choose "
                     f"another port with {var}=<port>."
                 ) from None
 
-    def _spawn(self, service: str, argv: list[str]) -> int:
+    def _spawn(self, service: str, argv: list[str], *, env: dict | None = None, user: str | None = None) -> int:
+        """Start a service in its own process group (`down` ends it and all its children), with the stack's
+        environment unless `env` is given, as `user` when given (PostgreSQL as Debian's `postgres` under root)."""
         self.log_file(service).parent.mkdir(parents=True, exist_ok=True)
         self.pid_file(service).parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file(service), "ab")
-        proc = subprocess.Popen(
-            argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=PROJECT, start_new_session=True,  # own process group: `down` ends it and all its children
-        )  # fmt: skip
+        with open(self.log_file(service), "ab") as log:
+            proc = subprocess.Popen(
+                argv, env=self.env() if env is None else env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, cwd=PROJECT, start_new_session=True, user=user,
+            )  # fmt: skip
         self.pid_file(service).write_text(str(proc.pid))
         return proc.pid
+
+    def _start_postgres(self) -> None:
+        """Start the stack's PostgreSQL (initdb on first use) and wait until it takes connections."""
+        pg = self.postgres
+        try:
+            pg.init()
+            argv = pg.argv()
+        except PostgresError as e:
+            raise StackError(str(e)) from None
+        pid = self._spawn("postgres", argv, env=pg.env(), user=pg.os_user)
+        print(f"[stack] postgres: started (pid {pid}) on {HOST}:{self.pg_port}, data {pg.data_dir}, "
+              f"log {self.log_file('postgres')}")  # fmt: skip
+        self._wait("postgres", pg.ready, 60)
 
     def _wait(self, service: str, ready, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -279,6 +333,7 @@ class Stack:
         py = sys.executable
         bin_dir = Path(py).parent
         plan = {
+            "postgres": (self.pg_port, None),
             "s3": (self.s3_port, [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)]),
             "smtp": (self.smtp_port, [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
                                       "--dir", str(self.out_dir / "mail")]),  # fmt: skip
@@ -288,12 +343,16 @@ class Stack:
         for service in SERVICES:
             if service not in running:
                 self._check_port(service, plan[service][0])
-        if "s3" not in running:
-            self._retire_stale_runs()
         for service in SERVICES:
             if service in running:
                 print(f"[stack] {service}: already running (pid {self._alive(service)})")
                 continue
+            if service == "postgres":
+                self._start_postgres()
+                continue
+            if service == "s3":  # PostgreSQL is up: the runs of an earlier stack are retired, fresh DBs made
+                self._retire_stale_runs()
+                self.postgres.create_databases()
             if service == "airflow":
                 self._prepare_airflow()
             pid = self._spawn(service, plan[service][1])
@@ -313,19 +372,21 @@ class Stack:
     def _retire_stale_runs(self) -> None:
         """The local S3 API keeps objects in memory: a fresh one starts empty. Airflow's runs and the ledger from an
         earlier `up` would then point at objects that are gone (and the batch's deterministic run ids would adopt
-        those runs: titles 'failed' with no outcome). They move to .stack/previous/<time>/, kept, not deleted."""
-        stale = [p for p in (self.airflow_home / "airflow.db", self.state_dir / "ledger.db") if p.exists()]
-        if not stale:
+        those runs: titles 'failed' with no outcome). Their databases are renamed airflow_prev_<time> and
+        ledger_prev_<time> on the stack's PostgreSQL, kept, not dropped; `up` then makes fresh ones."""
+        from mediaflow.pgserver import DATABASES
+
+        if not set(DATABASES) & set(self.postgres.databases()):
             return
         if self._alive("airflow"):
             raise StackError("Airflow is running but the S3 API is not: `make down`, then `make up`")
-        dest = self.state_dir / "previous" / time.strftime("%Y%m%dT%H%M%S")
-        dest.mkdir(parents=True, exist_ok=True)
-        for path in stale:
-            for part in path.parent.glob(path.name + "*"):  # the DB with its -wal/-shm files
-                part.rename(dest / part.name)
+        moved = self.postgres.retire()
         print(f"[stack] the S3 API starts empty (it keeps objects in memory): the earlier Airflow runs and ledger "
-              f"moved to {dest}")
+              f"are kept as databases {', '.join(moved)} on {HOST}:{self.pg_port}")
+
+    def previous_runs(self) -> list[str]:
+        """The databases of earlier stacks that `up` retired (see _retire_stale_runs), oldest first."""
+        return [db for db in self.postgres.databases() if "_prev_" in db]
 
     def _prepare_airflow(self) -> None:
         """Migrate the DB and create the transcode pool before the scheduler starts."""
@@ -394,9 +455,19 @@ class Stack:
             if pid is None:
                 print(f"[stack] {service}: not running")
                 continue
-            _stop_group(pid)
+            # PostgreSQL: SIGINT is its fast shutdown (sessions ended, a clean checkpoint); SIGTERM would wait for
+            # every client to leave
+            _stop_group(pid, first=signal.SIGINT if service == "postgres" else signal.SIGTERM)
             self.pid_file(service).unlink(missing_ok=True)
             print(f"[stack] {service}: stopped (pid {pid})")
+
+    def clean(self) -> None:
+        """Stop the stack and delete its state: Airflow's home, the databases (earlier runs included), logs."""
+        import shutil
+
+        self.down()
+        self.postgres.remove()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def status(self) -> dict[str, int | None]:
         return {s: self._alive(s) for s in SERVICES}
@@ -405,13 +476,13 @@ class Stack:
         return all(self.status().values())
 
 
-def _stop_group(pid: int, grace: float = 30.0) -> None:
+def _stop_group(pid: int, grace: float = 30.0, first: int = signal.SIGTERM) -> None:
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
     try:
-        os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, first)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
@@ -439,6 +510,8 @@ def main(argv: list[str]) -> int:
             stack.up()
         elif cmd == "down":
             stack.down()
+        elif cmd == "clean":
+            stack.clean()
         elif cmd == "status":
             for service, pid in stack.status().items():
                 print(f"{service}: {'running (pid %s)' % pid if pid else 'stopped'}")

@@ -1,7 +1,8 @@
 """The stage ledger: one row per task-instance attempt, one per run, and the alert outbox, in a database of its own.
 
-A SQLite file on the embedded stack, PostgreSQL in docker-compose (the `mediaflow_ledger` connection chooses);
-never Airflow's metadata DB, which workers must not write. Plain SQLAlchemy Core, no Airflow imports.
+PostgreSQL (a database of the embedded stack's server, docker-compose's ledger-db) or a SQLite file (unit tests):
+the `mediaflow_ledger` connection chooses; never Airflow's metadata DB, which workers must not write. Plain
+SQLAlchemy Core, no Airflow imports.
 
 Writes are idempotent upserts keyed by (dag, run, task, map index, try): a replayed event changes nothing, and a
 late `running` event never turns a finished attempt back into a running one. `safe()` wraps a write so that a
@@ -170,6 +171,19 @@ def stage_of(task_id: str) -> str | None:
 
 _ENGINES: dict[str, sa.Engine] = {}
 _LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process must not use its parent's pooled connections (one socket, two processes: the scheduler's
+    listener holds some when LocalExecutor forks a worker, whose tasks then write the ledger). Each engine gets a
+    new pool, the parent's connections are left to the parent (SQLAlchemy's recipe for os.fork)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    for eng in _ENGINES.values():
+        eng.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def engine_for(url: str) -> sa.Engine:

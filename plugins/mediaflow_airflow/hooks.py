@@ -89,8 +89,9 @@ class FFmpegHook(SubprocessHook):
 
 
 class LedgerHook(BaseHook):
-    """The stage ledger's database, chosen by a connection: `sqlite` (host = file path) on the embedded stack,
-    `postgres` in docker-compose; `extra.sqlalchemy_url` overrides both. Never Airflow's metadata DB."""
+    """The stage ledger's database, chosen by a connection: `postgres` (the embedded stack's PostgreSQL,
+    docker-compose's ledger-db) or `sqlite` (host = file path); `extra.sqlalchemy_url` overrides both. Never Airflow's
+    metadata DB."""
 
     conn_name_attr = "ledger_conn_id"
     default_conn_name = "mediaflow_ledger"

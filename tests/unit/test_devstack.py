@@ -1,19 +1,33 @@
-"""The embedded stack's process control: clear messages instead of hangs, and `down` stops only its own."""
+"""The embedded stack's process control: clear messages instead of hangs, `down` stops only its own (its PostgreSQL
+included), and a fresh S3 API retires the earlier runs' databases."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 
+import psutil
 import pytest
 
 from mediaflow.devstack import Stack, StackError
+from mediaflow.ledger import Ledger
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _stack(tmp_path, **ports) -> Stack:
-    base = {"airflow_port": 1, "s3_port": 1, "smtp_port": 1}
+    base = {"airflow_port": 1, "s3_port": 1, "smtp_port": 1, "pg_port": _free_port()}
     base.update(ports)
     return Stack(state_dir=tmp_path / "state", out_dir=tmp_path / "out", **base)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_port_in_use_is_named_with_the_variable_to_change(tmp_path):
@@ -56,16 +70,53 @@ def test_down_stops_exactly_what_up_started(tmp_path):
 
 def test_a_fresh_s3_retires_the_runs_and_ledger_of_an_earlier_up(tmp_path, capsys):
     """moto keeps objects in memory: after `make down`, the next `up` starts with empty buckets, so the Airflow
-    runs and ledger of the earlier stack (whose objects are gone) are moved aside, kept, not reused. Reusing them
-    made a second `make run` on the same day adopt the old runs and report its titles failed."""
+    runs and ledger of the earlier stack (whose objects are gone) are set aside, kept, not reused. Reusing them
+    made a second `make run` on the same day adopt the old runs and report its titles failed. On PostgreSQL the
+    databases are renamed; `down` leaves neither a server process nor its port behind."""
     stack = _stack(tmp_path)
-    stack.airflow_home.mkdir(parents=True)
-    for path in (stack.airflow_home / "airflow.db", stack.state_dir / "ledger.db", stack.state_dir / "ledger.db-wal"):
-        path.write_text("old")
-    stack._retire_stale_runs()
-    (moved,) = (stack.state_dir / "previous").iterdir()
-    assert sorted(p.name for p in moved.iterdir()) == ["airflow.db", "ledger.db", "ledger.db-wal"]
-    assert not (stack.airflow_home / "airflow.db").exists() and not (stack.state_dir / "ledger.db").exists()
-    assert "moved to" in capsys.readouterr().out
-    stack._retire_stale_runs()  # nothing left to move: nothing happens
-    assert len(list((stack.state_dir / "previous").iterdir())) == 1
+    stack._start_postgres()
+    try:
+        stack.postgres.create_databases()
+        Ledger(stack.ledger_url).record_run(dag_id="value_stream__news_clip", run_id="manual__old", asset_id="old")
+        assert stack.postgres.sql("CREATE TABLE dag_run (run_id text)", db="airflow") == "ok"
+
+        stack._retire_stale_runs()  # what `up` does when the S3 API starts empty, then:
+        stack.postgres.create_databases()
+
+        retired = stack.previous_runs()
+        assert sorted(db.split("_prev_")[0] for db in retired) == ["airflow", "ledger"], retired
+        assert "are kept as databases" in capsys.readouterr().out
+        old_ledger = next(db for db in retired if db.startswith("ledger_"))
+        assert Ledger(stack.pg_url(old_ledger)).run("value_stream__news_clip", "manual__old")["asset_id"] == "old"
+        assert stack.postgres.sql("SELECT to_regclass('stage_runs')", db="ledger") == "None", "a fresh ledger"
+        assert stack.postgres.sql("SELECT to_regclass('dag_run')", db="airflow") == "None", "a fresh Airflow DB"
+        assert stack.postgres.sql("SELECT to_regclass('dag_run')", db=retired[0]) == "dag_run"
+
+        stack._retire_stale_runs()  # the fresh ones go too the next time: each earlier stack is kept apart
+        assert len(stack.previous_runs()) == 4
+        stack._retire_stale_runs()  # nothing left to retire: nothing happens
+        assert len(stack.previous_runs()) == 4
+    finally:
+        server = psutil.Process(stack.status()["postgres"])
+        processes = [server, *server.children(recursive=True)]  # the postmaster, its backends and workers
+        stack.down()
+    assert stack.status()["postgres"] is None
+    assert not [p.pid for p in processes if p.is_running()], "a process of the stack's PostgreSQL outlived down"
+    assert _port_free(stack.pg_port)
+    stack.postgres.remove()
+
+
+def test_the_databases_outlive_down_and_up(tmp_path):
+    """`make down` then `make up` (S3 still running is not needed for this): the server comes back on the same data."""
+    stack = _stack(tmp_path)
+    try:
+        stack._start_postgres()
+        stack.postgres.create_databases()
+        Ledger(stack.ledger_url).record_run(dag_id="value_stream__news_clip", run_id="manual__1", asset_id="kept")
+        stack.down()
+        assert _port_free(stack.pg_port)
+        stack._start_postgres()
+        assert Ledger(stack.ledger_url).run("value_stream__news_clip", "manual__1")["asset_id"] == "kept"
+    finally:
+        stack.down()
+        stack.postgres.remove()

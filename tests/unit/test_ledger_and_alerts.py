@@ -1,8 +1,10 @@
-"""The stage ledger (a real SQLite file through SQLAlchemy), the alert outbox, and the SLA watcher's decisions."""
+"""The stage ledger, the alert outbox, and the SLA watcher's decisions, through SQLAlchemy on both databases the ledger
+runs on: PostgreSQL (the embedded stack's and docker-compose's) and a SQLite file."""
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -20,10 +22,18 @@ def at(s: float) -> datetime:
     return T0 + timedelta(seconds=s)
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def ledger_url(request, tmp_path):
+    """An empty ledger database: one on the stack's PostgreSQL server, or a SQLite file."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").new_database()
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
 @pytest.fixture
-def led(tmp_path, monkeypatch):
+def led(ledger_url, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIAFLOW_LEDGER_SPOOL", str(tmp_path / "spool"))
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    return Ledger(ledger_url)
 
 
 def attempt(led, task, state, start, end=None, *, try_number=1, map_index=-1, run=RUN):
@@ -100,10 +110,15 @@ def test_an_alert_is_raised_once_per_run_and_key(led):
     assert led.pending_alerts(DAG, RUN) == []
 
 
-def test_a_ledger_outage_never_raises_and_the_write_is_replayed(tmp_path, monkeypatch):
+def test_a_ledger_outage_never_raises_and_the_write_is_replayed(ledger_url, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIAFLOW_LEDGER_SPOOL", str(tmp_path / "spool"))
-    good = f"sqlite:///{tmp_path / 'ledger.db'}"
-    url = {"value": "sqlite:////nonexistent-dir/ledger.db"}  # the database cannot be opened
+    good = ledger_url
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    down = {"postgresql": f"postgresql+psycopg2://postgres@127.0.0.1:{closed}/ledger",  # the server is unreachable
+            "sqlite": "sqlite:////nonexistent-dir/ledger.db"}  # the database cannot be opened  # fmt: skip
+    url = {"value": down[good.split(":")[0].split("+")[0]]}
     kwargs = dict(dag_id=DAG, run_id=RUN, task_id="ingest.ingest_delivery", map_index=-1, try_number=1,
                   state="success", started_at=at(0), ended_at=at(3))  # fmt: skip
     before = dict(ledger.OUTAGES)
