@@ -28,7 +28,7 @@ class AirflowApi:
             return json.loads(r.read())["access_token"]
 
     def request(self, method: str, path: str, body: dict | None = None, *, ok_missing: bool = False):
-        """One call; a 5xx or a time-out (SQLite busy under load on the embedded stack) is retried with backoff.
+        """One call; a 5xx or a time-out (an API server busy under load) is retried with backoff.
 
         Retrying a POST is safe here: the only POST is a trigger with a fixed run id (409 on a repeat).
         """

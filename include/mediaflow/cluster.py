@@ -126,7 +126,7 @@ class Cluster(Stack):
             if self._port_open(port):
                 raise StackError(f"{service}: port {HOST}:{port} is already in use")
         self._start_postgres()
-        self.postgres.create_databases()
+        self._create_databases()
         self._start_redis()
         py, bin_dir = sys.executable, Path(sys.executable).parent
         self._spawn("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)])

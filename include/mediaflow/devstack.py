@@ -276,15 +276,16 @@ class Stack:
                     f"another port with {var}=<port>."
                 ) from None
 
-    def _spawn(self, service: str, argv: list[str], *, env: dict | None = None, user: str | None = None) -> int:
+    def _spawn(self, service: str, argv: list[str], *, env: dict | None = None, as_user: dict | None = None) -> int:
         """Start a service in its own process group (`down` ends it and all its children), with the stack's
-        environment unless `env` is given, as `user` when given (PostgreSQL as Debian's `postgres` under root)."""
+        environment unless `env` is given, as another user when `as_user` (Popen's user, group, extra_groups) says
+        so (PostgreSQL as Debian's `postgres` under root)."""
         self.log_file(service).parent.mkdir(parents=True, exist_ok=True)
         self.pid_file(service).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file(service), "ab") as log:
             proc = subprocess.Popen(
                 argv, env=self.env() if env is None else env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=PROJECT, start_new_session=True, user=user,
+                stdin=subprocess.DEVNULL, cwd=PROJECT, start_new_session=True, **(as_user or {}),
             )  # fmt: skip
         self.pid_file(service).write_text(str(proc.pid))
         return proc.pid
@@ -297,7 +298,7 @@ class Stack:
             argv = pg.argv()
         except PostgresError as e:
             raise StackError(str(e)) from None
-        pid = self._spawn("postgres", argv, env=pg.env(), user=pg.os_user)
+        pid = self._spawn("postgres", argv, env=pg.env(), as_user=pg.as_user())
         print(f"[stack] postgres: started (pid {pid}) on {HOST}:{self.pg_port}, data {pg.data_dir}, "
               f"log {self.log_file('postgres')}")  # fmt: skip
         self._wait("postgres", pg.ready, 60)
@@ -350,10 +351,10 @@ class Stack:
             if service == "postgres":
                 self._start_postgres()
                 continue
-            if service == "s3":  # PostgreSQL is up: the runs of an earlier stack are retired, fresh DBs made
+            if service == "s3":  # a fresh S3 API: the runs of an earlier stack are retired (PostgreSQL is up)
                 self._retire_stale_runs()
-                self.postgres.create_databases()
             if service == "airflow":
+                self._create_databases()
                 self._prepare_airflow()
             pid = self._spawn(service, plan[service][1])
             print(f"[stack] {service}: started (pid {pid}), log {self.log_file(service)}")
@@ -380,9 +381,19 @@ class Stack:
             return
         if self._alive("airflow"):
             raise StackError("Airflow is running but the S3 API is not: `make down`, then `make up`")
-        moved = self.postgres.retire()
+        try:
+            moved = self.postgres.retire()
+        except PostgresError as e:
+            raise StackError(str(e)) from None
         print(f"[stack] the S3 API starts empty (it keeps objects in memory): the earlier Airflow runs and ledger "
               f"are kept as databases {', '.join(moved)} on {HOST}:{self.pg_port}")
+
+    def _create_databases(self) -> None:
+        """Airflow's metadata DB and the ledger, where missing (a first `up`, or one after a retirement)."""
+        try:
+            self.postgres.create_databases()
+        except PostgresError as e:
+            raise StackError(str(e)) from None
 
     def previous_runs(self) -> list[str]:
         """The databases of earlier stacks that `up` retired (see _retire_stale_runs), oldest first."""

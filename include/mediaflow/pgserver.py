@@ -68,6 +68,11 @@ class PostgresServer:
         """The user the server runs as: Debian's `postgres` when we are root (PostgreSQL refuses root), else us."""
         return "postgres" if os.geteuid() == 0 else None
 
+    def as_user(self) -> dict:
+        """Popen arguments that run a process as `os_user`: its uid, its group, none of root's groups."""
+        user = self.os_user
+        return {"user": user, "group": user, "extra_groups": []} if user else {}
+
     @property
     def root(self) -> Path:
         """The folder holding the data folder: <state>/postgres, or one `postgres` can reach (see module doc)."""
@@ -86,7 +91,7 @@ class PostgresServer:
         if self.os_user is None:
             return True
         folder.mkdir(parents=True, exist_ok=True)
-        return subprocess.run(["test", "-x", str(folder)], user=self.os_user, cwd="/").returncode == 0
+        return subprocess.run(["test", "-x", str(folder)], cwd="/", **self.as_user()).returncode == 0
 
     @property
     def data_dir(self) -> Path:
@@ -127,7 +132,7 @@ class PostgresServer:
         try:
             proc = subprocess.run([postgres_bin("initdb"), "-D", str(self.data_dir), "-U", ROLE, "--pwfile", str(pwfile),
                                    "--auth=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"],
-                                  capture_output=True, text=True, user=user, cwd="/")  # fmt: skip
+                                  capture_output=True, text=True, cwd="/", **self.as_user())  # fmt: skip
         finally:
             pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:

@@ -10,7 +10,7 @@ tasks (each task instance names its worker: the cluster's hostname_callable).
 
 Every title: status `published`, channel web, the rungs mediaflow.ladder.select_renditions picks for the source,
 every segment a playlist names present, the same set of keys (killed or not). Then the same deliveries go through
-the session's embedded stack (LocalExecutor, SQLite): the same statuses and the same published objects, key, size
+the session's embedded stack (LocalExecutor): the same statuses and the same published objects, key, size
 and ETag.
 """
 
@@ -227,7 +227,7 @@ def _objects(s3, uri: str) -> dict[str, tuple[int, str]]:
 
 
 def test_the_embedded_stack_publishes_the_same_objects_for_the_same_deliveries(stack):
-    """The same deliveries through the embedded stack (LocalExecutor, SQLite): the same statuses and the same
+    """The same deliveries through the embedded stack (LocalExecutor): the same statuses and the same
     published objects, key for key, size for size, byte for byte (ETags): where a task runs does not change what
     it makes, killed worker and retry included."""
     if not CLUSTER_RESULT:

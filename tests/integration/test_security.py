@@ -348,7 +348,8 @@ def test_only_the_assigned_reviewer_may_answer_a_review(stack, api, review_run):
 
 
 def _secrets(stack) -> dict[str, str]:
-    found = {"S3 secret key": stack.s3_secret, **{f"password of {u}": stack.password(u) for u in USERS}}
+    found = {"S3 secret key": stack.s3_secret, "PostgreSQL password": stack.postgres.password,
+             **{f"password of {u}": stack.password(u) for u in USERS}}  # fmt: skip
     assert all(v and len(v) >= 16 for v in found.values()), "every secret is a long random string"
     return found
 
@@ -379,15 +380,19 @@ def _paged(api, path: str, key: str) -> list[dict]:
 @pytest.mark.last
 def test_no_secret_in_logs_xcom_or_outputs(stack, api):
     """Runs after every other test of the session, over everything they left: every file of the stack's state
-    folder (service logs, Airflow's task logs, its DB, the ledger) and of its out folder (summary, report, mails,
+    folder (service logs, Airflow's task logs), of PostgreSQL's data (Airflow's DB, the ledger) and of its out folder (summary, report, mails,
     published files), and through the REST API every XCom value, run conf and rendered template field."""
     secrets = _secrets(stack)
     assert stack.env()["AWS_SECRET_ACCESS_KEY"] == secrets["S3 secret key"], "the secret grepped for is the one in use"
-    holders = {stack.state_dir / "s3_secret", stack.password_file}  # where they are kept, on purpose
+    # where they are kept, on purpose
+    holders = {stack.state_dir / "s3_secret", stack.password_file, stack.state_dir / "pg_password"}
     # the scan finds a secret where there is one
     assert _files_holding([stack.state_dir], secrets, set()) != []
     assert list((stack.airflow_home / "logs").rglob("*.log")), "task logs were written and are read"
-    assert _files_holding([stack.state_dir, stack.out_dir], secrets, holders) == []
+    assert stack.postgres.sql("CHECKPOINT") == "ok", "the databases' pages are on disk to be read"
+    roots = [stack.state_dir, stack.out_dir, *([] if stack.postgres.root.is_relative_to(stack.state_dir) else [stack.postgres.root])]
+    assert list(stack.postgres.data_dir.rglob("*")), "PostgreSQL's data is read"
+    assert _files_holding(roots, secrets, holders) == []
 
     def leaks(blob, where: str) -> list[str]:
         text = json.dumps(blob)

@@ -1,15 +1,20 @@
-"""The embedded stack's parts a user relies on besides the DAGs: buckets, the SMTP sink, the UI login."""
+"""The embedded stack's parts a user relies on besides the DAGs: buckets, the SMTP sink, the UI login, its databases."""
 
 from __future__ import annotations
 
+import json
 import smtplib
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
 
 from mediaflow.devstack import HOST
+from mediaflow.ledger import Ledger
 from mediaflow.store import Buckets
 
 pytestmark = pytest.mark.integration
@@ -40,3 +45,20 @@ def test_ui_login_works_with_the_printed_password(stack, api):
     assert api.dag("value_stream__series_episode")["is_paused"] is False
     with urllib.request.urlopen(stack.api_url + "/", timeout=10) as r:
         assert r.status == 200
+
+
+def test_airflow_and_the_ledger_run_on_the_stacks_postgresql(stack, api):
+    """Airflow's metadata DB and the ledger take concurrent writers: both are databases of the PostgreSQL the stack
+    started, as Airflow itself reports, what Airflow and the tasks wrote is there, and no SQLite file is made."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    proc = subprocess.run([airflow, "config", "get-value", "database", "sql_alchemy_conn"], env=stack.env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert proc.stdout.strip() == stack.pg_url("airflow")
+    assert stack.pg_url("airflow").startswith("postgresql+psycopg2://postgres:") and f":{stack.pg_port}/" in stack.pg_url("airflow")
+    assert api.dag("value_stream__series_episode")["is_stale"] is False
+    assert stack.postgres.sql("SELECT count(*) FROM dag WHERE dag_id = 'value_stream__series_episode'", db="airflow") == "1"
+    conn = json.loads(stack.env()["AIRFLOW_CONN_MEDIAFLOW_LEDGER"])
+    assert (conn["conn_type"], conn["port"], conn["schema"]) == ("postgres", stack.pg_port, "ledger")
+    assert Ledger(stack.ledger_url).engine.dialect.name == "postgresql"
+    assert not [p for p in stack.state_dir.rglob("*.db") if p.is_file()], "no SQLite database"

@@ -80,8 +80,8 @@ def test_a_fresh_s3_retires_the_runs_and_ledger_of_an_earlier_up(tmp_path, capsy
         Ledger(stack.ledger_url).record_run(dag_id="value_stream__news_clip", run_id="manual__old", asset_id="old")
         assert stack.postgres.sql("CREATE TABLE dag_run (run_id text)", db="airflow") == "ok"
 
-        stack._retire_stale_runs()  # what `up` does when the S3 API starts empty, then:
-        stack.postgres.create_databases()
+        stack._retire_stale_runs()  # what `up` does when the S3 API starts empty, then before Airflow starts:
+        stack._create_databases()
 
         retired = stack.previous_runs()
         assert sorted(db.split("_prev_")[0] for db in retired) == ["airflow", "ledger"], retired
@@ -104,6 +104,18 @@ def test_a_fresh_s3_retires_the_runs_and_ledger_of_an_earlier_up(tmp_path, capsy
     assert not [p.pid for p in processes if p.is_running()], "a process of the stack's PostgreSQL outlived down"
     assert _port_free(stack.pg_port)
     stack.postgres.remove()
+
+
+def test_a_dag_whose_file_exists_outlives_killed_parses(tmp_path):
+    """Airflow 3.3 deactivates a DAG when its file's latest parse ended more than stale_dag_threshold after the DAG
+    was last written, and a parse killed at dag_file_processor_timeout counts as one that ended: with the defaults
+    (50 s, 50 s) one killed parse on a busy machine deactivated every value-stream DAG and the batch's triggers got
+    404. The stack's settings kill a parse only after minutes, and outlast three killed parses in a row."""
+    env = _stack(tmp_path).env()
+    timeout = int(env["AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT"])
+    interval = int(env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"])
+    assert timeout >= 120
+    assert int(env["AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD"]) > 3 * (timeout + interval)
 
 
 def test_the_databases_outlive_down_and_up(tmp_path):
