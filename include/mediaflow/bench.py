@@ -615,7 +615,7 @@ def bench_stack(repeat: int | None = None) -> dict:
     cpu_log = root / "ffmpeg-cpu.jsonl"
     os.environ["PATH"] = f"{install_shims(root / 'bin', cpu_log)}{os.pathsep}{os.environ['PATH']}"
     stack = Stack(state_dir=root / "stack", out_dir=root / "out", airflow_port=_free_port(), s3_port=_free_port(),
-                  smtp_port=_free_port())  # fmt: skip
+                  smtp_port=_free_port(), pg_port=_free_port())  # fmt: skip
     title_src = mezzanine(*LADDER_SOURCES["1080p"])
     batch_srcs = {k: mezzanine(*shape) for k, shape in BATCH_TITLES.items()}
     sampler = PssSampler(lambda: [p for p in stack.status().values() if p])
@@ -662,6 +662,7 @@ def bench_stack(repeat: int | None = None) -> dict:
     finally:
         sampler.stop.set()
         stack.down()
+    stack.postgres.remove()  # PostgreSQL's data may live outside root (see mediaflow.pgserver)
     shutil.rmtree(root, ignore_errors=True)  # reached only when every measurement succeeded: a failure keeps the logs
     lat = [h["latency_s"] for f in flows for h in f["handoffs"]]
     eff = [f["flow_efficiency"] for f in flows]
