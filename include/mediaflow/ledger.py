@@ -200,21 +200,28 @@ def engine_for(url: str) -> sa.Engine:
             else:
                 eng = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
                                        connect_args={"connect_timeout": 5})  # fmt: skip
-            metadata.create_all(eng)
-            _add_missing_columns(eng)
+            with eng.begin() as c:
+                if eng.dialect.name == "postgresql":
+                    # the first tasks of a fresh ledger start together: one process at a time creates the schema
+                    # (DDL is transactional there; the others then find the tables), instead of a duplicate-key error
+                    c.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+                metadata.create_all(c)
+                _add_missing_columns(c)
             _ENGINES[url] = eng
         return _ENGINES[url]
 
 
-def _add_missing_columns(eng: sa.Engine) -> None:
+SCHEMA_LOCK = 0x6D6564696166  # the ledger's schema lock on PostgreSQL (an advisory lock key of our own)
+
+
+def _add_missing_columns(c: sa.Connection) -> None:
     """Columns added after a ledger was created are added to it (all nullable): an older ledger keeps its rows."""
-    inspector = sa.inspect(eng)
+    inspector = sa.inspect(c)
     for table in metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
+        have = {col["name"] for col in inspector.get_columns(table.name)}
         for col in table.columns:
             if col.name not in have:
-                with eng.begin() as c:
-                    c.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(eng.dialect)}'))
+                c.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(c.dialect)}'))
 
 
 class Ledger:

@@ -295,3 +295,20 @@ def test_one_sender_at_a_time_takes_a_pending_alert(led):
     assert led.take_alert(alert["id"]) is True
     led.mark_sent(alert["id"])
     assert led.take_alert(alert["id"]) is False, "a sent alert is never taken again"
+
+
+def test_a_fresh_ledger_takes_many_processes_starting_at_once(postgres):
+    """The first tasks of a night start together on an empty ledger database: each process creates the schema on
+    first use, and none of them may fail for it (on PostgreSQL two CREATE TABLEs at once collide)."""
+    import subprocess
+    import sys
+
+    url = postgres.new_database()
+    start_at = time.time() + 8  # every process has imported SQLAlchemy by then: they reach the database together
+    code = ("import sys, time\nfrom mediaflow.ledger import Ledger\ntime.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+            "Ledger(sys.argv[1]).record_run(dag_id='value_stream__news_clip', run_id=sys.argv[3], state='running')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, str(start_at), f"manual__{n}"], stderr=subprocess.PIPE,
+                              text=True) for n in range(8)]  # fmt: skip
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e[-600:] for e in errors if e]
+    assert all(Ledger(url).run("value_stream__news_clip", f"manual__{n}") for n in range(8))
