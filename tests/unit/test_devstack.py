@@ -96,14 +96,15 @@ def test_a_fresh_s3_retires_the_runs_and_ledger_of_an_earlier_up(tmp_path, capsy
         assert len(stack.previous_runs()) == 4
         stack._retire_stale_runs()  # nothing left to retire: nothing happens
         assert len(stack.previous_runs()) == 4
-    finally:
         server = psutil.Process(stack.status()["postgres"])
         processes = [server, *server.children(recursive=True)]  # the postmaster, its backends and workers
         stack.down()
-    assert stack.status()["postgres"] is None
-    assert not [p.pid for p in processes if p.is_running()], "a process of the stack's PostgreSQL outlived down"
-    assert _port_free(stack.pg_port)
-    stack.postgres.remove()
+        assert stack.status()["postgres"] is None
+        assert not [p.pid for p in processes if p.is_running()], "a process of the stack's PostgreSQL outlived down"
+        assert _port_free(stack.pg_port)
+    finally:
+        stack.down()
+        stack.postgres.remove()
 
 
 def test_a_dag_whose_file_exists_outlives_killed_parses(tmp_path):
