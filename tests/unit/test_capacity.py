@@ -73,11 +73,10 @@ def test_the_pools_are_what_airflow_imports():
     assert bad.returncode == 2 and "MEDIAFLOW_MEDIA_SLOTS='lots' is not a whole number" in bad.stderr
 
 
-def _niceness_of_child(run, argv_name: str) -> tuple[int, int]:
-    """Run `run()` (which starts a real ffmpeg) and read the niceness and I/O priority class of that ffmpeg
-    from /proc while it runs."""
+def _niceness_of_child(run, argv_name: str, parent=os.getpid) -> tuple[int, int]:
+    """Run `run()` (which starts a real ffmpeg, a child of `parent()`) and read that ffmpeg's niceness from /proc
+    while it runs: (niceness, its I/O priority as `ionice -p` prints it)."""
     seen: list[tuple[int, int]] = []
-    ours = os.getpid()
 
     def watch():
         deadline = time.monotonic() + 60
@@ -88,8 +87,9 @@ def _niceness_of_child(run, argv_name: str) -> tuple[int, int]:
                     comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
                 except OSError:
                     continue
-                if comm == argv_name and int(fields[1]) == ours:  # ppid: started by this test
-                    seen.append((int(fields[16]), int(stat.parent.name)))  # field 19 of stat: nice
+                if comm == argv_name and int(fields[1]) == parent():  # ppid: started by the process under test
+                    io = subprocess.run(["ionice", "-p", stat.parent.name], capture_output=True, text=True).stdout
+                    seen.append((int(fields[16]), io.strip()))  # field 19 of stat: nice
                     break
             time.sleep(0.005)
 
@@ -108,8 +108,8 @@ def test_domain_ffmpeg_runs_niced_below_its_caller(tmp_path, monkeypatch):
     before = os.getpriority(os.PRIO_PROCESS, 0)
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=8",
             "-f", "null", "-"]  # fmt: skip
-    nice, _ = _niceness_of_child(lambda: media.run_tool(argv, check=True), "ffmpeg")
-    assert nice == 12
+    nice, io = _niceness_of_child(lambda: media.run_tool(argv, check=True), "ffmpeg")
+    assert nice == 12 and io == "best-effort: prio 7"
     assert os.getpriority(os.PRIO_PROCESS, 0) == before, "the caller's own priority must not change"
 
 
@@ -126,3 +126,25 @@ def test_lower_priority_never_raises_a_process_back(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_ffmpeg_hook_runs_ffmpeg_niced(tmp_path):
+    """FFmpegHook (transcode, localize) in a process of its own, as a task process is: its ffmpeg runs at
+    MEDIAFLOW_MEDIA_NICE and the I/O priority is the lowest best-effort level."""
+    code = (
+        "from mediaflow_airflow.hooks import FFmpegHook\n"
+        "FFmpegHook().run(['ffmpeg', '-nostdin', '-hide_banner', '-f', 'lavfi', '-i',\n"
+        "                  'testsrc2=size=1280x720:rate=25:duration=8', '-f', 'null', '-'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")]),
+           "MEDIAFLOW_MEDIA_NICE": "11", "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}
+    procs: list[subprocess.Popen] = []
+
+    def run():
+        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))  # fmt: skip
+        out, _ = procs[0].communicate(timeout=300)
+        assert procs[0].returncode == 0, out[-2000:]
+
+    nice, io = _niceness_of_child(run, "ffmpeg", parent=lambda: procs[0].pid if procs else -1)
+    assert nice == 11 and io == "best-effort: prio 7"
