@@ -405,8 +405,9 @@ class Stack:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self._ensure_passwords()
         airflow = str(Path(sys.executable).parent / "airflow")
-        pools = [[airflow, "pools", "set", p.name, str(p.slots), p.description] for p in capacity().pools()]
-        for argv in ([airflow, "db", "migrate"], *pools):
+        pools = [["pools", "set", p.name, str(p.slots), p.description] for p in capacity().pools()]
+        for command in (["db", "migrate"], *pools):
+            argv = [airflow, *command]
             proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, cwd=PROJECT)
             if proc.returncode != 0:
                 raise StackError(f"{' '.join(argv[1:])} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
