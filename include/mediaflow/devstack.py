@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediaflow.capacity import capacity
 from mediaflow.pgserver import PostgresError, PostgresServer
 from mediaflow.store import Buckets
 
@@ -137,9 +138,9 @@ class Stack:
             # LocalExecutor whose workers fork with the DAG files' imports loaded: a task's start costs milliseconds
             # of parsing instead of ~1 s of CPU (docs/performance.md)
             "AIRFLOW__CORE__EXECUTOR": "mediaflow_airflow.executor.PreloadingLocalExecutor",
-            # task slots: 3 per core, so light tasks (S3 copies, checks, API calls) run beside the transcodes, which
-            # the `transcode` pool still holds to one per core
-            "AIRFLOW__CORE__PARALLELISM": str(3 * (os.cpu_count() or 2)),
+            # task slots (MEDIAFLOW_PARALLELISM, default 3 per core): light tasks (S3 copies, checks, API calls) run
+            # beside the ffmpeg work, which the `media` pool holds to one per core (mediaflow.capacity)
+            "AIRFLOW__CORE__PARALLELISM": str(capacity().parallelism),
             # the scheduler's sleep when a loop found nothing to do (default 1 s): a finished task's downstream is
             # queued within a quarter second
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
@@ -400,14 +401,13 @@ class Stack:
         return [db for db in self.postgres.databases() if "_prev_" in db]
 
     def _prepare_airflow(self) -> None:
-        """Migrate the DB and create the transcode pool before the scheduler starts."""
+        """Migrate the DB and create the pools (mediaflow.capacity) before the scheduler starts."""
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self._ensure_passwords()
         airflow = str(Path(sys.executable).parent / "airflow")
-        for argv in (
-            [airflow, "db", "migrate"],
-            [airflow, "pools", "set", "transcode", str(os.cpu_count() or 2), "ffmpeg transcodes: one per core"],
-        ):
+        pools = [["pools", "set", p.name, str(p.slots), p.description] for p in capacity().pools()]
+        for command in (["db", "migrate"], *pools):
+            argv = [airflow, *command]
             proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, cwd=PROJECT)
             if proc.returncode != 0:
                 raise StackError(f"{' '.join(argv[1:])} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")

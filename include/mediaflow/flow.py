@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import subprocess
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -213,10 +212,8 @@ def embedded_caption_item(manifest, facts: dict, source_uri: str) -> dict | None
 
 def _codec_of(segment: Path) -> str:
     """RFC 6381 codec string of an encoded segment, from its real profile and level."""
-    proc = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=profile,level",
-         "-of", "json", str(segment)], capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    proc = media.run_tool(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=profile,level",
+                           "-of", "json", str(segment)], check=True)  # fmt: skip
     stream = (json.loads(proc.stdout).get("streams") or [{}])[0]
     return ladder.avc_codec(stream.get("profile"), stream.get("level"))
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from pathlib import Path
 
-from mediaflow.media import MediaError
+from mediaflow.media import MediaError, run_tool
 
 _PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
 _NUMBER = r"(-?inf|nan|-?\d+(?:\.\d+)?)"
@@ -60,7 +59,7 @@ def measure(path: str | Path, *, stream: str = "a:0", name: str | None = None) -
     """Measure one audio stream; MediaError (a ValueError) naming the file when it has no such stream or
     ffmpeg cannot decode it."""
     name = name or Path(path).name
-    proc = subprocess.run(measure_argv(path, stream=stream), capture_output=True, text=True, errors="backslashreplace")
+    proc = run_tool(measure_argv(path, stream=stream))
     if proc.returncode != 0:
         if "matches no streams" in proc.stderr:
             raise MediaError(f"{name}: no audio stream {stream!r} to measure loudness on")

@@ -13,6 +13,8 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+from mediaflow.capacity import media_priority
+
 PROGRESSIVE = {"progressive", "unknown", ""}
 # The container's duration may exceed what decodes by this much (or this share of the claim): priming, rounding.
 CLAIM_TOLERANCE_S, CLAIM_TOLERANCE_SHARE = 1.0, 0.02
@@ -28,6 +30,13 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def run_tool(argv: list[str], *, check: bool = False) -> subprocess.CompletedProcess:
+    """Run an ffmpeg/ffprobe argv (no shell) at media priority, below the control plane (mediaflow.capacity), its
+    output captured as text. Every ffmpeg/ffprobe the domain starts goes through here."""
+    return subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace", check=check,
+                          preexec_fn=media_priority())  # fmt: skip
 
 
 def ffprobe_argv(path: str | Path) -> list[str]:
@@ -118,7 +127,7 @@ def probe(path: str | Path) -> dict:
     path = Path(path)
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: file is empty (0 bytes)")
-    proc = subprocess.run(ffprobe_argv(path), capture_output=True, text=True, errors="backslashreplace")
+    proc = run_tool(ffprobe_argv(path))
     if proc.returncode != 0:
         raise MediaError(f"{path.name}: ffprobe cannot read it: {_tool_message(proc.stderr, path) or 'no detail'}")
     facts = facts_from_probe(json.loads(proc.stdout or "{}"))
@@ -167,7 +176,7 @@ def decode_test(path: str | Path, facts: dict) -> dict | None:
     """
     path = Path(path)
     argv = decode_argv(path, has_video=bool(facts["video"]), has_audio=facts["audio_streams"] > 0)
-    proc = subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace")
+    proc = run_tool(argv)
     errors, loudness = parse_decode_log(proc.stderr)
     if proc.returncode != 0 or errors:
         detail = "; ".join(errors[:3]) or _tool_message(proc.stderr, path)[-300:]

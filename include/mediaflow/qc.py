@@ -7,11 +7,10 @@ command, parses the log into ranges (seconds) and turns them into findings a per
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediaflow.media import MediaError
+from mediaflow.media import MediaError, run_tool
 
 KINDS = ("black", "freeze", "silence")
 _LABEL = {"black": "black frames", "freeze": "frozen picture", "silence": "silence"}
@@ -90,7 +89,7 @@ def detect(path: str | Path, *, duration_s: float, has_video: bool, has_audio: b
            thresholds: Thresholds = Thresholds()) -> dict:  # fmt: skip
     """Run the detectors over a file; MediaError naming the file when ffmpeg cannot decode it."""
     argv = detect_argv(path, has_video=has_video, has_audio=has_audio, thresholds=thresholds)
-    proc = subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace")
+    proc = run_tool(argv)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no detail"]
         raise MediaError(f"{Path(path).name}: QC decode failed: {tail[0][-300:]}")

@@ -42,8 +42,9 @@ landed: `python -m mediaflow.upload DIR`). Catchup is off; one batch at a time.
    `metadata.priority`; within one priority the highest audience-feedback score in
    `s3://mediaflow-reports/feedback/latest/priorities.json` first), at most **max_runs** per batch (the rest wait for the next batch). Run ids are
    deterministic (`nightly__<date>__<delivery_id>`, `landed__<date>__<delivery_id>` for landing events), and
-   every delivery is marked processed, so no batch starts a title twice. Concurrent transcodes are capped by
-   the `transcode` pool (one slot per core).
+   every delivery is marked processed, so no batch starts a title twice. Runs beyond a stream's
+   `max_active_runs` wait queued, and ffmpeg work waits for a slot of the `media` pool (one per core;
+   mediaflow.capacity).
 """
 
 

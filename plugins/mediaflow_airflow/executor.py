@@ -7,6 +7,12 @@ value_streams.py), paid on the critical path between two tasks and on cores ffmp
 modules once in the scheduler, before the workers fork, makes each task's parse a few milliseconds; the pages are
 shared copy-on-write, so the memory is paid once. DAG files themselves are still parsed fresh for every task.
 
+Its workers also run below the control plane: each is reniced to MEDIAFLOW_TASK_NICE (mediaflow.capacity, 5) as
+it is forked, so every task process (a fork of a worker, via the task supervisor) and the Python work in it
+yields the CPU to the scheduler, DAG processor, triggerer and API server (niceness 0), and ffmpeg runs lower still
+(MEDIAFLOW_MEDIA_NICE, 10). Airflow 3.3's LocalExecutor starts each worker in `_spawn_worker` (a
+multiprocessing.Process with target `_run_worker`, forked from the scheduler); the override renices the new pid.
+
 Enabled by the embedded stack (devstack: AIRFLOW__CORE__EXECUTOR). A change to plugins/ or include/ code then
 needs a scheduler restart to reach tasks, as Airflow's own plugins do. See docs/performance.md.
 """
@@ -15,9 +21,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import time
 
 from airflow.executors.local_executor import LocalExecutor
+
+from mediaflow.capacity import capacity, lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +66,19 @@ def preload(names: tuple[str, ...] = PRELOAD) -> list[str]:
 
 
 class PreloadingLocalExecutor(LocalExecutor):
-    """LocalExecutor, with PRELOAD imported before its workers fork."""
+    """LocalExecutor, with PRELOAD imported before its workers fork, and its workers at task priority."""
 
     def start(self) -> None:
         began = time.monotonic()
         loaded = preload()
         log.info("preloaded %d modules for task processes in %.2fs", len(loaded), time.monotonic() - began)
+        self._task_nice = capacity().task_nice
         super().start()
+
+    def _spawn_worker(self) -> None:
+        before = set(self.workers)
+        super()._spawn_worker()
+        for pid in set(self.workers) - before:
+            # the worker is still waiting for its first task: the task processes it forks inherit this
+            lower_priority(pid, nice=getattr(self, "_task_nice", 0))
+            log.debug("worker %s at niceness %s", pid, os.getpriority(os.PRIO_PROCESS, pid))

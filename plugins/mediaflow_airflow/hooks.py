@@ -12,6 +12,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
+from mediaflow.capacity import media_priority
 from mediaflow.store import with_retries
 
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt"}
@@ -74,9 +75,14 @@ class FFmpegError(RuntimeError):
 
 
 class FFmpegHook(SubprocessHook):
-    """Runs an ffmpeg argv in its own process group (so on_kill ends it) and keeps its errors for the message."""
+    """Runs an ffmpeg argv in its own process group (so on_kill ends it) and keeps its errors for the message.
+
+    ffmpeg runs at media priority, below the control plane (mediaflow.capacity). SubprocessHook takes no
+    preexec_fn, so the task process drops to that priority first and ffmpeg inherits it: the task process is a
+    fork for this one task, and what it does after ffmpeg (uploading what ffmpeg wrote) is media work too."""
 
     def run(self, argv: list[str]) -> None:
+        media_priority()()
         with tempfile.TemporaryDirectory(prefix="ffreport-") as tmp:
             report = Path(tmp) / "ffmpeg.log"
             # FFREPORT keeps a full log beside the live output, so a failure message can quote ffmpeg's errors.

@@ -1,19 +1,24 @@
-"""Thin operators: templated arguments, a hook for I/O, one call into the mediaflow library."""
+"""Thin operators: templated arguments, a hook for I/O, one call into the mediaflow library.
+
+Every DAG file imports this module when it parses, so it imports only what the operators' constructors need:
+the hooks (boto3 through S3Hook) and the library's media code are imported in `execute`, where they run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
-from mediaflow import compliance, flow, trigger
+from mediaflow import trigger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
-from mediaflow_airflow.hooks import FFmpegHook, LedgerHook, MediaStoreHook
+if TYPE_CHECKING:
+    from mediaflow_airflow.hooks import FFmpegHook
 
 
 class _StreamOperator(BaseOperator):
@@ -40,8 +45,10 @@ class IngestOperator(_StreamOperator):
         self.locales = locales
 
     def execute(self, context) -> dict[str, Any]:
-        from mediaflow import batch
+        from mediaflow import batch, flow
         from mediaflow.store import DELIVERIES, delivery_location
+
+        from mediaflow_airflow.hooks import MediaStoreHook
 
         specs = load_specs()
         store, buckets = MediaStoreHook(aws_conn_id=self.aws_conn_id), Buckets.from_env()
@@ -78,6 +85,10 @@ class TranscodeOperator(_StreamOperator):
         self.hook: FFmpegHook | None = None
 
     def execute(self, context) -> dict[str, Any]:
+        from mediaflow import flow
+
+        from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
+
         self.hook = FFmpegHook()
         return flow.transcode(
             MediaStoreHook(aws_conn_id=self.aws_conn_id),
@@ -105,6 +116,10 @@ class LocalizeOperator(_StreamOperator):
         self.hook: FFmpegHook | None = None
 
     def execute(self, context) -> dict[str, Any]:
+        from mediaflow import flow
+
+        from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
+
         self.hook = FFmpegHook()
         result = flow.localize_locale(
             MediaStoreHook(aws_conn_id=self.aws_conn_id),
@@ -136,6 +151,8 @@ class _CheckOperator(_StreamOperator):
         self.ingested = ingested
 
     def execute(self, context) -> dict[str, Any]:
+        from mediaflow_airflow.hooks import MediaStoreHook
+
         result = self.check(MediaStoreHook(aws_conn_id=self.aws_conn_id), Buckets.from_env(), context)
         self.log.info("%s: %s %s", result["check"], "passed" if result["passed"] else "FAILED", result["problems"])
         return result
@@ -145,6 +162,8 @@ class RightsCheckOperator(_CheckOperator):
     """Rights windows per (channel, territory) from the rights catalog, at the time of the check."""
 
     def check(self, store, buckets, context):
+        from mediaflow import compliance
+
         return compliance.check_rights(store, buckets, ingested=self.ingested, at=datetime.now(timezone.utc))
 
 
@@ -159,6 +178,8 @@ class LoudnessCheckOperator(_CheckOperator):
         self.localize_task_id = localize_task_id
 
     def check(self, store, buckets, context):
+        from mediaflow import compliance
+
         ti = context["ti"]
         return compliance.check_loudness(
             store, buckets, ingested=self.ingested, spec=self._spec(),
@@ -171,6 +192,8 @@ class TechnicalQCOperator(_CheckOperator):
     """Black frames, frozen video and silence in the source (ffmpeg detectors, the spec's thresholds)."""
 
     def check(self, store, buckets, context):
+        from mediaflow import compliance
+
         return compliance.check_technical_qc(store, buckets, ingested=self.ingested, spec=self._spec())
 
 
@@ -178,6 +201,8 @@ class MetadataQualityOperator(_CheckOperator):
     """The manifest and probe facts against the versioned Great Expectations suite."""
 
     def check(self, store, buckets, context):
+        from mediaflow import compliance
+
         return compliance.check_metadata(store, buckets, ingested=self.ingested, known_streams=sorted(load_specs()),
                                          run_id=context["run_id"])  # fmt: skip
 
@@ -200,7 +225,10 @@ class PublishOperator(_StreamOperator):
         self.rights_task_id = rights_task_id
 
     def execute(self, context) -> dict[str, Any]:
+        from mediaflow import flow
         from mediaflow.ledger import Ledger
+
+        from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
         ti = context["ti"]
         asset_id = self.ingested["asset_id"]
@@ -240,6 +268,8 @@ class DefaultPosterOperator(BaseOperator):
         from mediaflow import posters
         from mediaflow.ledger import Ledger
         from mediaflow.stages import iso_z
+
+        from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
         ti, ledger = context["ti"], Ledger(LedgerHook().url())
         with ledger.lease(f"publish:{self.asset_id}", f"{ti.dag_id}/{ti.run_id}"):

@@ -10,6 +10,7 @@ from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Pa
 
 from mediaflow import compliance, trigger
 from mediaflow.alerts import WATCH_TASK
+from mediaflow.capacity import MEDIA_POOL, capacity
 from mediaflow.compliance import BRANCHES
 from mediaflow.spec import StreamSpec, format_duration
 
@@ -35,7 +36,14 @@ TRANSCODE_ID, LOCALIZE_ID, PUBLISH_ID = "transcode.transcode_ladder", "localize.
 CHECK_IDS = ("compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata")
 # Tasks touch S3 and ffmpeg: infrastructure trouble is retried with backoff (the spec's `retries`, by default 2,
 # 10 s then 20 s); bad input never raises.
-DEFAULT_ARGS = {"owner": "media-ops", "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=5)}
+# Priority: a task's weight is the sum of its own and its upstream tasks' (weight_rule "upstream"), so where tasks
+# wait for a slot (the media pool, parallelism) a title further along goes first: finish titles before starting new
+# ones. The batch starts urgent titles first, so they are the ones further along. Every weight is above the
+# background DAGs' 1 and below the SLA watcher's 1000.
+DEFAULT_ARGS = {"owner": "media-ops", "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=5),
+                "priority_weight": 10, "weight_rule": "upstream"}  # fmt: skip
+# ffmpeg/ffprobe-heavy tasks take a slot of the media pool (mediaflow.capacity); the rest run in default_pool
+MEDIA = {"pool": MEDIA_POOL}
 
 
 def _doc(spec: StreamSpec) -> str:
@@ -176,7 +184,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         schedule=None,
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
-        max_active_runs=16,
+        # admission: more runs of this stream than this wait queued in Airflow (mediaflow.capacity)
+        max_active_runs=capacity().max_active_runs,
         # once per task that failed for good (Airflow calls on_failure_callback after the last retry only)
         default_args={**DEFAULT_ARGS, "retries": spec.retries, "retry_delay": timedelta(seconds=spec.retry_delay_s),
                       "on_failure_callback": TaskFailureNotifier(to=list(spec.owners), value_stream=spec.name)},
@@ -197,7 +206,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
 
         with TaskGroup("ingest"):
             ingested = IngestOperator(task_id="ingest_delivery", value_stream=spec.name, delivery="{{ params.delivery }}",
-                                      locales="{{ params.locales }}")  # fmt: skip
+                                      locales="{{ params.locales }}", **MEDIA)  # fmt: skip
 
             @task.branch(task_id="route")
             def route(result: dict) -> list[str]:
@@ -222,9 +231,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             # MEDIAFLOW_TRANSCODE_QUEUE routes transcodes to the Celery workers that listen on it (big machines; see
             # docs/scaling.md); unset, they go to Airflow's default queue like every other task
             queue = {"queue": os.environ["MEDIAFLOW_TRANSCODE_QUEUE"]} if os.environ.get("MEDIAFLOW_TRANSCODE_QUEUE") else {}
-            transcoded = TranscodeOperator(
-                task_id="transcode_ladder", value_stream=spec.name, ingested=ingested.output, pool="transcode", **queue
-            )
+            transcoded = TranscodeOperator(task_id="transcode_ladder", value_stream=spec.name, ingested=ingested.output,
+                                           pool_slots=capacity().transcode_slots, **MEDIA, **queue)  # fmt: skip
         routed >> transcoded
 
         with TaskGroup("localize"):
@@ -234,6 +242,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 ingested=ingested.output,
                 map_index_template="{{ task.item.locale }} {{ task.item.kind }}",
                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,  # runs without transcode for sidecars
+                **MEDIA,
             ).expand(item=locale_items)
         [routed, transcoded] >> localized
 
@@ -244,9 +253,9 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             checks = {
                 "rights": RightsCheckOperator(task_id="rights", **common),
                 "loudness": LoudnessCheckOperator(
-                    task_id="loudness", transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common
+                    task_id="loudness", transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common, **MEDIA
                 ),
-                "technical_qc": TechnicalQCOperator(task_id="technical_qc", **common),
+                "technical_qc": TechnicalQCOperator(task_id="technical_qc", **common, **MEDIA),
                 "metadata": MetadataQualityOperator(task_id="metadata", **common),
             }
         for upstream in (routed, transcoded, localized):

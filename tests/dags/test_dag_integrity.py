@@ -121,12 +121,77 @@ def test_outcome_is_recorded_whatever_happened(dag):
     assert dag.get_task("outcome").downstream_list == []
 
 
-def test_transcode_runs_in_the_transcode_pool(dag):
-    transcode = [t for t in dag.tasks if type(t).__name__ == "TranscodeOperator"]
-    assert len(transcode) == 1
-    assert transcode[0].pool == "transcode"
-    others = [t.task_id for t in dag.tasks if t.pool == "transcode" and t not in transcode]
-    assert others == [], f"only ffmpeg work belongs in the transcode pool: {others}"
+MEDIA_TASKS = {"ingest.ingest_delivery", "transcode.transcode_ladder", "localize.localize_locale", "compliance.loudness",
+               "compliance.technical_qc"}  # every task that runs ffmpeg/ffprobe
+
+
+def test_media_work_takes_a_media_slot_and_nothing_else_does(dag):
+    """Admission control: every ffmpeg-heavy task waits for a slot of the media pool (one per core); a title's
+    light hand-offs (S3 copies, checks without ffmpeg, API calls, outcome) never wait behind another's ffmpeg."""
+    from mediaflow.capacity import MEDIA_POOL, capacity  # noqa: PLC0415
+
+    in_pool = {t.task_id for t in dag.tasks if t.pool == MEDIA_POOL}
+    assert in_pool == MEDIA_TASKS
+    assert {t.pool for t in dag.tasks if t.task_id not in MEDIA_TASKS} == {"default_pool"}
+    assert dag.get_task("transcode.transcode_ladder").pool_slots == capacity().transcode_slots
+    assert dag.max_active_runs == capacity().max_active_runs  # the rest wait queued in Airflow
+
+
+def test_a_title_further_along_goes_first(dag):
+    """Where tasks wait for a slot, weights rise along the stream (weight_rule upstream): a started title finishes
+    before a new one starts; the SLA watcher stays first, the background DAGs (weight 1) last."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from airflow.task.priority_strategy import validate_and_load_priority_weight_strategy  # noqa: PLC0415
+
+    # the weight the scheduler gives each task instance, by the task's own rule
+    weights = {t.task_id: validate_and_load_priority_weight_strategy(t.weight_rule).get_weight(SimpleNamespace(task=t))
+               for t in dag.tasks}  # fmt: skip
+    assert weights["ingest.ingest_delivery"] < weights["transcode.transcode_ladder"] < weights["compliance.technical_qc"]
+    assert weights["localize.localize_locale"] < weights["compliance.loudness"] < weights["publish.publish_channels"]
+    assert 1 < min(weights.values()) and max(w for t, w in weights.items() if t != "sla_watch") < 1000
+
+
+def test_dag_files_parse_without_heavy_imports():
+    """Each DAG file, parsed alone in a fresh interpreter as the DAG processor does, imports none of pandas,
+    great_expectations, boto3 (each costs a parse 0.3 s to seconds of CPU): those are imported by tasks."""
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "heavy = ('pandas', 'great_expectations', 'boto3', 'botocore')\n"
+        "before = [m for m in heavy if m in sys.modules]\n"
+        "bag = DagBag(dag_folder=sys.argv[1])\n"
+        "print(json.dumps({'dags': len(bag.dags), 'errors': list(bag.import_errors), 'before': before,\n"
+        "                  'heavy': [m for m in heavy if m in sys.modules]}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")])}
+    for path in sorted(DAGS_FOLDER.glob("*.py")):
+        proc = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert found["dags"] >= 1 and found["errors"] == [], (path.name, found)
+        assert found["before"] == [], f"the check is void: {found['before']} loaded before parsing"
+        assert found["heavy"] == [], f"parsing {path.name} imports {found['heavy']}"
+
+
+def test_assets_are_the_ones_airflow_would_make():
+    """The Assets are declared without Airflow's URI normaliser (it imports boto3); each equals the Asset Airflow's
+    own constructor makes from the same name and URI."""
+    from airflow.sdk import Asset  # noqa: PLC0415
+
+    from mediaflow_airflow.assets import ALL, declared  # noqa: PLC0415
+
+    for asset in ALL:
+        assert asset == Asset(name=asset.name, uri=asset.uri), asset
+        assert asset.group == "asset" and asset.extra == {}
+    for bad in ("s3://mediaflow-landing/deliveries/", "S3://bucket/x", "s3:///no-bucket", "no-scheme", "x://netloc-only"):
+        with pytest.raises(ValueError, match="not a normalised URI"):
+            declared(name="x", uri=bad)
 
 
 def test_dag_serializes_for_the_scheduler(dag):
@@ -135,7 +200,7 @@ def test_dag_serializes_for_the_scheduler(dag):
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     assert restored.dag_id == dag.dag_id
     assert sorted(restored.task_ids) == sorted(dag.task_ids)
-    assert restored.get_task("transcode.transcode_ladder").pool == "transcode"
+    assert restored.get_task("transcode.transcode_ladder").pool == "media"
 
 
 def test_dag_follows_its_spec(dag):

@@ -71,7 +71,10 @@ def test_airflow_runs_on_celery_with_postgres_and_redis_and_the_project_mounted(
         assert svc["build"]["context"], name
     # the pool and the worker concurrency come from variables
     assert resolved["services"]["airflow-worker"]["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "4"
-    assert "pools set transcode" in " ".join(resolved["services"]["airflow-init"]["command"])
+    # the pools come from mediaflow.capacity, as on the embedded stack (same module, same MEDIAFLOW_* knobs)
+    init = " ".join(resolved["services"]["airflow-init"]["command"])
+    assert "python -m mediaflow.capacity pools > /tmp/mediaflow-pools.json" in init
+    assert "airflow pools import /tmp/mediaflow-pools.json" in init
 
 
 def test_every_variable_the_compose_file_needs_is_in_env_example_and_env_is_ignored():
