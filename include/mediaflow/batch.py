@@ -42,6 +42,7 @@ DEFAULT_TRIGGER_BUDGET_S = 120.0  # MEDIAFLOW_TRIGGER_RETRY_BUDGET_S: a DAG re-p
 # server wait on each other's lock for its whole busy timeout (measured: the stack froze for 2 minutes)
 DEFAULT_TRIGGER_WORKERS = 1
 RETRYABLE_HTTP = frozenset({404, 408, 409, 425, 429})  # and every 5xx: see trigger_retryable()
+DOWN_AFTER_FAILURES = 3  # this many failed triggers in a row, none succeeding for the budget: the API server is down
 
 log = logging.getLogger(__name__)
 
@@ -287,8 +288,9 @@ def pending_reason(record: dict, exc: BaseException | None, *, attempts: int, se
     """Why a delivery was left pending, for the claim, the batch's return value, the mail and `make run`."""
     last = _short(exc) if exc is not None else "none"
     if attempts == 0:
-        return (f"trigger of {record['dag_id']} run {record['run_id']} not tried: no trigger of this batch had "
-                f"succeeded for {seconds:.0f} s (last error: {last}); the next batch tries it again")  # fmt: skip
+        return (f"trigger of {record['dag_id']} run {record['run_id']} not tried: the API server looked down (the last "
+                f"{DOWN_AFTER_FAILURES}+ triggers failed, none succeeded for {seconds:.0f} s; last error: {last}); the "
+                "next batch tries it again")  # fmt: skip
     kind = "transient error, retry budget spent" if trigger_retryable(exc) else "not retryable"
     return (f"trigger of {record['dag_id']} run {record['run_id']} failed {attempts} time{'s' if attempts != 1 else ''} "
             f"in {seconds:.0f} s ({kind}): {last}; the next batch tries it again")  # fmt: skip
@@ -313,8 +315,9 @@ def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger:
     First every delivery gets one try, in the records' order (`workers` at a time). Then the ones that failed for a
     retryable reason (trigger_retryable) are tried again in rounds, after exponential, jittered delays
     (retry_delay), until they start or `budget_s` (MEDIAFLOW_TRIGGER_RETRY_BUDGET_S) has passed since the first
-    round began: a batch of any size spends at most the budget on retries. If no trigger has succeeded for the
-    whole budget (the API server is down, each try a time-out), the deliveries not tried yet are not tried.
+    round began: a batch of any size spends at most the budget on retries. If the API server looks down (the
+    last DOWN_AFTER_FAILURES tries failed and none succeeded for the whole budget: each try may be a 90 s
+    time-out), the deliveries not tried yet are not tried. One slow failure (a lock held for a minute) is not that.
 
     A run that exists is marked processed (mark_triggered); a delivery whose trigger did not succeed is left
     pending (leave_pending) with the reason; the others go on. One entry per record, in the records' order:
@@ -324,7 +327,8 @@ def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger:
     budget = trigger_budget_s() if budget_s is None else budget_s
     lock = threading.Lock()
     began = last_ok = clock()
-    tries, errors = [0] * len(records), [None] * len(records)
+    failing = 0  # failed tries since the last success
+    tries, errors, first_try = [0] * len(records), [None] * len(records), [0.0] * len(records)
     results: list[dict | None] = [None] * len(records)
     settled = [False] * len(records)  # triggered, or failed for good
     last_error: list[BaseException | None] = [None]
@@ -333,24 +337,26 @@ def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger:
         return {k: records[i][k] for k in ("delivery_id", "value_stream", "dag_id", "run_id", "priority")}
 
     def attempt(i: int) -> None:
-        nonlocal last_ok
+        nonlocal last_ok, failing
         rec = records[i]
-        if tries[i] == 0 and clock() - last_ok > budget:
+        if tries[i] == 0 and failing >= DOWN_AFTER_FAILURES and clock() - last_ok > budget:
             return  # the API has failed every trigger for the whole budget: leave it untried
         tries[i] += 1
+        first_try[i] = first_try[i] or clock()
         try:
             _, created = trigger(rec["dag_id"], rec["run_id"], {"delivery": rec["delivery_id"], "priority": rec["priority"]})
         except Exception as e:  # noqa: BLE001  one delivery's trouble never fails the batch
             errors[i] = e
             with lock:
                 last_error[0] = e
+                failing += 1
             settled[i] = not trigger_retryable(e)
             log.warning("trigger %s %s failed (try %d): %s", rec["dag_id"], rec["run_id"], tries[i], _short(e))
             return
         mark_triggered(store, buckets, rec)
         results[i], settled[i] = entry(i) | {"created": created, "status": "triggered"}, True
         with lock:
-            last_ok = clock()
+            last_ok, failing = clock(), 0
 
     def each(indices: list[int]) -> None:
         n = workers or trigger_workers()
@@ -374,7 +380,7 @@ def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger:
     for i, rec in enumerate(records):
         if results[i] is None:
             error = errors[i] or last_error[0]
-            reason = pending_reason(rec, error, attempts=tries[i], seconds=clock() - began)
+            reason = pending_reason(rec, error, attempts=tries[i], seconds=clock() - (first_try[i] or last_ok))
             log.error("%s left pending: %s", rec["delivery_id"], reason)
             leave_pending(store, buckets, rec, reason=reason, attempts=tries[i], http_status=getattr(error, "status", None),
                           batch_run_id=batch_run_id)  # fmt: skip
