@@ -48,9 +48,11 @@ class StillRunning(RuntimeError):
     """Stopped waiting while runs are alive (a stall, or the caller's time limit): nothing says they failed, and
     the stack must stay up for them."""
 
-    def __init__(self, message: str, alive: list[str]):
+    def __init__(self, message: str, alive: list[str], done: dict | None = None):
         super().__init__(message)
         self.alive = alive
+        self.done = done or {}  # wait(): the runs that had ended, {run_id: (run, tis)}
+        self.summary: dict | None = None  # run_batch(): the summary written of those
 
 
 class Submitted(list):
@@ -498,9 +500,9 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
             last_tally = now
             say(f"{len(watch.wanted)} titles: {tally()}")
         if timeout_s is not None and now - started > timeout_s:
-            raise StillRunning(f"stopped waiting after {timeout_s:.0f}s (the caller's limit)", alive)
+            raise StillRunning(f"stopped waiting after {timeout_s:.0f}s (the caller's limit)", alive, done)
         if now - watch.last_change > stall_s and not watch.running():
-            raise StillRunning(f"no run or task changed state for {stall_s:.0f}s and nothing is running", alive)
+            raise StillRunning(f"no run or task changed state for {stall_s:.0f}s and nothing is running", alive, done)
         time.sleep(poll_s)
     return done
 
@@ -542,8 +544,12 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     out_dir = stack.out_dir
     ledger = Ledger(stack.ledger_url)
     shutil.rmtree(out_dir / "published", ignore_errors=True)
-    assets = []
+    assets, unfinished = [], []
     for delivery_id, dag_id, run_id, spec in runs:
+        if run_id not in done:  # still running when the wait stopped (see wait's StillRunning)
+            unfinished.append({"delivery_id": delivery_id, "value_stream": spec.name if spec else None,
+                               "dag_id": dag_id, "run_id": run_id})  # fmt: skip
+            continue
         run, tis = done[run_id]
         if spec is None:
             assets.append(refused_entry(s3, buckets, delivery_id, run_id))
@@ -568,6 +574,8 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     # deliveries with no run (the batch left them pending): beside the assets, never an asset status
     summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": assets,
                "pending": [dict(p) for p in getattr(runs, "pending", [])]}  # fmt: skip
+    if unfinished:
+        summary["running"] = unfinished
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -575,7 +583,12 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
 
 def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float | None = None) -> dict:
     runs = submit(stack, deliveries_dir)
-    return summarize(stack, runs, wait(stack, runs, timeout_s=timeout_s))
+    try:
+        done = wait(stack, runs, timeout_s=timeout_s)
+    except StillRunning as e:  # what has ended is summarized all the same; the rest is listed as running
+        e.summary = summarize(stack, runs, e.done)
+        raise
+    return summarize(stack, runs, done)
 
 
 def print_table(summary: dict) -> None:
@@ -596,6 +609,8 @@ def print_table(summary: dict) -> None:
         ))  # fmt: skip
     for p in summary.get("pending", []):
         rows.append((p["delivery_id"], p.get("value_stream") or "-", "PENDING", "-", "-", p["reason"][:90]))
+    for r in summary.get("running", []):
+        rows.append((r["delivery_id"], r.get("value_stream") or "-", "RUNNING", "-", "-", f"{r['dag_id']} {r['run_id']}"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -625,6 +640,10 @@ def main(argv: list[str] | None = None) -> int:
         report = write_report(stack)
         feedback_report = export_feedback(stack) if watched else None
     except StillRunning as e:
+        if e.summary:
+            print()
+            print_table(e.summary)
+            print(f"\n[run] wrote {stack.out_dir / 'summary.json'} (the titles still running are under `running`)")
         print(f"[run] stopped waiting: {e}; {len(e.alive)} still alive: {', '.join(e.alive[:10])}"
               f"{' ...' if len(e.alive) > 10 else ''}", file=sys.stderr)  # fmt: skip
         return EXIT_STILL_RUNNING
