@@ -38,9 +38,10 @@ CLAIMS = "claims"  # reports bucket: a run about to be triggered for a delivery 
 PENDING = "pending"  # a claim's status when its trigger kept failing: the next batch tries it again
 # a trigger's retries (exponential backoff, full jitter) stop when the batch's trigger budget is spent
 DEFAULT_TRIGGER_BUDGET_S = 120.0  # MEDIAFLOW_TRIGGER_RETRY_BUDGET_S: a DAG re-parsed after being deactivated is back within it
-# MEDIAFLOW_TRIGGER_WORKERS: triggers in flight at once. 1 on SQLite: two trigger transactions at once in the API
-# server wait on each other's lock for its whole busy timeout (measured: the stack froze for 2 minutes)
-DEFAULT_TRIGGER_WORKERS = 1
+# MEDIAFLOW_TRIGGER_WORKERS: triggers in flight at once over one token. On PostgreSQL 4 halve a 270-delivery batch's
+# trigger time (60.9 s -> 30.9 s); on SQLite use 1: two trigger transactions at once waited on each other's lock for
+# the whole busy timeout (the stack froze for 2 minutes)
+DEFAULT_TRIGGER_WORKERS = 4
 RETRYABLE_HTTP = frozenset({404, 408, 409, 425, 429})  # and every 5xx: see trigger_retryable()
 DOWN_AFTER_FAILURES = 3  # this many failed triggers in a row, none succeeding for the budget: the API server is down
 
@@ -257,7 +258,7 @@ def trigger_budget_s() -> float:
 
 
 def trigger_workers() -> int:
-    """Triggers in flight at once (MEDIAFLOW_TRIGGER_WORKERS, default 1)."""
+    """Triggers in flight at once (MEDIAFLOW_TRIGGER_WORKERS, default 4)."""
     return max(1, int(os.environ.get("MEDIAFLOW_TRIGGER_WORKERS") or DEFAULT_TRIGGER_WORKERS))
 
 

@@ -278,7 +278,7 @@ def test_a_batch_spends_at_most_its_budget_on_retries_however_many_fail(s3):
     down = {d: [_http(503)] for d in ("down-1", "down-2", "down-3")}
     api, clock = FakeApi(down), FakeClock()
     out = batch.trigger_all(store, buckets, records, trigger=api.trigger_once, batch_run_id="b1", budget_s=30,
-                            sleep=clock.sleep, clock=clock)  # fmt: skip
+                            workers=1, sleep=clock.sleep, clock=clock)  # fmt: skip
     assert [r["status"] for r in out] == ["pending", "triggered", "pending", "pending"]
     assert out[0]["attempts"] == out[2]["attempts"] == out[3]["attempts"] > 2  # retried together, in rounds
     assert clock.now - 1000 <= 30
@@ -297,7 +297,7 @@ def test_when_the_api_answers_nothing_for_the_whole_budget_the_rest_is_not_tried
         raise ApiError(f"POST /api/v2/dags/{dag_id}/dagRuns: no answer after 1 try: timed out")
 
     out = batch.trigger_all(store, buckets, records, trigger=timing_out, batch_run_id="b1", budget_s=120,
-                            sleep=clock.sleep, clock=clock)  # fmt: skip
+                            workers=1, sleep=clock.sleep, clock=clock)  # fmt: skip
     assert all(r["status"] == "pending" for r in out)
     assert [r["attempts"] for r in out] == [2, 2, 2, 0, 0, 0]  # three in a row failed for the budget: down
     assert "not tried: the API server looked down" in out[3]["reason"] and "timed out" in out[3]["reason"]
@@ -319,7 +319,7 @@ def test_one_slow_failure_is_not_an_api_server_down(s3):
         return api.trigger_once(dag_id, run_id, conf)
 
     out = batch.trigger_all(store, buckets, records, trigger=slow_once, batch_run_id="b1", budget_s=20,
-                            sleep=clock.sleep, clock=clock)  # fmt: skip
+                            workers=1, sleep=clock.sleep, clock=clock)  # fmt: skip
     assert [(r["status"], r["created"]) for r in out] == [("triggered", True)] * 4
     assert out[1]["delivery_id"] == "d-1" and api.calls.count("d-1") == 2
 
