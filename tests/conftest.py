@@ -1,7 +1,8 @@
 """The real embedded stack shared by the integration and browser tests: PostgreSQL (Airflow's metadata DB and the
 ledger), Airflow standalone (scheduler, triggerer, LocalExecutor), a local S3 API over HTTP and the SMTP sink, on
 free ports in a throw-away state folder, started and stopped by the same code as `make up` / `make down` (its
-PostgreSQL data is deleted afterwards). Started on first use, once per session.
+PostgreSQL data is deleted afterwards). Started on first use, once per session. Airflow's side
+reaches the S3 API through a TCP fault gate, and the content batch reaches the REST API through an HTTP one.
 
 A test marked `last` runs after every other test of the session (the secrets check reads what they all left)."""
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fault_gate import FaultGate
+from http_fault_gate import HttpFaultGate
 
 from mediaflow.airflow_api import AirflowApi
 from mediaflow.devstack import Stack
@@ -35,6 +37,7 @@ def _free_port() -> int:
 
 
 _GATE: list[FaultGate] = []
+_API_GATE: list[HttpFaultGate] = []
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +47,16 @@ def stack(tmp_path_factory):
     # Airflow's side reaches the S3 API through a fault gate, so a test can take storage down (test_storage_outage)
     gate = FaultGate(s3_port)
     _GATE.append(gate)
+    airflow_port = _free_port()
+    # the content batch reaches the REST API through an HTTP fault gate, so a test can make one trigger fail
+    api_gate = HttpFaultGate(airflow_port)
+    _API_GATE.append(api_gate)
     env = {
         "MEDIAFLOW_STACK_DIR": str(root / "state"),
         "MEDIAFLOW_OUT_DIR": str(root / "out"),
-        "MEDIAFLOW_AIRFLOW_PORT": str(_free_port()),
+        "MEDIAFLOW_AIRFLOW_PORT": str(airflow_port),
+        "MEDIAFLOW_API_CLIENT_PORT": str(api_gate.port),
+        "MEDIAFLOW_TRIGGER_RETRY_BUDGET_S": "20",  # a trigger that keeps failing is left pending after 20 s
         "MEDIAFLOW_S3_PORT": str(s3_port),
         "MEDIAFLOW_S3_CLIENT_PORT": str(gate.port),
         "MEDIAFLOW_S3_RETRY_BUDGET_S": "40",  # rides out a 30 s outage; a longer one fails the call
@@ -123,6 +132,13 @@ def s3_gate(stack) -> FaultGate:
     """The gate between Airflow's side and the S3 API (the test's own `s3` client goes around it)."""
     yield _GATE[0]
     _GATE[0].up()
+
+
+@pytest.fixture(scope="session")
+def api_gate(stack) -> HttpFaultGate:
+    """The HTTP gate between the content batch's API connection and Airflow's REST API."""
+    yield _API_GATE[0]
+    _API_GATE[0].clear()
 
 
 @pytest.fixture(scope="session")

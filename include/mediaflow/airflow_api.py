@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +21,7 @@ class AirflowApi:
         self.base = base_url.rstrip("/")
         self.username, self.password = username, password
         self._token: str | None = None
+        self._login_lock = threading.Lock()  # threads share one token: one login, not one per thread
 
     def _login(self) -> str:
         body = json.dumps({"username": self.username, "password": self.password}).encode()
@@ -27,26 +29,30 @@ class AirflowApi:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())["access_token"]
 
-    def request(self, method: str, path: str, body: dict | None = None, *, ok_missing: bool = False):
-        """One call; a 5xx or a time-out (an API server busy under load) is retried with backoff.
+    def request(self, method: str, path: str, body: dict | None = None, *, ok_missing: bool = False, tries: int = 5):
+        """One call; a 5xx or a time-out (an API server busy under load) is retried with backoff, up to `tries`
+        attempts (1: the caller retries with its own policy, as the content batch does). Every failure is an
+        ApiError: `status` is the HTTP status, None when no answer came.
 
         Retrying a POST is safe here: the only POST is a trigger with a fixed run id (409 on a repeat).
         """
-        for attempt in range(1, 6):
+        for attempt in range(1, tries + 1):
             try:
                 return self._request_once(method, path, body, ok_missing=ok_missing)
             except ApiError as e:
-                if e.status is None or e.status < 500 or attempt == 5:
+                if e.status is None or e.status < 500 or attempt == tries:
                     raise
             except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
-                if attempt == 5:
-                    raise ApiError(f"{method} {path}: no answer after {attempt} tries: {e}") from None
+                if attempt == tries:
+                    raise ApiError(f"{method} {path}: no answer after {attempt} tr{'ies' if attempt > 1 else 'y'}: {e}") from None
             time.sleep(2**attempt)
 
     def _request_once(self, method: str, path: str, body: dict | None, *, ok_missing: bool):
         for attempt in (1, 2):
             if self._token is None:
-                self._token = self._login()
+                with self._login_lock:
+                    if self._token is None:
+                        self._token = self._login()
             req = urllib.request.Request(
                 self.base + path,
                 method=method,
@@ -90,14 +96,15 @@ class AirflowApi:
     def trigger(self, dag_id: str, run_id: str, conf: dict) -> dict:
         return self.trigger_once(dag_id, run_id, conf)[0]
 
-    def trigger_once(self, dag_id: str, run_id: str, conf: dict) -> tuple[dict, bool]:
+    def trigger_once(self, dag_id: str, run_id: str, conf: dict, *, tries: int = 5) -> tuple[dict, bool]:
         """(the run, whether this call created it). A run id that exists is never started twice: HTTP 409."""
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         try:
-            return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body), True
+            return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body, tries=tries), True
         except ApiError as e:
             if e.status == 409:  # there already, or a retried POST whose first try went through
-                return self.dag_run(dag_id, run_id), False
+                return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}",
+                                    tries=tries), False  # fmt: skip
             raise
 
     def asset_event(self, name: str, extra: dict) -> dict:
@@ -122,6 +129,30 @@ class AirflowApi:
 
     def dag_run(self, dag_id: str, run_id: str) -> dict | None:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True)
+
+    def _pages(self, path: str, key: str, params: dict, *, limit: int = 100) -> list[dict]:
+        """Every item of a list endpoint, page by page (keyset cursor: no row skipped or repeated when rows change
+        between pages; `limit` is the API server's maximum page size by default)."""
+        items: list[dict] = []
+        cursor = ""
+        while True:
+            query = urllib.parse.urlencode({**params, "limit": limit, "cursor": cursor}, doseq=True)
+            page = self.request("GET", f"{path}?{query}")
+            items += page[key]
+            cursor = page.get("next_cursor")
+            if not cursor or not page[key]:
+                return items
+
+    def dag_runs_since(self, since: str | None = None, *, states: list[str] | None = None) -> list[dict]:
+        """Runs of every DAG updated at or after `since` (ISO UTC), optionally only in `states`: one paginated list,
+        whatever the number of DAGs."""
+        params = {"order_by": "id", **({"updated_at_gte": since} if since else {}), **({"state": states} if states else {})}
+        return self._pages("/api/v2/dags/~/dagRuns", "dag_runs", params)
+
+    def task_instances_since(self, since: str | None = None, *, states: list[str] | None = None) -> list[dict]:
+        """Task instances of every run updated at or after `since` (ISO UTC), optionally only in `states`."""
+        params = {**({"updated_at_gte": since} if since else {}), **({"state": states} if states else {})}
+        return self._pages("/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", params)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=1000"

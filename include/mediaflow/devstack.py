@@ -10,6 +10,8 @@ Ports come from MEDIAFLOW_AIRFLOW_PORT (8080), MEDIAFLOW_S3_PORT (9000), MEDIAFL
 MEDIAFLOW_PG_PORT (5433: beside a system PostgreSQL on 5432, never on it).
 MEDIAFLOW_S3_CLIENT_PORT, when set, is where Airflow and its tasks reach the S3 API instead of MEDIAFLOW_S3_PORT:
 a proxy sits there (the tests put a fault gate there to take storage down and bring it back).
+MEDIAFLOW_API_CLIENT_PORT, likewise, is where the content batch's API connection reaches Airflow's REST API (the
+tests put an HTTP fault gate there to make one delivery's trigger fail).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Stack:
     smtp_port: int
     s3_client_port: int | None = None  # a proxy in front of the S3 API for Airflow's side, if any
     pg_port: int = 5433
+    api_client_port: int | None = None  # a proxy in front of the REST API for the batch's connection, if any
 
     @classmethod
     def from_env(cls) -> "Stack":
@@ -68,6 +71,7 @@ class Stack:
             smtp_port=int(env.get("MEDIAFLOW_SMTP_PORT", 1025)),
             s3_client_port=int(env["MEDIAFLOW_S3_CLIENT_PORT"]) if env.get("MEDIAFLOW_S3_CLIENT_PORT") else None,
             pg_port=int(env.get("MEDIAFLOW_PG_PORT", 5433)),
+            api_client_port=int(env["MEDIAFLOW_API_CLIENT_PORT"]) if env.get("MEDIAFLOW_API_CLIENT_PORT") else None,
         )
 
     # ------------------------------------------------------------ paths and environment
@@ -180,7 +184,8 @@ class Stack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
-            **({"AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API": json.dumps({"conn_type": "http", "host": HOST, "port": self.airflow_port,
+            **({"AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API": json.dumps({"conn_type": "http", "host": HOST,
+                "port": self.api_client_port or self.airflow_port,
                 "schema": "http", "login": SERVICE_USER, "password": self.password(SERVICE_USER)})}
                if self.password(SERVICE_USER) else {}),  # fmt: skip
             "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps(self.postgres.connection("ledger")),

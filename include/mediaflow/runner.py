@@ -2,11 +2,16 @@
 
 Usage: python -m mediaflow.runner [--deliveries DIR] [--keep-up]
 
-Starts the stack when it is not up (and stops it again at the end unless --keep-up / KEEP_UP=1), uploads each
-delivery folder to the landing bucket, runs the nightly_content_batch DAG (which validates the manifests and
-starts one value-stream run per delivery), shows progress per asset and stage, exports what was published to out/published/, writes out/summary.json and
-prints a table. Exit 0 when the batch completed (rejected deliveries are a correct outcome); 1 when any run
-failed or the system could not run it.
+Starts the stack when it is not up (and stops it again at the end unless --keep-up / KEEP_UP=1, a title waits for a
+review, or runs are still alive), uploads each delivery folder to the landing bucket, runs the nightly_content_batch
+DAG (which validates the manifests and starts one value-stream run per delivery), waits for every title's outcome
+(a batch tally every MEDIAFLOW_PROGRESS_EVERY_S seconds, a line per title when it changes stage or ends), exports
+what was published to out/published/, writes out/summary.json and prints a table. Deliveries the batch left
+pending (their run could not be started) are listed with the reason.
+
+Exit 0 when the batch completed (rejected deliveries are a correct outcome); 1 ("system failure") when a run ended
+failed, the content batch run failed, or the stack could not start; 3 when it stopped waiting while runs were still
+alive (no run or task changed state for MEDIAFLOW_RUN_STALL_S seconds and nothing was running): the stack is left up.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ import os
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
-from mediaflow import analytics, rights, samples
+from mediaflow import analytics, batch, rights, samples
 from mediaflow.airflow_api import AirflowApi, ApiError
 from mediaflow.devstack import PROJECT, Stack, StackError
 from mediaflow.batch import processed_key
@@ -33,6 +38,35 @@ from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
 
 TERMINAL = {"success", "failed"}
 BATCH_DAG_ID = "nightly_content_batch"
+STALL_S = 1800.0  # MEDIAFLOW_RUN_STALL_S: no run or task changed state this long, and nothing runs: stop waiting
+PROGRESS_EVERY_S = 30.0  # MEDIAFLOW_PROGRESS_EVERY_S: a one-line batch tally this often
+TITLE_LINES_UP_TO = 40  # MEDIAFLOW_PROGRESS_TITLES: up to this many titles, a line per stage change; above, per outcome
+EXIT_STILL_RUNNING = 3
+
+
+class StillRunning(RuntimeError):
+    """Stopped waiting while runs are alive (a stall, or the caller's time limit): nothing says they failed, and
+    the stack must stay up for them."""
+
+    def __init__(self, message: str, alive: list[str], done: dict | None = None):
+        super().__init__(message)
+        self.alive = alive
+        self.done = done or {}  # wait(): the runs that had ended, {run_id: (run, tis)}
+        self.summary: dict | None = None  # run_batch(): the summary written of those
+
+
+class Submitted(list):
+    """What submit() returns: [(delivery_id, dag_id, run_id, spec)] as always, plus `pending` (the deliveries the
+    batch started no run for, with the reason: batch.pending_status) and `batch_run_id`."""
+
+    def __init__(self, runs=(), *, pending=(), batch_run_id: str | None = None):
+        super().__init__(runs)
+        self.pending = list(pending)
+        self.batch_run_id = batch_run_id
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
 
 
 def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
@@ -122,19 +156,35 @@ def upload(stack: Stack, deliveries_dir: Path) -> list[str]:
     return [upload_delivery(s3, buckets, folder) for folder in folders]
 
 
-def run_now(stack: Stack, dag_id: str, *, timeout_s: float = 900) -> tuple[str, dict]:
-    """Trigger `dag_id` now (run id `make_run__<stamp>`) and wait for it. (run id, its run)."""
+def run_now(stack: Stack, dag_id: str, *, timeout_s: float | None = None, stall_s: float | None = None) -> tuple[str, dict]:
+    """Trigger `dag_id` now (run id `make_run__<stamp>`) and wait for it. (run id, its run). ApiError when the run
+    ended failed; StillRunning (the run may still end well) when it changed nothing for `stall_s`
+    (MEDIAFLOW_RUN_STALL_S) or outlived `timeout_s`."""
     api = _api(stack)
+    stall_s = _env_float("MEDIAFLOW_RUN_STALL_S", STALL_S) if stall_s is None else stall_s
     run_id = f"make_run__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
     api.trigger(dag_id, run_id, {})
     print(f"[run] triggered {dag_id} {run_id}")
-    started = time.monotonic()
+    started = last_change = time.monotonic()
+    seen = None
     while True:
-        run = api.dag_run(dag_id, run_id)
+        try:
+            run = api.dag_run(dag_id, run_id)
+            tis = api.task_instances(dag_id, run_id) if run and run["state"] not in TERMINAL else []
+        except ApiError as e:  # the API server busy for longer than the client's retries: keep waiting
+            print(f"[run] {dag_id} {run_id}: the API did not answer ({e}); still waiting", flush=True)
+            run, tis = None, None
         if run and run["state"] in TERMINAL:
             break
-        if time.monotonic() - started > timeout_s:
-            raise ApiError(f"{dag_id} {run_id} still {run and run['state']} after {timeout_s:.0f}s")
+        now = time.monotonic()
+        if tis is not None:
+            state = (run and run["state"], sorted((t["task_id"], t["map_index"], t["state"] or "") for t in tis))
+            if state != seen:
+                seen, last_change = state, now
+        if timeout_s is not None and now - started > timeout_s:
+            raise StillRunning(f"{dag_id} {run_id} still {run and run['state']} after {timeout_s:.0f}s", [run_id])
+        if now - last_change > stall_s:
+            raise StillRunning(f"{dag_id} {run_id}: nothing changed for {stall_s:.0f}s", [run_id])
         time.sleep(2)
     if run["state"] != "success":
         failed = [t["task_id"] for t in api.task_instances(dag_id, run_id) if t["state"] in ("failed", "upstream_failed")]
@@ -143,7 +193,7 @@ def run_now(stack: Stack, dag_id: str, *, timeout_s: float = 900) -> tuple[str, 
     return run_id, run
 
 
-def run_content_batch(stack: Stack, *, timeout_s: float = 900) -> tuple[str, dict]:
+def run_content_batch(stack: Stack, *, timeout_s: float | None = None) -> tuple[str, dict]:
     """Trigger the nightly_content_batch DAG now and wait for it. (batch run id, its run)."""
     return run_now(stack, BATCH_DAG_ID, timeout_s=timeout_s)
 
@@ -209,10 +259,11 @@ def write_report(stack: Stack) -> Path:
     return dest / "index.html"
 
 
-def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
+def submit(stack: Stack, deliveries_dir: Path) -> Submitted:
     """Upload every delivery folder, run the content batch, and return what became of each delivery:
     [(delivery_id, dag_id, run_id, spec)]: the value-stream run that took it (this batch's or an earlier one's), or,
-    with spec None, the batch run that refused its manifest."""
+    with spec None, the batch run that refused its manifest. Deliveries with no run (the batch left them pending,
+    or did not take them) are in the result's `pending`, each with its reason."""
     specs = load_specs()
     api = _api(stack)
     api.wait_for_dags([BATCH_DAG_ID, *(s.dag_id for s in specs.values())])
@@ -220,18 +271,23 @@ def submit(stack: Stack, deliveries_dir: Path) -> list[tuple]:
     batch_run_id, _ = run_content_batch(stack)
     buckets, s3 = Buckets.from_env(), stack.s3_client()
     by_dag = {s.dag_id: s for s in specs.values()}
-    runs = []
+    runs = Submitted(batch_run_id=batch_run_id)
     for delivery_id in delivery_ids:
         marker = _marker(s3, buckets, delivery_id)
         if marker is None:
-            print(f"[run] {delivery_id}: not processed yet (over the batch's max_runs); the next batch takes it")
+            pending = batch.pending_status(delivery_id, None, _read(s3, buckets.reports, batch.claim_key(delivery_id)))
+            runs.pending.append(pending)
+            print(f"[run] {delivery_id}: PENDING, no run started: {pending['reason']}")
         elif marker["status"] == "rejected":
             runs.append((delivery_id, BATCH_DAG_ID, marker.get("batch_run_id") or batch_run_id, None))
             print(f"[run] {delivery_id}: manifest refused by the batch: {'; '.join(marker['reasons'])}")
         else:
             runs.append((delivery_id, marker["dag_id"], marker["run_id"], by_dag[marker["dag_id"]]))
             note = "" if marker.get("batch_run_id") == batch_run_id else f" (taken by batch run {marker.get('batch_run_id')})"
-            print(f"[run] {delivery_id}: {marker['dag_id']} {marker['run_id']}{note}")
+            if len(delivery_ids) <= TITLE_LINES_UP_TO:
+                print(f"[run] {delivery_id}: {marker['dag_id']} {marker['run_id']}{note}")
+    started = sum(1 for r in runs if r[3] is not None)
+    print(f"[run] {len(delivery_ids)} deliveries: {started} runs, {len(runs) - started} refused, {len(runs.pending)} pending")
     return runs
 
 
@@ -247,41 +303,207 @@ def rerun(stack: Stack, delivery_ids: list[str], streams: list[str]) -> list[tup
     return runs
 
 
-def _marker(s3, buckets: Buckets, delivery_id: str) -> dict | None:
+def _read(s3, bucket: str, key: str) -> dict | None:
     try:
-        return json.loads(s3.get_object(Bucket=buckets.reports, Key=processed_key(delivery_id))["Body"].read())
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except s3.exceptions.NoSuchKey:
         return None
+
+
+def _marker(s3, buckets: Buckets, delivery_id: str) -> dict | None:
+    return _read(s3, buckets.reports, processed_key(delivery_id))
 
 
 def _api(stack: Stack) -> AirflowApi:
     return AirflowApi(stack.api_url, "admin", stack.password() or "")
 
 
-def wait(stack: Stack, runs: list[tuple], *, timeout_s: float = 1800, settle_on_review: bool = True) -> dict:
-    """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}."""
-    api = _api(stack)
-    started, shown, done = time.monotonic(), {}, {}
-    while any(run_id not in done for _, _, run_id, _ in runs):  # refused deliveries share their batch's run id
-        if time.monotonic() - started > timeout_s:
-            raise SystemExit(f"[run] gave up after {timeout_s:.0f}s; still running: {[r[0] for r in runs if r[2] not in done]}")
-        for delivery_id, dag_id, run_id, spec in runs:
-            if run_id in done:
+def _stage_of(tis: dict) -> str | None:
+    """The furthest stage a run has reached (a work task of it queued, running or ended), None before any."""
+    reached = {t["task_id"].split(".", 1)[0] for t in tis.values()
+               if t["task_id"] != WATCH_TASK and (t["state"] or "scheduled") not in ("scheduled", "none")}  # fmt: skip
+    ordered = [s for s in STAGE_ORDER if s in reached] + sorted(s for s in reached if s not in STAGE_ORDER)
+    return ordered[-1] if ordered else None
+
+
+def _tally(counts: dict) -> str:
+    order = ("queued", "running", "published", "rejected", "awaiting_review", "failed", "pending")
+    return ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in order if counts.get(k) or k != "pending")
+
+
+class _Watch:
+    """What wait() knows of the runs it waits for, kept current by a few list calls per poll: the runs and the
+    task instances of every DAG updated since the previous poll (Airflow's `~` lists, keyset-paginated), and the
+    tasks waiting for a person. A run's whole task list is read once, when it ends (or parks on a review)."""
+
+    OVERLAP_S = 10.0  # each poll re-reads this much before the previous one began: rows committed late are not missed
+
+    def __init__(self, stack: Stack, runs: list[tuple]):
+        self.stack, self.api = stack, _api(stack)
+        self.wanted = {(dag_id, run_id): delivery_id for delivery_id, dag_id, run_id, spec in runs if spec is not None}
+        self.runs: dict[tuple, dict] = {}
+        self.tis: dict[tuple, dict] = {k: {} for k in self.wanted}
+        self.since: str | None = None
+        self.missing: set[tuple] = set()
+        self.last_change = time.monotonic()
+
+    def _changed(self) -> None:
+        self.last_change = time.monotonic()
+
+    def _take_runs(self, rows: list[dict]) -> None:
+        for r in rows:
+            key = (r["dag_id"], r["dag_run_id"])
+            if key in self.wanted:
+                if (self.runs.get(key) or {}).get("state") != r["state"]:
+                    self._changed()
+                self.runs[key] = r
+                self.missing.discard(key)
+
+    def _take_tis(self, rows: list[dict]) -> None:
+        for t in rows:
+            key = (t["dag_id"], t["dag_run_id"])
+            if key in self.wanted:
+                ti_key = (t["task_id"], t.get("map_index", -1))
+                if (self.tis[key].get(ti_key) or {}).get("state") != t["state"]:
+                    self._changed()
+                self.tis[key][ti_key] = t
+
+    def poll(self, *, parked_too: bool) -> set[tuple]:
+        """Bring runs and task states up to date. Returns the runs with a task waiting for a person."""
+        began = datetime.now(timezone.utc)
+        if self.since is None:  # first poll: every live run, then the ones not live (ended, or missing) one by one
+            self._take_runs(self.api.dag_runs_since(states=["queued", "running"]))
+            for key in [k for k in self.wanted if k not in self.runs]:
+                run = self.api.dag_run(*key)
+                self._take_runs([run] if run else [])
+                if run is None:
+                    self.missing.add(key)
+            first = min((r.get("queued_at") or r.get("run_after") or "" for r in self.runs.values()
+                         if r["state"] not in TERMINAL), default="")  # fmt: skip
+            ti_since = iso_z(min(datetime.fromisoformat(first.replace("Z", "+00:00")), began)) if first else None
+            self._take_tis(self.api.task_instances_since(ti_since))
+        else:
+            self._take_runs(self.api.dag_runs_since(self.since))
+            self._take_tis(self.api.task_instances_since(self.since))
+        awaiting = set()
+        if parked_too:
+            rows = self.api.task_instances_since(states=[AWAITING])
+            self._take_tis(rows)
+            awaiting = {(t["dag_id"], t["dag_run_id"]) for t in rows}
+        self.since = iso_z(began - timedelta(seconds=self.OVERLAP_S))
+        return awaiting & set(self.wanted)
+
+    def running(self) -> bool:
+        """A work task of one of the runs is running (a long transcode is progress, even if no state changes)."""
+        return any(t["state"] in ("running", "deferred") and t["task_id"] != WATCH_TASK
+                   for tis in self.tis.values() for t in tis.values())  # fmt: skip
+
+    def whole(self, key: tuple) -> list[dict]:
+        tis = self.api.task_instances(*key)
+        self._take_tis(tis)
+        return tis
+
+
+def _outcome_status(s3, buckets: Buckets, dag_id: str, run_id: str, run: dict | None) -> str:
+    if not run or run["state"] != "success":
+        return "failed"
+    outcome = _read(s3, buckets.reports, outcome_key(dag_id, run_id))
+    return (outcome or {}).get("status") or "failed"
+
+
+def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, settle_on_review: bool = True,
+         stall_s: float | None = None, poll_s: float = 2.0) -> dict:  # fmt: skip
+    """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}.
+
+    One poll is a few list requests whatever the number of runs (_Watch). No fixed time limit while the runs make
+    progress: StillRunning when no run or task changed state for `stall_s` (MEDIAFLOW_RUN_STALL_S, default 1800 s)
+    while nothing runs, or, if the caller gives `timeout_s`, after that. Progress: a one-line tally every
+    MEDIAFLOW_PROGRESS_EVERY_S seconds; a line per title when it ends, and (up to MEDIAFLOW_PROGRESS_TITLES titles)
+    when it reaches a new stage."""
+    stall_s = _env_float("MEDIAFLOW_RUN_STALL_S", STALL_S) if stall_s is None else stall_s
+    every_s = _env_float("MEDIAFLOW_PROGRESS_EVERY_S", PROGRESS_EVERY_S)
+    per_stage = len(runs) <= int(_env_float("MEDIAFLOW_PROGRESS_TITLES", TITLE_LINES_UP_TO))
+    watch, buckets, s3 = _Watch(stack, runs), Buckets.from_env(), stack.s3_client()
+    started = last_tally = time.monotonic()
+    done: dict = {}
+    status: dict[tuple, str] = {}
+    shown: dict[tuple, str | None] = {}
+    for _, dag_id, run_id, spec in runs:
+        if spec is None:  # refused by the batch: its batch run has already ended
+            done[run_id] = (watch.api.dag_run(dag_id, run_id), [])
+    api_trouble = False
+
+    def say(text: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f}s] {text}", flush=True)
+
+    def tally() -> str:
+        counts: dict[str, int] = {"pending": len(getattr(runs, "pending", []))}
+        for key in watch.wanted:
+            if key in status:
+                word = status[key]
+            else:
+                run = watch.runs.get(key) or {}
+                word = "running" if run.get("state") == "running" and _stage_of(watch.tis[key]) else "queued"
+            counts[word] = counts.get(word, 0) + 1
+        return _tally(counts)
+
+    def finish(key: tuple, run: dict | None, tis: list[dict], word: str) -> None:
+        done[key[1]] = (run, tis)
+        status[key] = word
+        reason = ""
+        if word == "failed":
+            failed = sorted(t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed"))
+            reason = f" (run {(run or {}).get('state', 'not found')}; failed tasks: {', '.join(failed) or 'none'})"
+        say(f"{watch.wanted[key]:<32} {word.replace('_', ' ')}{reason}")
+
+    while True:
+        try:
+            parked = watch.poll(parked_too=settle_on_review)
+            api_trouble = False
+        except ApiError as e:  # the API server busy past the client's retries: keep waiting, count it as no change
+            if not api_trouble:
+                say(f"the Airflow API did not answer ({e}); still waiting")
+            api_trouble, parked = True, set()
+        for key, delivery_id in watch.wanted.items():
+            if key[1] in done:
                 continue
-            if spec is None:  # refused by the batch: its batch run has already ended
-                done[run_id] = (api.dag_run(dag_id, run_id), [])
+            run = watch.runs.get(key)
+            if run and run["state"] in TERMINAL:
+                finish(key, run, watch.whole(key), _outcome_status(s3, buckets, *key, run))
                 continue
-            run = api.dag_run(dag_id, run_id)
-            tis = api.task_instances(dag_id, run_id)
-            line = _progress_line(tis)
-            if line and shown.get(run_id) != line:
-                shown[run_id] = line
-                print(f"[{time.monotonic() - started:5.0f}s] {delivery_id:<32} {line}", flush=True)
-            states = {t["state"] for t in _work(tis)}
-            parked = settle_on_review and AWAITING in states and not states & ACTIVE
-            if run and (run["state"] in TERMINAL or parked):
-                done[run_id] = (run, tis)
-        time.sleep(2)
+            work = {t["state"] for t in watch.tis[key].values() if t["task_id"] != WATCH_TASK}
+            if key in parked and not work & ACTIVE:
+                tis = watch.whole(key)  # confirm with the whole list: nothing else of the run still to do
+                if not {t["state"] for t in _work(tis)} & ACTIVE:
+                    finish(key, run, tis, "awaiting_review")
+                    continue
+            stage = _stage_of(watch.tis[key])
+            if per_stage and stage and shown.get(key) != stage:
+                shown[key] = stage
+                retry = " (retrying)" if any(t["state"] == "up_for_retry" for t in watch.tis[key].values()) else ""
+                say(f"{delivery_id:<32} {stage}{retry}")
+        alive = [watch.wanted[k] for k in watch.wanted if k[1] not in done]
+        if not alive:
+            if watch.wanted:
+                say(f"{len(watch.wanted)} titles: {tally()}")
+            break
+        if watch.missing and len(alive) == len(watch.missing):  # only runs that do not exist are left
+            for key in list(watch.missing):
+                run = watch.api.dag_run(*key)
+                if run is None:
+                    finish(key, None, [], "failed")
+                else:
+                    watch._take_runs([run])
+            continue
+        now = time.monotonic()
+        if now - last_tally >= every_s:
+            last_tally = now
+            say(f"{len(watch.wanted)} titles: {tally()}")
+        if timeout_s is not None and now - started > timeout_s:
+            raise StillRunning(f"stopped waiting after {timeout_s:.0f}s (the caller's limit)", alive, done)
+        if now - watch.last_change > stall_s and not watch.running():
+            raise StillRunning(f"no run or task changed state for {stall_s:.0f}s and nothing is running", alive, done)
+        time.sleep(poll_s)
     return done
 
 
@@ -322,8 +544,12 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
     out_dir = stack.out_dir
     ledger = Ledger(stack.ledger_url)
     shutil.rmtree(out_dir / "published", ignore_errors=True)
-    assets = []
+    assets, unfinished = [], []
     for delivery_id, dag_id, run_id, spec in runs:
+        if run_id not in done:  # still running when the wait stopped (see wait's StillRunning)
+            unfinished.append({"delivery_id": delivery_id, "value_stream": spec.name if spec else None,
+                               "dag_id": dag_id, "run_id": run_id})  # fmt: skip
+            continue
         run, tis = done[run_id]
         if spec is None:
             assets.append(refused_entry(s3, buckets, delivery_id, run_id))
@@ -335,8 +561,9 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
                 entry = awaiting_entry(stack, delivery_id, dag_id, run_id, spec, tis)
             else:
                 failed = [t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")]
+                state = run["state"] if run else "not found"
                 entry = {"asset_id": None, "delivery_id": delivery_id, "value_stream": spec.name, "status": "failed",
-                         "reasons": [f"run {run['state']}; no outcome recorded; failed tasks: {failed or 'none'}"],
+                         "reasons": [f"run {state}; no outcome recorded; failed tasks: {failed or 'none'}"],
                          "dag_run_id": run_id, "lead_time_s": None, "source": None, "locales": None, "published": []}  # fmt: skip
         # stages from the stage ledger (every attempt), alerts from its outbox
         _, entry["stages"], _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(timezone.utc))
@@ -344,15 +571,24 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
                             "status": a["status"], "sent_at": iso_z(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)]  # fmt: skip
         export_published(s3, buckets, entry, out_dir)
         assets.append(entry)
-    summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": assets}
+    # deliveries with no run (the batch left them pending): beside the assets, never an asset status
+    summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": assets,
+               "pending": [dict(p) for p in getattr(runs, "pending", [])]}  # fmt: skip
+    if unfinished:
+        summary["running"] = unfinished
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float = 1800) -> dict:
+def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float | None = None) -> dict:
     runs = submit(stack, deliveries_dir)
-    return summarize(stack, runs, wait(stack, runs, timeout_s=timeout_s))
+    try:
+        done = wait(stack, runs, timeout_s=timeout_s)
+    except StillRunning as e:  # what has ended is summarized all the same; the rest is listed as running
+        e.summary = summarize(stack, runs, e.done)
+        raise
+    return summarize(stack, runs, done)
 
 
 def print_table(summary: dict) -> None:
@@ -371,6 +607,10 @@ def print_table(summary: dict) -> None:
             f"{a['lead_time_s']:.0f}s" if a.get("lead_time_s") is not None else "-",
             (a.get("reasons") or [""])[0][:90],
         ))  # fmt: skip
+    for p in summary.get("pending", []):
+        rows.append((p["delivery_id"], p.get("value_stream") or "-", "PENDING", "-", "-", p["reason"][:90]))
+    for r in summary.get("running", []):
+        rows.append((r["delivery_id"], r.get("value_stream") or "-", "RUNNING", "-", "-", f"{r['dag_id']} {r['run_id']}"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -392,21 +632,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] sample deliveries in {deliveries}")
         samples.generate(deliveries)
     was_up = stack.is_up()
-    summary = None
+    summary, alive = None, []
     try:
         stack.up()
         summary = run_batch(stack, deliveries)
         watched = feedback_pass(stack, summary)  # before the report: the digest lists its recommendations
         report = write_report(stack)
         feedback_report = export_feedback(stack) if watched else None
+    except StillRunning as e:
+        if e.summary:
+            print()
+            print_table(e.summary)
+            print(f"\n[run] wrote {stack.out_dir / 'summary.json'} (the titles still running are under `running`)")
+        print(f"[run] stopped waiting: {e}; {len(e.alive)} still alive: {', '.join(e.alive[:10])}"
+              f"{' ...' if len(e.alive) > 10 else ''}", file=sys.stderr)  # fmt: skip
+        return EXIT_STILL_RUNNING
     except (StackError, ApiError) as e:
         print(f"[run] system failure: {e}", file=sys.stderr)
         return 1
     finally:
         waiting = [a for a in (summary or {}).get("assets", []) if a["status"] == "awaiting_review"]
-        # titles waiting for a person need the stack (the local S3 API keeps objects in memory): leave it up
-        if not args.keep_up and not was_up and not waiting:
+        alive = _alive_runs(stack)
+        # titles waiting for a person need the stack (the local S3 API keeps objects in memory), and so do runs
+        # still alive: never stop it under them
+        if not args.keep_up and not was_up and not waiting and not alive:
             stack.down()
+        elif alive and not args.keep_up and not was_up:
+            print(f"[run] {len(alive)} run(s) still queued or running ({', '.join(alive[:5])}{' ...' if len(alive) > 5 else ''}): "
+                  f"the stack stays up for them (UI {stack.api_url}, login admin / {stack.password()}); `make down` when done")  # fmt: skip
     print()
     print_table(summary)
     print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
@@ -416,8 +669,26 @@ def main(argv: list[str] | None = None) -> int:
     if waiting:
         print(f"[run] {len(waiting)} title(s) wait for review: the stack stays up so you can answer in the UI at "
               f"{stack.api_url} (login admin / {stack.password()}); `make down` when done")
+    if summary.get("pending"):
+        print(f"[run] {len(summary['pending'])} deliver{'ies' if len(summary['pending']) != 1 else 'y'} left pending "
+              "(no run started; the next batch takes them): see `pending` in summary.json")  # fmt: skip
     failed = [a for a in summary["assets"] if a["status"] == "failed"]
+    if failed:
+        print(f"[run] system failure: {len(failed)} run(s) ended failed: "
+              f"{', '.join(a.get('asset_id') or a['delivery_id'] for a in failed)}", file=sys.stderr)  # fmt: skip
     return 1 if failed else 0
+
+
+def _alive_runs(stack: Stack) -> list[str]:
+    """Run ids of the value-stream and content-batch runs still queued or running on the stack ([] when its API
+    does not answer). Periodic housekeeping DAGs (the alert outbox) do not count."""
+    try:
+        if not stack.is_up():
+            return []
+        ours = {BATCH_DAG_ID, *(s.dag_id for s in load_specs().values())}
+        return [r["dag_run_id"] for r in _api(stack).dag_runs_since(states=["queued", "running"]) if r["dag_id"] in ours]
+    except (ApiError, OSError):
+        return []
 
 
 if __name__ == "__main__":

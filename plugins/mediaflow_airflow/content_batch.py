@@ -42,9 +42,13 @@ landed: `python -m mediaflow.upload DIR`). Catchup is off; one batch at a time.
    `metadata.priority`; within one priority the highest audience-feedback score in
    `s3://mediaflow-reports/feedback/latest/priorities.json` first), at most **max_runs** per batch (the rest wait for the next batch). Run ids are
    deterministic (`nightly__<date>__<delivery_id>`, `landed__<date>__<delivery_id>` for landing events), and
-   every delivery is marked processed, so no batch starts a title twice. Runs beyond a stream's
-   `max_active_runs` wait queued, and ffmpeg work waits for a slot of the `media` pool (one per core;
-   mediaflow.capacity).
+   every delivery is marked processed, so no batch starts a title twice. A trigger that fails for a transient
+   reason (404 while a DAG is re-parsed, a time-out, a 5xx, a 409 race) is retried with exponential backoff and
+   jitter for up to `MEDIAFLOW_TRIGGER_RETRY_BUDGET_S` (default 120 s); a delivery whose trigger still fails (or
+   fails for good, e.g. a 400) is left **pending**: its claim in `s3://mediaflow-reports/claims/<delivery_id>.json`
+   says why, one mail to {", ".join(s['owners'])} lists every such delivery, the other deliveries start anyway,
+   and the next batch starts it under the same run id. Runs beyond a stream's `max_active_runs` wait queued,
+   and ffmpeg work waits for a slot of the `media` pool (one per core; mediaflow.capacity).
 """
 
 
@@ -113,9 +117,12 @@ def content_batch_dag() -> DAG:
             return {d: {"reasons": validation["invalid"][d], "quarantine_uri": uri} for d, uri in quarantined.items()}
 
         @task
-        def trigger_runs(found: dict, validation: dict, params=None, dag_run=None, run_id=None) -> list[dict]:
-            """One value-stream run per valid delivery, highest priority first, up to max_runs."""
+        def trigger_runs(found: dict, validation: dict, params=None, dag_run=None, run_id=None, **context) -> list[dict]:
+            """One value-stream run per valid delivery, highest priority first, up to max_runs. A delivery whose
+            trigger still fails after the retries is left pending (with its reason) for the next batch; the others
+            start, and the task succeeds."""
             from mediaflow import batch
+            from mediaflow.feedback import read_priorities
             from mediaflow.spec import load_specs
             from mediaflow.store import Buckets
             from mediaflow_airflow.hooks import AirflowApiHook, MediaStoreHook
@@ -124,8 +131,6 @@ def content_batch_dag() -> DAG:
             specs = load_specs()
             kind = "landed" if getattr(dag_run.run_type, "value", dag_run.run_type) == "asset_triggered" else "nightly"
             day = batch.day_of(dag_run.logical_date or dag_run.run_after)
-            from mediaflow.feedback import read_priorities
-
             ranking = read_priorities(store, buckets)  # audience feedback: None until audience_feedback has run
             started, later = batch.plan(validation["valid"], cap=max(0, int(params["max_runs"]) - len(found["claims"])),
                                         priorities=ranking)  # fmt: skip
@@ -134,15 +139,19 @@ def content_batch_dag() -> DAG:
                             run_id=batch.run_id_for(kind, day, row["delivery_id"]), batch_run_id=run_id)
                 for row in started
             ]  # fmt: skip
-            out, began = [], time.monotonic()
-            for rec in todo:
-                _, created = api.trigger_once(rec["dag_id"], rec["run_id"], {"delivery": rec["delivery_id"], "priority": rec["priority"]})
-                batch.mark_triggered(store, buckets, rec)
-                out.append({k: rec[k] for k in ("delivery_id", "value_stream", "dag_id", "run_id", "priority")}
-                           | {"created": created})  # fmt: skip
+            began = time.monotonic()
+            out = batch.trigger_all(store, buckets, todo, batch_run_id=run_id,
+                                    trigger=lambda dag_id, run, conf: api.trigger_once(dag_id, run, conf, tries=1))  # fmt: skip
             took = time.monotonic() - began
+            pending = [r for r in out if r["status"] == batch.PENDING]
             print(f"started {sum(r['created'] for r in out)} runs ({len(out)} planned) in {took:.1f} s "
-                  f"({took / max(1, len(out)):.2f} s each); {len(later)} wait for the next batch")
+                  f"({took / max(1, len(out)):.2f} s each, {batch.trigger_workers()} at a time); {len(pending)} left "
+                  f"pending; {len(later)} wait for the next batch")  # fmt: skip
+            mail = batch.pending_mail(pending, batch_run_id=run_id)
+            if mail:
+                from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+                SmtpNotifier(to=s["owners"], subject=mail["subject"], html_content=mail["html"]).notify(context)
             return out
 
         found = find_pending()

@@ -142,3 +142,208 @@ def test_a_delivery_without_its_manifest_waits_then_is_refused(s3):
     (row,) = batch.read_manifests(store, buckets, ["arriving"], now=later)
     result = batch.validate([row], known_streams=STREAMS)
     assert result["invalid"] == {"arriving": ["manifest.json: missing from the delivery (no manifest 24 h after its files)"]}
+
+
+# ---------------------------------------------------------------- triggers that fail
+class FakeApi:
+    """Airflow's trigger semantics (one run per run id, HTTP 409 on a repeat) with faults per delivery."""
+
+    def __init__(self, faults=None):
+        import threading
+
+        self.runs: dict[tuple, dict] = {}
+        self.calls: list[str] = []
+        self.faults = dict(faults or {})  # delivery_id -> list of errors to raise, one per call (last one repeats)
+        self._lock = threading.Lock()
+
+    def trigger_once(self, dag_id, run_id, conf):
+        from mediaflow.airflow_api import ApiError
+
+        with self._lock:
+            self.calls.append(conf["delivery"])
+            errors = self.faults.get(conf["delivery"])
+            error = (errors.pop(0) if len(errors) > 1 else errors[0]) if errors else None
+            if error == "went-through-then-timed-out":  # the POST created the run, the answer never came
+                self.runs.setdefault((dag_id, run_id), {"dag_run_id": run_id, "conf": conf})
+                raise ApiError(f"POST /api/v2/dags/{dag_id}/dagRuns: no answer after 1 try: timed out")
+            if error is not None:
+                raise error
+            if (dag_id, run_id) in self.runs:
+                return self.runs[(dag_id, run_id)], False  # what trigger_once makes of a 409
+            self.runs[(dag_id, run_id)] = {"dag_run_id": run_id, "conf": conf}
+            return self.runs[(dag_id, run_id)], True
+
+
+class FakeClock:
+    """Time that passes only when the retries sleep: a budget of minutes is tested in milliseconds."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+
+
+def _claimed(store, buckets, ids, *, batch_run_id="b1"):
+    for d in ids:
+        deliver(store, buckets, d, good(d))
+    return [batch.claim(store, buckets, {"delivery_id": d, "asset_id": d, "value_stream": "news_clip", "priority": "normal"},
+                        dag_id="value_stream__news_clip", run_id=batch.run_id_for("nightly", "2026-11-28", d),
+                        batch_run_id=batch_run_id) for d in ids]  # fmt: skip
+
+
+def _http(status: int, text: str = ""):
+    from mediaflow.airflow_api import ApiError
+
+    return ApiError(f"POST /api/v2/dags/value_stream__news_clip/dagRuns: HTTP {status}: {text}", status)
+
+
+def test_which_trigger_errors_are_worth_another_try():
+    import urllib.error
+
+    from mediaflow.airflow_api import ApiError
+
+    for status in (404, 408, 409, 425, 429, 500, 502, 503, 504):
+        assert batch.trigger_retryable(_http(status)), status
+    for status in (400, 401, 403, 405, 422):
+        assert not batch.trigger_retryable(_http(status)), status
+    assert batch.trigger_retryable(ApiError("POST ...: no answer after 1 try: timed out"))  # no status: no answer
+    assert batch.trigger_retryable(TimeoutError("timed out"))
+    assert batch.trigger_retryable(ConnectionRefusedError(111, "refused"))
+    assert batch.trigger_retryable(urllib.error.URLError("refused"))
+    assert not batch.trigger_retryable(ValueError("a bug"))
+
+
+def test_one_delivery_whose_trigger_keeps_failing_is_left_pending_and_the_others_start(s3):
+    store, buckets = s3
+    records = _claimed(store, buckets, ["a-1", "bad", "a-2", "a-3"])
+    gone = _http(404, "Dag with dag_id: 'value_stream__news_clip' not found")
+    api, clock = FakeApi({"bad": [gone]}), FakeClock()
+    out = batch.trigger_all(store, buckets, records, trigger=api.trigger_once, batch_run_id="b1", budget_s=120,
+                            workers=2, sleep=clock.sleep, clock=clock)  # fmt: skip
+    assert [(r["delivery_id"], r["status"], r["created"]) for r in out] == [
+        ("a-1", "triggered", True), ("bad", "pending", False), ("a-2", "triggered", True), ("a-3", "triggered", True)]
+    bad = out[1]
+    assert bad["attempts"] > 3 and api.calls.count("bad") == bad["attempts"]  # retried with backoff ...
+    assert clock.now - 1000 <= 120  # ... within the budget
+    assert "Dag with dag_id: 'value_stream__news_clip' not found" in bad["reason"] and "next batch" in bad["reason"]
+    for d in ("a-1", "a-2", "a-3"):
+        assert batch.read_marker(store, buckets, d)["status"] == "triggered"
+    assert batch.read_marker(store, buckets, "bad") is None
+    new, claims = batch.pending_deliveries(store, buckets)
+    (claim,) = claims
+    assert new == [] and claim["status"] == "pending" and claim["reason"] == bad["reason"] and claim["http_status"] == 404
+    assert claim["run_id"] == "nightly__2026-11-28__bad" and claim["tried_by"] == "b1"
+    assert batch.pending_status("bad", None, claim)["reason"] == bad["reason"]
+
+    # the next batch, the DAG back: the same run, started once; then nothing is left
+    api.faults.clear()
+    (again,) = batch.trigger_all(store, buckets, claims, trigger=api.trigger_once, batch_run_id="b2", sleep=clock.sleep, clock=clock)
+    assert (again["status"], again["created"], again["run_id"]) == ("triggered", True, "nightly__2026-11-28__bad")
+    assert batch.pending_deliveries(store, buckets) == ([], [])
+    marker = batch.read_marker(store, buckets, "bad")
+    assert marker["status"] == "triggered" and "reason" not in marker and marker["pending_since"] == claim["pending_since"]
+    assert sorted(r["conf"]["delivery"] for r in api.runs.values()) == ["a-1", "a-2", "a-3", "bad"]  # one run each
+
+
+def test_a_transient_failure_within_the_budget_is_ridden_out(s3):
+    store, buckets = s3
+    records = _claimed(store, buckets, ["flaky"])
+    api, clock = FakeApi({"flaky": [_http(503), _http(404), "went-through-then-timed-out", None]}), FakeClock()
+    (out,) = batch.trigger_all(store, buckets, records, trigger=api.trigger_once, batch_run_id="b1", budget_s=60,
+                               sleep=clock.sleep, clock=clock)  # fmt: skip
+    # the third POST created the run but its answer was lost: the fourth finds it (409), no second run
+    assert (out["status"], out["created"]) == ("triggered", False)
+    assert api.calls == ["flaky"] * 4 and len(api.runs) == 1
+    assert batch.read_marker(store, buckets, "flaky")["run_id"] == "nightly__2026-11-28__flaky"
+
+
+def test_a_trigger_that_can_never_succeed_is_not_retried_but_only_left_pending(s3):
+    store, buckets = s3
+    records = _claimed(store, buckets, ["bad-conf", "ok"])
+    api, clock = FakeApi({"bad-conf": [_http(400, "conf: Invalid input")]}), FakeClock()
+    out = batch.trigger_all(store, buckets, records, trigger=api.trigger_once, batch_run_id="b1", budget_s=120,
+                            sleep=clock.sleep, clock=clock)  # fmt: skip
+    assert [r["status"] for r in out] == ["pending", "triggered"]
+    assert out[0]["attempts"] == 1 and clock.now == 1000 and "not retryable" in out[0]["reason"]
+    assert "HTTP 400: conf: Invalid input" in out[0]["reason"]
+
+
+def test_a_batch_spends_at_most_its_budget_on_retries_however_many_fail(s3):
+    store, buckets = s3
+    records = _claimed(store, buckets, ["down-1", "ok", "down-2", "down-3"])
+    down = {d: [_http(503)] for d in ("down-1", "down-2", "down-3")}
+    api, clock = FakeApi(down), FakeClock()
+    out = batch.trigger_all(store, buckets, records, trigger=api.trigger_once, batch_run_id="b1", budget_s=30,
+                            workers=1, sleep=clock.sleep, clock=clock)  # fmt: skip
+    assert [r["status"] for r in out] == ["pending", "triggered", "pending", "pending"]
+    assert out[0]["attempts"] == out[2]["attempts"] == out[3]["attempts"] > 2  # retried together, in rounds
+    assert clock.now - 1000 <= 30
+
+
+def test_when_the_api_answers_nothing_for_the_whole_budget_the_rest_is_not_tried(s3):
+    """Each try a 90 s time-out: trying 300 deliveries one by one would take hours; the batch stops trying."""
+    from mediaflow.airflow_api import ApiError
+
+    store, buckets = s3
+    records = _claimed(store, buckets, [f"d-{i}" for i in range(6)])
+    clock = FakeClock()
+
+    def timing_out(dag_id, run_id, conf):
+        clock.sleep(90)
+        raise ApiError(f"POST /api/v2/dags/{dag_id}/dagRuns: no answer after 1 try: timed out")
+
+    out = batch.trigger_all(store, buckets, records, trigger=timing_out, batch_run_id="b1", budget_s=120,
+                            workers=1, sleep=clock.sleep, clock=clock)  # fmt: skip
+    assert all(r["status"] == "pending" for r in out)
+    assert [r["attempts"] for r in out] == [2, 2, 2, 0, 0, 0]  # three in a row failed for the budget: down
+    assert "not tried: the API server looked down" in out[3]["reason"] and "timed out" in out[3]["reason"]
+    assert [c["delivery_id"] for c in batch.pending_deliveries(store, buckets)[1]] == [f"d-{i}" for i in range(6)]
+
+
+def test_one_slow_failure_is_not_an_api_server_down(s3):
+    """Seen on the 300-delivery batch: one trigger waited 95 s on the database lock, then HTTP 500; the others
+    must still be tried, and that one again."""
+    store, buckets = s3
+    records = _claimed(store, buckets, [f"d-{i}" for i in range(4)])
+    api, clock = FakeApi(), FakeClock()
+
+    def slow_once(dag_id, run_id, conf):
+        if conf["delivery"] == "d-1" and api.calls.count("d-1") == 0:
+            api.calls.append("d-1")
+            clock.sleep(95)
+            raise _http(500, "(sqlite3.OperationalError) database is locked")
+        return api.trigger_once(dag_id, run_id, conf)
+
+    out = batch.trigger_all(store, buckets, records, trigger=slow_once, batch_run_id="b1", budget_s=20,
+                            workers=1, sleep=clock.sleep, clock=clock)  # fmt: skip
+    assert [(r["status"], r["created"]) for r in out] == [("triggered", True)] * 4
+    assert out[1]["delivery_id"] == "d-1" and api.calls.count("d-1") == 2
+
+
+def test_retry_delays_grow_exponentially_with_jitter_and_a_cap():
+    assert [batch.retry_delay(n, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5, 6, 9)] == [1, 2, 4, 8, 16, 20, 20]
+    assert [batch.retry_delay(n, rand=lambda: 0.0) for n in (1, 2, 3)] == [0.5, 1, 2]
+
+
+def test_one_mail_lists_every_delivery_left_pending():
+    pending = [{"delivery_id": "a<1>", "dag_id": "value_stream__news_clip", "run_id": "nightly__d__a", "reason": "HTTP 503"},
+               {"delivery_id": "b", "dag_id": "value_stream__news_clip", "run_id": "nightly__d__b", "reason": "HTTP 404"}]
+    mail = batch.pending_mail(pending, batch_run_id="scheduled__x")
+    assert mail["subject"] == "[BATCH] 2 deliveries left pending: run not started (scheduled__x)"
+    assert "a&lt;1&gt;" in mail["html"] and "HTTP 404" in mail["html"] and "nightly__d__b" in mail["html"]
+    assert batch.pending_mail([], batch_run_id="x") is None
+
+
+def test_what_make_run_says_of_a_delivery_without_a_run():
+    assert batch.pending_status("d", {"status": "triggered"}, None) is None
+    assert batch.pending_status("d", {"status": "rejected"}, None) is None
+    assert "over its max_runs" in batch.pending_status("d", None, None)["reason"]
+    died = batch.pending_status("d", None, {"delivery_id": "d", "dag_id": "x", "run_id": "r", "batch_run_id": "b1"})
+    assert died["run_id"] == "r" and "b1" in died["reason"]
+    failed = batch.pending_status("d", None, {"delivery_id": "d", "dag_id": "x", "run_id": "r", "batch_run_id": "b1",
+                                              "status": "pending", "reason": "HTTP 503", "tried_by": "b2", "attempts": 7})
+    assert (failed["status"], failed["reason"], failed["batch_run_id"], failed["attempts"]) == ("pending", "HTTP 503", "b2", 7)
