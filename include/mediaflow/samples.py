@@ -171,7 +171,7 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
 # ---------------------------------------------------------------- a night's batch (load test and benchmark)
 
 # Containers and codecs a night brings: (file extension, video codec argv, audio codec argv). Each is cheap to make
-# with Debian's ffmpeg 5.1 (ProRes is not: prores_ks takes ~4 s per second of 1080p, so DNxHR LB stands for the
+# with Debian's ffmpeg 5.1 (ProRes is not: prores_ks takes ~4.5 s per second of 1080p, so DNxHR LB stands for the
 # intermediate codecs, and only at small sizes, where its bitrate stays modest).
 NIGHT_FORMATS = {
     "h264_mp4": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"], ["-c:a", "aac", "-b:a", "160k"]),
@@ -185,8 +185,8 @@ NIGHT_FORMATS = {
 NIGHT_SIZES = {360: 640, 480: 854, 720: 1280, 1080: 1920}
 NIGHT_KBPS = {360: 900, 480: 1500, 720: 3000, 1080: 6000}  # source bitrates (the ones that take one) by height
 SMALL_ONLY = {"dnxhr_mov": 480}  # formats made no taller than this
-# Broken uploads, each with what must become of it: (kind, expected reason substring). The batch refuses the first
-# two before any run; ingest rejects the rest. Status: rejected.
+# Broken uploads, each with what must become of it: (kind, expected reason substring); status rejected. The batch's
+# manifest validation refuses not_json and unknown_stream before any run starts; ingest rejects the others.
 NIGHT_BROKEN = [
     ("not_json", "not valid JSON"),
     ("missing_source", "named in manifest.json as source.file but not in the delivery"),
