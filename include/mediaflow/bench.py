@@ -957,6 +957,8 @@ def goal_text(goal: dict) -> str:
 
 def met(fig: dict) -> str:
     goal = fig.get("goal") or {}
+    if not goal:
+        return ""  # a figure without a goal (night_titles, night_wall_s) is neither met nor missed
     ok = ("min" not in goal or fig["median"] >= goal["min"]) and ("max" not in goal or fig["median"] <= goal["max"])
     return "met" if ok else "MISSED"
 
