@@ -12,8 +12,8 @@ run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value stre
 test: deps chromium scale-deps  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
 	$(PY) -m pytest
 
-bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source
-	$(PY) -m mediaflow.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(BENCH)
+bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source; BENCH=night [NIGHT_COUNT=N]: a night's batch
+	$(PY) -m mediaflow.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(if $(NIGHT_COUNT),--night-count $(NIGHT_COUNT)) $(BENCH)
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
 	$(PY) -m mediaflow.devstack up

@@ -1,7 +1,8 @@
 """`make bench`: benchmarks, each figure beside its baseline measured in the same run, written to out/bench.json
 (keys merged, so one benchmark can be re-run alone: `python -m mediaflow.bench ladder`) and printed as a table.
 
-    python -m mediaflow.bench [ladder] [dag_parse] [metrics] [stack] [--source FILE] [--repeat N]
+    python -m mediaflow.bench [ladder] [dag_parse] [metrics] [stack] [night] [--source FILE] [--repeat N]
+                              [--night-count N] [--night-seconds MIN,MAX]
 
 Benchmarks never run inside `make test`. On a shared machine only ratios measured in the same run hold: every
 figure is paired with its baseline, the two interleaved; min / median / max over repeats, with the core count.
@@ -12,6 +13,10 @@ figure is paired with its baseline, the two interleaved; min / median / max over
 - stack: its own embedded stack (state under /tmp, free ports): one 60-s title through the whole stream
   (handoff latency, flow efficiency), the nightly batch with 2 x cores and 8 x cores titles (ffmpeg CPU
   saturation, titles per hour, vs. the same transcodes run back to back without Airflow), the stack's memory (PSS).
+- night: a night's batch on its own embedded stack (default 300 generated deliveries of 10-60 s, 360p-1080p, mixed
+  codecs, captions, extra audio, ~10 % broken, ~5 % for a person): nothing failed, the media share of the machine
+  beside ffmpeg alone on the same sources, orchestration CPU per title, API latency, DAG health, memory.
+  `make bench BENCH=night`; NIGHT_COUNT / --night-count, MEDIAFLOW_NIGHT_SECONDS / --night-seconds MIN,MAX.
 """
 
 from __future__ import annotations
@@ -709,11 +714,247 @@ def _airflow_setting(stack, name: str, default: float) -> float:
     return float(stack.env().get(name, default))
 
 
+# ---------------------------------------------------------------- 7. a night's batch
+
+NIGHT_COUNT = 300  # deliveries; --night-count or MEDIAFLOW_NIGHT_COUNT
+NIGHT_SECONDS = (10.0, 60.0)  # title durations; --night-seconds MIN,MAX or MEDIAFLOW_NIGHT_SECONDS
+NIGHT_DAGS = ("nightly_content_batch", "value_stream__feature_film", "value_stream__news_clip",
+              "value_stream__series_episode")  # fmt: skip
+_CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu_s(stat: str) -> float:
+    """CPU seconds of a process from /proc/<pid>/stat: its own user + system time and that of every child it has
+    reaped (cutime, cstime), so finished task processes and their ffmpeg count once their parent waited for them."""
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / _CLK  # utime stime cutime cstime (fields 14-17)
+
+
+def tree_cpu_s(roots: list[int]) -> float:
+    """CPU seconds so far of the process trees under `roots` (live processes plus what they reaped). Between two
+    calls the difference is what the trees spent, except orphans reaped by init (none in the embedded stack)."""
+    import psutil
+
+    pids: set[int] = set()
+    for root in roots:
+        try:
+            p = psutil.Process(root)
+            pids |= {p.pid, *(c.pid for c in p.children(recursive=True))}
+        except psutil.Error:
+            continue
+    total = 0.0
+    for pid in pids:
+        try:
+            total += proc_cpu_s(Path(f"/proc/{pid}/stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def count_log_lines(paths: list[Path], needle: str) -> int:
+    n = 0
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                n += sum(1 for ln in f if needle in ln)
+        except OSError:
+            continue
+    return n
+
+
+def dag_processor_logs(stack) -> list[Path]:
+    """Where the DAG processor's manager logs (standalone's output) and its per-file parse logs."""
+    return [stack.log_file("airflow"), *sorted((stack.airflow_home / "logs" / "dag_processor").rglob("*.log"))]
+
+
+def dag_processor_kills(stack) -> int:
+    """Parses the DAG processor killed for running past dag_file_processor_timeout."""
+    return count_log_lines(dag_processor_logs(stack)[:1], "exceeding the timeout")
+
+
+def deactivated_dags(api, dag_ids=NIGHT_DAGS) -> list[str]:
+    """DAGs whose file exists but that Airflow marked stale (deactivated), or that it no longer knows."""
+    out = []
+    for dag_id in dag_ids:
+        dag = api.dag(dag_id)
+        if dag is None or dag.get("is_stale") or dag.get("is_active") is False:
+            out.append(dag_id)
+    return out
+
+
+class ApiSampler(threading.Thread):
+    """An authenticated GET /api/v2/dags once a second (one try each, as a person's browser makes it): latencies."""
+
+    def __init__(self, api, interval: float = 1.0):
+        super().__init__(daemon=True)
+        self.api, self.interval = api, interval
+        self.stop = threading.Event()
+        self.samples: list[float] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            began = time.perf_counter()
+            try:
+                self.api._request_once("GET", "/api/v2/dags?limit=100", None, ok_missing=False)
+            except Exception as e:  # a failed call is a sample too: as slow as it took
+                self.errors.append(f"{type(e).__name__}: {e}"[:200])
+            took = time.perf_counter() - began
+            self.samples.append(took)
+            self.stop.wait(max(0.0, self.interval - took))
+
+    def p95(self) -> float:
+        s = sorted(self.samples)
+        return round(s[min(len(s) - 1, int(0.95 * len(s)))], 3) if s else 0.0
+
+
+def night_outcomes(expected, summary: dict | None) -> dict:
+    """Each generated delivery's outcome against what it should be: failed (status failed, or no outcome at all:
+    the system lost it) and wrong (another status or reason)."""
+    by_id = {a["delivery_id"]: a for a in (summary or {}).get("assets", [])}
+    failed, wrong = [], []
+    for d in expected:
+        a = by_id.get(d.delivery_id)
+        if a is None or a["status"] == "failed":
+            failed.append({"delivery": d.delivery_id, "status": a and a["status"], "reasons": (a or {}).get("reasons")})
+        elif a["status"] != d.status or (d.reason and not any(d.reason in r for r in a.get("reasons") or [])):
+            wrong.append({"delivery": d.delivery_id, "expected": [d.status, d.reason], "got": [a["status"], a.get("reasons")]})
+    return {"failed": failed, "wrong": wrong}
+
+
+def _ffmpeg_only_mixed(jobs: list[tuple[Path, str]]) -> dict:
+    """Baseline of the night: each title's transcode (the production argv for its own source and stream) without
+    Airflow, one per core at a time (xargs -P cores). Audio-only titles have no ladder and are left out."""
+    out = WORK / "night-baseline"
+    argvs = []
+    for i, (src, stream) in enumerate(jobs):
+        cmd = ladder_commands(src, out / str(i), stream)
+        _fresh_outputs(out / str(i) / "ours", cmd["renditions"], cmd["has_audio"])
+        argvs.append(cmd["argvs"]["ours"][0])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    with ThreadPoolExecutor(CORES) as pool:
+        list(pool.map(_timed, argvs))
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"titles": len(argvs), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "saturation": saturation(cpu, CORES, wall)}
+
+
+def _wait_catch_up(api, timeout_s: float = 300) -> None:
+    """A new stack's scheduler starts the batch's latest interval as the DAG appears: let it end before the night
+    is uploaded, or it takes part of it (as the test fixture does)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        runs = api.request("GET", "/api/v2/dags/nightly_content_batch/dagRuns?limit=100")["dag_runs"]
+        if runs and all(r["state"] in ("success", "failed") for r in runs) or not runs and time.monotonic() - began > 60:
+            return
+        time.sleep(2)
+
+
+def bench_night(repeat: int | None = None, count: int | None = None, seconds: tuple[float, float] | None = None) -> dict:
+    """A night on its own embedded stack: `count` generated deliveries (samples.generate_night: mixed codecs and
+    sizes, captions, extra audio, ~10 % broken, ~5 % for a person) uploaded and run as one batch, as
+    `make run DELIVERIES=DIR` does; the stack's CPU, memory, API latency and DAG health watched throughout; then the
+    same titles' transcodes without Airflow as the baseline. A night that breaks still writes what it measured."""
+    from mediaflow import runner, samples
+    from mediaflow.devstack import Stack
+
+    count = count or int(os.environ.get("MEDIAFLOW_NIGHT_COUNT") or NIGHT_COUNT)
+    seconds = seconds or tuple(float(x) for x in (os.environ.get("MEDIAFLOW_NIGHT_SECONDS") or "").split(",") if x) or NIGHT_SECONDS
+    root = Path(tempfile.mkdtemp(prefix="night-", dir=WORK.mkdir(parents=True, exist_ok=True) or WORK))
+    cpu_log = root / "ffmpeg-cpu.jsonl"
+    os.environ["PATH"] = f"{install_shims(root / 'bin', cpu_log)}{os.pathsep}{os.environ['PATH']}"
+    stack = Stack(state_dir=root / "stack", out_dir=root / "out", airflow_port=_free_port(), s3_port=_free_port(),
+                  smtp_port=_free_port())  # fmt: skip
+    began = time.perf_counter()
+    expected = samples.generate_night(root / "deliveries", count, seed=300, seconds=seconds, distinct=24)
+    gen_s = time.perf_counter() - began
+    print(f"[bench]   night: {count} deliveries ({seconds[0]:g}-{seconds[1]:g} s) generated in {gen_s:.0f}s", flush=True)
+    roots = lambda: [p for p in stack.status().values() if p]  # noqa: E731
+    pss = PssSampler(roots)
+    summary, error, wall, cpu, ffmpeg_cpu = None, None, 0.0, 0.0, 0.0
+    # the stack's environment (and so its task processes) sees the shims first on PATH: os.environ above
+    try:
+        stack.up()
+        api = runner._api(stack)
+        api.wait_for_dags(list(NIGHT_DAGS))
+        _wait_catch_up(api)
+        sampler = ApiSampler(runner._api(stack))
+        pss.start()
+        sampler.start()
+        cpu0, t0 = tree_cpu_s(roots()), time.time()
+        try:
+            runs = runner.submit(stack, root / "deliveries")
+            done = runner.wait(stack, runs, timeout_s=max(1800, 30 * count))
+            summary = runner.summarize(stack, runs, done)
+        except (Exception, SystemExit) as e:  # the night broke: what broke is a figure too
+            error = f"{type(e).__name__}: {e}"[:1000]
+            print(f"[bench]   night broke: {error}", flush=True)
+        t1 = time.time()
+        wall, cpu = t1 - t0, tree_cpu_s(roots()) - cpu0
+        ffmpeg_cpu = cpu_between(_read_cpu_log(cpu_log), t0, t1)
+        sampler.stop.set()
+        pss.stop.set()
+        kills, stale = dag_processor_kills(stack), deactivated_dags(api)
+        deactivations = count_log_lines([stack.log_file("airflow")], "Deactivating stale DAG")
+    finally:
+        pss.stop.set()
+        stack.down()
+    outcomes = night_outcomes(expected, summary)
+    jobs = [(root / "deliveries" / d.delivery_id / d.source, d.value_stream) for d in expected
+            if d.status != "rejected" and d.source and not d.media.startswith("audio_only")]  # fmt: skip
+    base = _ffmpeg_only_mixed(jobs)
+    share = saturation(ffmpeg_cpu, CORES, wall)
+    titles = len(expected)
+    counts: dict[str, int] = {}
+    for a in (summary or {}).get("assets", []):
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    common = {"cores": CORES, "titles": titles, "title_seconds": list(seconds), "error": error}
+    one = lambda v: {"median": v, "min": v, "max": v}  # noqa: E731  one night: no spread
+    if not error:
+        shutil.rmtree(root, ignore_errors=True)  # a broken night keeps its logs (stack/logs) for the report
+    print(f"[bench]   night: {wall:.0f}s, {counts}, media share {share} (ffmpeg alone {base['saturation']}), "
+          f"orchestration {(cpu - ffmpeg_cpu) / titles:.1f} CPU s/title, API p95 {sampler.p95()}s", flush=True)
+    return {
+        "night_titles": {**one(titles), **common, "outcomes": counts,
+                         "expected": {s: sum(1 for d in expected if d.status == s) for s in ("published", "awaiting_review", "rejected")},
+                         "generate_s": round(gen_s, 1), "state_kept_at": str(root) if error else None},
+        "night_failed": {**one(len(outcomes["failed"])), "goal": {"max": 0}, **common, "failed": outcomes["failed"][:20],
+                         "wrong": outcomes["wrong"][:20], "wrong_count": len(outcomes["wrong"])},
+        "night_wall_s": {**one(round(wall, 1)), **common, "note": "from the upload's start to the last title's outcome",
+                         "baseline": {"name": "the same transcodes without Airflow, xargs -P cores", "wall_s": base["wall_s"]}},
+        "night_media_share": {**one(share), "goal": {"min": round(0.9 * base["saturation"], 3)}, **common,
+                              "ffmpeg_cpu_s": round(ffmpeg_cpu, 1),
+                              "vs_baseline": round(share / base["saturation"], 3) if base["saturation"] else None,
+                              "baseline": {"name": "the same titles' transcodes without Airflow, one per core (xargs -P cores)",
+                                           **base}},
+        "orchestration_cpu_s_per_title": {**one(round((cpu - ffmpeg_cpu) / titles, 2)), "goal": {"max": 5.0}, **common,
+                                          "stack_cpu_s": round(cpu, 1), "ffmpeg_cpu_s": round(ffmpeg_cpu, 1),
+                                          "baseline": {"name": "ffmpeg CPU per title in the same night",
+                                                       "s": round(ffmpeg_cpu / titles, 2)}},
+        "api_p95_s": {**one(sampler.p95()), "goal": {"max": 1.0}, **common, "samples": len(sampler.samples),
+                      "max_s": round(max(sampler.samples, default=0.0), 3), "errors": len(sampler.errors),
+                      "first_errors": sampler.errors[:5],
+                      "baseline": {"name": "the same call on the idle stack is ~0.05 s"}},
+        "dag_processor_kills": {**one(kills), "goal": {"max": 0}, **common},
+        "dags_deactivated": {**one(len(stale)), "goal": {"max": 0}, **common, "dags": stale,
+                             "deactivation_log_lines": deactivations},
+        "night_stack_peak_pss_mb": {**one(pss.peak()["total_mb"]), "goal": {"max": 1500}, **common, "peak": pss.peak(),
+                                    "samples": len(pss.samples)},
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------- the command
 
-BENCHMARKS = {"ladder": bench_ladder, "dag_parse": bench_dag_parse, "metrics": bench_metrics, "stack": bench_stack}
+BENCHMARKS = {"ladder": bench_ladder, "dag_parse": bench_dag_parse, "metrics": bench_metrics, "stack": bench_stack,
+              "night": bench_night}
+DEFAULT = ["ladder", "dag_parse", "metrics", "stack"]  # night takes an hour or more: only when named (BENCH=night)
 KEYS = ["ladder_speedup_vs_naive", "ladder_vs_hand_tuned", "handoff_latency_s", "flow_efficiency",
-        "batch_cpu_saturation", "dag_parse_max_s", "metrics_1m_rows_s", "stack_peak_pss_mb"]
+        "batch_cpu_saturation", "dag_parse_max_s", "metrics_1m_rows_s", "stack_peak_pss_mb", "night_titles",
+        "night_failed", "night_wall_s", "night_media_share", "orchestration_cpu_s_per_title", "api_p95_s",
+        "dag_processor_kills", "dags_deactivated", "night_stack_peak_pss_mb"]
 
 
 def goal_text(goal: dict) -> str:
@@ -722,6 +963,8 @@ def goal_text(goal: dict) -> str:
 
 def met(fig: dict) -> str:
     goal = fig.get("goal") or {}
+    if not goal:
+        return ""  # a figure without a goal (night_titles, night_wall_s) is neither met nor missed
     ok = ("min" not in goal or fig["median"] >= goal["min"]) and ("max" not in goal or fig["median"] <= goal["max"])
     return "met" if ok else "MISSED"
 
@@ -733,22 +976,26 @@ def baseline_text(base: dict) -> str:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'figure':<24} {'median':>8} {'min':>8} {'max':>8}  {'goal':<8} {'':<6}  baseline (same run)")
+    print(f"\n{'figure':<30} {'median':>8} {'min':>8} {'max':>8}  {'goal':<8} {'':<6}  baseline (same run)")
     for key in KEYS:
         fig = results.get(key)
         if not isinstance(fig, dict) or "median" not in fig:
-            print(f"{key:<24} {'-':>8}   (not measured yet: python -m mediaflow.bench)")
+            how = "make bench BENCH=night" if key.startswith(("night", "orchestration", "api_p95", "dag_proc", "dags_")) else "make bench"
+            print(f"{key:<30} {'-':>8}   (not measured yet: {how})")
             continue
-        print(f"{key:<24} {fig['median']:>8} {fig['min']:>8} {fig['max']:>8}  {goal_text(fig.get('goal')):<8} {met(fig):<6}  "
+        print(f"{key:<30} {fig['median']:>8} {fig['min']:>8} {fig['max']:>8}  {goal_text(fig.get('goal')):<8} {met(fig):<6}  "
               f"{baseline_text(fig.get('baseline') or {})[:110]}")  # fmt: skip
     print(f"(cores: {CORES})")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(BENCHMARKS)})")
+    ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all but night: {', '.join(DEFAULT)})")
     ap.add_argument("--source", default=None, help="ladder source instead of the generated 60-s 1080p")
     ap.add_argument("--repeat", type=int, default=None, help="rounds per benchmark (default: sized for 20 minutes on 2 cores)")
+    ap.add_argument("--night-count", type=int, default=None,
+                    help=f"deliveries in the night benchmark (default MEDIAFLOW_NIGHT_COUNT or {NIGHT_COUNT})")
+    ap.add_argument("--night-seconds", default=None, help="the night's title durations MIN,MAX (default 10,60)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
     ap.add_argument("--arg", default="", help=argparse.SUPPRESS)
@@ -765,11 +1012,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"SOURCE={args.source}: no such file")
     out = Path(os.environ.get("MEDIAFLOW_OUT_DIR") or PROJECT / "out") / "bench.json"
     results = json.loads(out.read_text()) if out.exists() else {}
-    for name in args.names or list(BENCHMARKS):
+    for name in args.names or DEFAULT:
         print(f"[bench] {name} ...", flush=True)
         began, load = time.perf_counter(), os.getloadavg()[0]
         fn = BENCHMARKS[name]
-        figures = fn(args.repeat, args.source) if name == "ladder" else fn(args.repeat)
+        if name == "ladder":
+            figures = fn(args.repeat, args.source)
+        elif name == "night":
+            figures = fn(args.repeat, args.night_count,
+                         tuple(float(x) for x in args.night_seconds.split(",")) if args.night_seconds else None)
+        else:
+            figures = fn(args.repeat)
         for key, fig in figures.items():  # the load average says how shared the machine was meanwhile
             fig.update(took_s=round(time.perf_counter() - began, 1), load_avg={"start": load, "end": os.getloadavg()[0]})
         results.update(figures)

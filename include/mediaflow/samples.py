@@ -1,15 +1,26 @@
 """Sample deliveries made with ffmpeg's lavfi sources: real media, no downloads, same bytes every time.
 
 Usage: python -m mediaflow.samples OUT_DIR
+       python -m mediaflow.samples night OUT_DIR [--count N] [--seed S] [--min-s 10] [--max-s 60]
+
+`night` writes a night's batch (generate_night): N mixed deliveries (codecs, containers, sizes, captions, extra
+audio, broken uploads, titles needing a person), their rights in OUT_DIR/avails.csv and what should become of each
+one in OUT_DIR/expected.json; `make run DELIVERIES=OUT_DIR` processes them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import random
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from mediaflow import rights
 
 TONE = "sine=frequency=1000:sample_rate=48000"  # about -18 dBFS, like a line-up tone
 
@@ -155,6 +166,253 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
     return folders
 
 
+
+
+# ---------------------------------------------------------------- a night's batch (load test and benchmark)
+
+# Containers and codecs a night brings: (file extension, video codec argv, audio codec argv). Each is cheap to make
+# with Debian's ffmpeg 5.1 (ProRes is not: prores_ks takes ~4.5 s per second of 1080p, so DNxHR LB stands for the
+# intermediate codecs, and only at small sizes, where its bitrate stays modest).
+NIGHT_FORMATS = {
+    "h264_mp4": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"], ["-c:a", "aac", "-b:a", "160k"]),
+    "mpeg2_ts": ("ts", ["-c:v", "mpeg2video", "-g", "12", "-bf", "2"], ["-c:a", "mp2", "-b:a", "192k"]),
+    "dnxhr_mov": ("mov", ["-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"], ["-c:a", "pcm_s16le"]),
+    "vp9_webm": ("webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
+                 ["-c:a", "libopus", "-b:a", "128k"]),
+    "mpeg4_mkv": ("mkv", ["-c:v", "mpeg4", "-q:v", "5"], ["-c:a", "ac3", "-b:a", "192k"]),
+    "audio_only": ("m4a", [], ["-c:a", "aac", "-b:a", "160k"]),
+}
+NIGHT_SIZES = {360: 640, 480: 854, 720: 1280, 1080: 1920}
+NIGHT_KBPS = {360: 900, 480: 1500, 720: 3000, 1080: 6000}  # source bitrates (the ones that take one) by height
+SMALL_ONLY = {"dnxhr_mov": 480}  # formats made no taller than this
+# Broken uploads, each with what must become of it: (kind, expected reason substring); status rejected. The batch's
+# manifest validation refuses not_json and unknown_stream before any run starts; ingest rejects the others.
+NIGHT_BROKEN = [
+    ("not_json", "not valid JSON"),
+    ("missing_source", "named in manifest.json as source.file but not in the delivery"),
+    ("truncated", "does not decode cleanly (truncated or corrupt)"),
+    ("unknown_stream", "is not a value stream"),
+    ("not_media", "ffprobe cannot read it"),
+    ("fixity", "sha256 fixity check failed"),
+    ("too_short", "is shorter than this stream allows"),
+    ("empty", "file is empty (0 bytes)"),
+]
+# Titles a person must look at (status awaiting_review): series_episode's spec asks for legal review by a person;
+# a feature without rights for one of its territories (no row in avails.csv) is sent to legal review.
+NIGHT_REVIEW = [("legal_by_spec", "legal review waits for a person"), ("no_rights", "legal review waits for a person")]
+BROKEN_CAPTION = "1\n00:00:00,500 --> 00:00:01,500\nBoa noite.\n\n2\n00:00:01,600 --> 00:00:0x,900\nÚltimas notícias.\n"
+
+
+@dataclass(frozen=True)
+class NightDelivery:
+    """One generated delivery and what must become of it (runner summary: status, and a reason holding `reason`)."""
+
+    delivery_id: str
+    asset_id: str
+    value_stream: str
+    kind: str  # "ok", "locale_rejected", a NIGHT_REVIEW kind or a NIGHT_BROKEN kind
+    status: str  # published | awaiting_review | rejected
+    reason: str | None  # a substring of one of the summary's reasons (None: no reason expected)
+    media: str  # e.g. "h264_mp4 720p25 12s", or "" when the delivery has no media
+    source: str | None  # the source file in the folder, when it has one
+
+
+@dataclass(frozen=True)
+class _Media:
+    fmt: str
+    height: int
+    fps: int
+    seconds: float
+    audio: bool
+
+    @property
+    def name(self) -> str:
+        pic = "" if self.fmt == "audio_only" else f"-{self.height}p{self.fps}"
+        return f"{self.fmt}{pic}-{self.seconds:g}s{'' if self.audio else '-mute'}.{NIGHT_FORMATS[self.fmt][0]}"
+
+    @property
+    def label(self) -> str:
+        pic = "" if self.fmt == "audio_only" else f" {self.height}p{self.fps}"
+        return f"{self.fmt}{pic} {self.seconds:g}s{'' if self.audio else ' no audio'}"
+
+
+def make_media(path: Path, *, fmt: str, height: int, fps: int, seconds: float, audio: bool = True) -> None:
+    """A test pattern (testsrc2: moving, so QC finds no frozen picture) with a tone, in one of NIGHT_FORMATS."""
+    ext, vcodec, acodec = NIGHT_FORMATS[fmt]
+    inputs, codec = [], []
+    if fmt != "audio_only":
+        inputs += ["-f", "lavfi", "-i", f"testsrc2=size={NIGHT_SIZES[height]}x{height}:rate={fps}:duration={seconds}"]
+        kbps = NIGHT_KBPS[height]
+        rate = [] if fmt in ("dnxhr_mov", "mpeg4_mkv") else ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k"]
+        codec += [*vcodec, *rate] + (["-g", str(fps)] if fmt in ("h264_mp4", "vp9_webm") else [])
+    if audio or fmt == "audio_only":
+        inputs += ["-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]
+        codec += [*acodec, "-ac", "2"]
+    _ffmpeg(*inputs, *codec, "-fflags", "+bitexact", "-map_metadata", "-1", str(path))
+
+
+def _write_night_captions(folder: Path, seconds: float, locales: list[str]) -> list[dict]:
+    """A subset of samples.write_captions' sidecars (en-US WebVTT, es-ES SRT in Windows-1252, de-DE TTML)."""
+    entries = write_captions(folder, seconds)
+    for e in entries:
+        if e["locale"] not in locales:
+            (folder / e["file"]).unlink()
+    return [e for e in entries if e["locale"] in locales]
+
+
+def _place(cache: dict[str, Path], folder: Path, media: _Media, name: str) -> None:
+    """The media file in the folder: made once per distinct media, hard-linked (or copied) into the next folders.
+    Ingest treats identical bytes under different asset ids as different titles (no dedupe), so reuse is safe."""
+    target = folder / name
+    first = cache.get(media.name)
+    if first is None:
+        make_media(target, fmt=media.fmt, height=media.height, fps=media.fps, seconds=media.seconds, audio=media.audio)
+        cache[media.name] = target
+        return
+    try:
+        os.link(first, target)
+    except OSError:
+        shutil.copyfile(first, target)
+
+
+def _palette(rng: random.Random, count: int, seconds: tuple[float, float], heights: dict[int, float]) -> list[_Media]:
+    """`count` distinct media: every format at least once (first), then a seeded mix; sizes weighted by `heights`."""
+    fmts = list(NIGHT_FORMATS)
+    out: list[_Media] = []
+    lo, hi = seconds
+    for i in range(count):
+        fmt = fmts[i] if i < len(fmts) else rng.choice(fmts[:-1] * 3 + fmts[-1:])  # audio-only: 1 in 16
+        allowed = {h: w for h, w in heights.items() if h <= SMALL_ONLY.get(fmt, 10_000)} or {min(heights): 1.0}
+        height = rng.choices(list(allowed), weights=list(allowed.values()))[0]
+        fps = rng.choice((24, 25, 30))
+        secs = round(rng.uniform(lo, hi) * 2) / 2  # half seconds
+        out.append(_Media(fmt, height, fps, max(secs, lo), audio=fmt == "audio_only" or i % 7 != 3))
+    return out
+
+
+def generate_night(
+    dest: str | Path,
+    n: int,
+    *,
+    seed: int = 0,
+    seconds: tuple[float, float] = (10.0, 60.0),
+    heights: dict[int, float] | None = None,
+    broken_share: float = 0.10,
+    review_share: float = 0.05,
+    distinct: int = 16,
+    prefix: str = "night",
+) -> list[NightDelivery]:
+    """N delivery folders in `dest` (made anew), mixed as a night brings them, deterministic for a seed.
+
+    Valid titles go to feature_film or news_clip (every review automatic) with rights for each territory in
+    dest/avails.csv (runner.upload merges it into the catalog), so they publish; some bring captions (WebVTT, SRT,
+    TTML) and a French audio track, and about 1 in 12 a broken caption file (the title publishes, that locale is
+    rejected). round(n * broken_share) are broken uploads (NIGHT_BROKEN, in turn) and round(n * review_share) need
+    a person (NIGHT_REVIEW, in turn). `distinct` media files are made and reused (hard links) across deliveries,
+    so making 300 costs about as much as making 16. `heights`: {height: weight} of 360/480/720/1080 (default
+    even). Writes dest/expected.json too; returns one NightDelivery per folder, in delivery id order. A night made
+    before in `dest` is replaced; any other non-empty folder is refused."""
+    dest = Path(dest)
+    if dest.is_dir() and any(dest.iterdir()):
+        if not (dest / "expected.json").exists():  # only a night made here before is made anew
+            raise ValueError(f"{dest} is not empty and holds no generated night (expected.json): choose another folder")
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    palette = _palette(rng, max(1, min(distinct, n)), seconds, heights or dict.fromkeys(NIGHT_SIZES, 1.0))
+    n_broken, n_review = round(n * broken_share), round(n * review_share)
+    # where the special ones go: spread through the night, deterministic
+    slots = rng.sample(range(n), n_broken + n_review)
+    special = {i: NIGHT_BROKEN[k % len(NIGHT_BROKEN)] for k, i in enumerate(slots[:n_broken])}
+    special |= {i: NIGHT_REVIEW[k % len(NIGHT_REVIEW)] for k, i in enumerate(slots[n_broken:])}
+    cache: dict[str, Path] = {}
+    avails = [",".join(rights.HEADER)]
+    out: list[NightDelivery] = []
+    for i in range(n):
+        delivery_id = asset_id = f"{prefix}-{seed}-{i:03d}"
+        folder = dest / delivery_id
+        folder.mkdir()
+        kind, reason = special.get(i, ("ok", None))
+        media: _Media | None = palette[i % len(palette)]
+        stream = "news_clip" if media.fmt == "audio_only" or (media.height <= 480 and i % 2) else "feature_film"
+        territories = ["US"] if i % 3 else ["US", "GB"]
+        source = f"source.{NIGHT_FORMATS[media.fmt][0]}"
+        extra: dict = {}
+        if kind in ("ok", "not_json", "unknown_stream", "fixity", *dict(NIGHT_REVIEW)):
+            _place(cache, folder, media, source)
+        if kind == "ok" and media.fmt != "audio_only":
+            locales = rng.choice([[], [], ["en-US"], ["en-US", "es-ES"], ["de-DE"]])
+            if locales and media.seconds >= 3:  # write_captions' first cue starts at 0.5 s and lasts up to 1.8 s
+                extra["captions"] = _write_night_captions(folder, media.seconds, locales)
+            if i % 12 == 5:  # a vendor's broken caption file: that locale is rejected, the title publishes
+                (folder / "pt-BR.srt").write_text(BROKEN_CAPTION, encoding="utf-8")
+                extra.setdefault("captions", []).append({"locale": "pt-BR", "file": "pt-BR.srt"})
+                kind, reason = "locale_rejected", "locale pt-BR (captions) rejected"
+            if i % 5 == 2 and media.audio:
+                _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={media.seconds}",
+                        "-ac", "2", "-c:a", "pcm_s16le", "-fflags", "+bitexact", str(folder / "fr-FR.wav"))  # fmt: skip
+                extra["audio"] = [{"locale": "fr-FR", "file": "fr-FR.wav"}]
+        rights_for = territories
+        if kind == "legal_by_spec":
+            stream = "series_episode"
+        elif kind == "no_rights":
+            stream, territories, rights_for = "feature_film", ["US", "GB"], ["US"]  # GB has no row: legal review
+        elif kind == "unknown_stream":
+            stream = "telenovela"
+        elif kind in ("missing_source", "truncated", "not_media", "too_short", "empty"):
+            media, source = None, "source.mp4"
+            if kind == "truncated":
+                make_video(folder / source, width=640, height=360, fps=25, seconds=4.0)
+                truncate(folder / source, 0.4)  # an upload cut short: ffprobe still reads the header
+            elif kind == "not_media":
+                (folder / source).write_bytes(b"<html><body>502 Bad Gateway</body></html>\n" * 64)
+            elif kind == "too_short":
+                stream = "feature_film"  # min_duration_s 2
+                make_video(folder / source, width=640, height=360, fps=25, seconds=0.6)
+            elif kind == "empty":
+                (folder / source).write_bytes(b"")
+            # missing_source: named in the manifest, never delivered
+        manifest = {"asset_id": asset_id, "title": f"Night {seed} title {i}", "value_stream": stream,
+                    "source": {"file": source, **({"sha256": "0" * 64} if kind == "fixity" else {})},
+                    "territories": territories, "channels": ["web"], **extra,
+                    "metadata": {"generated_by": "mediaflow.samples.generate_night", "media": media.label if media else ""}}  # fmt: skip
+        body = json.dumps(manifest, indent=2) + "\n"
+        if kind == "not_json":
+            body = body.replace('"title":', '"title"', 1)  # hand-edited: a colon lost
+        (folder / "manifest.json").write_text(body)
+        avails += [f"{asset_id},{t},web,2020-01-01T00:00:00Z,2099-01-01T00:00:00Z,false" for t in rights_for]
+        status = "rejected" if kind in dict(NIGHT_BROKEN) else "awaiting_review" if kind in dict(NIGHT_REVIEW) else "published"
+        out.append(NightDelivery(delivery_id=delivery_id, asset_id=asset_id, value_stream=stream, kind=kind,
+                                 status=status, reason=reason, media=media.label if media else "",
+                                 source=source if (folder / source).exists() else None))  # fmt: skip
+    (dest / "avails.csv").write_text("\n".join(avails) + "\n")
+    (dest / "expected.json").write_text(json.dumps([asdict(d) for d in out], indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "night":
+        for f in generate(argv[0] if argv else "samples"):
+            print(f)
+        return 0
+    ap = argparse.ArgumentParser(prog="python -m mediaflow.samples night", description=generate_night.__doc__)
+    ap.add_argument("dest")
+    ap.add_argument("--count", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-s", type=float, default=10.0, help="shortest title (seconds)")
+    ap.add_argument("--max-s", type=float, default=60.0, help="longest title (seconds)")
+    ap.add_argument("--distinct", type=int, default=16, help="distinct media files made (reused across deliveries)")
+    args = ap.parse_args(argv[1:])
+    night = generate_night(args.dest, args.count, seed=args.seed, seconds=(args.min_s, args.max_s), distinct=args.distinct)
+    counts: dict[str, int] = {}
+    for d in night:
+        counts[d.status] = counts.get(d.status, 0) + 1
+    print(f"{len(night)} deliveries in {args.dest} ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "
+          f"rights in {Path(args.dest) / 'avails.csv'}, what should become of each in {Path(args.dest) / 'expected.json'}")
+    print(f"process them: make run DELIVERIES={args.dest}")
+    return 0
+
+
 if __name__ == "__main__":
-    for f in generate(sys.argv[1] if len(sys.argv) > 1 else "samples"):
-        print(f)
+    sys.exit(main())

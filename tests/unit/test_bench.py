@@ -84,3 +84,30 @@ def test_hand_tuned_keeps_every_output():
     ours = ["ffmpeg", "-x264-params", "sliced-threads=1", "-b:v", "5500k", "out/v1080/index.m3u8"]
     hand = bench.hand_tuned_argv(ours)
     assert [a for a in hand if a.endswith(".m3u8")] == ["out/v1080/index.m3u8"] and "5500k" in hand
+
+
+def test_proc_cpu_counts_own_and_reaped_children_time():
+    # pid (comm with ') ' in it) state ppid ... utime stime cutime cstime at fields 14-17
+    rest = " ".join(["S", "1", "1", "1", "0", "-1", "0", "0", "0", "0", "0", "150", "50", "300", "100", "20", "0"])
+    stat = f"4242 (airflow ) worker) {rest}"
+    assert bench.proc_cpu_s(stat) == (150 + 50 + 300 + 100) / bench._CLK
+
+
+def test_night_outcomes_count_lost_and_failed_deliveries_as_failed():
+    from mediaflow.samples import NightDelivery
+
+    def d(i, status, reason=None):
+        return NightDelivery(f"n-{i}", f"n-{i}", "news_clip", "ok", status, reason, "", None)
+
+    expected = [d(0, "published"), d(1, "rejected", "not valid JSON"), d(2, "awaiting_review"), d(3, "published")]
+    summary = {"assets": [
+        {"delivery_id": "n-0", "status": "published", "reasons": []},
+        {"delivery_id": "n-1", "status": "rejected", "reasons": ["manifest.json: not valid JSON (Expecting ':')"]},
+        {"delivery_id": "n-2", "status": "failed", "reasons": ["run failed"]},
+    ]}  # fmt: skip
+    got = bench.night_outcomes(expected, summary)
+    assert [f["delivery"] for f in got["failed"]] == ["n-2", "n-3"]  # n-3 has no outcome at all: lost
+    assert got["wrong"] == []
+    summary["assets"][1]["reasons"] = ["something else"]
+    assert [w["delivery"] for w in bench.night_outcomes(expected, summary)["wrong"]] == ["n-1"]
+    assert len(bench.night_outcomes(expected, None)["failed"]) == 4  # the night broke before any outcome
