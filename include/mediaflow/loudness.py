@@ -64,9 +64,10 @@ def _db(linear: float | None) -> float | None:
 
 def parse_metadata(text: str) -> dict | None:
     """The ebur128 figures at the end of the programme from ametadata's `key=value` lines (other lines, such as
-    ffmpeg's -progress output, are ignored): integrated_lufs, lra_lu, true_peak_dbtp. Integrated loudness is None
-    when nothing was above the -70 LUFS absolute gate (silence), the true peak None for digital silence.
-    None when the text holds no ebur128 figures at all (no audio decoded)."""
+    ffmpeg's -progress output, are ignored): integrated_lufs, lra_lu, true_peak_dbtp and threshold_lufs (the
+    relative gate, which ebur128 does not export: computed from its momentary values). Integrated loudness and
+    threshold are None when nothing was above the -70 LUFS absolute gate (silence), the true peak None for
+    digital silence. None when the text holds no ebur128 figures at all (no audio decoded)."""
     last: dict[str, str] = {}
     blocks = []  # momentary loudness every 100 ms: the 400 ms gating blocks of the integrated loudness
     for line in text.splitlines():
