@@ -53,15 +53,20 @@ def _download_rendition(store: Store, hls_uri: str, folder: str, files: list[str
 
 def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded: dict | None,
                    localized: list[dict], spec: StreamSpec) -> dict:  # fmt: skip
-    """Every published audio rendition measured (EBU R128) against the spec's target and true-peak ceiling."""
-    parts = []
+    """Every published audio rendition measured (EBU R128) against the spec's target and true-peak ceiling.
+    `normalisation`: per rendition made in this run, how the normaliser brought it there (mode, passes, figures)."""
+    parts, normalisation = [], {}
     video = _video_part(ingested, transcoded)
     if video and video.get("audios"):
         parts.append(("audio", video["hls_uri"], video["files"]))
+        if transcoded and transcoded.get("loudness"):
+            normalisation["audio"] = transcoded["loudness"]
     for r in localized:
         if r["status"] == "ok" and r["kind"] == "audio":
             folder = r["rendition"]["uri"].split("/", 1)[0]
             parts.append((folder, r["hls_uri"], r["files"]))
+            if r.get("loudness"):
+                normalisation[folder] = r["loudness"]
     renditions, problems = {}, []
     with tempfile.TemporaryDirectory(prefix="mediaflow-loudness-") as tmp:
         for folder, hls_uri, files in parts:
@@ -71,7 +76,8 @@ def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded
             problems += loudness.check(measured, target_lufs=spec.loudness.target_lufs,
                                        true_peak_dbtp=spec.loudness.true_peak_dbtp, name=f"{folder}/index.m3u8")  # fmt: skip
     return {"check": "loudness", "passed": not problems, "problems": problems,
-            "source": (ingested.get("source") or {}).get("loudness"), "renditions": renditions}  # fmt: skip
+            "source": (ingested.get("source") or {}).get("loudness"), "renditions": renditions,
+            "normalisation": normalisation or None}  # fmt: skip
 
 
 def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, ladder, localcache, localize, media, posters, trigger
+from mediaflow import captions, compliance, ladder, localcache, localize, loudness, media, posters, trigger
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
@@ -266,11 +266,23 @@ def transcode(
         localcache.fetch(store, src_bucket, src_key, src)
         ladder.output_dirs(out, renditions, has_audio)
         interlaced = bool(video and video["interlaced"])
+        first = normalised = None
+        if has_audio:  # the loudness normaliser's first pass, from the source as it will be heard (stereo)
+            measured = loudness.measure(src, chain=loudness.DOWNMIX, name=src.name)
+            first = loudness.first_pass(measured, target_lufs=spec.loudness.target_lufs,
+                                        true_peak_dbtp=spec.loudness.true_peak_dbtp)  # fmt: skip
         argv = ladder.transcode_argv(
             src, out, renditions, fps=fps, interlaced=interlaced, has_audio=has_audio,
             loudness=spec.loudness, duration_s=facts["duration_s"],
+            audio_filter=loudness.audio_filter(first, target_lufs=spec.loudness.target_lufs) if first else None,
         )  # fmt: skip
         run_ffmpeg(argv)
+        if has_audio:  # the encoded audio measured, and encoded again (alone) until it lands
+            normalised = loudness.normalise_rendition(
+                out / ladder.AUDIO_DIR, first=first, source=measured, target_lufs=spec.loudness.target_lufs,
+                true_peak_dbtp=spec.loudness.true_peak_dbtp, run_ffmpeg=run_ffmpeg, first_encoded=True,
+                make_argv=lambda d, f: ladder.audio_argv(src, d, audio_filter=f),
+            )  # fmt: skip
         candidates = []
         if renditions:
             staged = out / ladder.POSTERS_DIR
@@ -296,7 +308,9 @@ def transcode(
         "audios": packaged["audios"],
         "fps": fps,
         "posters": [{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
+        "loudness": normalised,
     }
+
 
 
 # ---------------------------------------------------------------- localize
@@ -317,7 +331,7 @@ def localize_locale(
     Bad input in one locale never raises (the title publishes without it); storage or ffmpeg trouble does.
     """
     result = {"kind": item["kind"], "locale": item["locale"], "file": item["file"], "status": "rejected",
-              "reasons": [], "warnings": [], "hls_uri": None, "files": [], "rendition": None}  # fmt: skip
+              "reasons": [], "warnings": [], "hls_uri": None, "files": [], "rendition": None, "loudness": None}  # fmt: skip
     if item.get("problem"):
         return {**result, "reasons": [item["problem"]]}
     out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
@@ -345,7 +359,8 @@ def localize_locale(
         for path in files:
             store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())
     return {**result, "status": "ok", "warnings": done["warnings"], "hls_uri": f"s3://{buckets.work}/{out_prefix}",
-            "files": [p.relative_to(out).as_posix() for p in files], "rendition": done["rendition"]}  # fmt: skip
+            "files": [p.relative_to(out).as_posix() for p in files], "rendition": done["rendition"],
+            "loudness": done.get("normalised")}  # fmt: skip
 
 
 # ---------------------------------------------------------------- publish
@@ -577,7 +592,7 @@ def compliance_summary(checks: dict | None) -> dict | None:
     rights_c, loud, tqc, meta = (checks.get(k) or {} for k in ("rights", "loudness", "technical_qc", "metadata"))
     return {
         "rights": rights_c.get("decisions"),
-        "loudness": {"source": loud.get("source"), "renditions": loud.get("renditions")} if loud else None,
+        "loudness": {k: loud.get(k) for k in ("source", "renditions", "normalisation")} if loud else None,
         "technical_qc": {"findings": tqc.get("problems", []), "detections": tqc.get("detections")} if tqc else None,
         "metadata": {k: meta["gx"].get(k) for k in ("suite", "suite_version", "success", "evaluated", "successful",
                                                    "failed")} | {"uri": meta.get("gx_uri")} if meta else None,

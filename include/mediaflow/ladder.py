@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from mediaflow import loudness as loudness_passes
 from mediaflow.spec import Loudness, Rung
 
 SEGMENT_S = 4
@@ -102,10 +103,12 @@ def transcode_argv(
     duration_s: float,
     preset: str = "veryfast",
     poster: bool = True,
+    audio_filter: str | None = None,
 ) -> list[str]:
     """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame and up to
     POSTER_CANDIDATES scene-cut frames into POSTERS_DIR (SCENE_FRAME; see poster_plan) unless
-    poster=False: the benchmark's one-command-per-rung baseline makes them once, not once per rung."""
+    poster=False: the benchmark's one-command-per-rung baseline makes them once, not once per rung.
+    `audio_filter` is the audio's first normalisation pass (see _audio_chain); audio_argv makes the next ones."""
     out = Path(out_dir)
     hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src)]
@@ -124,7 +127,7 @@ def transcode_argv(
             graph.append(f"[s{k}]select='gte(t\\,{poster_t})*lt(selected_n\\,1)',{_poster_size(renditions[0])}[vp]")
             graph.append(f"[s{k + 1}]{scene_chain(duration_s)},{_poster_size(renditions[0])}[vc]")
     if has_audio:
-        graph.append(f"[0:a:0]{_audio_chain(loudness)}[a0]")
+        graph.append(f"[0:a:0]{_audio_chain(loudness, audio_filter)}[a0]")
     if graph:
         argv += ["-filter_complex", ";".join(graph)]
     if renditions:
@@ -220,13 +223,13 @@ def poster_frame_argv(src: str | Path, dst: str | Path, top: Rendition, *, time_
     ]  # fmt: skip
 
 
-def _audio_chain(loudness: Loudness) -> str:
-    """Stereo, normalised to the spec's loudness target, 48 kHz (loudnorm works at 192 kHz inside)."""
-    return (
-        f"aformat=channel_layouts=stereo,"
-        f"loudnorm=I={loudness.target_lufs:g}:TP={loudness.true_peak_dbtp:g}:LRA=11,"
-        f"aresample=48000"
-    )
+def _audio_chain(loudness: Loudness, audio_filter: str | None) -> str:
+    """The audio rendition's filter chain: `audio_filter` (a normalisation pass, mediaflow.loudness.audio_filter)
+    or, without one, a dynamic pass at the spec's target (nothing measured first: the benchmark)."""
+    if audio_filter:
+        return audio_filter
+    first = loudness_passes.first_pass(None, target_lufs=loudness.target_lufs, true_peak_dbtp=loudness.true_peak_dbtp)
+    return loudness_passes.audio_filter(first, target_lufs=loudness.target_lufs)
 
 
 def _audio_hls_output(label: str, out_dir: Path) -> list[str]:
@@ -238,13 +241,23 @@ def _audio_hls_output(label: str, out_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def locale_audio_argv(src: str | Path, out_dir: str | Path, *, loudness: Loudness, duration_s: float) -> list[str]:
+def locale_audio_argv(src: str | Path, out_dir: str | Path, *, loudness: Loudness, duration_s: float,
+                      audio_filter: str | None = None) -> list[str]:  # fmt: skip
     """An extra language track as its own HLS audio rendition, aligned to the video: padded with silence or cut
     to the programme duration so players switching language never run off the end."""
-    chain = f"[0:a:0]{_audio_chain(loudness)},apad[a]"
+    chain = f"[0:a:0]{_audio_chain(loudness, audio_filter)},apad[a]"
     return [
         "ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src), "-filter_complex", chain,
         "-t", f"{duration_s:.3f}", *_audio_hls_output("[a]", Path(out_dir)),
+    ]  # fmt: skip
+
+
+def audio_argv(src: str | Path, out_dir: str | Path, *, audio_filter: str) -> list[str]:
+    """The programme's audio rendition alone, as transcode_argv makes it, with another normalisation pass:
+    what the loudness passes after the first run (the first one is part of the single graph)."""
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src), "-filter_complex", f"[0:a:0]{audio_filter}[a0]",
+        *_audio_hls_output("[a0]", Path(out_dir)),
     ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import langcodes
 
 from mediaflow import captions, ladder, media
+from mediaflow import loudness as loudness_passes
 
 SUBS_PREFIX, AUDIO_PREFIX = "subs_", "audio_"
 AUDIO_DRIFT_S = 1.0  # an extra audio track longer or shorter than the video by more than this is flagged
@@ -67,7 +68,8 @@ def captions_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float,
 
 
 def audio_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float, loudness, run_ffmpeg) -> dict:
-    """Extra language track -> loudness-normalised stereo AAC HLS rendition in out_dir/audio_<locale>/."""
+    """Extra language track -> loudness-normalised stereo AAC HLS rendition in out_dir/audio_<locale>/ (the
+    normaliser's record under `normalised`: mode, passes, figures)."""
     facts = media.inspect_source(src, min_duration_s=0.0)  # MediaError names the file
     if not facts["audio_streams"]:
         raise media.MediaError(f"{src.name}: has no audio stream")
@@ -79,12 +81,19 @@ def audio_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float, lo
             f"({facts['duration_s']:.1f}s vs {duration_s:.1f}s); {'cut' if drift > 0 else 'padded with silence'} to fit"
         )
     target = out_dir / rendition_dir("audio", locale)
-    target.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(ladder.locale_audio_argv(src, target, loudness=loudness, duration_s=duration_s))
+    measured = loudness_passes.measure(src, chain=loudness_passes.DOWNMIX, name=src.name)  # as it will be heard
+    first = loudness_passes.first_pass(measured, target_lufs=loudness.target_lufs,
+                                       true_peak_dbtp=loudness.true_peak_dbtp)  # fmt: skip
+    normalised = loudness_passes.normalise_rendition(
+        target, first=first, source=measured, target_lufs=loudness.target_lufs,
+        true_peak_dbtp=loudness.true_peak_dbtp, run_ffmpeg=run_ffmpeg,
+        make_argv=lambda d, f: ladder.locale_audio_argv(src, d, loudness=loudness, duration_s=duration_s, audio_filter=f),
+    )  # fmt: skip
     peak, avg = ladder.playlist_bandwidth(target / "index.m3u8")
     return {
         "rendition": {"uri": f"{target.name}/index.m3u8", "language": locale, "name": display_name(locale),
                       "peak_bps": peak, "avg_bps": avg},  # fmt: skip
         "warnings": warnings,
         "loudness": facts["loudness"],
+        "normalised": normalised,
     }

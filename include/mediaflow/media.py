@@ -142,15 +142,18 @@ def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool) -> list[s
             "-i", str(path)]
     if has_video:
         argv += ["-map", "0:v:0"]
-    if has_audio:
-        argv += ["-map", "0:a:0", "-filter:a", "ebur128=peak=true:framelog=verbose"]
+    if has_audio:  # loudness as ebur128's frame metadata on stdout too (mediaflow.loudness.METER)
+        from mediaflow.loudness import METER  # loudness imports this module's MediaError
+
+        argv += ["-map", "0:a:0", "-filter:a", METER]
     return argv + ["-f", "null", "-"]
 
 
 _ERROR_LINE = re.compile(r"\[(error|fatal|panic)\]")
-def parse_decode_log(log: str) -> tuple[list[str], dict | None]:
-    """(decode errors, loudness) from a decode_argv log. Loudness is the ebur128 summary, None without one."""
-    from mediaflow.loudness import parse_ebur128  # loudness imports this module's MediaError
+def parse_decode_log(log: str, metadata: str = "") -> tuple[list[str], dict | None]:
+    """(decode errors, loudness) from a decode_argv run: errors from its log, loudness from the ebur128 metadata
+    on its stdout (mediaflow.loudness.parse_metadata), None without any."""
+    from mediaflow.loudness import parse_metadata  # loudness imports this module's MediaError
 
     errors = []
     for line in log.splitlines():
@@ -158,7 +161,7 @@ def parse_decode_log(log: str) -> tuple[list[str], dict | None]:
             text = re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
             if text and text not in errors:
                 errors.append(text)
-    return errors, (parse_ebur128(log) if "Summary:" in log else None)
+    return errors, parse_metadata(metadata)
 
 
 def decoded_seconds(progress: str) -> float | None:
@@ -177,7 +180,7 @@ def decode_test(path: str | Path, facts: dict) -> dict | None:
     path = Path(path)
     argv = decode_argv(path, has_video=bool(facts["video"]), has_audio=facts["audio_streams"] > 0)
     proc = run_tool(argv)
-    errors, loudness = parse_decode_log(proc.stderr)
+    errors, loudness = parse_decode_log(proc.stderr, proc.stdout)
     if proc.returncode != 0 or errors:
         detail = "; ".join(errors[:3]) or _tool_message(proc.stderr, path)[-300:]
         raise MediaError(f"{path.name}: does not decode cleanly (truncated or corrupt): {detail}")

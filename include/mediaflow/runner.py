@@ -508,15 +508,21 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
 
 
 def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spec, tis: list[dict]) -> dict:
-    """summary.json entry of a run parked on a human review, saying how to answer it."""
-    ingested = _api(stack).xcom(dag_id, run_id, "ingest.ingest_delivery") or {}
+    """summary.json entry of a run parked on a human review: why (each problem the branch's checks found, naming the
+    check, the figure and the limit, e.g. "qc review: audio/index.m3u8: loudness -18.1 LUFS, target -23 ± 1 LU"),
+    then how to answer it."""
+    from mediaflow.compliance import CHECKS_OF
+
+    api = _api(stack)
+    ingested = api.xcom(dag_id, run_id, "ingest.ingest_delivery") or {}
     waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
-    reasons = [
-        f"{task.split('.', 1)[1].replace('_approval', '')} review waits for a person: in the Airflow UI "
-        f"({stack.api_url}) open Browse > Required Actions (or DAG {dag_id}, run {run_id}, task {task}) "
-        f"and choose Approve or Reject"
-        for task in waiting
-    ]
+    reasons = []
+    for task in waiting:
+        branch = task.split(".", 1)[1].replace("_approval", "")
+        for check in CHECKS_OF.get(branch, ()):
+            reasons += [f"{branch} review: {p}" for p in (api.xcom(dag_id, run_id, f"compliance.{check}") or {}).get("problems", [])]
+        reasons.append(f"{branch} review waits for a person: in the Airflow UI ({stack.api_url}) open Browse > "
+                       f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")  # fmt: skip
     return {"asset_id": ingested.get("asset_id"), "delivery_id": delivery_id, "value_stream": spec.name,
             "status": "awaiting_review", "reasons": reasons, "dag_run_id": run_id, "lead_time_s": None,
             "source": ingested.get("source"), "locales": None, "published": []}  # fmt: skip

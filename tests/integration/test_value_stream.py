@@ -465,6 +465,7 @@ def test_closed_window_territory_is_not_published_the_rest_is(batch):
     results, _ = batch
     first = FIRST_SUMMARY["sample-rights-closed-gb"]
     assert first["status"] == "awaiting_review", "a rights problem sends the title to legal review"
+    assert any(r.startswith("legal review: rights web/GB: ") for r in first["reasons"]), "the why, not only the how"
     entry = results["sample-rights-closed-gb"]
     assert entry["status"] == "published"
     assert [(p["channel"], p["territories"]) for p in entry["published"]] == [("web", ["US"])]
@@ -478,6 +479,11 @@ def test_compliance_results_are_in_the_summary(batch):
     c = results["sample-feature-1080p"]["compliance"]
     assert abs(c["loudness"]["renditions"]["audio"]["integrated_lufs"] - (-23.0)) <= 1.0
     assert abs(c["loudness"]["renditions"]["audio_fr-FR"]["integrated_lufs"] - (-23.0)) <= 1.0
+    for rendition in ("audio", "audio_fr-FR"):  # how the normaliser got there: its mode and passes, in the summary
+        assert c["loudness"]["renditions"][rendition]["true_peak_dbtp"] < -1.0
+        normalised = c["loudness"]["normalisation"][rendition]
+        assert normalised["mode"] in ("linear", "dynamic") and normalised["reason"] is None, normalised
+        assert normalised["passes"] and abs(normalised["output"]["integrated_lufs"] - (-23.0)) <= 0.5
     assert c["technical_qc"]["findings"] == []
     assert c["metadata"]["success"] is True and c["metadata"]["uri"].startswith("s3://")
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from mediaflow import ladder, samples
+from mediaflow import ladder, loudness, samples
 from mediaflow.ladder import (
     avc_codec,
     master_playlist,
@@ -293,7 +293,22 @@ def test_loudness_normalised_to_the_spec_target(spec):
     graph = graph_of(argv_for(select_renditions(spec.ladder, 1920, 1080), loudness=spec.loudness))
     m = re.search(r"loudnorm=I=(-?[\d.]+):TP=(-?[\d.]+)", graph)
     assert m, graph
-    assert (float(m.group(1)), float(m.group(2))) == (spec.loudness.target_lufs, spec.loudness.true_peak_dbtp)
+    # nothing measured (the benchmark): a dynamic pass, the peak aimed a margin under the ceiling
+    assert (float(m.group(1)), float(m.group(2))) == (spec.loudness.target_lufs,
+                                                      spec.loudness.true_peak_dbtp - loudness.TP_MARGIN_DB)
+    assert graph.split("[0:a:0]", 1)[1].startswith(loudness.DOWNMIX), "the downmix to stereo is the defined one"
+    chain = "aformat=sample_fmts=fltp,volume=-3.00dB,aresample=48000"
+    measured = graph_of(transcode_argv("/in/src.mxf", "/out", [], fps=25.0, interlaced=False, has_audio=True,
+                                       loudness=spec.loudness, duration_s=10.0, audio_filter=chain))  # fmt: skip
+    assert f"[0:a:0]{chain}[a0]" in measured, "a measured pass replaces the default"
+
+
+def test_audio_argv_encodes_the_audio_rendition_alone_like_the_graph():
+    argv = ladder.audio_argv("/in/src.mxf", "/out/audio", audio_filter="volume=1.00dB")
+    graph = argv_for([], has_audio=True)
+    assert argv[argv.index("-filter_complex") + 1] == "[0:a:0]volume=1.00dB[a0]"
+    tail = argv[argv.index("-filter_complex") + 2:]
+    assert tail == graph[graph.index("-filter_complex") + 2:], "the same AAC, HLS and segment settings"
 
 
 def test_audio_only_source_gets_only_an_audio_rendition():

@@ -216,6 +216,7 @@ BUILDERS = {  # name -> (src, out) -> argv
     "ladder.transcode_argv": lambda src, out: ladder.transcode_argv(src, out, [RUNG], fps=25.0, interlaced=True,
                                                                    has_audio=True, loudness=LOUD, duration_s=4.0),  # fmt: skip
     "ladder.locale_audio_argv": lambda src, out: ladder.locale_audio_argv(src, out, loudness=LOUD, duration_s=4.0),
+    "ladder.audio_argv": lambda src, out: ladder.audio_argv(src, out / "audio", audio_filter="volume=1dB"),
     "ladder.poster_frame_argv": lambda src, out: ladder.poster_frame_argv(src, out / "posters" / "p1.jpg", RUNG, time_s=2.0,
                                                                          fps=25.0, interlaced=True),  # fmt: skip
 }

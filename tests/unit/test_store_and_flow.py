@@ -213,29 +213,32 @@ DECODE_LOG = """\
 [Parsed_ebur128_0 @ 0x5590] [info] Summary:
 
   Integrated loudness:
-    I:         -23.0 LUFS
-    Threshold: -33.0 LUFS
-
-  Loudness range:
-    LRA:         0.0 LU
-
-  True peak:
-    Peak:        -1.0 dBFS
+    I:         -99.0 LUFS
+"""
+# stdout: -progress blocks and ebur128's frame metadata (mediaflow.loudness.METER), one line each
+DECODE_STDOUT = """\
+frame:0    pts:0       pts_time:0
+lavfi.r128.M=-23.000
+lavfi.r128.I=-23.000
+lavfi.r128.LRA=0.000
+lavfi.r128.true_peak=0.891
+out_time_us=100000
+progress=end
 """
 
 
 def test_parse_decode_log_errors_and_loudness():
-    errors, loudness = media.parse_decode_log(DECODE_LOG)
+    errors, loudness = media.parse_decode_log(DECODE_LOG, DECODE_STDOUT)
     assert errors == ["Invalid NAL unit size (1234 > 567).", "Error splitting the input into NAL units."]
-    assert loudness == {"integrated_lufs": -23.0, "lra_lu": 0.0, "true_peak_dbtp": -1.0}
+    assert loudness == {"integrated_lufs": -23.0, "lra_lu": 0.0, "true_peak_dbtp": -1.0, "threshold_lufs": None}, \
+        "figures from the metadata, never from the log's summary"
 
 
 def test_parse_decode_log_clean_and_silent():
-    assert media.parse_decode_log("[info] all good\n") == ([], None)
-    silent = ("[Parsed_ebur128_0 @ 0x1] [info] Summary:\n\n  Integrated loudness:\n    I:         -inf LUFS\n"
-              "\n  Loudness range:\n    LRA:         0.0 LU\n\n  True peak:\n    Peak:        -inf dBFS\n")
-    _, loudness = media.parse_decode_log(silent)
-    assert loudness == {"integrated_lufs": None, "lra_lu": 0.0, "true_peak_dbtp": None}
+    assert media.parse_decode_log("[info] all good\n", "out_time_us=1\nprogress=end\n") == ([], None)
+    silent = "lavfi.r128.M=-120.000\nlavfi.r128.I=-70.000\nlavfi.r128.LRA=0.000\nlavfi.r128.true_peak=0.000\n"
+    _, loudness = media.parse_decode_log("", silent)
+    assert loudness == {"integrated_lufs": None, "lra_lu": 0.0, "true_peak_dbtp": None, "threshold_lufs": None}
 
 
 def probe_doc(*streams, duration="10.0"):
