@@ -273,8 +273,8 @@ def head_packets_argv(path: str | Path, *, stream_index: int) -> list[str]:
 
 
 def leading_frames(path: str | Path, *, stream_index: int) -> dict | None:
-    """The video packets before the first keyframe: {'frames', 'seconds' (their span), 'keyframe_s' (the first
-    keyframe's time)}; None when the stream starts with a keyframe or none is found near its start."""
+    """The video packets before the first keyframe: {'frames', 'seconds' (from the first packet to the keyframe)};
+    None when the stream starts with a keyframe or none is found near its start."""
     proc = run_tool(head_packets_argv(path, stream_index=stream_index))
     packets = json.loads(proc.stdout or "{}").get("packets") or [] if proc.returncode == 0 else []
     first_key = next((i for i, p in enumerate(packets) if "K" in (p.get("flags") or "")), None)
@@ -283,7 +283,7 @@ def leading_frames(path: str | Path, *, stream_index: int) -> dict | None:
     times = [float(t) for p in packets[: first_key + 1] if (t := p.get("pts_time") or p.get("dts_time")) is not None]
     key_at = float(packets[first_key].get("pts_time") or packets[first_key].get("dts_time") or 0.0)
     first = min(times) if times else key_at
-    return {"frames": first_key, "seconds": round(max(0.0, key_at - first), 3), "keyframe_s": round(key_at - first, 3)}
+    return {"frames": first_key, "seconds": round(max(0.0, key_at - first), 3)}
 
 
 def from_keyframe_argv(src: str | Path, out: str | Path, *, video_index: int | None, audio_index: int | None,
@@ -363,8 +363,7 @@ def _prepared(path: Path, facts: dict, raw: dict, *, lead: dict | None, workdir:
     warnings = list(prepared.pop("warnings", []))
     if lead:
         warnings.insert(0, f"{path.name}: starts mid-GOP: {lead['frames']} frame(s) ({lead['seconds']:.2f} s) before "
-                           f"the first keyframe do not decode and were skipped; the title starts at the first "
-                           f"keyframe ({lead['keyframe_s']:.2f} s in)")
+                           "the first keyframe do not decode and were skipped; the title starts at that keyframe")
     picked = ((facts.get("video") or {}).get("index"), (facts.get("audio") or {}).get("index"))
     left = sorted(int(st.get("index", i)) for i, st in enumerate(raw.get("streams", [])) if st.get("index", i) not in picked)
     if left:
