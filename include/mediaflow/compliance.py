@@ -81,19 +81,27 @@ def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded
 
 
 def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec) -> dict:
-    """Black frames, frozen video and silence in the source, as time ranges."""
+    """Black frames, frozen video and silence in the source, as time ranges judged with the spec's head/tail
+    allowances and mid-programme limits (mediaflow.qc): errors are `problems` (a person decides), warnings only
+    listed."""
     if not ingested.get("source_uri"):
-        return {"check": "technical_qc", "passed": True, "problems": [], "detections": None,
+        return {"check": "technical_qc", "passed": True, "problems": [], "warnings": [], "detections": None,
                 "note": "sidecar-only delivery: the source was checked when it was published"}  # fmt: skip
     facts = ingested["source"]
     bucket, key = parse_s3_uri(ingested["source_uri"])
+    name = PurePosixPath(key).name
     with tempfile.TemporaryDirectory(prefix="mediaflow-qc-") as tmp:
-        src = Path(tmp) / PurePosixPath(key).name
+        src = Path(tmp) / name
         localcache.fetch(store, bucket, key, src)
         detections = qc.detect(src, duration_s=facts["duration_s"], has_video=bool(facts.get("video")),
-                               has_audio=facts.get("audio_streams", 0) > 0, thresholds=spec.qc)  # fmt: skip
-    problems = qc.findings(detections, name=PurePosixPath(key).name)
-    return {"check": "technical_qc", "passed": not problems, "problems": problems, "detections": detections}
+                               has_audio=facts.get("audio_streams", 0) > 0, thresholds=spec.qc,
+                               video_index=(facts.get("video") or {}).get("index"),
+                               audio_index=(facts.get("audio") or {}).get("index"))  # fmt: skip
+    judged = qc.judge(detections, duration_s=facts["duration_s"], thresholds=spec.qc, name=name)
+    problems = [f["message"] for f in judged if f["severity"] == "error"]
+    warnings = [f["message"] for f in judged if f["severity"] == "warning"]
+    return {"check": "technical_qc", "passed": not problems, "problems": problems, "warnings": warnings,
+            "findings": judged, "detections": detections}  # fmt: skip
 
 
 def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_streams: list[str], run_id: str) -> dict:

@@ -111,6 +111,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
     facts = None
     previous = None
     checked = None  # the local copy of the source the checks read
+    warnings: list[str] = []  # what did not stop the title (frames skipped before the first keyframe, ...)
     if manifest and not reasons and manifest.sidecar_only:
         previous = published_state(store, buckets, manifest.asset_id)
         if previous is None:
@@ -131,10 +132,16 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
                     f"file {actual})"
                 )
         if not reasons:
+            prepared_dir = tmp / "prepared"
+            prepared_dir.mkdir()
             try:
-                facts = media.inspect_source(checked, min_duration_s=spec.min_duration_s)
+                facts = media.inspect_source(checked, min_duration_s=spec.min_duration_s, workdir=prepared_dir)
             except media.MediaError as e:
                 reasons.append(str(e))
+            else:  # a recording that starts mid-GOP, a transport stream of several programmes: its prepared copy
+                warnings += facts.pop("warnings", [])
+                if facts.get("prepared"):
+                    checked = prepared_dir / facts["prepared"]
 
     if reasons:
         uri = quarantine_delivery(store, buckets, source_bucket=bucket, prefix=prefix, delivery_id=delivery_id,
@@ -146,8 +153,12 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
     wprefix = work_prefix(manifest.asset_id, run_id)
     source_uri = None
     if manifest.source_file:
-        src_key = wprefix + "source/" + PurePosixPath(manifest.source_file).name
-        store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
+        if facts and facts.get("prepared"):  # the prepared copy is what the next steps read (landing keeps the original)
+            src_key = wprefix + "source/" + facts["prepared"]
+            store.upload(str(checked), buckets.work, src_key)
+        else:
+            src_key = wprefix + "source/" + PurePosixPath(manifest.source_file).name
+            store.copy(bucket, prefix + manifest.source_file, buckets.work, src_key)
         source_uri = f"s3://{buckets.work}/{src_key}"
         if checked is not None:  # transcode and QC on this machine read these checked bytes from the local cache
             localcache.keep(checked, buckets.work, src_key)
@@ -162,6 +173,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
         "status": "accepted",
         "mode": "sidecars" if manifest.sidecar_only else "full",
         "reasons": [],
+        "warnings": warnings,
         "title": manifest.title,
         "source_uri": source_uri,
         "source": facts,
@@ -542,7 +554,11 @@ def outcome(
         "stages": None,
         "locales": locales or None,
         "published": published.get("published", []),
-        "warnings": published.get("warnings", []),
+        # what did not stop the title but a person may want to know: ingest's (e.g. frames skipped before the
+        # first keyframe), technical QC's (black/silence/freeze within the allowances), localize's
+        "warnings": list(ingested.get("warnings") or [])
+        + list(((checks or {}).get("technical_qc") or {}).get("warnings") or [])
+        + list(published.get("warnings", [])),
         "reviews": reviews or None,
         "compliance": compliance_summary(checks),
         "quarantine_uri": ingested.get("quarantine_uri"),
@@ -562,6 +578,7 @@ def quality_of(entry: dict) -> dict:
         "qc_findings": len(qc),
         "locales_total": len(locales),
         "locales_rejected": sum(1 for v in locales.values() if str(v).startswith("rejected")),
+        "warnings": list(entry.get("warnings") or []),
     }
 
 
@@ -593,7 +610,8 @@ def compliance_summary(checks: dict | None) -> dict | None:
     return {
         "rights": rights_c.get("decisions"),
         "loudness": {k: loud.get(k) for k in ("source", "renditions", "normalisation")} if loud else None,
-        "technical_qc": {"findings": tqc.get("problems", []), "detections": tqc.get("detections")} if tqc else None,
+        "technical_qc": {"findings": tqc.get("problems", []), "warnings": tqc.get("warnings", []),
+                         "judged": tqc.get("findings"), "detections": tqc.get("detections")} if tqc else None,
         "metadata": {k: meta["gx"].get(k) for k in ("suite", "suite_version", "success", "evaluated", "successful",
                                                    "failed")} | {"uri": meta.get("gx_uri")} if meta else None,
         "problems": [p for c in checks.values() for p in c.get("problems", [])],

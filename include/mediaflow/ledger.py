@@ -93,6 +93,7 @@ runs = sa.Table(
     sa.Column("qc_findings", sa.Integer),
     sa.Column("locales_total", sa.Integer),
     sa.Column("locales_rejected", sa.Integer),
+    sa.Column("warnings", sa.Text),  # JSON list: what did not stop the title (QC within allowances, frames skipped)
 )
 
 # The outbox: every alert is written here first (its key makes it exactly once), then delivered, and
@@ -257,10 +258,12 @@ class Ledger:
     def record_run(self, *, dag_id: str, run_id: str, state: str | None = None, **fields) -> None:
         """Upsert the run row; fields left None keep what is there."""
         allowed = {"delivery_id", "asset_id", "delivered_at", "queued_at", "started_at", "ended_at", "status",
-                   "reviews_total", "reviews_rejected", "qc_findings", "locales_total", "locales_rejected"}
+                   "reviews_total", "reviews_rejected", "qc_findings", "locales_total", "locales_rejected", "warnings"}
         unknown = set(fields) - allowed
         if unknown:
             raise TypeError(f"unknown run fields {sorted(unknown)}")
+        if isinstance(fields.get("warnings"), list):
+            fields["warnings"] = json.dumps(fields["warnings"])
         row = {"dag_id": dag_id, "run_id": run_id, "stream": stream_of(dag_id), "state": state, **fields}
         stmt = self._insert(runs).values(**row)
         updates = {k: sa.func.coalesce(stmt.excluded[k], runs.c[k]) for k in ["state", *fields]}
@@ -286,7 +289,11 @@ class Ledger:
         q = sa.select(runs).where(runs.c.dag_id == dag_id, runs.c.run_id == run_id)
         with self.engine.connect() as c:
             row = c.execute(q).first()
-        return dict(row._mapping) if row else None
+        if not row:
+            return None
+        out = dict(row._mapping)
+        out["warnings"] = json.loads(out["warnings"]) if out.get("warnings") else []
+        return out
 
     def alerts(self, dag_id: str, run_id: str | None = None) -> list[dict]:
         q = sa.select(alerts).where(alerts.c.dag_id == dag_id)

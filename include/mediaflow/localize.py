@@ -73,7 +73,7 @@ def audio_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float, lo
     facts = media.inspect_source(src, min_duration_s=0.0)  # MediaError names the file
     if not facts["audio_streams"]:
         raise media.MediaError(f"{src.name}: has no audio stream")
-    warnings = []
+    warnings = list(facts.pop("warnings", []))  # decode errors the decoder concealed, within the tolerated share
     drift = facts["duration_s"] - duration_s
     if abs(drift) > AUDIO_DRIFT_S:
         warnings.append(

@@ -508,24 +508,27 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
 
 
 def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spec, tis: list[dict]) -> dict:
-    """summary.json entry of a run parked on a human review: why (each problem the branch's checks found, naming the
-    check, the figure and the limit, e.g. "qc review: audio/index.m3u8: loudness -18.1 LUFS, target -23 ± 1 LU"),
-    then how to answer it."""
-    from mediaflow.compliance import CHECKS_OF
+    """summary.json entry of a run parked on a human review: why a person is asked (each failed check's finding,
+    naming the check, the figure and the limit), then how to answer it."""
+    from mediaflow.compliance import CHECKS_OF  # the review branch -> the checks that feed it
 
     api = _api(stack)
     ingested = api.xcom(dag_id, run_id, "ingest.ingest_delivery") or {}
     waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
+    checks = {c: api.xcom(dag_id, run_id, f"compliance.{c}") or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
     reasons = []
     for task in waiting:
         branch = task.split(".", 1)[1].replace("_approval", "")
-        for check in CHECKS_OF.get(branch, ()):
-            reasons += [f"{branch} review: {p}" for p in (api.xcom(dag_id, run_id, f"compliance.{check}") or {}).get("problems", [])]
+        # each problem names its check, figure and limit ("rights web/GB: ...", "x.mp4: black 4.0-8.0 s ...")
+        why = [p for c in CHECKS_OF.get(branch, ()) for p in checks[c].get("problems") or []]
+        reasons += [f"{branch} review: {w}" for w in why] or [
+            f"{branch} review waits for a person: the stream's policy asks for {branch} review by a person"]
         reasons.append(f"{branch} review waits for a person: in the Airflow UI ({stack.api_url}) open Browse > "
-                       f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")  # fmt: skip
+                       f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")
+    warnings = list(ingested.get("warnings") or []) + list(checks["technical_qc"].get("warnings") or [])
     return {"asset_id": ingested.get("asset_id"), "delivery_id": delivery_id, "value_stream": spec.name,
             "status": "awaiting_review", "reasons": reasons, "dag_run_id": run_id, "lead_time_s": None,
-            "source": ingested.get("source"), "locales": None, "published": []}  # fmt: skip
+            "source": ingested.get("source"), "locales": None, "published": [], "warnings": warnings}  # fmt: skip
 
 
 def refused_entry(s3, buckets: Buckets, delivery_id: str, batch_run_id: str) -> dict:

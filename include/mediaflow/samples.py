@@ -49,6 +49,42 @@ def make_audio(path: Path, *, seconds: float) -> None:
     _ffmpeg("-f", "lavfi", "-i", f"{TONE}:duration={seconds}", "-ac", "2", "-c:a", "pcm_s16le", "-fflags", "+bitexact", str(path))
 
 
+def make_broadcast_ts(path: Path, *, seconds: float, programmes: int = 1) -> None:
+    """A broadcast-like MPEG-2 576i transport stream: 720x576 25 fps interlaced (top field first) MPEG-2 video in
+    open GOPs of 12 with B-frames, MPEG-1 Layer II audio. With programmes=2, a smaller SD service (352x288, its own
+    tone) comes first in the multiplex, the way a DVB recording of a whole transponder carries several."""
+    video = ["-c:v", "mpeg2video", "-b:v", "4M", "-g", "12", "-bf", "2", "-flags", "+ildct+ilme", "-top", "1",
+             "-c:a", "mp2", "-b:a", "192k"]  # fmt: skip
+    main = ["-f", "lavfi", "-i", f"testsrc2=size=720x576:rate=25:duration={seconds}",
+            "-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]  # fmt: skip
+    if programmes == 1:
+        _ffmpeg(*main, *video, "-f", "mpegts", str(path))
+        return
+    other = ["-f", "lavfi", "-i", f"testsrc=size=352x288:rate=25:duration={seconds}",
+             "-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=48000:duration={seconds}"]  # fmt: skip
+    _ffmpeg(*other, *main, "-map", "0:v", "-map", "1:a", "-map", "2:v", "-map", "3:a", *video,
+            "-program", "title=sd:st=0:st=1", "-program", "title=main:st=2:st=3", "-f", "mpegts", str(path))  # fmt: skip
+
+
+def _starts_with_keyframe(path: Path) -> bool:
+    proc = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_entries", "packet=flags",
+                           "-read_intervals", "%+#1", "-of", "csv=p=0", str(path)], capture_output=True, text=True)  # fmt: skip
+    return proc.stdout.strip().startswith("K")
+
+
+def cut_mid_gop(src: Path, dst: Path, *, at: float = 0.15) -> int:
+    """A recording that starts mid-GOP: `src` (a transport stream) from a 188-byte packet boundary at or after `at`
+    of its size where the first video frame is no keyframe, to the end. Returns the byte offset of the cut."""
+    data = src.read_bytes()
+    offset = (int(len(data) * at) // 188) * 188
+    while offset < len(data) // 2:
+        dst.write_bytes(data[offset:])
+        if not _starts_with_keyframe(dst):
+            return offset
+        offset += 188 * 50
+    raise RuntimeError(f"{src.name}: no cut that starts mid-GOP found")
+
+
 def truncate(path: Path, keep: float) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])

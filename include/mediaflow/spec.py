@@ -179,7 +179,10 @@ def parse_spec(data: object, path: str) -> StreamSpec:
     allowed_qc = set(Thresholds.__dataclass_fields__)
     if not isinstance(qc_conf, dict) or set(qc_conf) - allowed_qc:
         raise _fail(path, "qc", f"must be a mapping with keys from {', '.join(sorted(allowed_qc))}")
-    thresholds = Thresholds(**{k: _number(path, f"qc.{k}", v, lo=-120, hi=3600) for k, v in qc_conf.items()})
+    # durations (*_s) are seconds, levels (*_db) dBFS, black_pixel_th a fraction of the luma range
+    qc_range = lambda k: (0, 3600) if k.endswith("_s") else (0, 1) if k == "black_pixel_th" else (-120, 0)  # noqa: E731
+    thresholds = Thresholds(**{k: _number(path, f"qc.{k}", v, lo=qc_range(k)[0], hi=qc_range(k)[1])
+                               for k, v in qc_conf.items()})  # fmt: skip
     try:
         review_timeout = parse_duration(data.get("review_timeout", format_duration(slas.get("review", 86400.0))))
     except ValueError as e:

@@ -196,7 +196,8 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
                              since=datetime(1970, 1, 1, tzinfo=timezone.utc), until=now + timedelta(seconds=1), now=now)  # fmt: skip
     row = (metrics.records(tables["runs"]) or [{}])[0]
     delivered = run["delivered_at"]
-    return {"run": {**row, "delivered_at": iso_z(delivered) if delivered else None, "as_of": iso_z(now)},
+    return {"run": {**row, "delivered_at": iso_z(delivered) if delivered else None, "as_of": iso_z(now),
+                    "warnings": run.get("warnings") or []},
             "stages": metrics.records(tables["spans"].drop(columns=["dag_id", "run_id", "asset_id"])),
             "attempts": metrics.records(frame.drop(columns=["dag_id", "run_id", "stream"]))}  # fmt: skip
 

@@ -387,11 +387,16 @@ def test_qc_finds_black_freeze_and_silence(clips):
     assert len(found["black"]) == 1 and near(found["black"], 1.0, 3.5), found
     assert len(found["freeze"]) == 1 and near(found["freeze"], 4.5, 7.0), found
     assert len(found["silence"]) == 2 and near(found["silence"], 2.0, 5.0) and near(found["silence"], 7.5, 10.0), found
-    lines = qc.findings(found, name="feature.mp4")
-    assert len(lines) == 4
-    assert lines[0].startswith("feature.mp4: black frames 1.0-3.5s (2.5s)"), lines
-    assert lines[1].startswith("feature.mp4: frozen picture ")
-    assert lines[2].startswith("feature.mp4: silence ")
+    judged = qc.judge(found, duration_s=CLIP_S, name="feature.mp4")
+    assert [(f["kind"], f["where"], f["severity"]) for f in judged] == [
+        ("black", "mid", "error"), ("silence", "mid", "error"), ("freeze", "mid", "error"),
+        ("silence", "tail", "warning")], judged
+    lines = qc.findings(found, name="feature.mp4", duration_s=CLIP_S)
+    assert len(lines) == 3
+    assert lines[0].startswith("feature.mp4: black 1.0-3.5 s (2.5 s) mid-programme, limit 2 s"), lines
+    assert lines[2].startswith("feature.mp4: freeze ") and lines[2].endswith("mid-programme, limit 2 s")
+    tail = judged[-1]["message"]
+    assert tail.startswith("feature.mp4: silence 7.5-10.0 s at the tail") and "within the 5 s allowance" in tail
 
 
 def test_qc_closes_a_freeze_that_runs_to_the_end_at_the_duration(clips):
@@ -400,43 +405,75 @@ def test_qc_closes_a_freeze_that_runs_to_the_end_at_the_duration(clips):
     [freeze] = found["freeze"]
     assert abs(freeze["start"] - 3.0) <= 1.0 and freeze["end"] == 6.0
     assert freeze["duration"] == pytest.approx(6.0 - freeze["start"])
+    [judged] = qc.judge(found, duration_s=6.0, name="end-card.mp4")
+    assert (judged["where"], judged["severity"]) == ("tail", "warning"), "a frozen end card is an edit, not a fault"
 
 
 def test_qc_clean_clip_has_no_findings(clips):
     found = qc.detect(clips["clean"], duration_s=CLIP_S, has_video=True, has_audio=True)
     assert found == {"black": [], "freeze": [], "silence": []}
-    assert qc.findings(found, name="clean.mp4") == []
+    assert qc.findings(found, name="clean.mp4", duration_s=CLIP_S) == []
 
 
 def test_detect_argv_is_one_pass_with_the_thresholds():
     t = qc.Thresholds(black_min_s=1.5, black_pixel_th=0.08, freeze_min_s=3, freeze_noise_db=-50, silence_min_s=4, silence_db=-45)
-    argv = qc.detect_argv("in.mov", has_video=True, has_audio=True, thresholds=t)
+    argv = qc.detect_argv("in.mov", has_video=True, has_audio=True, thresholds=t, metadata_dir="/tmp/m")
     assert argv.count("ffmpeg") == 1 and argv[-3:] == ["-f", "null", "-"]
-    assert argv[argv.index("-vf") + 1] == "blackdetect=d=1.5:pix_th=0.08,freezedetect=n=-50dB:d=3"
-    assert argv[argv.index("-af") + 1] == "silencedetect=n=-45dB:d=4"
-    audio_only = qc.detect_argv("in.wav", has_video=False, has_audio=True)
-    assert "-vf" not in audio_only and audio_only[audio_only.index("-af") + 1] == "silencedetect=n=-60dB:d=2"
+    assert argv[argv.index("-vf") + 1] == ("blackdetect=d=1.5:pix_th=0.08,freezedetect=n=-50dB:d=3,"
+                                           "metadata=mode=print:file=/tmp/m/video.meta")
+    assert argv[argv.index("-af") + 1] == "silencedetect=n=-45dB:d=4,ametadata=mode=print:file=/tmp/m/audio.meta"
+    audio_only = qc.detect_argv("in.wav", has_video=False, has_audio=True, metadata_dir="/tmp/m")
+    assert "-vf" not in audio_only and audio_only[audio_only.index("-af") + 1].startswith("silencedetect=n=-60dB:d=1,")
+    picked = qc.detect_argv("in.ts", has_video=True, has_audio=True, metadata_dir="/tmp/m", video_index=3, audio_index=5)
+    assert [picked[i + 1] for i, a in enumerate(picked) if a == "-map"] == ["0:3", "0:5"]
     with pytest.raises(ValueError, match="nothing to check"):
-        qc.detect_argv("in.bin", has_video=False, has_audio=False)
+        qc.detect_argv("in.bin", has_video=False, has_audio=False, metadata_dir="/tmp/m")
 
 
-def test_parse_detections_closes_open_ranges_at_the_duration():
-    log = (
-        "[silencedetect @ 0x1] silence_start: -0.00133\n"
-        "[silencedetect @ 0x1] silence_end: 2.5 | silence_duration: 2.5\n"
-        "[blackdetect @ 0x2] black_start:0 black_end:2.04 black_duration:2.04\n"
-        "[freezedetect @ 0x3] lavfi.freezedetect.freeze_start: 7.24\n"
-        "[freezedetect @ 0x3] lavfi.freezedetect.freeze_duration: 2.36\n"
-        "[silencedetect @ 0x1] silence_start: 8\n"
+def test_parse_metadata_closes_open_ranges_at_the_duration():
+    """The metadata filters' print format (ffmpeg 5.1): a frame header, then key=value lines."""
+    text = (
+        "frame:50   pts:102400  pts_time:2.13333\nlavfi.silence_start=-0.00133\n"
+        "frame:61   pts:124928  pts_time:2.6\nlavfi.silence_end=2.5\nlavfi.silence_duration=2.5\n"
+        "frame:0    pts:0       pts_time:0\nlavfi.black_start=0\n"
+        "frame:51   pts:26112   pts_time:2.04\nlavfi.black_end=2.04\n"
+        "frame:231  pts:118272  pts_time:9.24\nlavfi.freezedetect.freeze_start=7.24\n"
+        "frame:375  pts:192000  pts_time:8\nlavfi.silence_start=8\n"
     )
-    found = qc.parse_detections(log, duration_s=12.0)
+    found = qc.parse_metadata(text, duration_s=12.0)
     assert found == {
         "black": [{"start": 0.0, "end": 2.04, "duration": 2.04}],
         "freeze": [{"start": 7.24, "end": 12.0, "duration": 4.76}],
         "silence": [{"start": 0.0, "end": 2.5, "duration": 2.5}, {"start": 8.0, "end": 12.0, "duration": 4.0}],
     }
-    assert qc.parse_detections(log)["freeze"] == [{"start": 7.24, "end": None, "duration": None}]
-    assert qc.findings(qc.parse_detections(log), name="x.mp4")[1] == "x.mp4: frozen picture from 7.2s to the end"
+    assert qc.parse_metadata(text)["freeze"] == [{"start": 7.24, "end": None, "duration": None}]
+
+
+def _ranges(**kinds) -> dict:
+    return {k: [{"start": a, "end": b, "duration": b - a} for a, b in kinds.get(k, [])] for k in qc.KINDS}
+
+
+@pytest.mark.parametrize("ranges,where,severity,says", [
+    (_ranges(silence=[(0.0, 2.2)]), "head", "warning", "silence 0.0-2.2 s at the head, within the 3 s allowance"),
+    (_ranges(silence=[(0.0, 6.2)]), "head", "error", "silence 0.0-6.2 s at the head, allowance 3 s"),
+    (_ranges(black=[(56.5, 60.0)]), "tail", "warning", "black 56.5-60.0 s at the tail (3.5 s), within the 5 s allowance"),
+    (_ranges(freeze=[(52.0, 60.0)]), "tail", "error", "freeze 52.0-60.0 s at the tail (8.0 s), allowance 5 s"),
+    (_ranges(black=[(51.6, 55.1)]), "mid", "error", "black 51.6-55.1 s (3.5 s) mid-programme, limit 2 s"),
+    (_ranges(black=[(20.0, 21.2)]), "mid", "warning", "black 20.0-21.2 s (1.2 s) mid-programme, shorter than the 2 s limit"),
+    (_ranges(silence=[(0.0, 60.0)]), "whole", "error", "silence 0.0-60.0 s, the whole programme"),
+], ids=["cold-open", "long-head", "fade-out", "long-frozen-end", "black-hole", "short-black", "silent-title"])
+def test_qc_judges_head_tail_and_mid_programme_ranges(ranges, where, severity, says):
+    [finding] = qc.judge(ranges, duration_s=60.0, name="title.mp4")
+    assert (finding["where"], finding["severity"]) == (where, severity)
+    assert finding["message"] == f"title.mp4: {says}"
+
+
+def test_qc_allowances_come_from_the_spec():
+    strict = qc.Thresholds(head_allowance_s=1, tail_allowance_s=2, black_mid_min_s=5)
+    judged = qc.judge(_ranges(silence=[(0.0, 2.2)], black=[(20.0, 24.0), (56.5, 60.0)]), duration_s=60.0,
+                      thresholds=strict, name="t.mp4")  # fmt: skip
+    assert [(f["where"], f["severity"], f["limit_s"]) for f in judged] == [
+        ("head", "error", 1), ("mid", "warning", 5), ("tail", "error", 2)]
 
 
 # ====================================================================== metadata quality (GX)

@@ -203,9 +203,11 @@ def test_quality_of_an_outcome_entry():
 
     entry = {"status": "rejected", "reviews": [{"decision": "rejected"}, None, {"decision": "approved"}],
              "locales": {"es-ES": "rejected: bad timing", "fr-FR": "published"},
-             "compliance": {"technical_qc": {"findings": ["black frames 3 s"]}}}  # fmt: skip
+             "compliance": {"technical_qc": {"findings": ["black frames 3 s"]}},
+             "warnings": ["x.mp4: silence 0.0-2.2 s at the head, within the 3 s allowance"]}  # fmt: skip
     assert quality_of(entry) == {"status": "rejected", "reviews_total": 2, "reviews_rejected": 1, "qc_findings": 1,
-                                 "locales_total": 2, "locales_rejected": 1}  # fmt: skip
+                                 "locales_total": 2, "locales_rejected": 1,
+                                 "warnings": ["x.mp4: silence 0.0-2.2 s at the head, within the 3 s allowance"]}  # fmt: skip
     assert quality_of({"status": "failed"})["reviews_total"] == 0
 
 

@@ -207,11 +207,16 @@ def _builders() -> set[str]:
 RUNG = ladder.Rendition(name="v720", width=1280, height=720, video_kbps=2500)
 LOUD = Loudness(target_lufs=-23, true_peak_dbtp=-1)
 
+QC_META = "/tmp/mediaflow-qcmeta-x"
 BUILDERS = {  # name -> (src, out) -> argv
     "media.ffprobe_argv": lambda src, out: media.ffprobe_argv(src),
     "media.decode_argv": lambda src, out: media.decode_argv(src, has_video=True, has_audio=True),
     "media.extract_captions_argv": lambda src, out: media.extract_captions_argv(src, out / "cc.vtt", "track"),
-    "qc.detect_argv": lambda src, out: qc.detect_argv(src, has_video=True, has_audio=True),
+    "media.head_packets_argv": lambda src, out: media.head_packets_argv(src, stream_index=0),
+    "media.from_keyframe_argv": lambda src, out: media.from_keyframe_argv(src, out / "prepared.ts", video_index=3,
+                                                                          audio_index=5, muxer="mpegts"),
+    # the metadata files go to a folder of our own (a temporary one), never beside a delivered file
+    "qc.detect_argv": lambda src, out: qc.detect_argv(src, has_video=True, has_audio=True, metadata_dir=QC_META),
     "loudness.measure_argv": lambda src, out: loudness.measure_argv(src),
     "ladder.transcode_argv": lambda src, out: ladder.transcode_argv(src, out, [RUNG], fps=25.0, interlaced=True,
                                                                    has_audio=True, loudness=LOUD, duration_s=4.0),  # fmt: skip
@@ -252,7 +257,8 @@ def test_ffprobe_and_ffmpeg_read_a_hostile_file_name_and_no_shell_runs(tmp_path)
     clip = _hostile_clip(tmp_path)
     facts = media.probe(clip)
     assert facts["video"]["width"] == 160
-    proc = subprocess.run(qc.detect_argv(clip, has_video=True, has_audio=True), capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(qc.detect_argv(clip, has_video=True, has_audio=True, metadata_dir=tmp_path),
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-500:]
     assert not list(tmp_path.rglob("PWNED")), "a shell ran the name's command substitution"
 

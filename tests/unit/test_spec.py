@@ -128,7 +128,19 @@ BROKEN = {
     "retries fractional": (BASE + "retries: {count: 1.5}\n", "retries.count"),
     "retries unknown key": (BASE + "retries: {times: 3}\n", "retries"),
     "retry delay not a duration": (BASE + "retries: {delay: soon}\n", "retries.delay"),
+    "qc allowance negative": (BASE + "qc: {head_allowance_s: -3}\n", "qc.head_allowance_s"),
+    "qc level positive": (BASE + "qc: {silence_db: 6}\n", "qc.silence_db"),
+    "qc unknown key": (BASE + "qc: {tail_allowance: 5}\n", "qc"),
 }
+
+
+def test_qc_allowances_default_to_broadcast_practice_and_a_spec_may_set_them(tmp_path):
+    qc = load_spec(write(tmp_path, BASE)).qc
+    assert (qc.head_allowance_s, qc.tail_allowance_s) == (3.0, 5.0)
+    assert (qc.black_mid_min_s, qc.freeze_mid_min_s, qc.silence_mid_min_s) == (2.0, 2.0, 2.0)
+    spec = load_spec(write(tmp_path, BASE + "qc: {head_allowance_s: 10, black_mid_min_s: 0.5, silence_db: -50}\n"))
+    assert (spec.qc.head_allowance_s, spec.qc.black_mid_min_s, spec.qc.silence_db) == (10.0, 0.5, -50.0)
+    assert spec.qc.tail_allowance_s == 5.0, "the keys not given keep their defaults"
 
 
 def test_retries_default_to_two_and_a_spec_may_set_them(tmp_path):

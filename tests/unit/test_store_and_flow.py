@@ -266,9 +266,32 @@ def test_facts_from_probe_rotation_swaps_width_and_height(rotation_fields):
 def test_facts_from_probe_plain_video():
     facts = media.facts_from_probe(probe_doc(VIDEO, AUDIO))
     assert facts["video"] == {"codec": "h264", "width": 1920, "height": 1080, "fps": 25.0, "interlaced": False,
-                              "vfr": False, "sar": 1.0}
+                              "vfr": False, "sar": 1.0, "index": 0}
     assert facts["audio_streams"] == 1 and facts["duration_s"] == 10.0
-    assert facts["audio"] == {"codec": "aac", "channels": 2}
+    assert facts["audio"] == {"codec": "aac", "channels": 2, "index": 1}
+
+
+def test_a_broadcast_transport_stream_picks_the_largest_video_and_the_audio_of_its_programme():
+    """Two programmes (an SD service and a bigger one), each with its audio; teletext and DVB subtitles beside them;
+    an audio PID without packets (0 channels) listed first in the bigger programme."""
+    streams = [
+        {**VIDEO, "index": 0, "width": 352, "height": 288},
+        {**AUDIO, "index": 1, "codec_name": "mp2"},
+        {"index": 2, "codec_type": "subtitle", "codec_name": "dvb_teletext"},
+        {**VIDEO, "index": 3, "width": 720, "height": 576, "codec_name": "mpeg2video"},
+        {**AUDIO, "index": 4, "codec_name": "ac3", "channels": 0},
+        {**AUDIO, "index": 5, "codec_name": "mp2"},
+        {"index": 6, "codec_type": "subtitle", "codec_name": "dvb_subtitle"},
+    ]
+    doc = {"format": {"format_name": "mpegts", "duration": "10.0"}, "streams": streams,
+           "programs": [{"program_id": 1, "streams": [{"index": 0}, {"index": 1}, {"index": 2}]},
+                        {"program_id": 2, "streams": [{"index": 3}, {"index": 4}, {"index": 5}, {"index": 6}]}]}
+    facts = media.facts_from_probe(doc)
+    assert (facts["video"]["index"], facts["video"]["width"]) == (3, 720)
+    assert (facts["audio"]["index"], facts["audio"]["codec"]) == (5, "mp2"), "the first audio of the video's programme"
+    assert facts["audio_streams"] == 3
+    no_programs = media.facts_from_probe({**doc, "programs": []})
+    assert no_programs["audio"]["index"] == 1, "without programmes: the first audio that has channels"
 
 
 def test_facts_from_probe_non_square_pixels():
