@@ -114,12 +114,13 @@ def test_domain_ffmpeg_runs_niced_below_its_caller(tmp_path, monkeypatch):
 
 
 def test_lower_priority_never_raises_a_process_back(tmp_path):
-    proc = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: os.nice(15))
+    start = max(15, os.getpriority(os.PRIO_PROCESS, 0))  # the suite may itself run niced
+    proc = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, start))
     try:
         capacity.lower_priority(proc.pid, nice=5)  # already lower: left alone (only root could raise it)
-        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 15
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == start
         capacity.lower_priority(proc.pid, nice=18, io_level=7)
-        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 18
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(18, start)
         ionice = subprocess.run(["ionice", "-p", str(proc.pid)], capture_output=True, text=True)
         if ionice.returncode == 0:  # util-linux present: the I/O priority is best-effort, lowest level
             assert ionice.stdout.strip() == "best-effort: prio 7"
