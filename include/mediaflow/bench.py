@@ -595,22 +595,9 @@ def _read_cpu_log(log: Path) -> list[dict]:
 def _ffmpeg_only(sources: list[Path], stream: str) -> dict:
     """Baseline for the batch: the same titles' transcodes (the production argv) run without Airflow, one per core
     at a time, as a shell loop with `xargs -P cores` would."""
-    out = WORK / "batch-baseline"
-    jobs = []
-    for i, src in enumerate(sources):
-        cmd = ladder_commands(src, out / str(i), stream)
-        _fresh_outputs(out / str(i) / "ours", cmd["renditions"], cmd["has_audio"])
-        jobs.append(cmd["argvs"]["ours"][0])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    with ThreadPoolExecutor(CORES) as pool:
-        list(pool.map(_timed, jobs))
-    wall = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    shutil.rmtree(out, ignore_errors=True)
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "saturation": saturation(cpu, CORES, wall),
-            "titles_per_hour": round(len(sources) * 3600 / wall, 1)}  # fmt: skip
+    base = _ffmpeg_only_mixed([(src, stream) for src in sources], out=WORK / "batch-baseline")
+    return {"wall_s": base["wall_s"], "cpu_s": base["cpu_s"], "saturation": base["saturation"],
+            "titles_per_hour": round(len(sources) * 3600 / base["wall_s"], 1) if base["wall_s"] else None}
 
 
 BATCH_TITLES = {2: (1280, 720, 20.0), 8: (640, 360, 6.0)}  # titles per core: the titles' shape (8 x cores: short ones)
@@ -822,10 +809,9 @@ def night_outcomes(expected, summary: dict | None) -> dict:
     return {"failed": failed, "wrong": wrong}
 
 
-def _ffmpeg_only_mixed(jobs: list[tuple[Path, str]]) -> dict:
+def _ffmpeg_only_mixed(jobs: list[tuple[Path, str]], out: Path = WORK / "night-baseline") -> dict:
     """Baseline of the night: each title's transcode (the production argv for its own source and stream) without
     Airflow, one per core at a time (xargs -P cores). Audio-only titles have no ladder and are left out."""
-    out = WORK / "night-baseline"
     argvs = []
     for i, (src, stream) in enumerate(jobs):
         cmd = ladder_commands(src, out / str(i), stream)
