@@ -2,10 +2,12 @@
 
 Usage: python -m mediaflow.samples OUT_DIR
        python -m mediaflow.samples night OUT_DIR [--count N] [--seed S] [--min-s 10] [--max-s 60]
+       python -m mediaflow.samples feature OUT_DIR [--minutes 120] [--height 180] [--locales 10]
 
 `night` writes a night's batch (generate_night): N mixed deliveries (codecs, containers, sizes, captions, extra
 audio, broken uploads, titles needing a person), their rights in OUT_DIR/avails.csv and what should become of each
-one in OUT_DIR/expected.json; `make run DELIVERIES=OUT_DIR` processes them.
+one in OUT_DIR/expected.json; `make run DELIVERIES=OUT_DIR` processes them. `feature` writes one feature-length
+title with ten caption locales (generate_feature).
 """
 
 from __future__ import annotations
@@ -426,8 +428,110 @@ def generate_night(
     return out
 
 
+# ---------------------------------------------------------------- a feature-length title (issue 18)
+
+# Ten caption locales as vendors send them: (locale, format, lines). Non-Latin scripts on purpose.
+FEATURE_LOCALES = [
+    ("en-US", "vtt", ["Where were you last night?", "The signal is steady.", "Keep rolling.", "Cut!"]),
+    ("es-ES", "srt", ["¿Dónde estabas anoche?", "La señal es estable.", "Sigue grabando.", "¡Corten!"]),
+    ("de-DE", "ttml", ["Wo warst du gestern Abend?", "Das Signal ist stabil.", "Weiterdrehen.", "Schnitt!"]),
+    ("fr-FR", "vtt", ["Où étais-tu hier soir ?", "Le signal est stable.", "On continue.", "Coupez !"]),
+    ("it-IT", "srt", ["Dov'eri ieri sera?", "Il segnale è stabile.", "Continua a girare.", "Stop!"]),
+    ("pt-BR", "vtt", ["Onde você estava ontem à noite?", "O sinal está estável.", "Continue gravando.", "Corta!"]),
+    ("ja-JP", "vtt", ["昨夜はどこにいたの？", "信号は安定している。", "回し続けて。", "カット！"]),
+    ("ko-KR", "srt", ["어젯밤에 어디 있었어?", "신호가 안정적이야.", "계속 찍어.", "컷!"]),
+    ("ar-SA", "vtt", ["أين كنت الليلة الماضية؟", "الإشارة مستقرة.", "استمر في التصوير.", "اقطع!"]),
+    ("hi-IN", "vtt", ["कल रात तुम कहाँ थे?", "सिग्नल स्थिर है।", "शूटिंग जारी रखो।", "कट!"]),
+]
+
+
+def write_feature_captions(folder: Path, seconds: float, locales: int = 10) -> list[dict]:
+    """`locales` caption sidecars of a `seconds`-long title, a cue every 2 s (a 2-hour film: 3,599 cues each):
+    WebVTT, SRT (UTF-8) and TTML, as FEATURE_LOCALES says."""
+    cues = _cues(seconds)
+    entries = []
+    for locale, fmt, lines in FEATURE_LOCALES[:locales]:
+        name = f"{locale}.{fmt}"
+        if fmt == "vtt":
+            body = ["WEBVTT", ""]
+            for i, (a, b) in enumerate(cues):
+                body += [f"{_srt_time(a).replace(',', '.')} --> {_srt_time(b).replace(',', '.')}", lines[i % 4], ""]
+        elif fmt == "srt":
+            body = []
+            for i, (a, b) in enumerate(cues):
+                body += [str(i + 1), f"{_srt_time(a)} --> {_srt_time(b)}", lines[i % 4], ""]
+        else:
+            body = ['<?xml version="1.0" encoding="UTF-8"?>',
+                    f'<tt xmlns="http://www.w3.org/ns/ttml" xml:lang="{locale}"><body><div>']  # fmt: skip
+            body += [f'<p begin="{a:.3f}s" end="{b:.3f}s">{lines[i % 4]}</p>' for i, (a, b) in enumerate(cues)]
+            body += ["</div></body></tt>"]
+        (folder / name).write_text("\n".join(body) + "\n", encoding="utf-8")
+        entries.append({"locale": locale, "file": name})
+    return entries
+
+
+def generate_feature(dest: str | Path, *, minutes: float = 120.0, height: int = 180, locales: int = 10,
+                     delivery_id: str = "feature-length") -> Path:
+    """One feature-length delivery in dest/<delivery_id>: a `minutes`-long test pattern (moving, so QC finds no
+    frozen picture) at `height` lines (16:9, 25 fps, H.264 + AAC stereo in MP4), `locales` caption sidecars with
+    a cue every 2 s, into feature_film on web and ott_partner with rights in dest/avails.csv. Writes
+    dest/expected.json (published). Made anew each time; the media itself is reused when it already exists."""
+    dest = Path(dest)
+    folder = dest / delivery_id
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds = round(minutes * 60.0, 3)
+    width = _even_width(height)
+    source = folder / f"feature-{height}p-{minutes:g}min.mp4"
+    if not source.exists():
+        for old in folder.glob("feature-*.mp4"):
+            old.unlink()
+        part = source.with_suffix(".part.mp4")
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
+                "-f", "lavfi", "-i", f"{TONE}:duration={seconds}",
+                "-c:v", "libx264", "-preset", "ultrafast", "-crf", "23", "-pix_fmt", "yuv420p", "-g", "50",
+                "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", "-fflags", "+bitexact",
+                "-map_metadata", "-1", str(part))  # fmt: skip
+        part.replace(source)
+    for old in folder.glob("*.*"):
+        if old.suffix in (".vtt", ".srt", ".ttml"):
+            old.unlink()
+    captions = write_feature_captions(folder, seconds, locales)
+    _manifest(folder, asset_id=delivery_id, title=f"Feature-length test pattern ({minutes:g} min)",
+              value_stream="feature_film", source={"file": source.name}, territories=["US", "GB"],
+              channels=["web", "ott_partner"], captions=captions,
+              metadata={"generated_by": "mediaflow.samples.generate_feature"})  # fmt: skip
+    rows = [",".join(rights.HEADER)]
+    rows += [f"{delivery_id},{t},{c},2020-01-01T00:00:00Z,2099-01-01T00:00:00Z,false"
+             for t in ("US", "GB") for c in ("web", "ott_partner")]  # fmt: skip
+    (dest / "avails.csv").write_text("\n".join(rows) + "\n")
+    expected = NightDelivery(delivery_id=delivery_id, asset_id=delivery_id, value_stream="feature_film", kind="ok",
+                             status="published", reason=None, media=f"h264_mp4 {height}p25 {seconds:g}s",
+                             source=source.name)  # fmt: skip
+    (dest / "expected.json").write_text(json.dumps([asdict(expected)], indent=2) + "\n")
+    return folder
+
+
+def _even_width(height: int) -> int:
+    return int(round(height * 16 / 9 / 2)) * 2
+
+
+def main_feature(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mediaflow.samples feature", description=generate_feature.__doc__)
+    ap.add_argument("dest")
+    ap.add_argument("--minutes", type=float, default=120.0)
+    ap.add_argument("--height", type=int, default=180)
+    ap.add_argument("--locales", type=int, default=10, choices=range(0, len(FEATURE_LOCALES) + 1), metavar="0-10")
+    args = ap.parse_args(argv)
+    folder = generate_feature(args.dest, minutes=args.minutes, height=args.height, locales=args.locales)
+    print(f"{folder}: a {args.minutes:g}-minute {args.height}p title with {args.locales} caption locales")
+    print(f"process it: make run DELIVERIES={args.dest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "feature":
+        return main_feature(argv[1:])
     if not argv or argv[0] != "night":
         for f in generate(argv[0] if argv else "samples"):
             print(f)
