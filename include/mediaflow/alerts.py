@@ -1,4 +1,5 @@
-"""Owner alerts: stage SLA breaches, the lead-time deadline, task failures. Plain Python, no Airflow imports.
+"""Owner alerts: stage SLA breaches, the lead-time deadline, task failures, a title waiting for a person's review, a
+title rejected. Plain Python, no Airflow imports.
 
 Every alert goes through the ledger's outbox: `Ledger.claim_alert` records it once per (run, kind, key), then a
 sender delivers it and marks it sent; what could not be delivered stays pending and is retried.
@@ -80,6 +81,42 @@ def task_failure_mail(*, stream: str, asset: str, dag_id: str, run_id: str, task
     rows = [("Value stream", stream), ("Asset", asset), ("Stage", stage), ("Task", task), ("Try", try_number),
             ("Error", error or "-"), ("Run", f"{dag_id} / {run_id}")]  # fmt: skip
     return subject, _page(rows, ["the run goes on where it can; clear the task in the UI to retry it"], run_url(ui_url, dag_id, run_id))
+
+
+def _first(items: list[str]) -> str:
+    """The first of several reasons for a subject line, with how many more there are."""
+    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
+    return f"{items[0][:160]}{more}" if items else ""
+
+
+def review_request_mail(*, stream: str, asset: str, dag_id: str, run_id: str, branch: str, problems: list[str],
+                        warnings: list[str], link: str) -> tuple[str, str]:  # fmt: skip
+    """(subject, html) when a title waits for a person's review: each failed check's finding (check, figure, limit)
+    in the subject and the body, the warnings beside them, and the Required Actions page that answers it."""
+    why = problems or [f"the stream's policy asks for {branch} review by a person"]
+    subject = f"[REVIEW] {asset}: {branch} review waits for a person: {_first(why)}"
+    rows = [("Value stream", stream), ("Asset", asset), ("Review", branch), ("Run", f"{dag_id} / {run_id}")]
+    cells = "".join(f"<tr><th align='left'>{_html.escape(k)}</th><td>{_html.escape(str(v))}</td></tr>" for k, v in rows)
+    items = lambda xs: "".join(f"<li>{_html.escape(x)}</li>" for x in xs)  # noqa: E731
+    body = (f"<table>{cells}</table><p>Why a person is asked:</p><ul>{items(why)}</ul>"
+            + (f"<p>Warnings (no action needed):</p><ul>{items(warnings)}</ul>" if warnings else "")
+            + f"<p><a href='{_html.escape(link)}'>Approve or reject in Required Actions</a></p>")  # fmt: skip
+    return subject, body
+
+
+def rejection_mail(*, stream: str, asset: str, dag_id: str, run_id: str, reasons: list[str], warnings: list[str],
+                   ui_url: str) -> tuple[str, str]:  # fmt: skip
+    """(subject, html) when a title was rejected: every reason (check, figure, limit), the warnings beside them."""
+    subject = f"[REJECTED] {asset}: {_first(reasons) or 'rejected'} ({stream})"
+    rows = [("Value stream", stream), ("Asset", asset), ("Status", "rejected: nothing published"),
+            ("Run", f"{dag_id} / {run_id}")]  # fmt: skip
+    cells = "".join(f"<tr><th align='left'>{_html.escape(k)}</th><td>{_html.escape(str(v))}</td></tr>" for k, v in rows)
+    items = lambda xs: "".join(f"<li>{_html.escape(x)}</li>" for x in xs)  # noqa: E731
+    body = (f"<table>{cells}</table><p>Why:</p><ul>{items(reasons)}</ul>"
+            + (f"<p>Warnings:</p><ul>{items(warnings)}</ul>" if warnings else "")
+            + "<p>Fix the delivery and deliver it again (same asset id).</p>"
+            + f"<p><a href='{_html.escape(run_url(ui_url, dag_id, run_id))}'>Open the run in the Airflow UI</a></p>")
+    return subject, body
 
 
 def spans_of(ledger: Ledger, dag_id: str, run_id: str, slas_s: dict, now: datetime) -> tuple[list[dict], list[dict], dict | None]:

@@ -3,6 +3,9 @@
 - `TaskFailureNotifier`: a value-stream task's on_failure_callback (Airflow calls it once per final failure,
   not per retry).
 - `lead_time_missed`: the DeadlineAlert's AsyncCallback; runs in the triggerer when a run passes its lead-time SLA.
+- `ReviewRequestNotifier`: a review approval task's HITL notifier: mails the owners why a person is asked (each
+  failed check's finding: check, figure, limit) with the Required Actions link, when the title starts to wait.
+- `mail_rejection`: the outcome task's mail when a title was rejected, every reason in it.
 - `deliver` / `adeliver`: take one outbox alert (Ledger.take_alert), send it and mark it sent: True. A failure
   leaves it pending (the run's SLA watcher retries it): False. None: another sender has it (nothing sent).
 """
@@ -15,6 +18,7 @@ import os
 from datetime import datetime, timezone
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk.bases.notifier import BaseNotifier
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +128,64 @@ async def lead_time_missed(*, value_stream: str, owners: list[str], sla_s: float
         return "already alerted"
     sent = await adeliver(ledger, alert)
     return {True: "sent", None: "being sent by the run's SLA watcher"}.get(sent, "pending (the run's SLA watcher retries it)")
+
+
+def _claim_and_deliver(context, *, kind: str, key: str, recipients: list[str], subject: str, body: str,
+                       stream: str, asset: str, stage: str) -> None:  # fmt: skip
+    """One outbox alert for this run, then delivered; without a ledger the mail goes out unrecorded."""
+    ti = context["ti"]
+    try:
+        ledger = _ledger()
+    except Exception:
+        log.warning("ledger unavailable: the %s mail goes out unrecorded", kind, exc_info=True)
+        SmtpNotifier(to=recipients, subject=subject, html_content=body).notify(context)
+        return
+    alert = ledger.claim_alert(dag_id=ti.dag_id, run_id=ti.run_id, kind=kind, key=key, recipients=recipients,
+                               subject=subject, html=body, stream=stream, asset_id=asset, stage=stage)  # fmt: skip
+    if alert is not None:
+        deliver(ledger, alert, context)
+
+
+class ReviewRequestNotifier(BaseNotifier):
+    """HITL notifier of `<branch>_approval`: called once the review request is written, before the task waits."""
+
+    def __init__(self, *, to: list[str], value_stream: str, branch: str, checks: list[str], ingest_task: str):
+        super().__init__()
+        self.to, self.value_stream, self.branch = list(to), value_stream, branch
+        self.checks, self.ingest_task = list(checks), ingest_task
+
+    def notify(self, context):
+        from airflow.providers.standard.operators.hitl import HITLOperator
+
+        from mediaflow import alerts
+
+        ti = context["ti"]
+        ingested = ti.xcom_pull(task_ids=self.ingest_task) or {}
+        results = {c: ti.xcom_pull(task_ids=f"compliance.{c}") or {} for c in self.checks}
+        problems = [p for r in results.values() for p in r.get("problems") or []]
+        warnings = list(ingested.get("warnings") or []) + [w for r in results.values() for w in r.get("warnings") or []]
+        try:
+            link = HITLOperator.generate_link_to_ui_from_context(context=context, base_url=ui_url())
+        except ValueError:
+            link = alerts.run_url(ui_url(), ti.dag_id, ti.run_id)
+        asset = ingested.get("asset_id") or ti.run_id
+        subject, body = alerts.review_request_mail(stream=self.value_stream, asset=asset, dag_id=ti.dag_id,
+                                                   run_id=ti.run_id, branch=self.branch, problems=problems,
+                                                   warnings=warnings, link=link)  # fmt: skip
+        _claim_and_deliver(context, kind="review", key=self.branch, recipients=self.to, subject=subject, body=body,
+                           stream=self.value_stream, asset=asset, stage="review")  # fmt: skip
+
+
+def mail_rejection(context, entry: dict, *, owners: list[str]) -> None:
+    """The outcome task's mail to the owners when the title was rejected (nothing when it was not)."""
+    from mediaflow import alerts
+
+    if entry.get("status") != "rejected":
+        return
+    ti = context["ti"]
+    asset = entry.get("asset_id") or entry.get("delivery_id") or ti.run_id
+    subject, body = alerts.rejection_mail(stream=entry["value_stream"], asset=asset, dag_id=ti.dag_id, run_id=ti.run_id,
+                                          reasons=list(entry.get("reasons") or []),
+                                          warnings=list(entry.get("warnings") or []), ui_url=ui_url())  # fmt: skip
+    _claim_and_deliver(context, kind="rejected", key="outcome", recipients=owners, subject=subject, body=body,
+                       stream=entry["value_stream"], asset=asset, stage="outcome")

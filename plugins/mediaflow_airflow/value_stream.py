@@ -15,7 +15,7 @@ from mediaflow.compliance import BRANCHES
 from mediaflow.spec import StreamSpec, format_duration
 
 from mediaflow_airflow.assets import LEDGER
-from mediaflow_airflow.notifiers import TaskFailureNotifier, lead_time_missed
+from mediaflow_airflow.notifiers import ReviewRequestNotifier, TaskFailureNotifier, lead_time_missed
 from mediaflow_airflow.operators import (
     IngestOperator,
     LocalizeOperator,
@@ -160,6 +160,9 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
         params={"comment": Param("", type="string", title="Comment", description="Why (shown in the summary)")},
         spec_reviewers=spec.reviewers,  # or the run's `reviewer` param, set when the task runs
         assigned_users=trigger.review_assignees(None, spec.reviewers),
+        # the owners are mailed why (check, figure, limit) and where to answer, once the request is written
+        notifiers=[ReviewRequestNotifier(to=list(spec.owners), value_stream=spec.name, branch=branch,
+                                         checks=list(compliance.CHECKS_OF[branch]), ingest_task=INGEST_ID)],
     )
     decided = decide(**outputs)
     decided >> approval
@@ -286,6 +289,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             from mediaflow import flow, ledger
             from mediaflow.store import Buckets, outcome_key
             from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
+            from mediaflow_airflow.notifiers import mail_rejection
 
             ti, run_id = context["ti"], context["run_id"]
             states = ti.get_task_states(dag_id=spec.dag_id, run_ids=[run_id]).get(run_id, {})
@@ -311,6 +315,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 from mediaflow.store import work_prefix
 
                 localcache.evict(buckets.work, work_prefix(ingest_result["asset_id"], run_id))
+            mail_rejection(context, entry, owners=list(spec.owners))  # every reason: check, figure, limit
             mail = flow.locale_rejection_mail(entry, owners=list(spec.owners))
             if mail:
                 from airflow.providers.smtp.notifications.smtp import SmtpNotifier

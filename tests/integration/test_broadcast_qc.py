@@ -146,3 +146,31 @@ def test_a_transport_stream_cut_short_in_upload_is_rejected(outcome):
     assert reason.startswith("recording.ts: does not decode cleanly (truncated or corrupt): "), reason
     assert "decode errors in" in reason and "tolerated" in reason, "the figure and the limit"
     assert entry["published"] == []
+
+
+def _mails_about(stack, asset: str) -> list:
+    """The messages the SMTP sink received about `asset`, parsed."""
+    from email import message_from_bytes
+    from email.policy import default as default_policy
+
+    out = []
+    for p in sorted((stack.out_dir / "mail").glob("*.eml")):
+        msg = message_from_bytes(p.read_bytes(), policy=default_policy)
+        if asset in msg["Subject"]:
+            out.append(msg)
+    return out
+
+
+def test_the_mails_say_why_with_the_figure_and_the_limit(outcome, stack):
+    """The owners learn from the mail itself why a title waits or was refused, not only where to click."""
+    [review] = [m for m in _mails_about(stack, "qc-black-hole") if m["Subject"].startswith("[REVIEW]")]
+    assert review["Subject"].startswith("[REVIEW] qc-black-hole: qc review waits for a person: black-hole.mp4: "
+                                        "black 4.0-8.0 s (4.0 s) mid-programme, limit 2 s"), review["Subject"]  # fmt: skip
+    html = review.get_body(preferencelist=("html",)).get_content()
+    assert "mid-programme, limit 2 s" in html and "at the head" in html, "finding and warnings in the body"
+    assert "/required_actions" in html, "and the page that answers it"
+    [refused] = [m for m in _mails_about(stack, "ts-upload-cut-short") if m["Subject"].startswith("[REJECTED]")]
+    assert "recording.ts: does not decode cleanly (truncated or corrupt)" in refused["Subject"]
+    assert "tolerated" in refused.get_body(preferencelist=("html",)).get_content(), "the limit, in the body"
+    published = _mails_about(stack, "qc-cold-open-fade")
+    assert not [m["Subject"] for m in published if m["Subject"].startswith(("[REVIEW]", "[REJECTED]"))]

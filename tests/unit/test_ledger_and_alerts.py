@@ -312,3 +312,23 @@ def test_a_fresh_ledger_takes_many_processes_starting_at_once(postgres):
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [e[-600:] for e in errors if e]
     assert all(Ledger(url).run("value_stream__news_clip", f"manual__{n}") for n in range(8))
+
+
+def test_a_review_request_mail_names_each_finding_in_its_subject_and_body():
+    subject, body = alerts.review_request_mail(
+        stream="news_clip", asset="a1", dag_id=DAG, run_id=RUN, branch="qc",
+        problems=["x.mp4: black 51.6-55.1 s (3.5 s) mid-programme, limit 2 s", "loudness -18.1 LUFS, target -23 ± 1 LU"],
+        warnings=["x.mp4: silence 0.0-2.2 s (2.2 s) at the head, within the 3 s allowance"],
+        link="http://ui/dags/d/runs/r/tasks/review.qc_approval/required_actions?map_index=-1")  # fmt: skip
+    assert subject == ("[REVIEW] a1: qc review waits for a person: x.mp4: black 51.6-55.1 s (3.5 s) mid-programme, "
+                       "limit 2 s (+1 more)")  # fmt: skip
+    assert "loudness -18.1 LUFS, target -23 ± 1 LU" in body and "within the 3 s allowance" in body
+    assert "required_actions?map_index=-1" in body
+
+
+def test_a_rejection_mail_gives_every_reason_and_escapes_them():
+    subject, body = alerts.rejection_mail(stream="news_clip", asset="a1", dag_id=DAG, run_id=RUN,
+                                          reasons=["s.ts: does not decode cleanly: <7 errors>", "second"], warnings=[],
+                                          ui_url="http://ui")  # fmt: skip
+    assert subject == "[REJECTED] a1: s.ts: does not decode cleanly: <7 errors> (+1 more) (news_clip)"
+    assert "&lt;7 errors&gt;" in body and "second" in body and "http://ui/dags/" in body
