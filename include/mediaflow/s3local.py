@@ -1,0 +1,129 @@
+"""The embedded stack's local S3 API: moto's server, with each object's bytes in a file of a data directory.
+
+moto keeps every object's bytes in a tempfile.SpooledTemporaryFile (moto.s3.models.FakeKey): in memory up to
+~5 MB (MOTO_S3_DEFAULT_KEY_BUFFER_SIZE), so every HLS segment of a night stays in the server's memory (a 98-min
+title grew it past 1.2 GB). A smaller buffer would spill to an open temporary file per object: one file
+descriptor per segment. moto 5.2.5 has no option for either. Here the buffer is a DiskValue: the object's bytes
+in one file under --data-dir, opened only for the duration of a read, write or truncate, deleted when moto
+disposes of the key (deleted, overwritten, or its bucket gone). The index (buckets, keys, metadata) stays in
+moto's memory, so objects do not outlive the server: the data directory is emptied when the server starts and
+when it exits.
+
+Usage: python -m mediaflow.s3local -H 127.0.0.1 -p 9000 --data-dir .stack/s3
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import itertools
+import os
+import types
+from pathlib import Path
+
+PREFIX = "obj-"
+
+
+class DiskValue:
+    """The file-like object moto's FakeKey keeps its value in (seek, tell, read, write, truncate, close), backed by
+    one file that is open only during a call: no file descriptor per object."""
+
+    _ids = itertools.count()
+
+    def __init__(self, directory: Path, *_args, **_kwargs):  # SpooledTemporaryFile's max_size etc.: no use here
+        self.path = os.path.join(directory, f"{PREFIX}{os.getpid()}-{next(self._ids)}")
+        with open(self.path, "xb"):
+            pass
+        self._pos = 0
+        self.closed = False
+
+    def _open(self, mode: str):
+        if self.closed:
+            raise ValueError("I/O operation on closed file")  # what FakeKey.__getstate__ expects of a deleted key
+        return open(self.path, mode)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
+        if base is None:
+            with self._open("rb") as f:
+                base = f.seek(0, os.SEEK_END)
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._open("rb") as f:
+            f.seek(self._pos)
+            data = f.read(-1 if size is None else size)
+        self._pos += len(data)
+        return data
+
+    def write(self, data: bytes) -> int:
+        with self._open("r+b") as f:
+            f.seek(self._pos)
+            n = f.write(data)
+        self._pos += n
+        return n
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        with self._open("r+b") as f:
+            f.truncate(size)
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def empty(data_dir: Path) -> int:
+    """Delete the object files in `data_dir` (those of an earlier server, or this one's on exit); their count."""
+    n = 0
+    for p in data_dir.glob(PREFIX + "*"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def use_disk(data_dir: Path) -> None:
+    """Make moto's S3 keep object values in files under `data_dir`: FakeKey makes its value buffer (in __init__,
+    and in __setstate__ when moto copies a key) with moto.s3.models' tempfile.SpooledTemporaryFile."""
+    from moto.s3 import models
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    directory = str(data_dir.resolve())
+    models.tempfile = types.SimpleNamespace(SpooledTemporaryFile=lambda *a, **kw: DiskValue(directory, *a, **kw))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-H", "--host", default="127.0.0.1")
+    ap.add_argument("-p", "--port", type=int, default=9000)
+    ap.add_argument("--data-dir", required=True, type=Path, help="where the objects' bytes are kept (emptied)")
+    args = ap.parse_args(argv)
+    data_dir = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if stale := empty(data_dir):
+        print(f"s3local: deleted {stale} object files of an earlier server in {data_dir}", flush=True)
+    use_disk(data_dir)
+    atexit.register(empty, data_dir)  # moto's server exits through sys.exit on SIGTERM/SIGINT
+    print(f"s3local: S3 API on http://{args.host}:{args.port}, object bytes in {data_dir}", flush=True)
+    from moto.server import main as moto_main
+
+    moto_main(["-H", args.host, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()
