@@ -5,7 +5,8 @@ moto keeps every object's bytes in a tempfile.SpooledTemporaryFile (moto.s3.mode
 title grew it past 1.2 GB). A smaller buffer would spill to an open temporary file per object: one file
 descriptor per segment. moto 5.2.5 has no option for either. Here the buffer is a DiskValue: the object's bytes
 in one file under --data-dir, opened only for the duration of a read, write or truncate, deleted when moto
-disposes of the key (deleted, overwritten, or its bucket gone). The index (buckets, keys, metadata) stays in
+disposes of the key (deleted, overwritten, or its bucket gone). A ranged GET (a multipart download) reads only
+its range from the file, where moto reads the whole object for each. The index (buckets, keys, metadata) stays in
 moto's memory, so objects do not outlive the server: the data directory is emptied when the server starts and
 when it exits.
 
@@ -18,6 +19,7 @@ import argparse
 import atexit
 import itertools
 import os
+import threading
 import types
 from pathlib import Path
 
@@ -88,6 +90,56 @@ class DiskValue:
         self.close()
 
 
+class DiskSlice:
+    """An object's bytes as moto's ranged GET uses them (len, one slice), read from its file: moto reads the whole
+    value and slices it for each Range request, so a multipart download of an N-part object read it N times."""
+
+    def __init__(self, path: str, size: int):
+        self.path, self.size = path, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop, _ = part.indices(self.size)
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            return f.read(max(0, stop - start))
+
+    def __bytes__(self) -> bytes:
+        return self[:]
+
+
+_ranged = threading.local()
+
+
+def _lazy_ranged_gets() -> None:
+    """While moto answers a GET with a Range header, FakeKey.value is a DiskSlice (only len and one slice taken)."""
+    from moto.s3.models import FakeKey
+    from moto.s3.responses import S3Response
+
+    value = FakeKey.value
+
+    def get_value(key):
+        buffer = key.__dict__.get("_value_buffer")
+        if getattr(_ranged, "on", False) and isinstance(buffer, DiskValue) and not buffer.closed:
+            return DiskSlice(buffer.path, key.contentsize)
+        return value.fget(key)
+
+    FakeKey.value = property(get_value, value.fset)
+    key_response = S3Response.key_response
+
+    def ranged_key_response(self, request, full_url, headers):
+        _ranged.on = request.method == "GET" and bool(request.headers.get("range"))
+        try:
+            status, response_headers, content = key_response(self, request, full_url, headers)
+        finally:
+            _ranged.on = False
+        return status, response_headers, bytes(content) if isinstance(content, DiskSlice) else content
+
+    S3Response.key_response = ranged_key_response
+
+
 def empty(data_dir: Path) -> int:
     """Delete the object files in `data_dir` (those of an earlier server, or this one's on exit); their count."""
     n = 0
@@ -105,6 +157,7 @@ def use_disk(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     directory = str(data_dir.resolve())
     models.tempfile = types.SimpleNamespace(SpooledTemporaryFile=lambda *a, **kw: DiskValue(directory, *a, **kw))
+    _lazy_ranged_gets()
 
 
 def main(argv: list[str] | None = None) -> None:
