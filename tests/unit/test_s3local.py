@@ -141,3 +141,18 @@ def test_object_files_do_not_outlive_the_server(server, tmp_path):
         assert list(again.files()) == ["notes.txt"]  # a fresh server starts empty, leaving other files alone
     finally:
         again.stop()
+
+
+def test_a_published_title_exports_whole(server, tmp_path):
+    """runner.download_folder (make run's out/published): every object, in its folder, byte for byte."""
+    from mediaflow.runner import download_folder
+
+    bodies = {f"web/T1/hls/v{i % 4}/seg_{i:05d}.m4s": os.urandom(1000 + i) for i in range(300)}
+    bodies["web/T1/master.m3u8"] = b"#EXTM3U\n"
+    bodies["web/T2/master.m3u8"] = b"another title"
+    for key, body in bodies.items():
+        server.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    download_folder(server.s3, BUCKET, "web/T1/", tmp_path / "published", strip="web/")
+    got = {p.relative_to(tmp_path / "published").as_posix(): p.read_bytes()
+           for p in (tmp_path / "published").rglob("*") if p.is_file()}  # fmt: skip
+    assert got == {k.removeprefix("web/"): b for k, b in bodies.items() if k.startswith("web/T1/")}
