@@ -113,6 +113,34 @@ def test_big_files_go_in_parts_and_come_back_by_ranges(server, tmp_path):
     assert got["ContentRange"] == f"bytes 100-199/{source.stat().st_size}"
 
 
+def test_a_whole_object_checksum_is_moto_s(server, tmp_path):
+    """Parts joined on disk, the object's checksum computed part by part: the same as moto's over the whole."""
+    import base64
+    import binascii
+
+    from moto.s3.utils import compute_checksum
+
+    from mediaflow.s3local import FullObjectChecksum
+
+    data = os.urandom(3 * 1_000_000 + 7)
+    for algorithm in ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"):
+        checksum = FullObjectChecksum(algorithm)
+        for i in range(0, len(data), 1_000_000):
+            checksum.update(data[i : i + 1_000_000])
+        assert checksum.value() == compute_checksum(data, algorithm).decode(), algorithm
+
+    s3, parts, body = server.s3, [], os.urandom(2 * 5 * 2**20 + 100)
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    for n, start in enumerate(range(0, len(body), 5 * 2**20), start=1):
+        got = s3.upload_part(Bucket=BUCKET, Key="full", UploadId=upload["UploadId"], PartNumber=n,
+                             Body=body[start : start + 5 * 2**20], ChecksumAlgorithm="CRC32")  # fmt: skip
+        parts.append({"PartNumber": n, "ETag": got["ETag"], "ChecksumCRC32": got["ChecksumCRC32"]})
+    s3.complete_multipart_upload(Bucket=BUCKET, Key="full", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts})
+    head = s3.head_object(Bucket=BUCKET, Key="full", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == base64.b64encode(binascii.crc32(body).to_bytes(4, "big")).decode()
+    assert s3.get_object(Bucket=BUCKET, Key="full")["Body"].read() == body
+
+
 def test_a_night_of_segments_stays_out_of_the_servers_memory(server):
     """300 MB of segments: the server grows far less than that, and holds no file open per object."""
     block = os.urandom(300_000)
