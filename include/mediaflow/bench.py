@@ -17,8 +17,9 @@ figure is paired with its baseline, the two interleaved; min / median / max over
   codecs, captions, extra audio, ~10 % broken, ~5 % for a person): nothing failed, the media share of the machine
   beside ffmpeg alone on the same sources, orchestration CPU per title, API latency, DAG health, memory.
   `make bench BENCH=night`; NIGHT_COUNT / --night-count, MEDIAFLOW_NIGHT_SECONDS / --night-seconds MIN,MAX.
-- s3: the local S3 API's memory (RSS, PSS) after 6000 objects of 150 KB and a server-side copy of each, beside
-  plain moto_server (object bytes in its memory). `make bench BENCH=s3`.
+- s3: the local S3 API's memory (RSS, PSS) after 6000 objects of 150 KB and a server-side copy of each, then a
+  512-MB file up in parts and down in ranges, beside plain moto_server (object bytes in its memory).
+  `make bench BENCH=s3`.
 """
 
 from __future__ import annotations
@@ -447,9 +448,10 @@ def proc_memory_mb(pid: int) -> dict:
     return {"rss_mb": round(rss_kb / 1024, 1), "pss_mb": round(pss_kb / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def _s3_server_once(argv: list[str], port: int, count: int, size: int, workers: int = 16) -> dict:
+def _s3_server_once(argv: list[str], port: int, count: int, size: int, big: Path, workers: int = 16) -> dict:
     """Start one S3 server, put `count` objects of `size` bytes (`workers` at a time, as a publish does), copy each
-    server-side into a second bucket, read a sample back; its memory after each step. The server is stopped."""
+    server-side into a second bucket, read a sample back; then `big` up and down as the tasks move a mezzanine
+    (store.transfer_config: 16-MB parts, ranged GETs). Its memory after each step. The server is stopped."""
     import urllib.request
 
     import boto3
@@ -485,28 +487,54 @@ def _s3_server_once(argv: list[str], port: int, count: int, size: int, workers: 
             if s3.get_object(Bucket="bench-published", Key=k)["Body"].read() != k.encode() + block:
                 raise RuntimeError(f"{argv[0]}: {k} came back different")
         steps["after_get"] = proc_memory_mb(proc.pid)
-        return {**steps, "put_per_s": round(count / put_s, 1), "copy_per_s": round(count / copy_s, 1)}
+        from mediaflow.store import transfer_config
+
+        began = time.perf_counter()
+        s3.upload_file(str(big), "bench-segments", "title/mezzanine.mov", Config=transfer_config())
+        big_up_s = time.perf_counter() - began
+        began = time.perf_counter()
+        s3.download_file("bench-segments", "title/mezzanine.mov", str(big) + ".back", Config=transfer_config())
+        big_down_s = time.perf_counter() - began
+        import filecmp
+
+        if not filecmp.cmp(big, str(big) + ".back", shallow=False):
+            raise RuntimeError(f"{argv[0]}: the big file came back different")
+        Path(str(big) + ".back").unlink()
+        steps["after_big"] = proc_memory_mb(proc.pid)
+        peak_mb = int(re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{proc.pid}/status").read_text(), re.M).group(1)) / 1024
+        return {**steps, "put_per_s": round(count / put_s, 1), "copy_per_s": round(count / copy_s, 1),
+                "big_mb": big.stat().st_size // 2**20, "big_up_s": round(big_up_s, 1), "big_down_s": round(big_down_s, 1),
+                "peak_rss_mb": round(peak_mb)}  # fmt: skip
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-def bench_s3(repeat: int | None = None, count: int = 6000, size: int = 150_000) -> dict:
+def bench_s3(repeat: int | None = None, count: int = 6000, size: int = 150_000, big_mb: int = 512) -> dict:
     """The local S3 API (mediaflow.s3local: object bytes in files) beside plain moto_server (object bytes in its
     memory): server memory after `count` objects of `size` bytes (a night's HLS segments) and a server-side copy of
-    each (a publish)."""
+    each (a publish), then a `big_mb` file up in parts and down in ranges (a mezzanine)."""
     bin_dir = Path(sys.executable).parent
     ours, plain = [], []
-    for _ in range(repeat or 1):
-        port = _free_port()
-        plain.append(_s3_server_once([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, count, size))
-        port = _free_port()
-        data = Path(tempfile.mkdtemp(prefix="s3local-", dir=WORK if WORK.is_dir() else None))
-        try:
-            ours.append(_s3_server_once([sys.executable, "-m", "mediaflow.s3local", "-H", "127.0.0.1", "-p", str(port),
-                                         "--data-dir", str(data)], port, count, size))  # fmt: skip
-        finally:
-            shutil.rmtree(data, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    big = WORK / "s3-big.bin"
+    with open(big, "wb") as f:
+        for _ in range(big_mb // 16):
+            f.write(os.urandom(16 * 2**20))
+    try:
+        for _ in range(repeat or 1):
+            port = _free_port()
+            plain.append(_s3_server_once([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port,
+                                         count, size, big))  # fmt: skip
+            port = _free_port()
+            data = Path(tempfile.mkdtemp(prefix="s3local-", dir=WORK))
+            try:
+                ours.append(_s3_server_once([sys.executable, "-m", "mediaflow.s3local", "-H", "127.0.0.1", "-p",
+                                             str(port), "--data-dir", str(data)], port, count, size, big))  # fmt: skip
+            finally:
+                shutil.rmtree(data, ignore_errors=True)
+    finally:
+        big.unlink(missing_ok=True)
     pss = _spread([r["after_get"]["pss_mb"] for r in ours], 1)
     return {"s3_server_pss_mb": {
         **pss, "goal": {"max": 300},

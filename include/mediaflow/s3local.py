@@ -7,9 +7,8 @@ descriptor per segment. moto 5.2.5 has no option for either. Here the buffer is 
 in one file under --data-dir, opened only for the duration of a read, write or truncate, deleted when moto
 disposes of the key (deleted, overwritten, or its bucket gone). A ranged GET (a multipart download) reads only
 its range from the file, where moto reads the whole object for each; a multipart upload's parts are joined in a
-file, where moto joins them in memory. The index (buckets, keys, metadata) stays in
-moto's memory, so objects do not outlive the server: the data directory is emptied when the server starts and
-when it exits.
+file, where moto joins them in memory. The index (buckets, keys, metadata) stays in moto's memory, so objects do
+not outlive the server: the data directory is emptied when the server starts and when it exits.
 
 Usage: python -m mediaflow.s3local -H 127.0.0.1 -p 9000 --data-dir .stack/s3
 """
@@ -63,6 +62,9 @@ class DiskValue:
             data = f.read(-1 if size is None else size)
         self._pos += len(data)
         return data
+
+    def __bool__(self) -> bool:  # an empty object is still a file (len() is its size)
+        return True
 
     def __len__(self) -> int:
         if self._given is not None:  # its file went to another DiskValue (write): how big it was
