@@ -448,7 +448,7 @@ def proc_memory_mb(pid: int) -> dict:
     return {"rss_mb": round(rss_kb / 1024, 1), "pss_mb": round(pss_kb / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def _s3_server_once(argv: list[str], port: int, count: int, size: int, big: Path, workers: int = 16) -> dict:
+def _s3_server_once(argv: list[str], *, port: int, count: int, size: int, big: Path, workers: int = 16) -> dict:
     """Start one S3 server, put `count` objects of `size` bytes (`workers` at a time, as a publish does), copy each
     server-side into a second bucket, read a sample back; then `big` up and down as the tasks move a mezzanine
     (store.transfer_config: 16-MB parts, ranged GETs). Its memory after each step. The server is stopped."""
@@ -510,7 +510,7 @@ def _s3_server_once(argv: list[str], port: int, count: int, size: int, big: Path
         proc.wait(30)
 
 
-def bench_s3(repeat: int | None = None, count: int = 6000, size: int = 150_000, big_mb: int = 512) -> dict:
+def bench_s3(repeat: int | None = None, *, count: int = 6000, size: int = 150_000, big_mb: int = 512) -> dict:
     """The local S3 API (mediaflow.s3local: object bytes in files) beside plain moto_server (object bytes in its
     memory): server memory after `count` objects of `size` bytes (a night's HLS segments) and a server-side copy of
     each (a publish), then a `big_mb` file up in parts and down in ranges (a mezzanine)."""
@@ -524,13 +524,14 @@ def bench_s3(repeat: int | None = None, count: int = 6000, size: int = 150_000, 
     try:
         for _ in range(repeat or 1):
             port = _free_port()
-            plain.append(_s3_server_once([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port,
-                                         count, size, big))  # fmt: skip
+            plain.append(_s3_server_once([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                         port=port, count=count, size=size, big=big))  # fmt: skip
             port = _free_port()
             data = Path(tempfile.mkdtemp(prefix="s3local-", dir=WORK))
             try:
                 ours.append(_s3_server_once([sys.executable, "-m", "mediaflow.s3local", "-H", "127.0.0.1", "-p",
-                                             str(port), "--data-dir", str(data)], port, count, size, big))  # fmt: skip
+                                             str(port), "--data-dir", str(data)],
+                                            port=port, count=count, size=size, big=big))  # fmt: skip
             finally:
                 shutil.rmtree(data, ignore_errors=True)
     finally:
