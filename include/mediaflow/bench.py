@@ -1,7 +1,7 @@
 """`make bench`: benchmarks, each figure beside its baseline measured in the same run, written to out/bench.json
 (keys merged, so one benchmark can be re-run alone: `python -m mediaflow.bench ladder`) and printed as a table.
 
-    python -m mediaflow.bench [ladder] [dag_parse] [metrics] [stack] [night] [--source FILE] [--repeat N]
+    python -m mediaflow.bench [ladder] [dag_parse] [metrics] [stack] [night] [s3] [--source FILE] [--repeat N]
                               [--night-count N] [--night-seconds MIN,MAX]
 
 Benchmarks never run inside `make test`. On a shared machine only ratios measured in the same run hold: every
@@ -17,6 +17,9 @@ figure is paired with its baseline, the two interleaved; min / median / max over
   codecs, captions, extra audio, ~10 % broken, ~5 % for a person): nothing failed, the media share of the machine
   beside ffmpeg alone on the same sources, orchestration CPU per title, API latency, DAG health, memory.
   `make bench BENCH=night`; NIGHT_COUNT / --night-count, MEDIAFLOW_NIGHT_SECONDS / --night-seconds MIN,MAX.
+- s3: the local S3 API's memory (RSS, PSS) after 6000 objects of 150 KB and a server-side copy of each, then a
+  512-MB file up in parts and down in ranges, beside plain moto_server (object bytes in its memory).
+  `make bench BENCH=s3`.
 """
 
 from __future__ import annotations
@@ -432,6 +435,115 @@ def bench_metrics(repeat: int | None = None, rows: int = 1_000_000, reference_ro
     }}  # fmt: skip
 
 
+
+
+# ---------------------------------------------------------------- the local S3 API's memory
+
+
+def proc_memory_mb(pid: int) -> dict:
+    """RSS (/proc/<pid>/status), PSS (smaps_rollup) in MB and open file descriptors of one process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+    pss_kb = parse_smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+    return {"rss_mb": round(rss_kb / 1024, 1), "pss_mb": round(pss_kb / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def _s3_server_once(argv: list[str], *, port: int, count: int, size: int, big: Path, workers: int = 16) -> dict:
+    """Start one S3 server, put `count` objects of `size` bytes (`workers` at a time, as a publish does), copy each
+    server-side into a second bucket, read a sample back; then `big` up and down as the tasks move a mezzanine
+    (store.transfer_config: 16-MB parts, ranged GETs). Its memory after each step. The server is stopped."""
+    import urllib.request
+
+    import boto3
+    from botocore.config import Config
+
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench",
+                          region_name="us-east-1", config=Config(max_pool_connections=workers))  # fmt: skip
+        for b in ("bench-segments", "bench-published"):
+            s3.create_bucket(Bucket=b)
+        steps = {"idle": proc_memory_mb(proc.pid)}
+        block = os.urandom(size)
+        keys = [f"title/hls/v{i % 6}/seg_{i:05d}.m4s" for i in range(count)]
+        with ThreadPoolExecutor(workers) as pool:
+            began = time.perf_counter()
+            list(pool.map(lambda k: s3.put_object(Bucket="bench-segments", Key=k, Body=k.encode() + block), keys))
+            put_s = time.perf_counter() - began
+            steps["after_put"] = proc_memory_mb(proc.pid)
+            began = time.perf_counter()
+            list(pool.map(lambda k: s3.copy_object(Bucket="bench-published", Key=k,
+                                                   CopySource={"Bucket": "bench-segments", "Key": k}), keys))  # fmt: skip
+            copy_s = time.perf_counter() - began
+        steps["after_copy"] = proc_memory_mb(proc.pid)
+        for k in keys[:: max(1, count // 50)]:
+            if s3.get_object(Bucket="bench-published", Key=k)["Body"].read() != k.encode() + block:
+                raise RuntimeError(f"{argv[0]}: {k} came back different")
+        steps["after_get"] = proc_memory_mb(proc.pid)
+        from mediaflow.store import transfer_config
+
+        began = time.perf_counter()
+        s3.upload_file(str(big), "bench-segments", "title/mezzanine.mov", Config=transfer_config())
+        big_up_s = time.perf_counter() - began
+        began = time.perf_counter()
+        s3.download_file("bench-segments", "title/mezzanine.mov", str(big) + ".back", Config=transfer_config())
+        big_down_s = time.perf_counter() - began
+        import filecmp
+
+        if not filecmp.cmp(big, str(big) + ".back", shallow=False):
+            raise RuntimeError(f"{argv[0]}: the big file came back different")
+        Path(str(big) + ".back").unlink()
+        steps["after_big"] = proc_memory_mb(proc.pid)
+        peak_mb = int(re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{proc.pid}/status").read_text(), re.M).group(1)) / 1024
+        return {**steps, "put_per_s": round(count / put_s, 1), "copy_per_s": round(count / copy_s, 1),
+                "big_mb": big.stat().st_size // 2**20, "big_up_s": round(big_up_s, 1), "big_down_s": round(big_down_s, 1),
+                "peak_rss_mb": round(peak_mb)}  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def bench_s3(repeat: int | None = None, *, count: int = 6000, size: int = 150_000, big_mb: int = 512) -> dict:
+    """The local S3 API (mediaflow.s3local: object bytes in files) beside plain moto_server (object bytes in its
+    memory): server memory after `count` objects of `size` bytes (a night's HLS segments) and a server-side copy of
+    each (a publish), then a `big_mb` file up in parts and down in ranges (a mezzanine)."""
+    bin_dir = Path(sys.executable).parent
+    ours, plain = [], []
+    WORK.mkdir(parents=True, exist_ok=True)
+    big = WORK / "s3-big.bin"
+    with open(big, "wb") as f:
+        for _ in range(big_mb // 16):
+            f.write(os.urandom(16 * 2**20))
+    try:
+        for _ in range(repeat or 1):
+            port = _free_port()
+            plain.append(_s3_server_once([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                         port=port, count=count, size=size, big=big))  # fmt: skip
+            port = _free_port()
+            data = Path(tempfile.mkdtemp(prefix="s3local-", dir=WORK))
+            try:
+                ours.append(_s3_server_once([sys.executable, "-m", "mediaflow.s3local", "-H", "127.0.0.1", "-p",
+                                             str(port), "--data-dir", str(data)],
+                                            port=port, count=count, size=size, big=big))  # fmt: skip
+            finally:
+                shutil.rmtree(data, ignore_errors=True)
+    finally:
+        big.unlink(missing_ok=True)
+    pss = _spread([r["after_get"]["pss_mb"] for r in ours], 1)
+    return {"s3_server_pss_mb": {
+        **pss, "goal": {"max": 300},
+        "objects": count, "object_bytes": size, "stored_mb": round(2 * count * size / 2**20),
+        "ours": ours[-1],
+        "baseline": {"name": f"plain moto_server, the same {count} puts + {count} copies",
+                     "pss_mb": _spread([r["after_get"]["pss_mb"] for r in plain], 1), "runs": plain[-1]},
+    }}  # fmt: skip
 
 
 # ---------------------------------------------------------------- 2, 3, 6. the embedded stack
@@ -935,12 +1047,12 @@ def bench_night(repeat: int | None = None, count: int | None = None, seconds: tu
 # ---------------------------------------------------------------- the command
 
 BENCHMARKS = {"ladder": bench_ladder, "dag_parse": bench_dag_parse, "metrics": bench_metrics, "stack": bench_stack,
-              "night": bench_night}
-DEFAULT = ["ladder", "dag_parse", "metrics", "stack"]  # night takes an hour or more: only when named (BENCH=night)
+              "night": bench_night, "s3": bench_s3}
+DEFAULT = ["ladder", "dag_parse", "metrics", "stack"]  # night takes an hour or more, s3 is apart: only when named
 KEYS = ["ladder_speedup_vs_naive", "ladder_vs_hand_tuned", "handoff_latency_s", "flow_efficiency",
         "batch_cpu_saturation", "dag_parse_max_s", "metrics_1m_rows_s", "stack_peak_pss_mb", "night_titles",
         "night_failed", "night_wall_s", "night_media_share", "orchestration_cpu_s_per_title", "api_p95_s",
-        "dag_processor_kills", "dags_deactivated"]
+        "dag_processor_kills", "dags_deactivated", "s3_server_pss_mb"]
 
 
 def goal_text(goal: dict) -> str:
@@ -967,6 +1079,7 @@ def print_table(results: dict) -> None:
         fig = results.get(key)
         if not isinstance(fig, dict) or "median" not in fig:
             how = "make bench BENCH=night" if key.startswith(("night", "orchestration", "api_p95", "dag_proc", "dags_")) else "make bench"
+            how = "make bench BENCH=s3" if key.startswith("s3_") else how
             print(f"{key:<30} {'-':>8}   (not measured yet: {how})")
             continue
         print(f"{key:<30} {fig['median']:>8} {fig['min']:>8} {fig['max']:>8}  {goal_text(fig.get('goal')):<8} {met(fig):<6}  "

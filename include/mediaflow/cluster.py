@@ -3,7 +3,7 @@
 PostgreSQL (Debian's) holds Airflow's metadata DB and the stage ledger, Redis is the Celery broker, and Airflow runs
 as separate processes: api-server, scheduler, dag-processor, triggerer and N Celery workers (CeleryExecutor), each
 worker with its own Celery hostname (`airflow celery worker -H`) and its own task-instance hostname
-(MEDIAFLOW_HOSTNAME, read by `node_name`, Airflow's [core] hostname_callable here). S3 is moto server and SMTP the
+(MEDIAFLOW_HOSTNAME, read by `node_name`, Airflow's [core] hostname_callable here). S3 is moto server (mediaflow.s3local) and SMTP the
 project's sink, as on the embedded stack: MinIO and Mailpit are docker-compose's.
 
 Usage: python -m mediaflow.cluster up|down  (state in MEDIAFLOW_STACK_DIR, ports as devstack plus
@@ -129,7 +129,7 @@ class Cluster(Stack):
         self._create_databases()
         self._start_redis()
         py, bin_dir = sys.executable, Path(sys.executable).parent
-        self._spawn("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)])
+        self._spawn("s3", self.s3_argv())
         self._spawn("smtp", [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
                              "--dir", str(self.out_dir / "mail")])  # fmt: skip
         self._prepare_airflow()  # db migrate (PostgreSQL) and the transcode pool, meanwhile S3 starts

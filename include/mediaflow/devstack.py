@@ -1,9 +1,11 @@
-"""The embedded stack: PostgreSQL, Airflow standalone, a local S3 API (moto server) and an SMTP sink, as plain processes.
+"""The embedded stack: PostgreSQL, Airflow standalone, a local S3 API (moto server, object bytes on disk:
+mediaflow.s3local) and an SMTP sink, as plain processes.
 
 Usage: python -m mediaflow.devstack up|down|status|env|clean
 
 State lives in MEDIAFLOW_STACK_DIR (default <project>/.stack): Airflow's home, PostgreSQL's data (Airflow's metadata
-DB and the stage ledger, two databases of one server: mediaflow.pgserver), pid files, logs.
+DB and the stage ledger, two databases of one server: mediaflow.pgserver), the S3 API's object files (s3/, emptied
+whenever the S3 API starts or stops: its index is in memory), pid files, logs.
 `down` stops exactly the processes `up` started (their pid files), each with its whole process group; the databases
 are kept. `clean` stops the stack and deletes its state, PostgreSQL's data included.
 Ports come from MEDIAFLOW_AIRFLOW_PORT (8080), MEDIAFLOW_S3_PORT (9000), MEDIAFLOW_SMTP_PORT (1025),
@@ -82,6 +84,15 @@ class Stack:
     @property
     def s3_url(self) -> str:
         return f"http://{HOST}:{self.s3_port}"
+
+    @property
+    def s3_data_dir(self) -> Path:
+        """Where the local S3 API keeps its objects' bytes (mediaflow.s3local)."""
+        return self.state_dir / "s3"
+
+    def s3_argv(self) -> list[str]:
+        return [sys.executable, "-m", "mediaflow.s3local", "-H", HOST, "-p", str(self.s3_port),
+                "--data-dir", str(self.s3_data_dir)]  # fmt: skip
 
     @property
     def s3_client_url(self) -> str:
@@ -341,7 +352,7 @@ class Stack:
         bin_dir = Path(py).parent
         plan = {
             "postgres": (self.pg_port, None),
-            "s3": (self.s3_port, [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)]),
+            "s3": (self.s3_port, self.s3_argv()),
             "smtp": (self.smtp_port, [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
                                       "--dir", str(self.out_dir / "mail")]),  # fmt: skip
             "airflow": (self.airflow_port, [str(bin_dir / "airflow"), "standalone"]),
@@ -377,7 +388,8 @@ class Stack:
         print(f"[stack] S3 API {self.s3_url}  SMTP {HOST}:{self.smtp_port} -> {self.out_dir / 'mail'}/<n>.eml")
 
     def _retire_stale_runs(self) -> None:
-        """The local S3 API keeps objects in memory: a fresh one starts empty. Airflow's runs and the ledger from an
+        """The local S3 API keeps its index in memory (the objects' bytes on disk, deleted with it): a fresh one
+        starts empty. Airflow's runs and the ledger from an
         earlier `up` would then point at objects that are gone (and the batch's deterministic run ids would adopt
         those runs: titles 'failed' with no outcome). Their databases are renamed airflow_prev_<time> and
         ledger_prev_<time> on the stack's PostgreSQL, kept, not dropped; `up` then makes fresh ones."""
@@ -391,7 +403,7 @@ class Stack:
             moved = self.postgres.retire()
         except PostgresError as e:
             raise StackError(str(e)) from None
-        print(f"[stack] the S3 API starts empty (it keeps objects in memory): the earlier Airflow runs and ledger "
+        print(f"[stack] the S3 API starts empty (its objects do not outlive it): the earlier Airflow runs and ledger "
               f"are kept as databases {', '.join(moved)} on {HOST}:{self.pg_port}")
 
     def _create_databases(self) -> None:

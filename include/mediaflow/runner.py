@@ -34,7 +34,7 @@ from mediaflow.spec import STAGE_ORDER, load_specs
 from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.ledger import Ledger
 from mediaflow.stages import iso_z
-from mediaflow.store import DELIVERIES, Buckets, outcome_key, parse_s3_uri
+from mediaflow.store import DELIVERIES, Buckets, each, outcome_key, parse_s3_uri, transfer_config
 
 TERMINAL = {"success", "failed"}
 BATCH_DAG_ID = "nightly_content_batch"
@@ -70,10 +70,18 @@ def _env_float(name: str, default: float) -> float:
 
 
 def upload_delivery(s3, buckets: Buckets, folder: Path) -> str:
-    """manifest.json goes last: its arrival is what makes a delivery complete for the batch."""
+    """Every file of the folder, several at once, big ones in parts (store.transfer_config); manifest.json goes last,
+    after the others are all in: its arrival is what makes a delivery complete for the batch."""
     delivery_id = folder.name
-    for path in sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == "manifest.json", str(p))):
-        s3.upload_file(str(path), buckets.landing, f"{DELIVERIES}/{delivery_id}/{path.relative_to(folder).as_posix()}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    config = transfer_config()
+
+    def up(path: Path) -> None:
+        key = f"{DELIVERIES}/{delivery_id}/{path.relative_to(folder).as_posix()}"
+        s3.upload_file(str(path), buckets.landing, key, Config=config)
+
+    each(up, [p for p in files if p.name != "manifest.json"])
+    each(up, [p for p in files if p.name == "manifest.json"])
     return delivery_id
 
 
@@ -105,12 +113,14 @@ def _progress_line(ti_rows: list[dict]) -> str:
 
 
 def download_folder(s3, bucket: str, prefix: str, dest: Path, *, strip: str = "") -> None:
-    """Every object under `prefix` to dest/<its key without `strip`>, sub-folders made as needed."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            target = dest / obj["Key"][len(strip) :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, obj["Key"], str(target))
+    """Every object under `prefix` to dest/<its key without `strip`>, sub-folders made as needed; several at once
+    (a published title is thousands of segments: store.transfer_workers), big ones in parts (store.transfer_config)."""
+    keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])]  # fmt: skip
+    for folder in {(dest / key[len(strip) :]).parent for key in keys}:
+        folder.mkdir(parents=True, exist_ok=True)
+    config = transfer_config()
+    each(lambda key: s3.download_file(bucket, key, str(dest / key[len(strip) :]), Config=config), keys)
 
 
 def export_published(s3, buckets: Buckets, entry: dict, out_dir: Path) -> None:

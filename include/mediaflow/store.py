@@ -158,6 +158,18 @@ def transfer_workers() -> int:
     return n
 
 
+MULTIPART_BYTES = 16 * 2**20
+
+
+def transfer_config():
+    """How one file moves (boto3 upload_file / download_file): files from 16 MB (sources, mezzanines) in 16-MB
+    parts, 4 parts at once (ranged GETs down); smaller ones (segments, playlists) in one request. A 10-GB
+    file is 640 parts, far below S3's 10,000. Many files at once is `each`'s job (transfer_workers)."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES, max_concurrency=4)
+
+
 def each(call: Callable[[T], object], items: list[T], *, workers: int | None = None) -> None:
     """call(item) for every item, up to `workers` at once; every call is made, then the first error is raised.
     The first item goes alone, so a store that builds its client lazily builds it once."""

@@ -13,7 +13,7 @@ from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
 from mediaflow.capacity import media_priority
-from mediaflow.store import with_retries
+from mediaflow.store import transfer_config, with_retries
 
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt"}
 
@@ -44,11 +44,13 @@ class MediaStoreHook(S3Hook):
                             f"list s3://{bucket}/{prefix}")  # fmt: skip
 
     def download(self, bucket: str, key: str, path: str) -> None:
-        with_retries(lambda: self.get_conn().download_file(bucket, key, path), f"download s3://{bucket}/{key}")
+        with_retries(lambda: self.get_conn().download_file(bucket, key, path, Config=transfer_config()),
+                     f"download s3://{bucket}/{key}")  # fmt: skip
 
     def upload(self, path: str, bucket: str, key: str) -> None:
         ctype = CONTENT_TYPES.get(Path(key).suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        with_retries(lambda: self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": ctype}),
+        with_retries(lambda: self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": ctype},
+                                                         Config=transfer_config()),
                      f"upload to s3://{bucket}/{key}")  # fmt: skip
 
     def put_bytes(self, data: bytes, bucket: str, key: str) -> None:

@@ -69,10 +69,11 @@ def test_down_stops_exactly_what_up_started(tmp_path):
 
 
 def test_a_fresh_s3_retires_the_runs_and_ledger_of_an_earlier_up(tmp_path, capsys):
-    """moto keeps objects in memory: after `make down`, the next `up` starts with empty buckets, so the Airflow
-    runs and ledger of the earlier stack (whose objects are gone) are set aside, kept, not reused. Reusing them
-    made a second `make run` on the same day adopt the old runs and report its titles failed. On PostgreSQL the
-    databases are renamed; `down` leaves neither a server process nor its port behind."""
+    """The S3 API's objects do not outlive it (moto's index is in memory): after `make down`, the next `up` starts
+    with empty buckets, so the Airflow runs and ledger of the earlier stack (whose objects are gone) are set aside,
+    kept, not reused. Reusing them made a second `make run` on the same day adopt the old runs and report its
+    titles failed. On PostgreSQL the databases are renamed; `down` leaves neither a server process nor its port
+    behind."""
     stack = _stack(tmp_path)
     stack._start_postgres()
     try:
