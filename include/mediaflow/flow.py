@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -248,6 +249,17 @@ def package(out_dir: Path, renditions: list[ladder.Rendition], *, fps: float, ha
     return {"variants": variants, "audios": audios}
 
 
+def segments_written_s(out: Path, renditions: list[ladder.Rendition], has_audio: bool) -> float | None:
+    """Seconds of the source every HLS output of the transcode has written, from the segments on disk (the one each
+    output is writing not counted): the encode's figure while ffmpeg's own -progress says nothing yet."""
+    dirs = [out / r.name for r in renditions] + ([out / ladder.AUDIO_DIR] if has_audio else [])
+    try:
+        started = [sum(1 for e in os.scandir(d) if e.name.endswith(".ts")) for d in dirs]
+    except FileNotFoundError:
+        return None
+    return float(max(0, min(started) - 1) * ladder.SEGMENT_S) if started else None
+
+
 def transcode(
     store: Store,
     buckets: Buckets,
@@ -295,7 +307,8 @@ def transcode(
         )  # fmt: skip
         report = progress or progress_.ignore
         with progress_.FFmpegProgress(Path(tmp) / "progress.txt", total_s=facts["duration_s"], report=report,
-                                      stage="transcode") as watched:  # fmt: skip
+                                      stage="transcode", poll_s=1.0,
+                                      fallback=lambda: segments_written_s(out, renditions, has_audio)) as watched:  # fmt: skip
             run_ffmpeg(progress_.with_progress(argv, watched.path))
         if has_audio:  # the encoded audio measured, and encoded again (alone) until it lands
             normalised = loudness.normalise_rendition(

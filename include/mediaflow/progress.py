@@ -81,15 +81,22 @@ class FFmpegProgress:
 
         with FFmpegProgress(path, total_s=..., report=..., stage="transcode") as watched:
             run_ffmpeg(with_progress(argv, watched.path))
+
+    ffmpeg 5.x writes its first block only once every output has started: an output that waits for a picture (the
+    poster candidates wait for the first scene cut, which a title without cuts never has) holds every figure back
+    until the end. Until ffmpeg's first block, `fallback()` (seconds, or None) gives the figure: the transcode
+    counts the HLS segments its outputs have started.
     """
 
     def __init__(self, path: str | Path, *, total_s: float, report: Report, stage: str, phase: str | None = None,
-                 poll_s: float = 0.5) -> None:  # fmt: skip
+                 poll_s: float = 0.5, fallback: Callable[[], float | None] | None = None) -> None:  # fmt: skip
         self.path = Path(path)
         self.total_s = float(total_s)
         self.report, self.stage, self.phase, self.poll_s = report, stage, phase, poll_s
+        self.fallback = fallback
         self.done_s = 0.0
         self.ended = False
+        self.blocks = 0  # ffmpeg's own blocks read
         self._sent = False
         self._offset, self._rest = 0, ""
         self._stop = threading.Event()
@@ -117,9 +124,14 @@ class FFmpegProgress:
                 f.seek(self._offset)
                 chunk = f.read()
         except FileNotFoundError:  # ffmpeg has not opened it yet
-            return
+            chunk = b""
         self._offset += len(chunk)
         blocks, self._rest = parse_blocks(self._rest + chunk.decode("utf-8", errors="replace"))
+        self.blocks += len(blocks)
+        if not self.blocks and self.fallback is not None:
+            seconds = self.fallback()
+            if seconds is not None:
+                self._send(min(seconds, self.total_s))
         for block in blocks:
             if block.get("progress") == "end":
                 self.ended = True

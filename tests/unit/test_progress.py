@@ -70,6 +70,28 @@ def test_a_failed_encode_reports_no_end(clip, tmp_path):
     assert [r["done"] for r in reports] == [0.0], "no figure past what was encoded"
 
 
+def test_until_ffmpeg_writes_its_first_block_the_fallback_gives_the_figure(tmp_path):
+    """ffmpeg 5.x holds its first -progress block until every output has started (the poster candidates wait for a
+    scene cut): meanwhile the figure comes from the segments written."""
+    reports = []
+    with progress.FFmpegProgress(tmp_path / "p.txt", total_s=60, report=reports.append, stage="transcode",
+                                 poll_s=0.05, fallback=lambda: 8.0):  # fmt: skip
+        subprocess.run(["python3", "-c", "import time; time.sleep(1)"], check=True)  # an encode that says nothing yet
+    assert [r["done"] for r in reports] == [0.0, 8.0]
+
+
+def test_segments_written_count_only_what_every_output_has_finished(tmp_path):
+    from mediaflow import ladder
+
+    renditions = ladder.select_renditions(SPEC.ladder, 1280, 720)[:2]
+    assert flow.segments_written_s(tmp_path, renditions, True) is None, "nothing started yet"
+    for name, n in ((renditions[0].name, 5), (renditions[1].name, 4), (ladder.AUDIO_DIR, 6)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            (tmp_path / name / f"seg_{i:05d}.ts").write_bytes(b"x")
+    assert flow.segments_written_s(tmp_path, renditions, True) == 3 * ladder.SEGMENT_S, "the slowest output, less the open segment"
+
+
 def test_transcode_and_publish_report_seconds_then_objects(s3, clip):
     store, buckets = s3
     key = "deliveries/clip/clip.mp4"
