@@ -717,6 +717,7 @@ def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float | None = N
     done: dict = {}
     try:
         wait(stack, runs, timeout_s=timeout_s, done=done)
+        return summarize(stack, runs, done)
     except StillRunning as e:  # what has ended is summarized all the same; the rest is listed as running
         e.summary = summarize(stack, runs, e.done, stopped=f"stopped waiting: {e}")
         raise
@@ -725,7 +726,6 @@ def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float | None = N
         summary = stopped_summary(stack, runs, done, stopped=why)
         alive = [d for d, _, run_id, spec in runs if spec is not None and run_id not in done]
         raise Stopped(why, alive=alive, summary=summary, exit_code=exit_code_of(e)) from e
-    return summarize(stack, runs, done)
 
 
 def print_table(summary: dict) -> None:
