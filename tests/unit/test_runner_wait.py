@@ -2,7 +2,7 @@
 of runs, every run is waited for without a fixed limit, a stall (nothing changes, nothing runs) stops the wait
 with StillRunning, and the output stays bounded with hundreds of titles; a transcode's progress is shown when it
 moves; Ctrl-C or SIGTERM during the wait still writes summary.json. The real API is exercised by the integration
-tests (tests/integration/test_pending_trigger.py, test_progress.py)."""
+tests (tests/integration/test_pending_trigger.py, test_long_title_progress.py)."""
 
 from __future__ import annotations
 
