@@ -778,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         report = write_report(stack)
         feedback_report = export_feedback(stack) if watched else None
     except (StillRunning, Stopped) as e:
+        summary = e.summary or summary  # titles it found waiting for a person keep the stack up (below)
         if e.summary:
             print()
             print_table(e.summary)
