@@ -65,6 +65,7 @@ def stack(tmp_path_factory):
         # test streams beside the real ones: sla_drill (SLAs of seconds), batch_drill (the 300-delivery batch)
         "MEDIAFLOW_EXTRA_STREAMS": str(Path(__file__).parent / "integration" / "streams"),
         "MEDIAFLOW_SLA_CHECK_S": "2",  # the SLA watcher looks every 2 s
+        "MEDIAFLOW_TASK_PROGRESS_S": "2",  # a transcode or publish keeps its progress every 2 s (test_long_title_progress)
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

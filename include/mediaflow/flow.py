@@ -11,12 +11,14 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from mediaflow import captions, compliance, ladder, localcache, localize, loudness, media, posters, trigger
+from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
@@ -247,6 +249,17 @@ def package(out_dir: Path, renditions: list[ladder.Rendition], *, fps: float, ha
     return {"variants": variants, "audios": audios}
 
 
+def segments_written_s(out: Path, renditions: list[ladder.Rendition], has_audio: bool) -> float | None:
+    """Seconds of the source every HLS output of the transcode has written, from the segments on disk (the one each
+    output is writing not counted): the encode's figure while ffmpeg's own -progress says nothing yet."""
+    dirs = [out / r.name for r in renditions] + ([out / ladder.AUDIO_DIR] if has_audio else [])
+    try:
+        started = [sum(1 for e in os.scandir(d) if e.name.endswith(".ts")) for d in dirs]
+    except FileNotFoundError:
+        return None
+    return float(max(0, min(started) - 1) * ladder.SEGMENT_S) if started else None
+
+
 def transcode(
     store: Store,
     buckets: Buckets,
@@ -256,8 +269,12 @@ def transcode(
     run_id: str,
     run_ffmpeg: Callable[[list[str]], None],
     workdir: str | None = None,
+    progress: progress_.Report | None = None,
 ) -> dict:
     """Source -> HLS ladder + audio rendition + poster + poster candidates, uploaded under the run's work prefix.
+
+    `progress` hears how far the encode is (seconds of the source, read from ffmpeg's -progress output while it
+    runs), then how many of the files are uploaded (phase "upload").
 
     posters: [{variant, file, time_s, picked_by}] the candidates (ladder.poster_plan) in time order, p1 first:
     scene cuts the single graph picked, then a frame each at even spacing for those a title has no cut for."""
@@ -288,7 +305,11 @@ def transcode(
             loudness=spec.loudness, duration_s=facts["duration_s"],
             audio_filter=loudness.audio_filter(first, target_lufs=spec.loudness.target_lufs) if first else None,
         )  # fmt: skip
-        run_ffmpeg(argv)
+        report = progress or progress_.ignore
+        with progress_.FFmpegProgress(Path(tmp) / "progress.txt", total_s=facts["duration_s"], report=report,
+                                      stage="transcode", poll_s=1.0,
+                                      fallback=lambda: segments_written_s(out, renditions, has_audio)) as watched:  # fmt: skip
+            run_ffmpeg(progress_.with_progress(argv, watched.path))
         if has_audio:  # the encoded audio measured, and encoded again (alone) until it lands
             normalised = loudness.normalise_rendition(
                 out / ladder.AUDIO_DIR, first=first, source=measured, target_lufs=spec.loudness.target_lufs,
@@ -312,7 +333,9 @@ def transcode(
                 raise RuntimeError(f"poster candidates: expected {[c['file'] for c in candidates]}, found {made}")
         packaged = package(out, renditions, fps=fps, has_audio=has_audio)
         files = sorted(p for p in out.rglob("*") if p.is_file())
-        each(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix()), files)
+        uploaded = progress_.Count(report, stage="transcode", phase="upload", total=len(files))
+        each(uploaded.wrap(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())),
+             files)  # fmt: skip
     return {
         "hls_uri": f"s3://{buckets.work}/{out_prefix}",
         "files": [p.relative_to(out).as_posix() for p in files],
@@ -412,8 +435,11 @@ def publish(
     transcoded: dict | None,
     localized: list[dict] | None,
     rights_check: dict | None = None,
+    progress: progress_.Report | None = None,
 ) -> dict:
     """Publish the title to every channel under <channel>/<asset_id>/ with the master playlist written last.
+
+    `progress` hears how many of the objects (every channel's) are published.
 
     A sidecar-only delivery re-publishes the title as the last publish left it plus its new locales (same
     locale: replaced). Returns {published: [...], locales: {locale: status}, reasons: [...], warnings: [...]}.
@@ -451,24 +477,29 @@ def publish(
         [x["rendition"] for x in ordered if x["kind"] == "captions"],
     )
     parts = [video] + ordered  # (hls_uri, files) to copy: the ladder, then each locale's rendition
-    published = []
+    plans = []  # (channel, territories, prefix, copies): what goes out where
     for channel in ingested["channels"]:
         territories = compliance.publishable_territories(rights_check, channel, ingested["territories"])
         if not territories:  # no open window anywhere on this channel: nothing goes out there
             continue
         prefix = distribution_prefix(channel, ingested["asset_id"])
-        wanted = {prefix + ladder.MASTER}
         copies = []  # (rank, source bucket, source key, name)
         for part in parts:
             src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
             for name in part["files"]:
                 src_name = poster_from if part is video and name == ladder.POSTER else name
                 copies.append((publish_rank(name), src_bucket, src_prefix + src_name, name))
-                wanted.add(prefix + name)
+        plans.append((channel, territories, prefix, copies))
+    # every channel's copies and its master
+    count = progress_.Count(progress or progress_.ignore, stage="publish", total=sum(len(c) + 1 for *_, c in plans))
+    published = []
+    for channel, territories, prefix, copies in plans:
+        wanted = {prefix + ladder.MASTER} | {prefix + c[3] for c in copies}
         for rank in sorted({c[0] for c in copies}):  # every segment before any playlist: many at once within a rank
-            each(lambda c: store.copy(c[1], c[2], buckets.distribution, prefix + c[3]),
+            each(count.wrap(lambda c: store.copy(c[1], c[2], buckets.distribution, prefix + c[3])),
                  sorted(c for c in copies if c[0] == rank))  # fmt: skip
         store.put_bytes(master.encode(), buckets.distribution, prefix + ladder.MASTER)  # last: the title goes live
+        count.add()
         stale = sorted(set(store.list(buckets.distribution, prefix)) - wanted)
         if stale:  # a re-delivery with fewer rungs: drop what the new master no longer lists
             store.delete(buckets.distribution, stale)

@@ -9,9 +9,14 @@ DAG (which validates the manifests and starts one value-stream run per delivery)
 what was published to out/published/, writes out/summary.json and prints a table. Deliveries the batch left
 pending (their run could not be started) are listed with the reason.
 
-Exit 0 when the batch completed (rejected deliveries are a correct outcome); 1 ("system failure") when a run ended
-failed, the content batch run failed, or the stack could not start; 3 when it stopped waiting while runs were still
-alive (no run or task changed state for MEDIAFLOW_RUN_STALL_S seconds and nothing was running): the stack is left up.
+While a title's transcode or publish runs, a line at the tally interval says how far it is when that has changed
+("transcode 43 % (51:36 of 2:00:00)", "publish 1200/4100 objects"), read from the task's XCom `progress`.
+
+However it stops, out/summary.json is written with what had ended and the rest under `running` (and why it stopped
+under `stopped`), and the table printed. Exit 0 when the batch completed (rejected deliveries are a correct outcome);
+1 ("system failure") when a run ended failed, the content batch run failed, or the stack or its API failed; 3 when it
+stopped waiting while runs were still alive (no run or task changed state for MEDIAFLOW_RUN_STALL_S seconds and
+nothing was running): the stack is left up; 130 on Ctrl-C, 143 on SIGTERM (the stack is left up while runs are alive).
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
-from mediaflow import analytics, batch, rights, samples
+from mediaflow import analytics, batch, progress, rights, samples
 from mediaflow.airflow_api import AirflowApi, ApiError
 from mediaflow.devstack import PROJECT, Stack, StackError
 from mediaflow.batch import processed_key
@@ -42,6 +48,10 @@ STALL_S = 1800.0  # MEDIAFLOW_RUN_STALL_S: no run or task changed state this lon
 PROGRESS_EVERY_S = 30.0  # MEDIAFLOW_PROGRESS_EVERY_S: a one-line batch tally this often
 TITLE_LINES_UP_TO = 40  # MEDIAFLOW_PROGRESS_TITLES: up to this many titles, a line per stage change; above, per outcome
 EXIT_STILL_RUNNING = 3
+EXIT_FAILURE = 1
+PROGRESS_STAGES = ("transcode", "publish")  # stages whose tasks report progress inside them (XCom `progress`)
+PROGRESS_READS = 20  # at most this many progress reads per tally
+STALE_S = 120.0  # a progress that has not moved this long is shown again, saying since when
 
 
 class StillRunning(RuntimeError):
@@ -53,6 +63,36 @@ class StillRunning(RuntimeError):
         self.alive = alive
         self.done = done or {}  # wait(): the runs that had ended, {run_id: (run, tis)}
         self.summary: dict | None = None  # run_batch(): the summary written of those
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the runner is, as Ctrl-C is: it stops waiting, writes the summary and leaves."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+class Stopped(RuntimeError):
+    """The wait ended before every run had (Ctrl-C, SIGTERM, the stack or its API failing): `summary` is the one
+    written of what had ended, the rest under `running`; `exit_code` is what `make run` exits with."""
+
+    def __init__(self, message: str, *, alive: list[str], summary: dict, exit_code: int):
+        super().__init__(message)
+        self.alive, self.summary, self.exit_code = alive, summary, exit_code
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM, 1 for anything else that stopped the run (a system failure)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return getattr(exc, "exit_code", 128 + signal.SIGINT)
+    return EXIT_FAILURE
+
+
+def why_stopped(exc: BaseException) -> str:
+    if isinstance(exc, Terminated):
+        return "stopped by SIGTERM"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"system failure: {type(exc).__name__}: {exc}"
 
 
 class Submitted(list):
@@ -336,6 +376,17 @@ def _stage_of(tis: dict) -> str | None:
     return ordered[-1] if ordered else None
 
 
+def progress_text(report: dict, *, now: datetime) -> str:
+    """A running task's progress (its XCom `progress`) in words, and, once it has not moved for STALE_S, for how
+    long: 'transcode 43 % (51:36 of 2:00:00)', 'publish 1200/4100 objects (no progress for 7:30)'."""
+    text = progress.describe(report)
+    if report.get("updated_at"):
+        still = (now - datetime.fromisoformat(report["updated_at"].replace("Z", "+00:00"))).total_seconds()
+        if still >= STALE_S:
+            text += f" (no progress for {progress.clock(still)})"
+    return text
+
+
 def _tally(counts: dict) -> str:
     order = ("queued", "running", "published", "rejected", "awaiting_review", "failed", "pending")
     return ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in order if counts.get(k) or k != "pending")
@@ -422,22 +473,26 @@ def _outcome_status(s3, buckets: Buckets, dag_id: str, run_id: str, run: dict | 
 
 
 def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, settle_on_review: bool = True,
-         stall_s: float | None = None, poll_s: float = 2.0) -> dict:  # fmt: skip
-    """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}.
+         stall_s: float | None = None, poll_s: float = 2.0, done: dict | None = None) -> dict:  # fmt: skip
+    """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}; a
+    caller's `done` dict is filled as runs end, so it holds what had ended however the wait stops.
 
     One poll is a few list requests whatever the number of runs (_Watch). No fixed time limit while the runs make
     progress: StillRunning when no run or task changed state for `stall_s` (MEDIAFLOW_RUN_STALL_S, default 1800 s)
     while nothing runs, or, if the caller gives `timeout_s`, after that. Progress: a one-line tally every
     MEDIAFLOW_PROGRESS_EVERY_S seconds; a line per title when it ends, and (up to MEDIAFLOW_PROGRESS_TITLES titles)
-    when it reaches a new stage."""
+    when it reaches a new stage. Inside a transcode or publish, the task's progress at the tally interval when it
+    has changed (or has not moved for STALE_S: then saying for how long), and its last figure when it ends."""
     stall_s = _env_float("MEDIAFLOW_RUN_STALL_S", STALL_S) if stall_s is None else stall_s
     every_s = _env_float("MEDIAFLOW_PROGRESS_EVERY_S", PROGRESS_EVERY_S)
     per_stage = len(runs) <= int(_env_float("MEDIAFLOW_PROGRESS_TITLES", TITLE_LINES_UP_TO))
     watch, buckets, s3 = _Watch(stack, runs), Buckets.from_env(), stack.s3_client()
     started = last_tally = time.monotonic()
-    done: dict = {}
+    done = {} if done is None else done
     status: dict[tuple, str] = {}
     shown: dict[tuple, str | None] = {}
+    shown_progress: dict[tuple, tuple[str, float]] = {}  # (run, task, map index) -> (progress in words, printed at)
+    ended_progress: set[tuple] = set()
     for _, dag_id, run_id, spec in runs:
         if spec is None:  # refused by the batch: its batch run has already ended
             done[run_id] = (watch.api.dag_run(dag_id, run_id), [])
@@ -456,6 +511,41 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
                 word = "running" if run.get("state") == "running" and _stage_of(watch.tis[key]) else "queued"
             counts[word] = counts.get(word, 0) + 1
         return _tally(counts)
+
+    def show_progress(key: tuple, ti: dict, *, ended: bool) -> None:
+        """Read a transcode's or publish's progress; a line when it changed, or has not moved for STALE_S."""
+        ident = (key, ti["task_id"], ti.get("map_index", -1))
+        try:
+            report = watch.api.xcom(*key, ti["task_id"], progress.PROGRESS_KEY, ti.get("map_index", -1))
+        except ApiError:  # the API busy: progress is a courtesy, the next tally tries again
+            return
+        if not isinstance(report, dict) or "done" not in report:
+            return
+        words, now = progress.describe(report), time.monotonic()
+        last = shown_progress.get(ident)
+        if last and last[0] == words and (ended or now - last[1] < STALE_S):
+            return
+        shown_progress[ident] = (words, now)
+        say(f"{watch.wanted[key]:<32} {progress_text(report, now=datetime.now(timezone.utc))}")
+
+    def progress_tally() -> None:
+        reads = 0
+        for key in watch.wanted:
+            if key[1] in done:
+                continue
+            for ti in list(watch.tis[key].values()):
+                if ti["state"] == "running" and ti["task_id"].split(".", 1)[0] in PROGRESS_STAGES and reads < PROGRESS_READS:
+                    reads += 1
+                    show_progress(key, ti, ended=False)
+
+    def progress_ended(key: tuple) -> None:
+        """A transcode or publish that has just ended: its last figure (the objects published), once."""
+        for ti in list(watch.tis[key].values()):
+            ident = (key, ti["task_id"], ti.get("map_index", -1))
+            if ti["state"] == "success" and ti["task_id"].split(".", 1)[0] in PROGRESS_STAGES and ident not in ended_progress:
+                ended_progress.add(ident)
+                if per_stage or ident in shown_progress:
+                    show_progress(key, ti, ended=True)
 
     def finish(key: tuple, run: dict | None, tis: list[dict], word: str) -> None:
         done[key[1]] = (run, tis)
@@ -477,6 +567,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         for key, delivery_id in watch.wanted.items():
             if key[1] in done:
                 continue
+            progress_ended(key)
             run = watch.runs.get(key)
             if run and run["state"] in TERMINAL:
                 finish(key, run, watch.whole(key), _outcome_status(s3, buckets, *key, run))
@@ -509,6 +600,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         if now - last_tally >= every_s:
             last_tally = now
             say(f"{len(watch.wanted)} titles: {tally()}")
+            progress_tally()
         if timeout_s is not None and now - started > timeout_s:
             raise StillRunning(f"stopped waiting after {timeout_s:.0f}s (the caller's limit)", alive, done)
         if now - watch.last_change > stall_s and not watch.running():
@@ -556,8 +648,9 @@ def refused_entry(s3, buckets: Buckets, delivery_id: str, batch_run_id: str) -> 
             "quarantine_uri": marker.get("quarantine_uri"), "stages": [], "alerts": []}  # fmt: skip
 
 
-def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
-    """Read each run's outcome, add stage spans, export what was published, write out/summary.json."""
+def summarize(stack: Stack, runs: list[tuple], done: dict, *, stopped: str | None = None) -> dict:
+    """Read each run's outcome, add stage spans, export what was published, write out/summary.json. `stopped`: why
+    the wait ended before every run had (the runs not in `done` are listed under `running`)."""
     buckets = Buckets.from_env()
     s3 = stack.s3_client()
     out_dir = stack.out_dir
@@ -595,19 +688,54 @@ def summarize(stack: Stack, runs: list[tuple], done: dict) -> dict:
                "pending": [dict(p) for p in getattr(runs, "pending", [])]}  # fmt: skip
     if unfinished:
         summary["running"] = unfinished
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if stopped:
+        summary["stopped"] = stopped
+    write_summary(out_dir, summary)
     return summary
 
 
-def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float | None = None) -> dict:
-    runs = submit(stack, deliveries_dir)
+def write_summary(out_dir: Path, summary: dict) -> None:
+    """out/summary.json, replaced whole (never half written, whatever stops the runner)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    part = out_dir / "summary.json.part"
+    part.write_text(json.dumps(summary, indent=2) + "\n")
+    part.replace(out_dir / "summary.json")
+
+
+def stopped_summary(stack: Stack, runs: list[tuple], done: dict, *, stopped: str) -> dict:
+    """The summary when the runner stops early: what had ended, read as always; when that cannot be read (the stack
+    or its storage is what failed), the runs alone: the ended ones with their run state, the rest as running."""
     try:
-        done = wait(stack, runs, timeout_s=timeout_s)
+        return summarize(stack, runs, done, stopped=stopped)
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - a second failure must not lose the summary
+        summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": [],
+                   "pending": [dict(p) for p in getattr(runs, "pending", [])],
+                   "stopped": f"{stopped}; outcomes not read ({type(e).__name__}: {e})",
+                   "ended": [{"delivery_id": d, "dag_id": dag_id, "run_id": run_id,
+                              "run_state": ((done[run_id][0] or {}).get("state"))}
+                             for d, dag_id, run_id, _ in runs if run_id in done],
+                   "running": [{"delivery_id": d, "value_stream": spec.name if spec else None, "dag_id": dag_id,
+                                "run_id": run_id} for d, dag_id, run_id, spec in runs if run_id not in done]}  # fmt: skip
+        write_summary(stack.out_dir, summary)
+        return summary
+
+
+def run_batch(stack: Stack, deliveries_dir: Path, *, timeout_s: float | None = None) -> dict:
+    """Submit, wait, summarize. However the wait ends, out/summary.json is written: StillRunning (a stall) and
+    Stopped (Ctrl-C, SIGTERM, the stack or its API failing) carry the summary of what had ended."""
+    runs = submit(stack, deliveries_dir)
+    done: dict = {}
+    try:
+        wait(stack, runs, timeout_s=timeout_s, done=done)
+        return summarize(stack, runs, done)
     except StillRunning as e:  # what has ended is summarized all the same; the rest is listed as running
-        e.summary = summarize(stack, runs, e.done)
+        e.summary = summarize(stack, runs, e.done, stopped=f"stopped waiting: {e}")
         raise
-    return summarize(stack, runs, done)
+    except (Exception, KeyboardInterrupt) as e:
+        why = why_stopped(e)
+        summary = stopped_summary(stack, runs, done, stopped=why)
+        alive = [d for d, _, run_id, spec in runs if spec is not None and run_id not in done]
+        raise Stopped(why, alive=alive, summary=summary, exit_code=exit_code_of(e)) from e
 
 
 def print_table(summary: dict) -> None:
@@ -652,24 +780,36 @@ def main(argv: list[str] | None = None) -> int:
         samples.generate(deliveries)
     was_up = stack.is_up()
     summary, alive = None, []
+    previous_term = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops the run as Ctrl-C does
     try:
         stack.up()
         summary = run_batch(stack, deliveries)
         watched = feedback_pass(stack, summary)  # before the report: the digest lists its recommendations
         report = write_report(stack)
         feedback_report = export_feedback(stack) if watched else None
-    except StillRunning as e:
+    except (StillRunning, Stopped) as e:
+        summary = e.summary or summary  # titles it found waiting for a person keep the stack up (below)
         if e.summary:
             print()
             print_table(e.summary)
             print(f"\n[run] wrote {stack.out_dir / 'summary.json'} (the titles still running are under `running`)")
-        print(f"[run] stopped waiting: {e}; {len(e.alive)} still alive: {', '.join(e.alive[:10])}"
+        what = "stopped waiting" if isinstance(e, StillRunning) else "stopped"
+        print(f"[run] {what}: {e}; {len(e.alive)} still alive: {', '.join(e.alive[:10])}"
               f"{' ...' if len(e.alive) > 10 else ''}", file=sys.stderr)  # fmt: skip
-        return EXIT_STILL_RUNNING
-    except (StackError, ApiError) as e:
-        print(f"[run] system failure: {e}", file=sys.stderr)
-        return 1
+        return EXIT_STILL_RUNNING if isinstance(e, StillRunning) else e.exit_code
+    except (StackError, ApiError, KeyboardInterrupt) as e:  # before the wait (starting, submitting) or after it
+        why = why_stopped(e)
+        if summary is None:  # nothing had been waited for: say so, rather than leave an older run's summary
+            write_summary(stack.out_dir, {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": [],
+                                          "pending": [], "stopped": f"{why} before the batch's runs were known"})  # fmt: skip
+        else:
+            print()
+            print_table(summary)
+        print(f"[run] wrote {stack.out_dir / 'summary.json'}", file=sys.stderr)
+        print(f"[run] {why}" if isinstance(e, KeyboardInterrupt) else f"[run] system failure: {e}", file=sys.stderr)
+        return exit_code_of(e)
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         waiting = [a for a in (summary or {}).get("assets", []) if a["status"] == "awaiting_review"]
         alive = _alive_runs(stack)
         # titles waiting for a person need the stack (the local S3 API keeps objects in memory), and so do runs
@@ -696,6 +836,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] system failure: {len(failed)} run(s) ended failed: "
               f"{', '.join(a.get('asset_id') or a['delivery_id'] for a in failed)}", file=sys.stderr)  # fmt: skip
     return 1 if failed else 0
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def _alive_runs(stack: Stack) -> list[str]:

@@ -74,6 +74,47 @@ class IngestOperator(_StreamOperator):
         return result
 
 
+class TaskProgress:
+    """The library's progress callback for one running task: a log line, and the latest report kept as the task's
+    XCom `progress` (mediaflow.progress.PROGRESS_KEY, read by `make run` through the REST API while the task runs).
+    At most every MEDIAFLOW_TASK_PROGRESS_S seconds (default 10), and at once when a phase starts or ends.
+
+    Called from transfer threads too: one at a time. A report that cannot be kept is logged, never fails the task.
+    """
+
+    def __init__(self, ti, log, *, every_s: float | None = None) -> None:
+        import os
+        import threading
+
+        self.ti, self.log = ti, log
+        self.every_s = float(os.environ.get("MEDIAFLOW_TASK_PROGRESS_S") or 10) if every_s is None else every_s
+        self._lock = threading.Lock()
+        self._last: tuple | None = None  # (stage, phase, done) last kept
+        self._last_at = float("-inf")
+
+    def __call__(self, report: dict) -> None:
+        import time
+
+        from mediaflow import progress
+        from mediaflow.stages import iso_z
+
+        with self._lock:
+            now = time.monotonic()
+            key = (report.get("stage"), report.get("phase"), report.get("done"))
+            if self._last == key:
+                return
+            edge = (self._last or (None, None))[:2] != key[:2] or report.get("done") in (0, report.get("total"))
+            if not edge and now - self._last_at < self.every_s:
+                return
+            self._last, self._last_at = key, now
+            self.log.info("progress: %s", progress.describe(report))
+            try:
+                self.ti.xcom_push(key=progress.PROGRESS_KEY,
+                                  value={**report, "updated_at": iso_z(datetime.now(timezone.utc))})  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - progress is a courtesy; the work goes on
+                self.log.warning("progress not kept: %s", e)
+
+
 class TranscodeOperator(_StreamOperator):
     """One ffmpeg process: decode once, encode every rung of the stream's ladder to HLS."""
 
@@ -97,6 +138,7 @@ class TranscodeOperator(_StreamOperator):
             spec=self._spec(),
             run_id=context["run_id"],
             run_ffmpeg=self.hook.run,
+            progress=TaskProgress(context["ti"], self.log),
         )
 
     def on_kill(self) -> None:
@@ -245,6 +287,7 @@ class PublishOperator(_StreamOperator):
                 transcoded=ti.xcom_pull(task_ids=self.transcode_task_id, default=None),
                 localized=mapped_results(ti, self.localize_task_id),
                 rights_check=ti.xcom_pull(task_ids=self.rights_task_id, default=None),
+                progress=TaskProgress(ti, self.log),
             )
         return {**result, "lease_wait_s": round(waited_s, 3)}
 

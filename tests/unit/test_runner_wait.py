@@ -1,16 +1,23 @@
 """runner.wait against a fake of the REST API's list endpoints: one poll costs a few requests whatever the number
 of runs, every run is waited for without a fixed limit, a stall (nothing changes, nothing runs) stops the wait
-with StillRunning, and the output stays bounded with hundreds of titles. The real API is exercised by the
-integration tests (tests/integration/test_pending_trigger.py)."""
+with StillRunning, and the output stays bounded with hundreds of titles; a transcode's progress is shown when it
+moves; Ctrl-C or SIGTERM during the wait still writes summary.json. The real API is exercised by the integration
+tests (tests/integration/test_pending_trigger.py, test_long_title_progress.py)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from mediaflow import runner
 from mediaflow.spec import load_specs
+from mediaflow.stages import iso_z
+from mediaflow.store import Buckets, outcome_key
 
 STAGES = ("ingest.ingest_delivery", "transcode.transcode_ladder", "publish.publish_channels")
 
@@ -74,6 +81,10 @@ class FakeApi:
         self.calls["task_instances"] += 1
         return list(self.tis[run_id])
 
+    def xcom(self, dag_id, run_id, task_id, key="return_value", map_index=-1):
+        self.calls["xcom"] += 1
+        return None
+
 
 class FakeStack:
     api_url = "http://fake"
@@ -133,3 +144,131 @@ def test_a_long_running_task_is_progress_however_long_it_takes(fake):
     with pytest.raises(runner.StillRunning) as e:
         runner.wait(FakeStack(), _runs(1), poll_s=0.01, stall_s=0.05, timeout_s=0.5)
     assert "the caller's limit" in str(e.value)  # the stall detector never fired: something was running
+
+
+def test_a_few_titles_with_no_progress_kept_cost_one_read_per_transcode_and_publish(fake):
+    api = fake(2)
+    runner.wait(FakeStack(), _runs(2), poll_s=0)
+    assert api.calls["xcom"] == 2 * 2, "each title's transcode and publish, once as it ends"
+
+
+# ---------------------------------------------------------------- progress inside a stage
+
+HOURS_2 = 7200.0
+
+
+class TranscodingApi(FakeApi):
+    """One run whose transcode runs on; its XCom `progress` moves 0 % -> 50 % -> (stays) -> 100 %, the last
+    figure reported long ago (a stuck encoder)."""
+
+    def __init__(self):
+        super().__init__(1, frozen=True)
+        self.runs["r0"]["state"] = "running"
+        self.tis["r0"] = [self._ti("r0", "ingest.ingest_delivery", "success"), self._ti("r0", STAGES[1], "running")]
+        now = datetime.now(timezone.utc)
+        fresh, old = iso_z(now), iso_z(now - timedelta(minutes=10))
+        self.reports = [(0.0, fresh), (0.0, fresh), (3600.0, fresh), (3600.0, fresh), (3600.0, fresh), (HOURS_2, old)]
+
+    def xcom(self, dag_id, run_id, task_id, key="return_value", map_index=-1):
+        self.calls["xcom"] += 1
+        assert (task_id, key, map_index) == (STAGES[1], "progress", -1)
+        done, at = self.reports[min(self.calls["xcom"], len(self.reports)) - 1]
+        return {"stage": "transcode", "phase": None, "done": done, "total": HOURS_2, "unit": "s", "updated_at": at}
+
+
+def test_a_running_transcode_shows_its_percent_when_it_moves(monkeypatch, capsys):
+    api = TranscodingApi()
+    monkeypatch.setattr(runner, "_api", lambda stack: api)
+    monkeypatch.setenv("MEDIAFLOW_PROGRESS_EVERY_S", "0")  # every poll is a tally
+    with pytest.raises(runner.StillRunning):
+        runner.wait(FakeStack(), _runs(1), poll_s=0.01, stall_s=0.05, timeout_s=0.3)
+    lines = [ln.split("] ", 1)[1] for ln in capsys.readouterr().out.splitlines() if "transcode " in ln]
+    assert [ln.split(None, 1)[1] for ln in lines] == [
+        "transcode 0 % (0:00 of 2:00:00)",
+        "transcode 50 % (1:00:00 of 2:00:00)",  # shown once, however often it is read unchanged
+        "transcode 100 % (2:00:00 of 2:00:00) (no progress for 10:00)",
+    ]  # fmt: skip
+    assert all(ln.startswith("d0 ") for ln in lines)
+
+
+def test_progress_words_say_how_long_it_has_not_moved():
+    now = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
+    report = {"stage": "publish", "phase": None, "done": 1200, "total": 4100, "unit": "objects"}
+    assert runner.progress_text({**report, "updated_at": "2026-12-04T02:59:50Z"}, now=now) == "publish 1200/4100 objects"
+    assert runner.progress_text({**report, "updated_at": "2026-12-04T02:52:30Z"}, now=now) == \
+        "publish 1200/4100 objects (no progress for 7:30)"  # fmt: skip
+    assert runner.progress_text(report, now=now) == "publish 1200/4100 objects"
+
+
+# ---------------------------------------------------------------- stopped by a person or the system
+
+
+class EndingApi(FakeApi):
+    """r0 has ended (published), r1 transcodes on; `signum` arrives during the third poll."""
+
+    def __init__(self, signum):
+        super().__init__(2, frozen=True)
+        self.signum = signum
+        self.runs["r0"]["state"] = "success"
+        self.tis["r0"] = [self._ti("r0", s, "success") for s in STAGES]
+        self.runs["r1"]["state"] = "running"
+        self.tis["r1"] = [self._ti("r1", STAGES[0], "success"), self._ti("r1", STAGES[1], "running")]
+
+    def dag_runs_since(self, since=None, *, states=None):
+        if self.calls["dag_runs_since"] == 2:
+            os.kill(os.getpid(), self.signum)  # as a person's Ctrl-C, or the service manager's SIGTERM, would
+        return super().dag_runs_since(since, states=states)
+
+
+class LocalStack:
+    """What main and summarize use of a stack: its S3 API (the unit tests' server), a ledger, an out/ folder."""
+
+    api_url = "http://fake"
+
+    def __init__(self, client, tmp_path):
+        self.client, self.out_dir, self.state_dir = client, tmp_path / "out", tmp_path / "state"
+        self.ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        self.downs = 0
+
+    def s3_client(self):
+        return self.client
+
+    def is_up(self):
+        return False
+
+    def up(self):
+        pass
+
+    def down(self):
+        self.downs += 1
+
+    def password(self):
+        return "pw"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_during_the_wait_writes_the_summary_of_what_ended(s3, tmp_path, monkeypatch, capsys,
+                                                                              signum, code):  # fmt: skip
+    store, buckets = s3
+    for role in Buckets.roles():
+        monkeypatch.setenv(f"MEDIAFLOW_BUCKET_{role.upper()}", getattr(buckets, role))
+    dag_id = "value_stream__news_clip"
+    store.put_bytes(json.dumps({"asset_id": "a0", "delivery_id": "d0", "value_stream": "news_clip",
+                                "status": "published", "reasons": [], "dag_run_id": "r0", "lead_time_s": 12.0,
+                                "published": []}).encode(), buckets.reports, outcome_key(dag_id, "r0"))  # fmt: skip
+    stack = LocalStack(store.c, tmp_path)
+    monkeypatch.setattr(runner.Stack, "from_env", classmethod(lambda cls: stack))
+    monkeypatch.setattr(runner, "_api", lambda st: EndingApi(signum))
+    monkeypatch.setattr(runner, "submit", lambda st, folder: runner.Submitted(_runs(2)))
+    monkeypatch.setenv("MEDIAFLOW_PROGRESS_EVERY_S", "3600")
+    (tmp_path / "deliveries").mkdir()
+    before = signal.getsignal(signal.SIGTERM)
+
+    assert runner.main(["--deliveries", str(tmp_path / "deliveries")]) == code
+    summary = json.loads((stack.out_dir / "summary.json").read_text())
+    assert [(a["delivery_id"], a["status"]) for a in summary["assets"]] == [("d0", "published")]
+    assert [(r["delivery_id"], r["run_id"]) for r in summary["running"]] == [("d1", "r1")]
+    assert summary["stopped"] == {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "stopped by SIGTERM"}[signum]
+    out = capsys.readouterr()
+    assert "RUNNING" in out.out and "d0" in out.out and "summary.json" in out.out
+    assert signal.getsignal(signal.SIGTERM) == before, "main leaves the SIGTERM handler as it found it"
