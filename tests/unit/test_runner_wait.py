@@ -248,7 +248,8 @@ class LocalStack:
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_during_the_wait_writes_the_summary_of_what_ended(s3, tmp_path, monkeypatch, capsys,
-                                                                              signum, code):  # fmt: skip
+                                                                              request, signum, code):  # fmt: skip
+    sigint_before = signal.getsignal(signal.SIGINT)
     store, buckets = s3
     for role in Buckets.roles():
         monkeypatch.setenv(f"MEDIAFLOW_BUCKET_{role.upper()}", getattr(buckets, role))
@@ -263,6 +264,10 @@ def test_ctrl_c_or_sigterm_during_the_wait_writes_the_summary_of_what_ended(s3, 
     monkeypatch.setenv("MEDIAFLOW_PROGRESS_EVERY_S", "3600")
     (tmp_path / "deliveries").mkdir()
     before = signal.getsignal(signal.SIGTERM)
+    # a Ctrl-C raises KeyboardInterrupt, as in a terminal, even when the suite itself runs where SIGINT is ignored
+    # (a background job of a non-interactive shell inherits SIG_IGN, and Python then installs no handler of its own)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, sigint_before))
 
     assert runner.main(["--deliveries", str(tmp_path / "deliveries")]) == code
     summary = json.loads((stack.out_dir / "summary.json").read_text())
