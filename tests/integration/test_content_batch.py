@@ -36,7 +36,7 @@ def _manifest(delivery_id: str, priority: str, **over) -> dict:
 
 
 def _mails(stack) -> list:
-    return [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in sorted((stack.out_dir / "mail").glob("*.eml"))]
+    return [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in sorted((stack.out_dir / "mail").glob("*.eml"), key=lambda p: int(p.stem))]
 
 
 def _batch_idle(api, timeout: float = 300) -> None:

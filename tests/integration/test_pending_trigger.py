@@ -23,7 +23,7 @@ DAG_ID = f"value_stream__{STREAM}"
 
 
 def _mails(stack) -> list:
-    return [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in sorted((stack.out_dir / "mail").glob("*.eml"))]
+    return [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in sorted((stack.out_dir / "mail").glob("*.eml"), key=lambda p: int(p.stem))]
 
 
 def _runs_of(api, delivery_id: str) -> list[dict]:
