@@ -2,27 +2,27 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins:$(CURDIR)/tools
 
 .PHONY: run test bench up down status deps ffmpeg postgres chromium scale-deps clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
-	$(PY) -m mediaflow.runner
+	$(PY) -m mediaflow_dev.runner
 
 test: deps chromium scale-deps  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
 	$(PY) -m pytest
 
 bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source; BENCH=night [NIGHT_COUNT=N]: a night's batch
-	$(PY) -m mediaflow.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(if $(NIGHT_COUNT),--night-count $(NIGHT_COUNT)) $(BENCH)
+	$(PY) -m mediaflow_dev.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(if $(NIGHT_COUNT),--night-count $(NIGHT_COUNT)) $(BENCH)
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
-	$(PY) -m mediaflow.devstack up
+	$(PY) -m mediaflow_dev.devstack up
 
 down:            ## stop exactly what `make up` started
-	@if [ -x $(PY) ]; then $(PY) -m mediaflow.devstack down; else echo "nothing to stop (no $(VENV))"; fi
+	@if [ -x $(PY) ]; then $(PY) -m mediaflow_dev.devstack down; else echo "nothing to stop (no $(VENV))"; fi
 
 status:
-	$(PY) -m mediaflow.devstack status
+	$(PY) -m mediaflow_dev.devstack status
 
 deps: $(VENV)/.installed ffmpeg postgres
 
@@ -78,5 +78,5 @@ scale-deps:
 	fi
 
 clean:           ## stop the stack and delete its state (databases, earlier runs included) and out/
-	@if [ -x $(PY) ]; then $(PY) -m mediaflow.devstack clean; fi
+	@if [ -x $(PY) ]; then $(PY) -m mediaflow_dev.devstack clean; fi
 	rm -rf .stack out

@@ -18,8 +18,8 @@ import pytest
 from fault_gate import FaultGate
 from http_fault_gate import HttpFaultGate
 
-from mediaflow.airflow_api import AirflowApi
-from mediaflow.devstack import Stack
+from mediaflow_airflow.api_client import AirflowApi
+from mediaflow_dev.devstack import Stack
 
 
 def pytest_configure(config):

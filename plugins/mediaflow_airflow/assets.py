@@ -28,7 +28,7 @@ def declared(*, name: str, uri: str) -> Asset:
     return asset
 
 
-# An uploader (python -m mediaflow.upload, or an S3 event bridge) records an event on this Asset per delivery.
+# An uploader (python -m mediaflow_dev.upload, or an S3 event bridge) records an event on this Asset per delivery.
 LANDING = declared(name="mediaflow_landing", uri="s3://mediaflow-landing/deliveries")
 # Every value-stream run's `outcome` task updates it once the run's result is in the ledger.
 LEDGER = declared(name="mediaflow_ledger", uri="mediaflow-ledger://stage_runs/")

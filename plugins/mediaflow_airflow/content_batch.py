@@ -30,7 +30,7 @@ def _settings() -> dict:
 def _doc(s: dict) -> str:
     return f"""### Nightly content batch
 Runs at `{s['cron']}` ({s['timezone']}), and whenever the `mediaflow_landing` Asset gets an event (a delivery
-landed: `python -m mediaflow.upload DIR`). Catchup is off; one batch at a time.
+landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a time.
 
 1. **find_pending**: lists `s3://mediaflow-landing/deliveries/` (paginated) and keeps the deliveries with no
    processed marker in `s3://mediaflow-reports/deliveries/<delivery_id>.json`.

@@ -148,7 +148,7 @@ class AirflowApiHook(BaseHook):
         self.api_conn_id = api_conn_id
 
     def get_conn(self):
-        from mediaflow.airflow_api import AirflowApi
+        from mediaflow_airflow.api_client import AirflowApi
 
         conn = self.get_connection(self.api_conn_id)
         base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")

@@ -31,7 +31,7 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home}/airflow.db",
     }
 )
-for _p in (PROJECT / "include", PROJECT / "plugins"):  # as the Makefile's PYTHONPATH does
+for _p in (PROJECT / "include", PROJECT / "plugins", PROJECT / "tools"):  # as the Makefile's PYTHONPATH does
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from mediaflow.ledger import Ledger
-from mediaflow.smtp_sink import EmlWriter
+from mediaflow_dev.smtp_sink import EmlWriter
 
 DAG, RUN = "value_stream__news_clip", "manual__drill"
 

@@ -169,7 +169,7 @@ def test_dag_files_parse_without_heavy_imports():
         "print(json.dumps({'dags': len(bag.dags), 'errors': list(bag.import_errors), 'before': before,\n"
         "                  'heavy': [m for m in heavy if m in sys.modules]}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")])}
     for path in sorted(DAGS_FOLDER.glob("*.py")):
         proc = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,5 +1,5 @@
 """The distributed path for real, without Docker: PostgreSQL (metadata DB and ledger), Redis (Celery broker), two
-Celery workers, scheduler, dag-processor, triggerer and api-server as separate processes (mediaflow.cluster), on free
+Celery workers, scheduler, dag-processor, triggerer and api-server as separate processes (mediaflow_dev.cluster), on free
 ports in a throw-away folder; never the session's embedded stack.
 
 A small batch of news clips goes through the nightly batch and the value stream. worker-1 takes the batch alone
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import runner, samples
-from mediaflow.cluster import Cluster
 from mediaflow.ladder import select_renditions
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import parse_s3_uri
+from mediaflow_dev import runner, samples
+from mediaflow_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import m3u8
 import pytest
 from distribution_watch import DistributionWatch
 
-from mediaflow import runner, samples
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.stages import iso_z
 from mediaflow.store import Buckets, distribution_prefix
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 

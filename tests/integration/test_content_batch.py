@@ -13,8 +13,9 @@ from email.policy import default as default_policy
 
 import pytest
 
-from mediaflow import batch, runner
+from mediaflow import batch
 from mediaflow.store import Buckets
+from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
 DAG = "value_stream__batch_drill"

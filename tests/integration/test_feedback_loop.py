@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mediaflow import feedback, runner
+from mediaflow import feedback
 from mediaflow.ledger import Ledger
 from mediaflow.stages import iso_z
 from mediaflow.store import Buckets
+from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
 DAG = "value_stream__feedback_drill"

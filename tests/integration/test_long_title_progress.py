@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import runner, samples
 from mediaflow.store import Buckets
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ ASSET = "progress-feature"
 
 
 def _delivery(root: Path) -> Path:
-    """`python -m mediaflow.samples feature`'s title (the one `make run` takes for 2 hours), two minutes of it."""
+    """`python -m mediaflow_dev.samples feature`'s title (the one `make run` takes for 2 hours), two minutes of it."""
     samples.generate_feature(root, minutes=SECONDS / 60, locales=1, delivery_id=ASSET)
     return root
 

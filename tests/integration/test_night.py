@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from mediaflow import bench, runner, samples
 from mediaflow.store import Buckets
+from mediaflow_dev import bench, runner, samples
 
 pytestmark = pytest.mark.integration
 

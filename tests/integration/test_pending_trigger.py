@@ -14,8 +14,9 @@ from email.policy import default as default_policy
 
 import pytest
 
-from mediaflow import batch, runner, samples
+from mediaflow import batch
 from mediaflow.store import Buckets
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 STREAM = "storage_drill"  # tests/integration/streams: one 240p rung, every review automatic

@@ -28,10 +28,10 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from mediaflow import runner, samples
-from mediaflow.airflow_api import AirflowApi, ApiError
-from mediaflow.devstack import PROJECT, SERVICE_USER, USERS, VIEWER
 from mediaflow.store import Buckets
+from mediaflow_airflow.api_client import AirflowApi, ApiError
+from mediaflow_dev import runner, samples
+from mediaflow_dev.devstack import PROJECT, SERVICE_USER, USERS, VIEWER
 
 pytestmark = pytest.mark.integration
 

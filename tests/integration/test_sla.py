@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import runner, samples
 from mediaflow.ledger import Ledger
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 ASSET = "drill-sla"

@@ -13,9 +13,9 @@ from email.parser import BytesParser
 
 import pytest
 
-from mediaflow.devstack import HOST
 from mediaflow.ledger import Ledger
 from mediaflow.store import Buckets
+from mediaflow_dev.devstack import HOST
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,11 @@ from datetime import datetime, timezone
 import m3u8
 import pytest
 
-from mediaflow import ladder, runner, samples
+from mediaflow import ladder
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets, distribution_prefix, work_prefix
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 

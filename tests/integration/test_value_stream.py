@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import runner, samples
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 

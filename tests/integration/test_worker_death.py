@@ -14,10 +14,10 @@ import psutil
 import pytest
 from distribution_watch import DistributionWatch
 
-from mediaflow import runner, samples
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 

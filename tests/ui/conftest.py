@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture
 def shots():
     """Where the tests' screenshots go: out/ui/<name>.png in the project (git-ignored), to look at after a run."""
-    from mediaflow.devstack import PROJECT  # noqa: PLC0415
+    from mediaflow_dev.devstack import PROJECT  # noqa: PLC0415
 
     folder = PROJECT / "out" / "ui"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Airflow's official Python client (apache-airflow-client, REST API v2) against the real stack: trigger a
 value stream with a conf, read the run back, and see a bad conf refused with the form's message.
 
-The client takes a bearer token; SimpleAuthManager issues one at POST /auth/token (as mediaflow.airflow_api does).
+The client takes a bearer token; SimpleAuthManager issues one at POST /auth/token (as mediaflow_airflow.api_client does).
 The delivery does not exist here, so the run will end `rejected`; the test does not wait for that.
 """
 

@@ -17,9 +17,10 @@ from urllib.parse import quote, unquote
 import pytest
 from playwright.sync_api import expect
 
-from mediaflow import feedback, runner, samples
+from mediaflow import feedback
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
+from mediaflow_dev import runner, samples
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from mediaflow import batch, captions, flow, localize, samples
+from mediaflow import batch, captions, flow, localize
 from mediaflow.spec import load_specs
+from mediaflow_dev import samples
 
 SPECS = load_specs()
 SPEC = SPECS["news_clip"]  # min_duration_s 1

@@ -3,7 +3,7 @@ The benchmarks themselves never run in the test suite (`make bench`)."""
 
 from __future__ import annotations
 
-from mediaflow import bench
+from mediaflow_dev import bench
 
 PSNR_LOG = """[Parsed_psnr_2 @ 0x55d] PSNR y:38.123456 u:44.5 v:45.0 average:39.876543 min:37.1 max:41.2
 [Parsed_ssim_3 @ 0x55e] SSIM Y:0.961234 (14.2) U:0.98 (17.0) V:0.98 (17.1) All:0.970123 (15.2)
@@ -94,7 +94,7 @@ def test_proc_cpu_counts_own_and_reaped_children_time():
 
 
 def test_night_outcomes_count_lost_and_failed_deliveries_as_failed():
-    from mediaflow.samples import NightDelivery
+    from mediaflow_dev.samples import NightDelivery
 
     def d(i, status, reason=None):
         return NightDelivery(f"n-{i}", f"n-{i}", "news_clip", "ok", status, reason, "", None)

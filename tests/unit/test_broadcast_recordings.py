@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import media, samples
+from mediaflow import media
+from mediaflow_dev import samples
 
 SECONDS = 6
 

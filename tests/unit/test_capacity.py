@@ -137,7 +137,7 @@ def test_ffmpeg_hook_runs_ffmpeg_niced(tmp_path):
         "FFmpegHook().run(['ffmpeg', '-nostdin', '-hide_banner', '-f', 'lavfi', '-i',\n"
         "                  'testsrc2=size=1280x720:rate=25:duration=8', '-f', 'null', '-'])\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
            "MEDIAFLOW_MEDIA_NICE": "11", "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}
     procs: list[subprocess.Popen] = []
 

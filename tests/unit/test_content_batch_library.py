@@ -157,7 +157,7 @@ class FakeApi:
         self._lock = threading.Lock()
 
     def trigger_once(self, dag_id, run_id, conf):
-        from mediaflow.airflow_api import ApiError
+        from mediaflow_airflow.api_client import ApiError
 
         with self._lock:
             self.calls.append(conf["delivery"])
@@ -196,7 +196,7 @@ def _claimed(store, buckets, ids, *, batch_run_id="b1"):
 
 
 def _http(status: int, text: str = ""):
-    from mediaflow.airflow_api import ApiError
+    from mediaflow_airflow.api_client import ApiError
 
     return ApiError(f"POST /api/v2/dags/value_stream__news_clip/dagRuns: HTTP {status}: {text}", status)
 
@@ -204,7 +204,7 @@ def _http(status: int, text: str = ""):
 def test_which_trigger_errors_are_worth_another_try():
     import urllib.error
 
-    from mediaflow.airflow_api import ApiError
+    from mediaflow_airflow.api_client import ApiError
 
     for status in (404, 408, 409, 425, 429, 500, 502, 503, 504):
         assert batch.trigger_retryable(_http(status)), status
@@ -286,7 +286,7 @@ def test_a_batch_spends_at_most_its_budget_on_retries_however_many_fail(s3):
 
 def test_when_the_api_answers_nothing_for_the_whole_budget_the_rest_is_not_tried(s3):
     """Each try a 90 s time-out: trying 300 deliveries one by one would take hours; the batch stops trying."""
-    from mediaflow.airflow_api import ApiError
+    from mediaflow_airflow.api_client import ApiError
 
     store, buckets = s3
     records = _claimed(store, buckets, [f"d-{i}" for i in range(6)])

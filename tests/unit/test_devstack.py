@@ -9,8 +9,8 @@ import subprocess
 import psutil
 import pytest
 
-from mediaflow.devstack import Stack, StackError
 from mediaflow.ledger import Ledger
+from mediaflow_dev.devstack import Stack, StackError
 
 
 def _free_port() -> int:

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from mediaflow import ladder, loudness, samples
+from mediaflow import ladder, loudness
+from mediaflow_dev import samples
 from mediaflow.ladder import (
     avc_codec,
     master_playlist,

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from mediaflow import rights, samples
+from mediaflow import rights
 from mediaflow.manifest import parse_manifest
+from mediaflow_dev import samples
 
 
 def _night(dest):

@@ -1,7 +1,7 @@
 """ffmpeg (and every other process) is started from an argv list, never a shell string.
 
-An AST scan of include/ and plugins/ finds every call that starts a process and checks what it is given; the argv
-builders are called with hostile file names, which must come back unchanged, one element each; and real ffprobe,
+An AST scan of include/, plugins/ and tools/ finds every call that starts a process and checks what it is given; the
+argv builders are called with hostile file names, which must come back unchanged, one element each; and real ffprobe,
 ffmpeg and FFmpegHook run on such a file without a shell ever seeing it.
 """
 
@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import ladder, loudness, media, qc, samples
+from mediaflow import ladder, loudness, media, qc
 from mediaflow.spec import Loudness
+from mediaflow_dev import samples
 
 PROJECT = Path(__file__).resolve().parents[2]
-SCANNED = [PROJECT / "include", PROJECT / "plugins"]
+SCANNED = [PROJECT / "include", PROJECT / "plugins", PROJECT / "tools"]
 
 # what a shell would act on: command separators, substitutions, globbing, quotes, whitespace, a newline
 HOSTILE = ["a;rm -rf ~", "$(id)", "`id`", "two  spaces & more", "new\nline", "it's \"quoted\" *?", "x|y>z"]
@@ -164,7 +165,7 @@ def test_every_process_is_started_from_an_argv_list_without_a_shell():
     # the scan must see the calls we know of, or it proves nothing
     seen = {(w.split(":")[0], c) for w, _, c, _ in calls}
     assert ("include/mediaflow/media.py", "subprocess.run") in seen
-    assert ("include/mediaflow/devstack.py", "subprocess.Popen") in seen
+    assert ("tools/mediaflow_dev/devstack.py", "subprocess.Popen") in seen
     assert ("plugins/mediaflow_airflow/hooks.py", "self.run_command") in seen
     problems = [f"{where}: {call}(...): {why}" for where, _, call, why in calls if why]
     assert problems == []
@@ -284,7 +285,7 @@ def test_ffmpeg_hook_runs_the_argv_as_given(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, "AIRFLOW_HOME": str(home),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-           "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")])}  # fmt: skip
+           "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")])}  # fmt: skip
     code = "import json, sys\nfrom mediaflow_airflow.hooks import FFmpegHook\nFFmpegHook().run(json.loads(sys.argv[1]))"
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], env=env, cwd=folder, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1500:]

@@ -11,8 +11,9 @@ from fractions import Fraction
 
 import pytest
 
-from mediaflow import flow, ladder, media, samples
+from mediaflow import flow, ladder, media
 from mediaflow.spec import load_specs
+from mediaflow_dev import samples
 
 SPEC = load_specs()["news_clip"]
 FPS = 25

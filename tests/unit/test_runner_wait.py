@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mediaflow import runner
 from mediaflow.spec import load_specs
 from mediaflow.stages import iso_z
 from mediaflow.store import Buckets, outcome_key
+from mediaflow_dev import runner
 
 STAGES = ("ingest.ingest_delivery", "transcode.transcode_ladder", "publish.publish_channels")
 

@@ -1,4 +1,4 @@
-"""The embedded stack's S3 API (`python -m mediaflow.s3local`, moto's server) over HTTP: what goes in comes back
+"""The embedded stack's S3 API (`python -m mediaflow_dev.s3local`, moto's server) over HTTP: what goes in comes back
 byte for byte (sizes, ETags, listings, copies, deletes, multipart, ranges), and the bytes are files in its data
 directory, not in the server's memory, with no file held open per object."""
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from mediaflow.devstack import PROJECT
 from mediaflow.store import MULTIPART_BYTES, transfer_config
+from mediaflow_dev.devstack import PROJECT
 
 BUCKET = "segments"
 
@@ -30,8 +30,8 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.data_dir = data_dir
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")])}
-        argv = [sys.executable, "-m", "mediaflow.s3local", "-H", "127.0.0.1", "-p", str(self.port), "--data-dir",
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")])}
+        argv = [sys.executable, "-m", "mediaflow_dev.s3local", "-H", "127.0.0.1", "-p", str(self.port), "--data-dir",
                 str(data_dir)]  # fmt: skip
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -120,7 +120,7 @@ def test_a_whole_object_checksum_is_moto_s(server, tmp_path):
 
     from moto.s3.utils import compute_checksum
 
-    from mediaflow.s3local import FullObjectChecksum
+    from mediaflow_dev.s3local import FullObjectChecksum
 
     data = os.urandom(3 * 1_000_000 + 7)
     for algorithm in ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"):
@@ -173,7 +173,7 @@ def test_object_files_do_not_outlive_the_server(server, tmp_path):
 
 def test_a_published_title_exports_whole(server, tmp_path):
     """runner.download_folder (make run's out/published): every object, in its folder, byte for byte."""
-    from mediaflow.runner import download_folder
+    from mediaflow_dev.runner import download_folder
 
     bodies = {f"web/T1/hls/v{i % 4}/seg_{i:05d}.m4s": os.urandom(1000 + i) for i in range(300)}
     bodies["web/T1/master.m3u8"] = b"#EXTM3U\n"

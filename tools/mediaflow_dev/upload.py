@@ -1,6 +1,6 @@
 """Upload deliveries to the landing bucket and tell Airflow they landed, so the content batch starts at once.
 
-Usage: python -m mediaflow.upload DIR [DIR ...]      (each DIR a delivery folder with its manifest.json)
+Usage: python -m mediaflow_dev.upload DIR [DIR ...]      (each DIR a delivery folder with its manifest.json)
 
 The landing event is recorded on the `mediaflow_landing` Asset through Airflow's REST API (what an S3 event
 notification bridge would do in production); nightly_content_batch is scheduled on that Asset as well as on its
@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mediaflow.airflow_api import AirflowApi, ApiError
-from mediaflow.devstack import SERVICE_USER, Stack
-from mediaflow.runner import upload_delivery
 from mediaflow.store import Buckets
+from mediaflow_airflow.api_client import AirflowApi, ApiError
+from mediaflow_dev.devstack import SERVICE_USER, Stack
+from mediaflow_dev.runner import upload_delivery
 
 LANDING_ASSET = "mediaflow_landing"  # nightly_content_batch is scheduled on it
 

@@ -1,10 +1,10 @@
 """The embedded stack: PostgreSQL, Airflow standalone, a local S3 API (moto server, object bytes on disk:
-mediaflow.s3local) and an SMTP sink, as plain processes.
+mediaflow_dev.s3local) and an SMTP sink, as plain processes.
 
-Usage: python -m mediaflow.devstack up|down|status|env|clean
+Usage: python -m mediaflow_dev.devstack up|down|status|env|clean
 
 State lives in MEDIAFLOW_STACK_DIR (default <project>/.stack): Airflow's home, PostgreSQL's data (Airflow's metadata
-DB and the stage ledger, two databases of one server: mediaflow.pgserver), the S3 API's object files (s3/, emptied
+DB and the stage ledger, two databases of one server: mediaflow_dev.pgserver), the S3 API's object files (s3/, emptied
 whenever the S3 API starts or stops: its index is in memory), pid files, logs.
 `down` stops exactly the processes `up` started (their pid files), each with its whole process group; the databases
 are kept. `clean` stops the stack and deletes its state, PostgreSQL's data included.
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediaflow.capacity import capacity
-from mediaflow.pgserver import PostgresError, PostgresServer
 from mediaflow.store import Buckets
+from mediaflow_dev.pgserver import PostgresError, PostgresServer
 
 PROJECT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -87,11 +87,11 @@ class Stack:
 
     @property
     def s3_data_dir(self) -> Path:
-        """Where the local S3 API keeps its objects' bytes (mediaflow.s3local)."""
+        """Where the local S3 API keeps its objects' bytes (mediaflow_dev.s3local)."""
         return self.state_dir / "s3"
 
     def s3_argv(self) -> list[str]:
-        return [sys.executable, "-m", "mediaflow.s3local", "-H", HOST, "-p", str(self.s3_port),
+        return [sys.executable, "-m", "mediaflow_dev.s3local", "-H", HOST, "-p", str(self.s3_port),
                 "--data-dir", str(self.s3_data_dir)]  # fmt: skip
 
     @property
@@ -142,7 +142,7 @@ class Stack:
             **inherited,
             # standalone starts its parts as `airflow ...` found on PATH: the venv's bin must come first
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins")]),
+            "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
             "AIRFLOW_HOME": str(self.airflow_home),
             # PostgreSQL started by the stack: concurrent writers (SQLite took one at a time and failed the API
             # server's writes under a night's load); the async engine (asyncpg) is derived from this URL
@@ -353,7 +353,7 @@ class Stack:
         plan = {
             "postgres": (self.pg_port, None),
             "s3": (self.s3_port, self.s3_argv()),
-            "smtp": (self.smtp_port, [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
+            "smtp": (self.smtp_port, [py, "-m", "mediaflow_dev.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
                                       "--dir", str(self.out_dir / "mail")]),  # fmt: skip
             "airflow": (self.airflow_port, [str(bin_dir / "airflow"), "standalone"]),
         }
@@ -393,7 +393,7 @@ class Stack:
         earlier `up` would then point at objects that are gone (and the batch's deterministic run ids would adopt
         those runs: titles 'failed' with no outcome). Their databases are renamed airflow_prev_<time> and
         ledger_prev_<time> on the stack's PostgreSQL, kept, not dropped; `up` then makes fresh ones."""
-        from mediaflow.pgserver import DATABASES
+        from mediaflow_dev.pgserver import DATABASES
 
         if not set(DATABASES) & set(self.postgres.databases()):
             return

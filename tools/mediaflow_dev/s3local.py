@@ -10,7 +10,7 @@ its range from the file, where moto reads the whole object for each; a multipart
 file, where moto joins them in memory. The index (buckets, keys, metadata) stays in moto's memory, so objects do
 not outlive the server: the data directory is emptied when the server starts and when it exits.
 
-Usage: python -m mediaflow.s3local -H 127.0.0.1 -p 9000 --data-dir .stack/s3
+Usage: python -m mediaflow_dev.s3local -H 127.0.0.1 -p 9000 --data-dir .stack/s3
 """
 
 from __future__ import annotations

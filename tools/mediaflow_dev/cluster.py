@@ -3,14 +3,14 @@
 PostgreSQL (Debian's) holds Airflow's metadata DB and the stage ledger, Redis is the Celery broker, and Airflow runs
 as separate processes: api-server, scheduler, dag-processor, triggerer and N Celery workers (CeleryExecutor), each
 worker with its own Celery hostname (`airflow celery worker -H`) and its own task-instance hostname
-(MEDIAFLOW_HOSTNAME, read by `node_name`, Airflow's [core] hostname_callable here). S3 is moto server (mediaflow.s3local) and SMTP the
+(MEDIAFLOW_HOSTNAME, read by `node_name`, Airflow's [core] hostname_callable here). S3 is moto server (mediaflow_dev.s3local) and SMTP the
 project's sink, as on the embedded stack: MinIO and Mailpit are docker-compose's.
 
-Usage: python -m mediaflow.cluster up|down  (state in MEDIAFLOW_STACK_DIR, ports as devstack plus
+Usage: python -m mediaflow_dev.cluster up|down  (state in MEDIAFLOW_STACK_DIR, ports as devstack plus
 MEDIAFLOW_PG_PORT, MEDIAFLOW_REDIS_PORT; MEDIAFLOW_WORKERS workers). The integration test
 tests/integration/test_celery_cluster.py starts one on free ports in a throw-away folder.
 
-PostgreSQL is the embedded stack's (mediaflow.pgserver, started by Stack._start_postgres); the cluster is
+PostgreSQL is the embedded stack's (mediaflow_dev.pgserver, started by Stack._start_postgres); the cluster is
 throw-away: `down` deletes its data.
 """
 
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mediaflow.devstack import HOST, Stack, StackError
+from mediaflow_dev.devstack import HOST, Stack, StackError
 
 AIRFLOW_PARTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -85,7 +85,7 @@ class Cluster(Stack):
             "AIRFLOW__CELERY__RESULT_BACKEND": self.pg_url("airflow", "db+postgresql+psycopg2"),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
             "AIRFLOW__CORE__PARALLELISM": str(self.worker_concurrency * len(self.workers)),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "mediaflow.cluster.node_name",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "mediaflow_dev.cluster.node_name",
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout_s),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -130,7 +130,7 @@ class Cluster(Stack):
         self._start_redis()
         py, bin_dir = sys.executable, Path(sys.executable).parent
         self._spawn("s3", self.s3_argv())
-        self._spawn("smtp", [py, "-m", "mediaflow.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
+        self._spawn("smtp", [py, "-m", "mediaflow_dev.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
                              "--dir", str(self.out_dir / "mail")])  # fmt: skip
         self._prepare_airflow()  # db migrate (PostgreSQL) and the transcode pool, meanwhile S3 starts
         self._wait("s3", lambda: self._http_ok(self.s3_url + "/moto-api/"), 60)

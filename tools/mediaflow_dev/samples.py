@@ -1,8 +1,8 @@
 """Sample deliveries made with ffmpeg's lavfi sources: real media, no downloads, same bytes every time.
 
-Usage: python -m mediaflow.samples OUT_DIR
-       python -m mediaflow.samples night OUT_DIR [--count N] [--seed S] [--min-s 10] [--max-s 60]
-       python -m mediaflow.samples feature OUT_DIR [--minutes 120] [--height 180] [--locales 10]
+Usage: python -m mediaflow_dev.samples OUT_DIR
+       python -m mediaflow_dev.samples night OUT_DIR [--count N] [--seed S] [--min-s 10] [--max-s 60]
+       python -m mediaflow_dev.samples feature OUT_DIR [--minutes 120] [--height 180] [--locales 10]
 
 `night` writes a night's batch (generate_night): N mixed deliveries (codecs, containers, sizes, captions, extra
 audio, broken uploads, titles needing a person), their rights in OUT_DIR/avails.csv and what should become of each
@@ -198,7 +198,7 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
             source={"file": source},
             territories=["US", "GB"],
             channels=["web"],
-            metadata={"generated_by": "mediaflow.samples"},
+            metadata={"generated_by": "mediaflow_dev.samples"},
             **extra,
         )
     return folders
@@ -413,7 +413,7 @@ def generate_night(
         manifest = {"asset_id": asset_id, "title": f"Night {seed} title {i}", "value_stream": stream,
                     "source": {"file": source, **({"sha256": "0" * 64} if kind == "fixity" else {})},
                     "territories": territories, "channels": ["web"], **extra,
-                    "metadata": {"generated_by": "mediaflow.samples.generate_night", "media": media.label if media else ""}}  # fmt: skip
+                    "metadata": {"generated_by": "mediaflow_dev.samples.generate_night", "media": media.label if media else ""}}  # fmt: skip
         body = json.dumps(manifest, indent=2) + "\n"
         if kind == "not_json":
             body = body.replace('"title":', '"title"', 1)  # hand-edited: a colon lost
@@ -499,7 +499,7 @@ def generate_feature(dest: str | Path, *, minutes: float = 120.0, height: int = 
     _manifest(folder, asset_id=delivery_id, title=f"Feature-length test pattern ({minutes:g} min)",
               value_stream="feature_film", source={"file": source.name}, territories=["US", "GB"],
               channels=["web", "ott_partner"], captions=captions,
-              metadata={"generated_by": "mediaflow.samples.generate_feature"})  # fmt: skip
+              metadata={"generated_by": "mediaflow_dev.samples.generate_feature"})  # fmt: skip
     rows = [",".join(rights.HEADER)]
     rows += [f"{delivery_id},{t},{c},2020-01-01T00:00:00Z,2099-01-01T00:00:00Z,false"
              for t in ("US", "GB") for c in ("web", "ott_partner")]  # fmt: skip
@@ -516,7 +516,7 @@ def _even_width(height: int) -> int:
 
 
 def main_feature(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mediaflow.samples feature", description=generate_feature.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m mediaflow_dev.samples feature", description=generate_feature.__doc__)
     ap.add_argument("dest")
     ap.add_argument("--minutes", type=float, default=120.0)
     ap.add_argument("--height", type=int, default=180)
@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in generate(argv[0] if argv else "samples"):
             print(f)
         return 0
-    ap = argparse.ArgumentParser(prog="python -m mediaflow.samples night", description=generate_night.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m mediaflow_dev.samples night", description=generate_night.__doc__)
     ap.add_argument("dest")
     ap.add_argument("--count", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)

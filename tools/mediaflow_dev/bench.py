@@ -1,7 +1,7 @@
 """`make bench`: benchmarks, each figure beside its baseline measured in the same run, written to out/bench.json
-(keys merged, so one benchmark can be re-run alone: `python -m mediaflow.bench ladder`) and printed as a table.
+(keys merged, so one benchmark can be re-run alone: `python -m mediaflow_dev.bench ladder`) and printed as a table.
 
-    python -m mediaflow.bench [ladder] [dag_parse] [metrics] [stack] [night] [s3] [--source FILE] [--repeat N]
+    python -m mediaflow_dev.bench [ladder] [dag_parse] [metrics] [stack] [night] [s3] [--source FILE] [--repeat N]
                               [--night-count N] [--night-seconds MIN,MAX]
 
 Benchmarks never run inside `make test`. On a shared machine only ratios measured in the same run hold: every
@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from mediaflow.devstack import PROJECT
+from mediaflow_dev.devstack import PROJECT
 
 UNTIL = datetime(2026, 11, 28, 21, 0, tzinfo=timezone.utc)
 CORES = os.cpu_count() or 1
@@ -168,7 +168,7 @@ MEZZANINE_KBPS = 20_000
 
 def mezzanine(width: int, height: int, seconds: float, fps: int = 25) -> Path:
     """A generated H.264 + AAC test-pattern mezzanine (testsrc2, 20 Mb/s), made once and kept in the bench folder."""
-    from mediaflow.samples import make_video
+    from mediaflow_dev.samples import make_video
 
     path = WORK / "media" / f"mezzanine-{height}p{fps}-{seconds:g}s.mp4"
     if not path.exists():
@@ -413,7 +413,7 @@ def _reference_once(rows: int) -> dict:
 
 
 def _child(kind: str, rows: int, arg: str = "", env: dict | None = None) -> dict:
-    out = subprocess.run([sys.executable, "-m", "mediaflow.bench", "--child", kind, "--rows", str(rows), "--arg", arg],
+    out = subprocess.run([sys.executable, "-m", "mediaflow_dev.bench", "--child", kind, "--rows", str(rows), "--arg", arg],
                          capture_output=True, text=True, check=True, env=env or os.environ)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -511,7 +511,7 @@ def _s3_server_once(argv: list[str], *, port: int, count: int, size: int, big: P
 
 
 def bench_s3(repeat: int | None = None, *, count: int = 6000, size: int = 150_000, big_mb: int = 512) -> dict:
-    """The local S3 API (mediaflow.s3local: object bytes in files) beside plain moto_server (object bytes in its
+    """The local S3 API (mediaflow_dev.s3local: object bytes in files) beside plain moto_server (object bytes in its
     memory): server memory after `count` objects of `size` bytes (a night's HLS segments) and a server-side copy of
     each (a publish), then a `big_mb` file up in parts and down in ranges (a mezzanine)."""
     bin_dir = Path(sys.executable).parent
@@ -529,7 +529,7 @@ def bench_s3(repeat: int | None = None, *, count: int = 6000, size: int = 150_00
             port = _free_port()
             data = Path(tempfile.mkdtemp(prefix="s3local-", dir=WORK))
             try:
-                ours.append(_s3_server_once([sys.executable, "-m", "mediaflow.s3local", "-H", "127.0.0.1", "-p",
+                ours.append(_s3_server_once([sys.executable, "-m", "mediaflow_dev.s3local", "-H", "127.0.0.1", "-p",
                                              str(port), "--data-dir", str(data)],
                                             port=port, count=count, size=size, big=big))  # fmt: skip
             finally:
@@ -633,7 +633,7 @@ class PssSampler(threading.Thread):
 
 
 def _delivery(folder: Path, asset_id: str, stream: str, source: Path, *, captions: bool = False) -> None:
-    from mediaflow import samples
+    from mediaflow_dev import samples
 
     folder.mkdir(parents=True, exist_ok=True)
     os.link(source, folder / "source.mp4") if not (folder / "source.mp4").exists() else None
@@ -649,7 +649,7 @@ def _delivery(folder: Path, asset_id: str, stream: str, source: Path, *, caption
 
 def _through(stack, folder: Path, tag: str) -> dict:
     """Upload every delivery in `folder`, run the nightly batch now and wait for every value-stream run."""
-    from mediaflow import runner
+    from mediaflow_dev import runner
     from mediaflow.alerts import WATCH_TASK
     from mediaflow.store import Buckets, outcome_key
 
@@ -686,7 +686,7 @@ def _upstream(api, dag_id: str) -> dict:
 def flow_figures(api, result: dict) -> dict:
     """Handoffs and the critical path of one title: the batch run that started it, then its value-stream run (the
     batch's trigger_runs is upstream of the value stream's first tasks)."""
-    from mediaflow.runner import BATCH_DAG_ID
+    from mediaflow_dev.runner import BATCH_DAG_ID
 
     title = result["titles"][0]
     up = {**_upstream(api, BATCH_DAG_ID), **_upstream(api, title["dag_id"])}
@@ -718,8 +718,8 @@ BATCH_TITLES = {2: (1280, 720, 20.0), 8: (640, 360, 6.0)}  # titles per core: th
 def bench_stack(repeat: int | None = None) -> dict:
     """One embedded stack of its own (state under the bench folder, free ports): a 60-s 1080p title through the
     whole stream, then the nightly batch with 2 x cores and 8 x cores titles; PSS sampled throughout."""
-    from mediaflow.devstack import Stack
-    from mediaflow.runner import _api
+    from mediaflow_dev.devstack import Stack
+    from mediaflow_dev.runner import _api
 
     root = Path(tempfile.mkdtemp(prefix="stack-", dir=WORK.mkdir(parents=True, exist_ok=True) or WORK))
     cpu_log = root / "ffmpeg-cpu.jsonl"
@@ -772,7 +772,7 @@ def bench_stack(repeat: int | None = None) -> dict:
     finally:
         sampler.stop.set()
         stack.down()
-    stack.postgres.remove()  # PostgreSQL's data may live outside root (see mediaflow.pgserver)
+    stack.postgres.remove()  # PostgreSQL's data may live outside root (see mediaflow_dev.pgserver)
     shutil.rmtree(root, ignore_errors=True)  # reached only when every measurement succeeded: a failure keeps the logs
     lat = [h["latency_s"] for f in flows for h in f["handoffs"]]
     eff = [f["flow_efficiency"] for f in flows]
@@ -956,8 +956,8 @@ def bench_night(repeat: int | None = None, count: int | None = None, seconds: tu
     sizes, captions, extra audio, ~10 % broken, ~5 % for a person) uploaded and run as one batch, as
     `make run DELIVERIES=DIR` does; the stack's CPU, memory, API latency and DAG health watched throughout; then the
     same titles' transcodes without Airflow as the baseline. A night that breaks still writes what it measured."""
-    from mediaflow import runner, samples
-    from mediaflow.devstack import Stack
+    from mediaflow_dev import runner, samples
+    from mediaflow_dev.devstack import Stack
 
     count = count or int(os.environ.get("MEDIAFLOW_NIGHT_COUNT") or NIGHT_COUNT)
     seconds = seconds or tuple(float(x) for x in (os.environ.get("MEDIAFLOW_NIGHT_SECONDS") or "").split(",") if x) or NIGHT_SECONDS

@@ -1,6 +1,6 @@
 """`make run`: deliveries through the value streams on the embedded stack, then out/summary.json.
 
-Usage: python -m mediaflow.runner [--deliveries DIR] [--keep-up]
+Usage: python -m mediaflow_dev.runner [--deliveries DIR] [--keep-up]
 
 Starts the stack when it is not up (and stops it again at the end unless --keep-up / KEEP_UP=1, a title waits for a
 review, or runs are still alive), uploads each delivery folder to the landing bucket, runs the nightly_content_batch
@@ -32,9 +32,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
-from mediaflow import analytics, batch, progress, rights, samples
-from mediaflow.airflow_api import AirflowApi, ApiError
-from mediaflow.devstack import PROJECT, Stack, StackError
+from mediaflow import analytics, batch, progress, rights
+from mediaflow_airflow.api_client import AirflowApi, ApiError
+from mediaflow_dev import samples
+from mediaflow_dev.devstack import PROJECT, Stack, StackError
 from mediaflow.batch import processed_key
 from mediaflow.spec import STAGE_ORDER, load_specs
 from mediaflow.alerts import WATCH_TASK, spans_of

@@ -1,6 +1,6 @@
 """SMTP sink for the embedded stack: every message received is written to <dir>/<n>.eml.
 
-Usage: python -m mediaflow.smtp_sink --host 127.0.0.1 --port 1025 --dir out/mail
+Usage: python -m mediaflow_dev.smtp_sink --host 127.0.0.1 --port 1025 --dir out/mail
 """
 
 from __future__ import annotations
