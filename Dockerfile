@@ -20,5 +20,6 @@ COPY --chown=50000:0 requirements.txt constraints.txt /opt/mediaflow/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         -r /opt/mediaflow/requirements.txt -c /opt/mediaflow/constraints.txt
 
-# the project's one package layout, as in make run and the tests (the folders are mounted here)
+# the project's one package layout, as in make run and the tests (the folders are mounted here); the dev tooling
+# (tools/mediaflow_dev: embedded stack, runner, bench) is not part of the image
 ENV PYTHONPATH=/opt/airflow/include:/opt/airflow/plugins
