@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
-PROGRESS_KEY = "progress"  # the XCom key a running task keeps its latest report under
+from mediaflow import names
+
+PROGRESS_KEY = names.PROGRESS_KEY  # the XCom key a running task keeps its latest report under
 FFMPEG_PERIOD_S = 2.0  # ffmpeg writes a progress block this often (-stats_period)
 
 
