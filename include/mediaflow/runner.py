@@ -41,15 +41,16 @@ from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.ledger import Ledger
 from mediaflow.stages import iso_z
 from mediaflow.store import DELIVERIES, Buckets, each, outcome_key, parse_s3_uri, transfer_config
+from mediaflow import names
 
 TERMINAL = {"success", "failed"}
-BATCH_DAG_ID = "nightly_content_batch"
+BATCH_DAG_ID = names.CONTENT_BATCH_DAG
 STALL_S = 1800.0  # MEDIAFLOW_RUN_STALL_S: no run or task changed state this long, and nothing runs: stop waiting
 PROGRESS_EVERY_S = 30.0  # MEDIAFLOW_PROGRESS_EVERY_S: a one-line batch tally this often
 TITLE_LINES_UP_TO = 40  # MEDIAFLOW_PROGRESS_TITLES: up to this many titles, a line per stage change; above, per outcome
 EXIT_STILL_RUNNING = 3
 EXIT_FAILURE = 1
-PROGRESS_STAGES = ("transcode", "publish")  # stages whose tasks report progress inside them (XCom `progress`)
+PROGRESS_STAGES = (names.TRANSCODE, names.PUBLISH)  # stages whose tasks report progress inside them (XCom `progress`)
 PROGRESS_READS = 20  # at most this many progress reads per tally
 STALE_S = 120.0  # a progress that has not moved this long is shown again, saying since when
 
@@ -261,7 +262,7 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
     key = f"{feedback.DROPS}/make-run-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
     s3.put_object(Bucket=buckets.landing, Key=key, Body=events.to_csv(index=False).encode())
     print(f"[run] {len(events)} synthetic viewing events -> s3://{buckets.landing}/{key}")
-    _, fed = run_now(stack, "audience_feedback")
+    _, fed = run_now(stack, names.FEEDBACK_DAG)
     default_posters(stack, fed["run_after"])  # the run this feedback started, not an earlier one
     return True
 
@@ -534,7 +535,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
             if key[1] in done:
                 continue
             for ti in list(watch.tis[key].values()):
-                if ti["state"] == "running" and ti["task_id"].split(".", 1)[0] in PROGRESS_STAGES and reads < PROGRESS_READS:
+                if ti["state"] == "running" and names.stage_of(ti["task_id"]) in PROGRESS_STAGES and reads < PROGRESS_READS:
                     reads += 1
                     show_progress(key, ti, ended=False)
 
@@ -542,7 +543,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         """A transcode or publish that has just ended: its last figure (the objects published), once."""
         for ti in list(watch.tis[key].values()):
             ident = (key, ti["task_id"], ti.get("map_index", -1))
-            if ti["state"] == "success" and ti["task_id"].split(".", 1)[0] in PROGRESS_STAGES and ident not in ended_progress:
+            if ti["state"] == "success" and names.stage_of(ti["task_id"]) in PROGRESS_STAGES and ident not in ended_progress:
                 ended_progress.add(ident)
                 if per_stage or ident in shown_progress:
                     show_progress(key, ti, ended=True)
@@ -615,19 +616,19 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
     from mediaflow.compliance import CHECKS_OF  # the review branch -> the checks that feed it
 
     api = _api(stack)
-    ingested = api.xcom(dag_id, run_id, "ingest.ingest_delivery") or {}
+    ingested = api.xcom(dag_id, run_id, names.INGEST_ID) or {}
     waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
-    checks = {c: api.xcom(dag_id, run_id, f"compliance.{c}") or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
+    checks = {c: api.xcom(dag_id, run_id, names.check_id(c)) or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
     reasons = []
     for task in waiting:
-        branch = task.split(".", 1)[1].replace("_approval", "")
+        branch = names.branch_of_approval(task)
         # each problem names its check, figure and limit ("rights web/GB: ...", "x.mp4: black 4.0-8.0 s ...")
         why = [p for c in CHECKS_OF.get(branch, ()) for p in checks[c].get("problems") or []]
         reasons += [f"{branch} review: {w}" for w in why] or [
             f"{branch} review waits for a person: the stream's policy asks for {branch} review by a person"]
         reasons.append(f"{branch} review waits for a person: in the Airflow UI ({stack.api_url}) open Browse > "
                        f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")
-    warnings = list(ingested.get("warnings") or []) + list(checks["technical_qc"].get("warnings") or [])
+    warnings = list(ingested.get("warnings") or []) + list(checks[names.TECHNICAL_QC].get("warnings") or [])
     return {"asset_id": ingested.get("asset_id"), "delivery_id": delivery_id, "value_stream": spec.name,
             "status": "awaiting_review", "reasons": reasons, "dag_run_id": run_id, "lead_time_s": None,
             "source": ingested.get("source"), "locales": None, "published": [], "warnings": warnings}  # fmt: skip
