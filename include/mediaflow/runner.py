@@ -270,9 +270,9 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
 def default_posters(stack: Stack, since: str) -> list[dict]:
     """Wait for the first default_posters run an Asset event started at or after `since` (the audience_feedback
     run's run_after), print the posters it changed and bring them to out/published/. Returns those changes."""
-    from mediaflow import feedback, posters
+    from mediaflow import feedback
 
-    run = _api(stack).wait_asset_triggered_run(posters.DAG_ID, since)
+    run = _api(stack).wait_asset_triggered_run(names.POSTERS_DAG, since)
     changes = [c for c in Ledger(stack.ledger_url).poster_changes() if c["run_id"] == run["dag_run_id"]]
     buckets, s3 = Buckets.from_env(), stack.s3_client()
     for c in changes:
@@ -284,7 +284,7 @@ def default_posters(stack: Stack, since: str) -> list[dict]:
             if (stack.out_dir / "published" / key).parent.is_dir():
                 s3.download_file(buckets.distribution, key, str(stack.out_dir / "published" / key))
     if run["state"] != "success":
-        raise ApiError(f"{posters.DAG_ID} {run['dag_run_id']} failed; see its logs in the Airflow UI")
+        raise ApiError(f"{names.POSTERS_DAG} {run['dag_run_id']} failed; see its logs in the Airflow UI")
     return changes
 
 
@@ -303,7 +303,7 @@ def export_feedback(stack: Stack) -> Path:
 def write_report(stack: Stack) -> Path:
     """Run value_stream_metrics now and export its report (value-streams/latest/ in the reports bucket) to
     out/reports/. Returns the report's index.html."""
-    run_now(stack, analytics.DIGEST_DAG)
+    run_now(stack, names.METRICS_DAG)
     buckets, s3, dest = Buckets.from_env(), stack.s3_client(), stack.out_dir / "reports"
     shutil.rmtree(dest, ignore_errors=True)
     download_folder(s3, buckets.reports, f"{analytics.LATEST}/", dest, strip=f"{analytics.LATEST}/")
@@ -517,7 +517,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         """Read a transcode's or publish's progress; a line when it changed, or has not moved for STALE_S."""
         ident = (key, ti["task_id"], ti.get("map_index", -1))
         try:
-            report = watch.api.xcom(*key, ti["task_id"], progress.PROGRESS_KEY, ti.get("map_index", -1))
+            report = watch.api.xcom(*key, ti["task_id"], names.PROGRESS_KEY, ti.get("map_index", -1))
         except ApiError:  # the API busy: progress is a courtesy, the next tally tries again
             return
         if not isinstance(report, dict) or "done" not in report:
