@@ -135,25 +135,46 @@ def branch_of_approval(full_task_id: str) -> str:
 PUBLISH_CHANNELS = "publish_channels"
 PUBLISH_ID = task_id(PUBLISH, PUBLISH_CHANNELS)
 
+# Every task of a value-stream DAG by its full id (what the ledger's task_id column holds).
+VALUE_STREAM_TASK_IDS = (
+    SLA_WATCH,
+    INGEST_ID, ROUTE_ID, LOCALES_ID,
+    TRANSCODE_ID,
+    LOCALIZE_ID,
+    *CHECK_IDS,
+    *(policy_id(b) for b in BRANCHES), *(approval_id(b) for b in BRANCHES),
+    PUBLISH_ID,
+    OUTCOME,
+)  # fmt: skip
+
 # ---------------------------------------------------------------- tasks of the other DAGs
-# nightly_content_batch
+# nightly_content_batch: the pending deliveries, their manifests validated as one batch, the invalid ones to
+# quarantine, one value-stream run per valid one.
 FIND_PENDING = "find_pending"
 VALIDATE_MANIFESTS = "validate_manifests"
 QUARANTINE_INVALID = "quarantine_invalid"
 TRIGGER_RUNS = "trigger_runs"
-# value_stream_metrics
+# value_stream_metrics: the metrics tables, their validation, the HTML report, the daily digest.
 COMPUTE_METRICS = "compute_metrics"
 VALIDATE_METRICS = "validate_metrics"
 PUBLISH_REPORT = "publish_report"
 SEND_DIGEST = "send_digest"
-# audience_feedback
+# audience_feedback: new viewing-event drops through their suite, then the figures and priorities.
 INGEST_EVENTS = "ingest_events"
 COMPUTE_FEEDBACK = "compute_feedback"
-# default_posters
+# default_posters: the A/B winners, then one mapped task per title.
 AB_WINNERS = "ab_winners"
 SET_DEFAULT_POSTER = "set_default_poster"
 # alert_outbox
 RESEND_STRANDED = "resend_stranded"
+
+TASKS_OF = {
+    CONTENT_BATCH_DAG: (FIND_PENDING, VALIDATE_MANIFESTS, QUARANTINE_INVALID, TRIGGER_RUNS),
+    METRICS_DAG: (COMPUTE_METRICS, VALIDATE_METRICS, PUBLISH_REPORT, SEND_DIGEST),
+    FEEDBACK_DAG: (INGEST_EVENTS, COMPUTE_FEEDBACK),
+    POSTERS_DAG: (AB_WINNERS, SET_DEFAULT_POSTER),
+    OUTBOX_DAG: (RESEND_STRANDED,),
+}  # the task ids of each DAG that is no value stream
 
 # ---------------------------------------------------------------- pools
 # ffmpeg/ffprobe-heavy tasks take slots of the media pool (one per core; mediaflow.capacity sizes it); every
