@@ -41,9 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from mediaflow import names
-
 from mediaflow.devstack import PROJECT
+
+from mediaflow import names
 
 UNTIL = datetime(2026, 11, 28, 21, 0, tzinfo=timezone.utc)
 CORES = os.cpu_count() or 1
