@@ -11,11 +11,12 @@ import html as _html
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
+from mediaflow import names
 from mediaflow.ledger import Ledger
 from mediaflow.spec import STAGE_ORDER, format_duration
 from mediaflow.stages import instant, stage_spans
 
-WATCH_TASK = "sla_watch"  # the value-stream DAG's per-run SLA watcher (outside the stages)
+WATCH_TASK = names.SLA_WATCH  # the value-stream DAG's per-run SLA watcher (outside the stages)
 
 def run_url(ui_url: str, dag_id: str, run_id: str) -> str:
     return f"{ui_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
@@ -135,7 +136,7 @@ def asset_name(run: dict | None, run_id: str) -> str:
 
 
 def watch_pass(ledger: Ledger, *, dag_id: str, run_id: str, stream: str, slas_s: dict, owners: list[str],
-               ui_url: str, final_task: str = "outcome", now: datetime | None = None) -> tuple[list[dict], bool]:  # fmt: skip
+               ui_url: str, final_task: str = names.OUTCOME, now: datetime | None = None) -> tuple[list[dict], bool]:  # fmt: skip
     """One look at a run: raise an alert for every stage over its SLA (running or finished late) that has none
     yet. Returns (alerts waiting for delivery, including older undelivered ones; whether the run's work is over)."""
     now = now or datetime.now(timezone.utc)

@@ -13,6 +13,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from mediaflow import names
 from mediaflow.stages import instant, iso_z
 from mediaflow.store import Buckets, Store, run_key
 
@@ -20,7 +21,7 @@ PREFIX = "value-streams"
 LATEST = f"{PREFIX}/latest"
 SUITES = Path(__file__).resolve().parent.parent / "gx" / "metrics"
 VALIDATED = ("spans", "runs", "stages")  # the tables with a suite of their own: include/gx/metrics/<table>.json
-DIGEST_DAG = "value_stream_metrics"  # the digest's outbox rows live under this dag id, one per UTC day
+DIGEST_DAG = names.METRICS_DAG  # the digest's outbox rows live under this dag id, one per UTC day
 
 
 class MetricsInvalid(ValueError):

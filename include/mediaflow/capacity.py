@@ -34,8 +34,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-MEDIA_POOL = "media"
-DEFAULT_POOL = "default_pool"  # Airflow's own: every task that runs no ffmpeg
+from mediaflow import names
+
+MEDIA_POOL = names.MEDIA_POOL
+DEFAULT_POOL = names.DEFAULT_POOL  # Airflow's own: every task that runs no ffmpeg
 VARIABLES = ("MEDIAFLOW_CORES", "MEDIAFLOW_MEDIA_SLOTS", "MEDIAFLOW_TRANSCODE_SLOTS", "MEDIAFLOW_MAX_ACTIVE_RUNS",
              "MEDIAFLOW_PARALLELISM", "MEDIAFLOW_MEDIA_NICE", "MEDIAFLOW_TASK_NICE")  # fmt: skip
 # Linux I/O priority: best-effort class, lowest level (the idle class could starve media I/O behind any other I/O)

@@ -14,13 +14,13 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from mediaflow import localcache, loudness, metadata_quality, qc, rights
+from mediaflow import localcache, loudness, metadata_quality, names, qc, rights
 from mediaflow.spec import StreamSpec
 from mediaflow.store import Buckets, Store, parse_s3_uri, run_key
 
 RIGHTS_KEY = "rights/avails.csv"
-BRANCHES = ("editorial", "legal", "qc")
-CHECKS_OF = {"editorial": ("metadata",), "legal": ("rights",), "qc": ("loudness", "technical_qc")}
+BRANCHES = names.BRANCHES  # the review branches
+CHECKS_OF = names.CHECKS_OF  # review branch -> the compliance checks that feed it
 
 
 def load_catalog(store: Store, buckets: Buckets) -> list[rights.Avail]:
@@ -34,7 +34,7 @@ def check_rights(store: Store, buckets: Buckets, *, ingested: dict, at: datetime
     decisions = rights.decide(load_catalog(store, buckets), asset_id=ingested["asset_id"],
                               channels=ingested["channels"], territories=ingested["territories"], at=at)  # fmt: skip
     problems = [f"rights {d.channel}/{d.territory}: {d.reason}" for d in decisions if not d.publishable]
-    return {"check": "rights", "passed": not problems, "problems": problems, "decisions": [asdict(d) for d in decisions]}
+    return {"check": names.RIGHTS, "passed": not problems, "problems": problems, "decisions": [asdict(d) for d in decisions]}
 
 
 def _video_part(ingested: dict, transcoded: dict | None) -> dict | None:
@@ -75,7 +75,7 @@ def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded
             renditions[folder] = measured
             problems += loudness.check(measured, target_lufs=spec.loudness.target_lufs,
                                        true_peak_dbtp=spec.loudness.true_peak_dbtp, name=f"{folder}/index.m3u8")  # fmt: skip
-    return {"check": "loudness", "passed": not problems, "problems": problems,
+    return {"check": names.LOUDNESS, "passed": not problems, "problems": problems,
             "source": (ingested.get("source") or {}).get("loudness"), "renditions": renditions,
             "normalisation": normalisation or None}  # fmt: skip
 
@@ -85,7 +85,7 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     allowances and mid-programme limits (mediaflow.qc): errors are `problems` (a person decides), warnings only
     listed."""
     if not ingested.get("source_uri"):
-        return {"check": "technical_qc", "passed": True, "problems": [], "warnings": [], "detections": None,
+        return {"check": names.TECHNICAL_QC, "passed": True, "problems": [], "warnings": [], "detections": None,
                 "note": "sidecar-only delivery: the source was checked when it was published"}  # fmt: skip
     facts = ingested["source"]
     bucket, key = parse_s3_uri(ingested["source_uri"])
@@ -100,7 +100,7 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     judged = qc.judge(detections, duration_s=facts["duration_s"], thresholds=spec.qc, name=name)
     problems = [f["message"] for f in judged if f["severity"] == "error"]
     warnings = [f["message"] for f in judged if f["severity"] == "warning"]
-    return {"check": "technical_qc", "passed": not problems, "problems": problems, "warnings": warnings,
+    return {"check": names.TECHNICAL_QC, "passed": not problems, "problems": problems, "warnings": warnings,
             "findings": judged, "detections": detections}  # fmt: skip
 
 
@@ -114,7 +114,7 @@ def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_stre
         f"metadata: {f['expectation']} failed on {f.get('column')}: unexpected {f.get('unexpected')}"
         for f in summary.get("failed", [])
     ]
-    return {"check": "metadata", "passed": bool(summary["success"]), "problems": problems, "gx": summary,
+    return {"check": names.METADATA, "passed": bool(summary["success"]), "problems": problems, "gx": summary,
             "gx_uri": f"s3://{buckets.reports}/{key}"}  # fmt: skip
 
 

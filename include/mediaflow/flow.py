@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, ladder, localcache, localize, loudness, media, posters, trigger
+from mediaflow import captions, compliance, ladder, localcache, localize, loudness, media, names, posters, trigger
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.spec import StreamSpec
@@ -307,7 +307,7 @@ def transcode(
         )  # fmt: skip
         report = progress or progress_.ignore
         with progress_.FFmpegProgress(Path(tmp) / "progress.txt", total_s=facts["duration_s"], report=report,
-                                      stage="transcode", poll_s=1.0,
+                                      stage=names.TRANSCODE, poll_s=1.0,
                                       fallback=lambda: segments_written_s(out, renditions, has_audio)) as watched:  # fmt: skip
             run_ffmpeg(progress_.with_progress(argv, watched.path))
         if has_audio:  # the encoded audio measured, and encoded again (alone) until it lands
@@ -333,7 +333,7 @@ def transcode(
                 raise RuntimeError(f"poster candidates: expected {[c['file'] for c in candidates]}, found {made}")
         packaged = package(out, renditions, fps=fps, has_audio=has_audio)
         files = sorted(p for p in out.rglob("*") if p.is_file())
-        uploaded = progress_.Count(report, stage="transcode", phase="upload", total=len(files))
+        uploaded = progress_.Count(report, stage=names.TRANSCODE, phase="upload", total=len(files))
         each(uploaded.wrap(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())),
              files)  # fmt: skip
     return {
@@ -491,7 +491,7 @@ def publish(
                 copies.append((publish_rank(name), src_bucket, src_prefix + src_name, name))
         plans.append((channel, territories, prefix, copies))
     # every channel's copies and its master
-    count = progress_.Count(progress or progress_.ignore, stage="publish", total=sum(len(c) + 1 for *_, c in plans))
+    count = progress_.Count(progress or progress_.ignore, stage=names.PUBLISH, total=sum(len(c) + 1 for *_, c in plans))
     published = []
     for channel, territories, prefix, copies in plans:
         wanted = {prefix + ladder.MASTER} | {prefix + c[3] for c in copies}
@@ -588,7 +588,7 @@ def outcome(
         # what did not stop the title but a person may want to know: ingest's (e.g. frames skipped before the
         # first keyframe), technical QC's (black/silence/freeze within the allowances), localize's
         "warnings": list(ingested.get("warnings") or [])
-        + list(((checks or {}).get("technical_qc") or {}).get("warnings") or [])
+        + list(((checks or {}).get(names.TECHNICAL_QC) or {}).get("warnings") or [])
         + list(published.get("warnings", [])),
         "reviews": reviews or None,
         "compliance": compliance_summary(checks),
@@ -600,7 +600,7 @@ def quality_of(entry: dict) -> dict:
     """The scorecard's inputs from one summary.json asset entry (the run's outcome): its status, how many review
     answers there were and how many rejected, QC findings, locales delivered and rejected."""
     reviews = [r for r in entry.get("reviews") or [] if r]
-    qc = ((entry.get("compliance") or {}).get("technical_qc") or {}).get("findings") or []
+    qc = ((entry.get("compliance") or {}).get(names.TECHNICAL_QC) or {}).get("findings") or []
     locales = entry.get("locales") or {}
     return {
         "status": entry.get("status"),
@@ -637,13 +637,13 @@ def compliance_summary(checks: dict | None) -> dict | None:
     checks = {k: v for k, v in (checks or {}).items() if v}
     if not checks:
         return None
-    rights_c, loud, tqc, meta = (checks.get(k) or {} for k in ("rights", "loudness", "technical_qc", "metadata"))
+    rights_c, loud, tqc, meta = (checks.get(k) or {} for k in names.CHECKS)
     return {
-        "rights": rights_c.get("decisions"),
-        "loudness": {k: loud.get(k) for k in ("source", "renditions", "normalisation")} if loud else None,
-        "technical_qc": {"findings": tqc.get("problems", []), "warnings": tqc.get("warnings", []),
+        names.RIGHTS: rights_c.get("decisions"),
+        names.LOUDNESS: {k: loud.get(k) for k in ("source", "renditions", "normalisation")} if loud else None,
+        names.TECHNICAL_QC: {"findings": tqc.get("problems", []), "warnings": tqc.get("warnings", []),
                          "judged": tqc.get("findings"), "detections": tqc.get("detections")} if tqc else None,
-        "metadata": {k: meta["gx"].get(k) for k in ("suite", "suite_version", "success", "evaluated", "successful",
+        names.METADATA: {k: meta["gx"].get(k) for k in ("suite", "suite_version", "success", "evaluated", "successful",
                                                    "failed")} | {"uri": meta.get("gx_uri")} if meta else None,
         "problems": [p for c in checks.values() for p in c.get("problems", [])],
     }  # fmt: skip

@@ -26,12 +26,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from mediaflow import names
 from mediaflow.stages import instant
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("success", "failed", "skipped", "up_for_retry", "upstream_failed", "removed")
-STREAM_DAG_PREFIX = "value_stream__"
 
 
 class UtcDateTime(sa.types.TypeDecorator):
@@ -161,13 +161,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def stream_of(dag_id: str) -> str | None:
-    return dag_id[len(STREAM_DAG_PREFIX) :] if dag_id.startswith(STREAM_DAG_PREFIX) else None
-
-
-def stage_of(task_id: str) -> str | None:
-    """Stages are the value-stream DAG's TaskGroups: `transcode.transcode_ladder` is in stage `transcode`."""
-    return task_id.split(".", 1)[0] if "." in task_id else None
+stream_of = names.stream_of  # the stream of a value-stream DAG id, None for other DAGs
+stage_of = names.stage_of  # stages are the value-stream DAG's TaskGroups: `transcode.transcode_ladder` is in `transcode`
 
 
 _ENGINES: dict[str, sa.Engine] = {}

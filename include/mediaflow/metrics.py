@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from mediaflow import names
 from mediaflow.spec import STAGE_ORDER
 from mediaflow.stages import iso_z
 
@@ -379,11 +380,12 @@ def to_json(tables: dict[str, pd.DataFrame]) -> dict[str, list[dict]]:
 # ---------------------------------------------------------------- a generated ledger (benchmarks, demos, tests)
 
 # (stage, tasks run in parallel in it, median active seconds) of a typical series episode
-_SHAPE = [("ingest", ["ingest.ingest_delivery"], 20), ("transcode", ["transcode.transcode_ladder"], 600),
-          ("localize", ["localize.localize_locale#0", "localize.localize_locale#1"], 60),
-          ("compliance", ["compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata"], 90),
-          ("review", ["review.editorial_policy", "review.legal_approval", "review.qc_policy"], 1800),
-          ("publish", ["publish.publish_channels"], 45)]  # fmt: skip
+# (a mapped task's indexes as `<task id>#<index>`, review: editorial and qc approved by policy, legal by a person)
+_SHAPE = [(names.INGEST, [names.INGEST_ID], 20), (names.TRANSCODE, [names.TRANSCODE_ID], 600),
+          (names.LOCALIZE, [f"{names.LOCALIZE_ID}#0", f"{names.LOCALIZE_ID}#1"], 60),
+          (names.COMPLIANCE, list(names.CHECK_IDS), 90),
+          (names.REVIEW, [names.policy_id(names.EDITORIAL), names.approval_id(names.LEGAL), names.policy_id(names.QC)], 1800),
+          (names.PUBLISH, [names.PUBLISH_ID], 45)]  # fmt: skip
 
 
 def synthetic_ledger(n_attempts: int, *, days: int = 30, streams: tuple[str, ...] = ("series_episode", "news_clip", "feature_film"),
@@ -399,7 +401,7 @@ def synthetic_ledger(n_attempts: int, *, days: int = 30, streams: tuple[str, ...
     queued = until - pd.to_timedelta(np.sort(rng.uniform(0, days * 86400, n_runs))[::-1], unit="s")
     stream = np.array(streams)[rng.integers(0, len(streams), n_runs)]
     run_ids = np.char.add("scheduled__", np.arange(n_runs).astype(str))
-    dag_ids = np.char.add("value_stream__", stream)
+    dag_ids = np.char.add(names.VALUE_STREAM_DAG_PREFIX, stream)
     cursor = queued.tz_convert(None).to_numpy().astype("datetime64[ms]")
     cols: dict[str, list] = {k: [] for k in ("dag_id", "run_id", "task_id", "map_index", "try_number", "stream",
                                                 "stage", "state", "started_at", "ended_at")}  # fmt: skip

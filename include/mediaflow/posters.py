@@ -17,7 +17,6 @@ import re
 from mediaflow import ladder
 from mediaflow.store import Buckets, Store, distribution_prefix, published_state, published_state_key
 
-DAG_ID = "default_posters"  # the DAG that runs set_default_poster for each A/B winner
 VARIANT = re.compile(r"^p[1-9][0-9]?$")
 POSTER, POSTERS_DIR = ladder.POSTER, ladder.POSTERS_DIR
 # "poster": a listing under it holds poster.jpg and posters/, not every segment of the title

@@ -3,7 +3,7 @@
 
 A report is one dict, `Progress`: {"stage": "transcode", "phase": None, "done": 3100.0, "total": 7200.0, "unit": "s"}
 (seconds of the source encoded) or {"stage": "publish", "phase": None, "done": 1200, "total": 4100, "unit": "objects"}.
-The Airflow side logs it and keeps the latest as the task's XCom `progress` (PROGRESS_KEY), where `make run` reads it.
+The Airflow side logs it and keeps the latest as the task's XCom `progress` (mediaflow.names.PROGRESS_KEY), where `make run` reads it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
-PROGRESS_KEY = "progress"  # the XCom key a running task keeps its latest report under
 FFMPEG_PERIOD_S = 2.0  # ffmpeg writes a progress block this often (-stats_period)
 
 

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediaflow import names
 from mediaflow.media import MediaError, run_tool
 
 KINDS = ("black", "freeze", "silence")
@@ -170,7 +171,7 @@ def judge(detections: dict, *, duration_s: float, thresholds: Thresholds = Thres
                 where, limit, bad = "mid", mid_min, length >= mid_min - SLACK_S
                 text = f"{span} ({_s(length)}) mid-programme, " + (f"limit {_limit(limit)}" if bad else
                                                                    f"shorter than the {_limit(limit)} limit")  # fmt: skip
-            out.append({"check": "technical_qc", "kind": kind, "start": start, "end": round(end, 3),
+            out.append({"check": names.TECHNICAL_QC, "kind": kind, "start": start, "end": round(end, 3),
                         "duration": round(length, 3), "where": where, "severity": "error" if bad else "warning",
                         "limit_s": limit, "message": f"{name}: {text}"})  # fmt: skip
     return sorted(out, key=lambda f: (f["start"], KINDS.index(f["kind"])))

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from mediaflow import names
 from mediaflow.qc import Thresholds
 
 STREAMS_DIR = Path(__file__).resolve().parent.parent / "streams"
-STAGE_ORDER = ("ingest", "transcode", "localize", "compliance", "review", "publish")
+STAGE_ORDER = names.STAGE_ORDER
 REVIEW_POLICIES = ("auto", "human")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
@@ -64,7 +65,7 @@ class StreamSpec:
 
     @property
     def dag_id(self) -> str:
-        return f"value_stream__{self.name}"
+        return names.value_stream_dag_id(self.name)
 
 
 def parse_duration(text: object) -> float:
@@ -184,7 +185,7 @@ def parse_spec(data: object, path: str) -> StreamSpec:
     thresholds = Thresholds(**{k: _number(path, f"qc.{k}", v, lo=qc_range(k)[0], hi=qc_range(k)[1])
                                for k, v in qc_conf.items()})  # fmt: skip
     try:
-        review_timeout = parse_duration(data.get("review_timeout", format_duration(slas.get("review", 86400.0))))
+        review_timeout = parse_duration(data.get("review_timeout", format_duration(slas.get(names.REVIEW, 86400.0))))
     except ValueError as e:
         raise _fail(path, "review_timeout", str(e)) from None
     review_default = data.get("review_default", "reject")

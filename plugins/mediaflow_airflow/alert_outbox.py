@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
+from mediaflow import names
+
 from mediaflow_airflow.background import background_dag_args
 
-DAG_ID = "alert_outbox"
 # past the watcher's hold (15 min after the run's outcome), so the two never send the same alert at once
 GRACE_S = 1200
 
@@ -19,7 +20,7 @@ GRACE_S = 1200
 def alert_outbox_dag() -> DAG:
     cron = os.environ.get("MEDIAFLOW_OUTBOX_CRON", "*/10 * * * *")
     with DAG(
-        dag_id=DAG_ID,
+        dag_id=names.OUTBOX_DAG,
         description="Resend the alerts (SLA, lead time, task failure, digest) that are still pending after their run",
         doc_md=f"""### Alert outbox
 Every `{cron}` (UTC): the alerts in the ledger's outbox (`stage_alerts`) still `pending` {GRACE_S // 60} minutes
@@ -30,7 +31,7 @@ fails, listing them, while the mail server still refuses: a red task, never a si
         tags=["alerts"],
     ) as dag:
 
-        @task
+        @task(task_id=names.RESEND_STRANDED)
         def resend_stranded() -> int:
             """Deliver every stranded pending alert; fail while any is still refused."""
             from mediaflow import alerts

@@ -9,6 +9,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from mediaflow import names
+
 
 class ApiError(RuntimeError):
     def __init__(self, message: str, status: int | None = None):
@@ -158,7 +160,7 @@ class AirflowApi:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=1000"
         return self.request("GET", path)["task_instances"]
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = names.RETURN_VALUE, map_index: int = -1):
         path = (f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}"
                 f"/xcomEntries/{key}?map_index={map_index}&deserialize=true")  # fmt: skip
         entry = self.request("GET", path, ok_missing=True)

@@ -10,14 +10,11 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
-from mediaflow.posters import DAG_ID as POSTERS_DAG_ID
+from mediaflow import names
 
 from mediaflow_airflow.assets import FEEDBACK, VIEWING_EVENTS
 from mediaflow_airflow.background import background_dag_args
 from mediaflow_airflow.operators import DefaultPosterOperator
-
-DAG_ID = "audience_feedback"
-
 
 def _settings() -> dict:
     env = os.environ
@@ -48,7 +45,7 @@ The nightly batch orders the deliveries of one manifest priority by `feedback/la
 def audience_feedback_dag() -> DAG:
     s = _settings()
     with DAG(
-        dag_id=DAG_ID,
+        dag_id=names.FEEDBACK_DAG,
         description="Viewing events -> retention, localization recommendations, poster A/B, batch priorities",
         doc_md=_doc(s),
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[VIEWING_EVENTS]),
@@ -56,7 +53,7 @@ def audience_feedback_dag() -> DAG:
         tags=["analytics", "feedback"],
     ) as dag:
 
-        @task
+        @task(task_id=names.INGEST_EVENTS)
         def ingest_events() -> list[dict]:
             """New event drops through the GX suite; bad rows quarantined with counts per reason."""
             from mediaflow import feedback
@@ -69,7 +66,7 @@ def audience_feedback_dag() -> DAG:
                 print(f"{r['uri']}: {r['valid']} valid, {r['quarantined']} quarantined {r['counts']}")
             return [{k: r.get(k) for k in ("key", "rows", "valid", "quarantined", "counts", "file_rejected")} for r in records]
 
-        @task(outlets=[FEEDBACK])
+        @task(task_id=names.COMPUTE_FEEDBACK, outlets=[FEEDBACK])
         def compute_feedback(ingested: list[dict], run_id=None) -> dict:
             """Figures, recommendations, A/B decisions and priorities to feedback/latest/."""
             from mediaflow import feedback
@@ -94,7 +91,7 @@ def audience_feedback_dag() -> DAG:
 
 def default_posters_dag() -> DAG:
     with DAG(
-        dag_id=POSTERS_DAG_ID,
+        dag_id=names.POSTERS_DAG,
         description="Poster A/B winners -> each title's default poster, through the publish path",
         doc_md="""### Default posters
 Runs whenever `audience_feedback` updates the `mediaflow_feedback` Asset. For each title whose poster A/B test
@@ -109,7 +106,7 @@ is skipped with the reason.
         tags=["feedback", "publish"],
     ) as dag:
 
-        @task
+        @task(task_id=names.AB_WINNERS)
         def ab_winners() -> list[dict]:
             """The titles whose poster A/B test has a winner, from feedback/latest/ab.json."""
             from mediaflow import feedback, posters
@@ -119,7 +116,7 @@ is skipped with the reason.
             ab = feedback.read_latest(MediaStoreHook(), Buckets.from_env(), "ab.json") or {}
             return [{**w, "decided_by": ab.get("run")} for w in posters.winners(ab)]
 
-        DefaultPosterOperator.partial(task_id="set_default_poster", map_index_template="{{ task.asset_id }}").expand_kwargs(
+        DefaultPosterOperator.partial(task_id=names.SET_DEFAULT_POSTER, map_index_template="{{ task.asset_id }}").expand_kwargs(
             ab_winners()
         )
     return dag

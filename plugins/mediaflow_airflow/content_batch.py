@@ -10,10 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
+from mediaflow import names
+
 from mediaflow_airflow.assets import LANDING
 
 
-DAG_ID = "nightly_content_batch"
 API_CONN_ID = "mediaflow_airflow_api"
 
 
@@ -55,7 +56,7 @@ landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a ti
 def content_batch_dag() -> DAG:
     s = _settings()
     with DAG(
-        dag_id=DAG_ID,
+        dag_id=names.CONTENT_BATCH_DAG,
         description="Nightly (and on landing) batch: find new deliveries, validate manifests, start value streams",
         doc_md=_doc(s),
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone=s["timezone"]), assets=[LANDING]),
@@ -70,7 +71,7 @@ def content_batch_dag() -> DAG:
         },
     ) as dag:
 
-        @task
+        @task(task_id=names.FIND_PENDING)
         def find_pending() -> dict:
             """Deliveries in landing that no batch has processed; claims an interrupted batch left unfinished."""
             from mediaflow import batch
@@ -81,7 +82,7 @@ def content_batch_dag() -> DAG:
             print(f"{len(new)} new deliveries, {len(claims)} claimed by an earlier batch and not yet started")
             return {"new": new, "claims": claims}
 
-        @task
+        @task(task_id=names.VALIDATE_MANIFESTS)
         def validate_manifests(found: dict, run_id=None) -> dict:
             """Every pending manifest in one DataFrame, one GX validation; the full result goes to the reports bucket."""
             from mediaflow import batch
@@ -99,7 +100,7 @@ def content_batch_dag() -> DAG:
             return {"valid": [{k: r[k] for k in keep} for r in result["valid"]], "invalid": result["invalid"],
                     "suite": result["suite"], "report_uri": f"s3://{buckets.reports}/{key}"}  # fmt: skip
 
-        @task
+        @task(task_id=names.QUARANTINE_INVALID)
         def quarantine_invalid(validation: dict, run_id=None, **context) -> dict:
             """Invalid deliveries to quarantine with their reasons; one summary email for the batch."""
             from mediaflow import batch
@@ -116,7 +117,7 @@ def content_batch_dag() -> DAG:
                 SmtpNotifier(to=s["owners"], subject=mail["subject"], html_content=mail["html"]).notify(context)
             return {d: {"reasons": validation["invalid"][d], "quarantine_uri": uri} for d, uri in quarantined.items()}
 
-        @task
+        @task(task_id=names.TRIGGER_RUNS)
         def trigger_runs(found: dict, validation: dict, params=None, dag_run=None, run_id=None, **context) -> list[dict]:
             """One value-stream run per valid delivery, highest priority first, up to max_runs. A delivery whose
             trigger still fails after the retries is left pending (with its reason) for the next batch; the others

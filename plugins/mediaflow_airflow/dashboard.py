@@ -26,7 +26,8 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
 from mediaflow import metrics
-from mediaflow.ledger import Ledger, stream_of
+from mediaflow.ledger import Ledger
+from mediaflow.names import FEEDBACK_DAG, stream_of
 from mediaflow.ledger import attempts as attempt_rows
 from mediaflow.spec import load_specs
 from mediaflow.stages import iso_z
@@ -203,7 +204,6 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
 
 
 # ---------------------------------------------------------------- audience feedback (docs/feedback.md)
-FEEDBACK_DAG = "audience_feedback"
 
 
 def _feedback(acc: Access):

@@ -11,6 +11,8 @@ import logging
 
 from airflow.listeners import hookimpl
 
+from mediaflow import names
+
 log = logging.getLogger(__name__)
 
 
@@ -33,9 +35,7 @@ def _write(method: str, **kwargs) -> None:
 
 
 def _is_stream(dag_id: str) -> bool:
-    from mediaflow.ledger import stream_of
-
-    return stream_of(dag_id) is not None
+    return names.stream_of(dag_id) is not None
 
 
 def _state(value, default: str) -> str:
@@ -77,9 +77,9 @@ def on_task_instance_running(previous_state, task_instance):
 @hookimpl
 def on_task_instance_success(previous_state, task_instance):
     _attempt(task_instance, "success")
-    if _is_stream(task_instance.dag_id) and task_instance.task_id.startswith("ingest.ingest_"):
+    if _is_stream(task_instance.dag_id) and task_instance.task_id == names.INGEST_ID:
         _record_asset(task_instance)
-    if _is_stream(task_instance.dag_id) and task_instance.task_id == "outcome":
+    if _is_stream(task_instance.dag_id) and task_instance.task_id == names.OUTCOME:
         _record_outcome(task_instance)
 
 

@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from mediaflow import names
+
 log = logging.getLogger(__name__)
 
 
@@ -161,7 +163,7 @@ class ReviewRequestNotifier(BaseNotifier):
 
         ti = context["ti"]
         ingested = ti.xcom_pull(task_ids=self.ingest_task) or {}
-        results = {c: ti.xcom_pull(task_ids=f"compliance.{c}") or {} for c in self.checks}
+        results = {c: ti.xcom_pull(task_ids=names.check_id(c)) or {} for c in self.checks}
         problems = [p for r in results.values() for p in r.get("problems") or []]
         warnings = list(ingested.get("warnings") or []) + [w for r in results.values() for w in r.get("warnings") or []]
         try:
@@ -173,7 +175,7 @@ class ReviewRequestNotifier(BaseNotifier):
                                                    run_id=ti.run_id, branch=self.branch, problems=problems,
                                                    warnings=warnings, link=link)  # fmt: skip
         _claim_and_deliver(context, kind="review", key=self.branch, recipients=self.to, subject=subject, body=body,
-                           stream=self.value_stream, asset=asset, stage="review")  # fmt: skip
+                           stream=self.value_stream, asset=asset, stage=names.REVIEW)  # fmt: skip
 
 
 def mail_rejection(context, entry: dict, *, owners: list[str]) -> None:
@@ -187,5 +189,5 @@ def mail_rejection(context, entry: dict, *, owners: list[str]) -> None:
     subject, body = alerts.rejection_mail(stream=entry["value_stream"], asset=asset, dag_id=ti.dag_id, run_id=ti.run_id,
                                           reasons=list(entry.get("reasons") or []),
                                           warnings=list(entry.get("warnings") or []), ui_url=ui_url())  # fmt: skip
-    _claim_and_deliver(context, kind="rejected", key="outcome", recipients=owners, subject=subject, body=body,
-                       stream=entry["value_stream"], asset=asset, stage="outcome")
+    _claim_and_deliver(context, kind="rejected", key=names.OUTCOME, recipients=owners, subject=subject, body=body,
+                       stream=entry["value_stream"], asset=asset, stage=names.OUTCOME)

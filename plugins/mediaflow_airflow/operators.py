@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
-from mediaflow import trigger
+from mediaflow import names, trigger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
@@ -76,7 +76,7 @@ class IngestOperator(_StreamOperator):
 
 class TaskProgress:
     """The library's progress callback for one running task: a log line, and the latest report kept as the task's
-    XCom `progress` (mediaflow.progress.PROGRESS_KEY, read by `make run` through the REST API while the task runs).
+    XCom `progress` (mediaflow.names.PROGRESS_KEY, read by `make run` through the REST API while the task runs).
     At most every MEDIAFLOW_TASK_PROGRESS_S seconds (default 10), and at once when a phase starts or ends.
 
     Called from transfer threads too: one at a time. A report that cannot be kept is logged, never fails the task.
@@ -109,7 +109,7 @@ class TaskProgress:
             self._last, self._last_at = key, now
             self.log.info("progress: %s", progress.describe(report))
             try:
-                self.ti.xcom_push(key=progress.PROGRESS_KEY,
+                self.ti.xcom_push(key=names.PROGRESS_KEY,
                                   value={**report, "updated_at": iso_z(datetime.now(timezone.utc))})  # fmt: skip
             except Exception as e:  # noqa: BLE001 - progress is a courtesy; the work goes on
                 self.log.warning("progress not kept: %s", e)
@@ -369,7 +369,7 @@ class ReviewApprovalOperator(ApprovalOperator):
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         if "error" not in event:
             user = event.get("responded_by_user") or {}
-            context["ti"].xcom_push(key="review", value={
+            context["ti"].xcom_push(key=names.REVIEW_KEY, value={
                 "chosen": (event.get("chosen_options") or [""])[0],
                 "by": user.get("name") or user.get("id") or "",
                 "comment": (event.get("params_input") or {}).get("comment", ""),

@@ -9,9 +9,41 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
 from mediaflow import compliance, trigger
-from mediaflow.alerts import WATCH_TASK
-from mediaflow.capacity import MEDIA_POOL, capacity
-from mediaflow.compliance import BRANCHES
+from mediaflow.capacity import capacity
+from mediaflow.names import (
+    BRANCHES,
+    CHECK_IDS,
+    CHECKS,
+    COMPLIANCE,
+    INGEST,
+    INGEST_DELIVERY,
+    INGEST_ID,
+    LOCALES,
+    LOCALIZE,
+    LOCALIZE_ID,
+    LOCALIZE_LOCALE,
+    LOUDNESS,
+    MEDIA_POOL,
+    METADATA,
+    OUTCOME,
+    PUBLISH,
+    PUBLISH_CHANNELS,
+    PUBLISH_ID,
+    REVIEW,
+    REVIEW_KEY,
+    RIGHTS,
+    ROUTE,
+    SLA_WATCH,
+    TECHNICAL_QC,
+    TRANSCODE,
+    TRANSCODE_ID,
+    TRANSCODE_LADDER,
+    approval_id,
+    approval_task,
+    check_id,
+    policy_id,
+    policy_task,
+)
 from mediaflow.spec import StreamSpec, format_duration
 
 from mediaflow_airflow.assets import LEDGER
@@ -31,9 +63,6 @@ from mediaflow_airflow.operators import (
 )
 
 PRIORITIES = ["low", "normal", "high", "urgent"]
-INGEST_ID = "ingest.ingest_delivery"
-TRANSCODE_ID, LOCALIZE_ID, PUBLISH_ID = "transcode.transcode_ladder", "localize.localize_locale", "publish.publish_channels"
-CHECK_IDS = ("compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata")
 # Tasks touch S3 and ffmpeg: infrastructure trouble is retried with backoff (the spec's `retries`, by default 2,
 # 10 s then 20 s); bad input never raises.
 # Priority: a task's weight is the sum of its own and its upstream tasks' (weight_rule "upstream"), so where tasks
@@ -134,24 +163,24 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
     default). One task for the automatic path: a title that needs no person costs no extra task per branch."""
     policy = spec.reviews.get(branch, "auto")
     outputs = {name: op.output for name, op in checks.items()}
-    approval_id = f"review.{branch}_approval"
+    ask_person = approval_id(branch)
 
-    @task.branch(task_id=f"{branch}_policy")
+    @task.branch(task_id=policy_task(branch))
     def decide(rights: dict, loudness: dict, technical_qc: dict, metadata: dict, ti=None) -> list[str]:
-        results = {"rights": rights, "loudness": loudness, "technical_qc": technical_qc, "metadata": metadata}
+        results = {RIGHTS: rights, LOUDNESS: loudness, TECHNICAL_QC: technical_qc, METADATA: metadata}
         mode, why = compliance.review_mode(branch, policy, results)
         if mode == "human":
-            return [approval_id]
-        ti.xcom_push(key="review", value=compliance.auto_approval(branch, why))
+            return [ask_person]
+        ti.xcom_push(key=REVIEW_KEY, value=compliance.auto_approval(branch, why))
         return []  # approved: the person's task is skipped
 
     approval = ReviewApprovalOperator(
-        task_id=f"{branch}_approval",
+        task_id=approval_task(branch),
         subject=f"{{{{ ti.xcom_pull(task_ids='{INGEST_ID}')['asset_id'] }}}}: {branch} review ({spec.name})",
         body=(
             f"**{branch.capitalize()} review** of asset `{{{{ ti.xcom_pull(task_ids='{INGEST_ID}')['asset_id'] }}}}` "
             f"in value stream `{spec.name}`.\n\nWhy a person is asked:\n"
-            "{% for t in " + repr([f"compliance.{c}" for c in compliance.CHECKS_OF[branch]]) + " %}"
+            "{% for t in " + repr([check_id(c) for c in compliance.CHECKS_OF[branch]]) + " %}"
             "{% for p in (ti.xcom_pull(task_ids=t) or {}).get('problems', []) %}- {{ p }}\n{% endfor %}{% endfor %}"
             f"- policy for {branch}: {policy}\n\nApprove to publish, Reject to stop it (add a comment)."
         ),
@@ -204,14 +233,14 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         render_template_as_native_obj=True,
     ) as dag:
         # outside the stages: watches them all from the triggerer, first to start so no stage goes unwatched
-        StageSlaWatchOperator(task_id=WATCH_TASK, value_stream=spec.name, slas_s=spec.stage_slas_s,
+        StageSlaWatchOperator(task_id=SLA_WATCH, value_stream=spec.name, slas_s=spec.stage_slas_s,
                               owners=list(spec.owners), priority_weight=1000, weight_rule="absolute")  # fmt: skip
 
-        with TaskGroup("ingest"):
-            ingested = IngestOperator(task_id="ingest_delivery", value_stream=spec.name, delivery="{{ params.delivery }}",
+        with TaskGroup(INGEST):
+            ingested = IngestOperator(task_id=INGEST_DELIVERY, value_stream=spec.name, delivery="{{ params.delivery }}",
                                       locales="{{ params.locales }}", **MEDIA)  # fmt: skip
 
-            @task.branch(task_id="route")
+            @task.branch(task_id=ROUTE)
             def route(result: dict) -> list[str]:
                 """Rejected: stop here (the outcome still records it). Sidecars only: no transcode."""
                 if result["status"] != "accepted":
@@ -222,7 +251,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
 
             routed = route(ingested.output)
 
-            @task(task_id="locales")
+            @task(task_id=LOCALES)
             def locales(result: dict) -> list[dict]:
                 """The caption and audio locales of the delivery: the localize stage maps one task over each."""
                 return result.get("locales") or []
@@ -230,17 +259,17 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             locale_items = locales(ingested.output)
             locale_items >> routed
 
-        with TaskGroup("transcode"):
+        with TaskGroup(TRANSCODE):
             # MEDIAFLOW_TRANSCODE_QUEUE routes transcodes to the Celery workers that listen on it (big machines; see
             # docs/scaling.md); unset, they go to Airflow's default queue like every other task
             queue = {"queue": os.environ["MEDIAFLOW_TRANSCODE_QUEUE"]} if os.environ.get("MEDIAFLOW_TRANSCODE_QUEUE") else {}
-            transcoded = TranscodeOperator(task_id="transcode_ladder", value_stream=spec.name, ingested=ingested.output,
+            transcoded = TranscodeOperator(task_id=TRANSCODE_LADDER, value_stream=spec.name, ingested=ingested.output,
                                            pool_slots=capacity().transcode_slots, **MEDIA, **queue)  # fmt: skip
         routed >> transcoded
 
-        with TaskGroup("localize"):
+        with TaskGroup(LOCALIZE):
             localized = LocalizeOperator.partial(
-                task_id="localize_locale",
+                task_id=LOCALIZE_LOCALE,
                 value_stream=spec.name,
                 ingested=ingested.output,
                 map_index_template="{{ task.item.locale }} {{ task.item.kind }}",
@@ -249,32 +278,32 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
             ).expand(item=locale_items)
         [routed, transcoded] >> localized
 
-        with TaskGroup("compliance"):
+        with TaskGroup(COMPLIANCE):
             # the checks hang off the route too, so a rejected delivery skips them whatever their trigger rule says
             common = {"value_stream": spec.name, "ingested": ingested.output,
                       "trigger_rule": TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS}  # fmt: skip
             checks = {
-                "rights": RightsCheckOperator(task_id="rights", **common),
-                "loudness": LoudnessCheckOperator(
-                    task_id="loudness", transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common, **MEDIA
+                RIGHTS: RightsCheckOperator(task_id=RIGHTS, **common),
+                LOUDNESS: LoudnessCheckOperator(
+                    task_id=LOUDNESS, transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common, **MEDIA
                 ),
-                "technical_qc": TechnicalQCOperator(task_id="technical_qc", **common, **MEDIA),
-                "metadata": MetadataQualityOperator(task_id="metadata", **common),
+                TECHNICAL_QC: TechnicalQCOperator(task_id=TECHNICAL_QC, **common, **MEDIA),
+                METADATA: MetadataQualityOperator(task_id=METADATA, **common),
             }
         for upstream in (routed, transcoded, localized):
             upstream >> list(checks.values())
 
-        with TaskGroup("review"):
+        with TaskGroup(REVIEW):
             reviews = [review_branch(spec, branch, checks) for branch in BRANCHES]
 
-        with TaskGroup("publish"):
+        with TaskGroup(PUBLISH):
             published = PublishOperator(
-                task_id="publish_channels",
+                task_id=PUBLISH_CHANNELS,
                 value_stream=spec.name,
                 ingested=ingested.output,
                 transcode_task_id=TRANSCODE_ID,
                 localize_task_id=LOCALIZE_ID,
-                rights_task_id=CHECK_IDS[0],
+                rights_task_id=check_id(RIGHTS),
                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             )
         # publish hangs off the route too, so a rejected delivery skips it whatever its trigger rule says;
@@ -283,7 +312,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         # their approval tasks (skipped when the checks approved).
         [routed, transcoded, localized, *[approval for _, approval in reviews]] >> published
 
-        @task(task_id="outcome", trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
+        @task(task_id=OUTCOME, trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
         def outcome(ingest_result, publish_result, **context) -> dict:
             """Record this run's outcome (published | rejected | failed); mail the owners about rejected locales."""
             from mediaflow import flow, ledger
@@ -304,9 +333,9 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 task_errors=errors,
                 finished_at=datetime.now(timezone.utc),
                 localized=mapped_results(ti, LOCALIZE_ID),
-                reviews=[review_result(b, ti.xcom_pull(task_ids=f"review.{b}_policy", key="review", default=None),
-                                       ti.xcom_pull(task_ids=f"review.{b}_approval", key="review", default=None)) for b in BRANCHES],
-                checks={c.split(".", 1)[1]: ti.xcom_pull(task_ids=c, default=None) for c in CHECK_IDS},
+                reviews=[review_result(b, ti.xcom_pull(task_ids=policy_id(b), key=REVIEW_KEY, default=None),
+                                       ti.xcom_pull(task_ids=approval_id(b), key=REVIEW_KEY, default=None)) for b in BRANCHES],
+                checks={c: ti.xcom_pull(task_ids=check_id(c), default=None) for c in CHECKS},
             )  # fmt: skip
             buckets = Buckets.from_env()
             MediaStoreHook().put_bytes(json.dumps(entry, indent=2).encode(), buckets.reports, outcome_key(spec.dag_id, run_id))

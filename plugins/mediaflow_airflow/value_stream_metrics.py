@@ -8,11 +8,10 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
-from mediaflow.analytics import DIGEST_DAG as DAG_ID
+from mediaflow import names
 
 from mediaflow_airflow.assets import LEDGER
 from mediaflow_airflow.background import background_dag_args
-
 
 
 def _settings() -> dict:
@@ -44,7 +43,7 @@ every number: docs/analytics.md. The same numbers, live: **Value Streams** in th
 def value_stream_metrics_dag() -> DAG:
     s = _settings()
     with DAG(
-        dag_id=DAG_ID,
+        dag_id=names.METRICS_DAG,
         description="Flow metrics over the stage ledger: validated, reported (HTML + Parquet), a daily digest",
         doc_md=_doc(s),
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[LEDGER]),
@@ -54,7 +53,7 @@ def value_stream_metrics_dag() -> DAG:
                               description="The window: runs queued in the last this many days")},  # fmt: skip
     ) as dag:
 
-        @task
+        @task(task_id=names.COMPUTE_METRICS)
         def compute_metrics(params=None, run_id=None) -> dict:
             """Flow metrics for the window, as Parquet in the reports bucket."""
             from mediaflow import analytics, metrics
@@ -68,7 +67,7 @@ def value_stream_metrics_dag() -> DAG:
             print(f"metrics {meta['rows']} (the ledger counts {meta['expected']}) -> {meta['uri']}")
             return {"prefix": analytics.run_prefix(run_id), "expected": meta["expected"], "generated_at": meta["generated_at"]}
 
-        @task
+        @task(task_id=names.VALIDATE_METRICS)
         def validate_metrics(snap: dict) -> dict:
             """The metrics tables against their GX suites; a failure names table, column and check."""
             from mediaflow import analytics
@@ -79,7 +78,7 @@ def value_stream_metrics_dag() -> DAG:
             results = analytics.validate(tables, snap["expected"])
             return {name: {k: r[k] for k in ("suite", "success", "evaluated", "successful")} for name, r in results.items()}
 
-        @task
+        @task(task_id=names.PUBLISH_REPORT)
         def publish_report(snap: dict, validation: dict) -> str:
             """The HTML report beside the data; the run's folder becomes value-streams/latest/."""
             from mediaflow import analytics
@@ -90,7 +89,7 @@ def value_stream_metrics_dag() -> DAG:
             print(f"report: {uri}")
             return uri
 
-        @task
+        @task(task_id=names.SEND_DIGEST)
         def send_digest(snap: dict, report_uri: str, **context) -> str:
             """Once per UTC day: the digest to every stream owner (outbox: exactly once, retried until sent)."""
             from mediaflow import analytics

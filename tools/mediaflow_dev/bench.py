@@ -43,6 +43,8 @@ from pathlib import Path
 
 from mediaflow_dev.devstack import PROJECT
 
+from mediaflow import names
+
 UNTIL = datetime(2026, 11, 28, 21, 0, tzinfo=timezone.utc)
 CORES = os.cpu_count() or 1
 WORK = Path(os.environ.get("MEDIAFLOW_BENCH_DIR") or Path(tempfile.gettempdir()) / "mediaflow-bench")
@@ -692,7 +694,7 @@ def flow_figures(api, result: dict) -> dict:
     up = {**_upstream(api, BATCH_DAG_ID), **_upstream(api, title["dag_id"])}
     roots = {t["task"] for t in title["tis"] if not up.get(t["task"])}
     for r in roots:
-        up[r] = [(BATCH_DAG_ID, "trigger_runs")]
+        up[r] = [(BATCH_DAG_ID, names.TRIGGER_RUNS)]
     tis = result["batch_tis"] + title["tis"]
     hand = handoffs(tis, up)
     path = critical_path(tis, up)
@@ -817,8 +819,8 @@ def _airflow_setting(stack, name: str, default: float) -> float:
 
 NIGHT_COUNT = 300  # deliveries; --night-count or MEDIAFLOW_NIGHT_COUNT
 NIGHT_SECONDS = (10.0, 60.0)  # title durations; --night-seconds MIN,MAX or MEDIAFLOW_NIGHT_SECONDS
-NIGHT_DAGS = ("nightly_content_batch", "value_stream__feature_film", "value_stream__news_clip",
-              "value_stream__series_episode")  # fmt: skip
+NIGHT_DAGS = (names.CONTENT_BATCH_DAG,
+              *map(names.value_stream_dag_id, ("feature_film", "news_clip", "series_episode")))  # fmt: skip
 _CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

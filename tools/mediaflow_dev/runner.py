@@ -42,15 +42,16 @@ from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.ledger import Ledger
 from mediaflow.stages import iso_z
 from mediaflow.store import DELIVERIES, Buckets, each, outcome_key, parse_s3_uri, transfer_config
+from mediaflow import names
 
 TERMINAL = {"success", "failed"}
-BATCH_DAG_ID = "nightly_content_batch"
+BATCH_DAG_ID = names.CONTENT_BATCH_DAG
 STALL_S = 1800.0  # MEDIAFLOW_RUN_STALL_S: no run or task changed state this long, and nothing runs: stop waiting
 PROGRESS_EVERY_S = 30.0  # MEDIAFLOW_PROGRESS_EVERY_S: a one-line batch tally this often
 TITLE_LINES_UP_TO = 40  # MEDIAFLOW_PROGRESS_TITLES: up to this many titles, a line per stage change; above, per outcome
 EXIT_STILL_RUNNING = 3
 EXIT_FAILURE = 1
-PROGRESS_STAGES = ("transcode", "publish")  # stages whose tasks report progress inside them (XCom `progress`)
+PROGRESS_STAGES = (names.TRANSCODE, names.PUBLISH)  # stages whose tasks report progress inside them (XCom `progress`)
 PROGRESS_READS = 20  # at most this many progress reads per tally
 STALE_S = 120.0  # a progress that has not moved this long is shown again, saying since when
 
@@ -262,7 +263,7 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
     key = f"{feedback.DROPS}/make-run-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
     s3.put_object(Bucket=buckets.landing, Key=key, Body=events.to_csv(index=False).encode())
     print(f"[run] {len(events)} synthetic viewing events -> s3://{buckets.landing}/{key}")
-    _, fed = run_now(stack, "audience_feedback")
+    _, fed = run_now(stack, names.FEEDBACK_DAG)
     default_posters(stack, fed["run_after"])  # the run this feedback started, not an earlier one
     return True
 
@@ -270,9 +271,9 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
 def default_posters(stack: Stack, since: str) -> list[dict]:
     """Wait for the first default_posters run an Asset event started at or after `since` (the audience_feedback
     run's run_after), print the posters it changed and bring them to out/published/. Returns those changes."""
-    from mediaflow import feedback, posters
+    from mediaflow import feedback
 
-    run = _api(stack).wait_asset_triggered_run(posters.DAG_ID, since)
+    run = _api(stack).wait_asset_triggered_run(names.POSTERS_DAG, since)
     changes = [c for c in Ledger(stack.ledger_url).poster_changes() if c["run_id"] == run["dag_run_id"]]
     buckets, s3 = Buckets.from_env(), stack.s3_client()
     for c in changes:
@@ -284,7 +285,7 @@ def default_posters(stack: Stack, since: str) -> list[dict]:
             if (stack.out_dir / "published" / key).parent.is_dir():
                 s3.download_file(buckets.distribution, key, str(stack.out_dir / "published" / key))
     if run["state"] != "success":
-        raise ApiError(f"{posters.DAG_ID} {run['dag_run_id']} failed; see its logs in the Airflow UI")
+        raise ApiError(f"{names.POSTERS_DAG} {run['dag_run_id']} failed; see its logs in the Airflow UI")
     return changes
 
 
@@ -303,7 +304,7 @@ def export_feedback(stack: Stack) -> Path:
 def write_report(stack: Stack) -> Path:
     """Run value_stream_metrics now and export its report (value-streams/latest/ in the reports bucket) to
     out/reports/. Returns the report's index.html."""
-    run_now(stack, analytics.DIGEST_DAG)
+    run_now(stack, names.METRICS_DAG)
     buckets, s3, dest = Buckets.from_env(), stack.s3_client(), stack.out_dir / "reports"
     shutil.rmtree(dest, ignore_errors=True)
     download_folder(s3, buckets.reports, f"{analytics.LATEST}/", dest, strip=f"{analytics.LATEST}/")
@@ -517,7 +518,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         """Read a transcode's or publish's progress; a line when it changed, or has not moved for STALE_S."""
         ident = (key, ti["task_id"], ti.get("map_index", -1))
         try:
-            report = watch.api.xcom(*key, ti["task_id"], progress.PROGRESS_KEY, ti.get("map_index", -1))
+            report = watch.api.xcom(*key, ti["task_id"], names.PROGRESS_KEY, ti.get("map_index", -1))
         except ApiError:  # the API busy: progress is a courtesy, the next tally tries again
             return
         if not isinstance(report, dict) or "done" not in report:
@@ -535,7 +536,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
             if key[1] in done:
                 continue
             for ti in list(watch.tis[key].values()):
-                if ti["state"] == "running" and ti["task_id"].split(".", 1)[0] in PROGRESS_STAGES and reads < PROGRESS_READS:
+                if ti["state"] == "running" and names.stage_of(ti["task_id"]) in PROGRESS_STAGES and reads < PROGRESS_READS:
                     reads += 1
                     show_progress(key, ti, ended=False)
 
@@ -543,7 +544,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         """A transcode or publish that has just ended: its last figure (the objects published), once."""
         for ti in list(watch.tis[key].values()):
             ident = (key, ti["task_id"], ti.get("map_index", -1))
-            if ti["state"] == "success" and ti["task_id"].split(".", 1)[0] in PROGRESS_STAGES and ident not in ended_progress:
+            if ti["state"] == "success" and names.stage_of(ti["task_id"]) in PROGRESS_STAGES and ident not in ended_progress:
                 ended_progress.add(ident)
                 if per_stage or ident in shown_progress:
                     show_progress(key, ti, ended=True)
@@ -616,19 +617,19 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
     from mediaflow.compliance import CHECKS_OF  # the review branch -> the checks that feed it
 
     api = _api(stack)
-    ingested = api.xcom(dag_id, run_id, "ingest.ingest_delivery") or {}
+    ingested = api.xcom(dag_id, run_id, names.INGEST_ID) or {}
     waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
-    checks = {c: api.xcom(dag_id, run_id, f"compliance.{c}") or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
+    checks = {c: api.xcom(dag_id, run_id, names.check_id(c)) or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
     reasons = []
     for task in waiting:
-        branch = task.split(".", 1)[1].replace("_approval", "")
+        branch = names.branch_of_approval(task)
         # each problem names its check, figure and limit ("rights web/GB: ...", "x.mp4: black 4.0-8.0 s ...")
         why = [p for c in CHECKS_OF.get(branch, ()) for p in checks[c].get("problems") or []]
         reasons += [f"{branch} review: {w}" for w in why] or [
             f"{branch} review waits for a person: the stream's policy asks for {branch} review by a person"]
         reasons.append(f"{branch} review waits for a person: in the Airflow UI ({stack.api_url}) open Browse > "
                        f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")
-    warnings = list(ingested.get("warnings") or []) + list(checks["technical_qc"].get("warnings") or [])
+    warnings = list(ingested.get("warnings") or []) + list(checks[names.TECHNICAL_QC].get("warnings") or [])
     return {"asset_id": ingested.get("asset_id"), "delivery_id": delivery_id, "value_stream": spec.name,
             "status": "awaiting_review", "reasons": reasons, "dag_run_id": run_id, "lead_time_s": None,
             "source": ingested.get("source"), "locales": None, "published": [], "warnings": warnings}  # fmt: skip
