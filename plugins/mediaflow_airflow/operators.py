@@ -45,7 +45,7 @@ class IngestOperator(_StreamOperator):
         self.locales = locales
 
     def execute(self, context) -> dict[str, Any]:
-        from mediaflow import batch, flow
+        from mediaflow import batch, decisions, flow
         from mediaflow.store import DELIVERIES, delivery_location
 
         from mediaflow_airflow.hooks import MediaStoreHook
@@ -55,8 +55,9 @@ class IngestOperator(_StreamOperator):
         try:
             bucket, prefix, delivery_id = delivery_location(self.delivery, buckets)
         except ValueError:
-            bucket = None  # ingest rejects it with the reason
-        if bucket == buckets.landing and prefix == f"{DELIVERIES}/{delivery_id}/":
+            bucket = prefix = delivery_id = None  # ingest rejects it with the reason
+        if decisions.takes_delivery(bucket=bucket, prefix=prefix, delivery_id=delivery_id, landing=buckets.landing,
+                                    deliveries=DELIVERIES):  # fmt: skip
             # taken by this run, however it was started: a later batch must not start it again
             batch.mark_taken_by_run(store, buckets, delivery_id, dag_id=context["ti"].dag_id, run_id=context["run_id"])
         result = flow.ingest(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
-from mediaflow import compliance, trigger
+from mediaflow import compliance, decisions, trigger
 from mediaflow.alerts import WATCH_TASK
 from mediaflow.capacity import MEDIA_POOL, capacity
 from mediaflow.compliance import BRANCHES
@@ -34,6 +34,8 @@ PRIORITIES = ["low", "normal", "high", "urgent"]
 INGEST_ID = "ingest.ingest_delivery"
 TRANSCODE_ID, LOCALIZE_ID, PUBLISH_ID = "transcode.transcode_ladder", "localize.localize_locale", "publish.publish_channels"
 CHECK_IDS = ("compliance.rights", "compliance.loudness", "compliance.technical_qc", "compliance.metadata")
+# the tasks that start each stage decisions.route sends a delivery to
+STAGE_TASKS = {"transcode": [TRANSCODE_ID], "localize": [LOCALIZE_ID], "compliance": list(CHECK_IDS), "publish": [PUBLISH_ID]}
 # Tasks touch S3 and ffmpeg: infrastructure trouble is retried with backoff (the spec's `retries`, by default 2,
 # 10 s then 20 s); bad input never raises.
 # Priority: a task's weight is the sum of its own and its upstream tasks' (weight_rule "upstream"), so where tasks
@@ -169,16 +171,6 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
     return decided.operator, approval
 
 
-def review_result(branch: str, auto: dict | None, human: dict | None) -> dict | None:
-    """A branch's decision from whichever task gave it: the policy's automatic approval, or the HITL response."""
-    if auto:
-        return auto
-    if human:
-        return {"branch": branch, "decision": "approved" if human["chosen"] == "Approve" else "rejected",
-                "by": human["by"] or "timeout default", "comment": human["comment"]}  # fmt: skip
-    return None
-
-
 def value_stream_dag(spec: StreamSpec) -> DAG:
     with DAG(
         dag_id=spec.dag_id,
@@ -213,12 +205,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
 
             @task.branch(task_id="route")
             def route(result: dict) -> list[str]:
-                """Rejected: stop here (the outcome still records it). Sidecars only: no transcode."""
-                if result["status"] != "accepted":
-                    return []
-                if result["mode"] == "sidecars":
-                    return [LOCALIZE_ID, *CHECK_IDS, PUBLISH_ID]
-                return [TRANSCODE_ID, LOCALIZE_ID, *CHECK_IDS, PUBLISH_ID]
+                """Rejected: stop here (the outcome still records it). Sidecars only: no transcode (decisions.route)."""
+                return [t for stage in decisions.route(result) for t in STAGE_TASKS[stage]]
 
             routed = route(ingested.output)
 
@@ -304,7 +292,7 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 task_errors=errors,
                 finished_at=datetime.now(timezone.utc),
                 localized=mapped_results(ti, LOCALIZE_ID),
-                reviews=[review_result(b, ti.xcom_pull(task_ids=f"review.{b}_policy", key="review", default=None),
+                reviews=[decisions.review_result(b, ti.xcom_pull(task_ids=f"review.{b}_policy", key="review", default=None),
                                        ti.xcom_pull(task_ids=f"review.{b}_approval", key="review", default=None)) for b in BRANCHES],
                 checks={c.split(".", 1)[1]: ti.xcom_pull(task_ids=c, default=None) for c in CHECK_IDS},
             )  # fmt: skip
