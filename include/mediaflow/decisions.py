@@ -2,8 +2,8 @@
 
 DAG factories and operators only wire these in: which stages a delivery goes through (route), what a review
 branch decided (review_result), how a run ended (outcome_status, lead_time_s), which deliveries a batch starts
-now and under which run ids (trigger_plan), whether a run takes its delivery from landing (takes_delivery), why a run waits for a person (awaiting_reasons).
-Each is unit-tested branch by branch (tests/unit/test_decisions.py), without a scheduler.
+now and under which run ids (trigger_plan), whether a run takes its delivery from landing (takes_delivery),
+why a run waits for a person (awaiting_reasons). Each is unit-tested branch by branch (tests/unit/test_decisions.py), without a scheduler.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
 from mediaflow import trigger
+from mediaflow.results import HumanAnswer
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
@@ -370,11 +371,11 @@ class ReviewApprovalOperator(ApprovalOperator):
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         if "error" not in event:
             user = event.get("responded_by_user") or {}
-            context["ti"].xcom_push(key="review", value={
-                "chosen": (event.get("chosen_options") or [""])[0],
-                "by": user.get("name") or user.get("id") or "",
-                "comment": (event.get("params_input") or {}).get("comment", ""),
-            })  # fmt: skip
+            context["ti"].xcom_push(key="review", value=HumanAnswer(
+                chosen=(event.get("chosen_options") or [""])[0],
+                by=user.get("name") or user.get("id") or "",
+                comment=(event.get("params_input") or {}).get("comment", ""),
+            ).to_dict())  # fmt: skip
         return super().execute_complete(context, event)
 
 
