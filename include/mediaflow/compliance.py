@@ -1,7 +1,7 @@
 """Compliance checks over a Store, and the review policy they feed.
 
-Each check returns {"check", "passed", "problems": [...], ...details}; a failed check never raises (it is a
-finding about the title), storage and ffmpeg trouble does. The review policy maps checks to branches:
+Each check returns a mediaflow.results.CheckResult as its XCom dict {"check", "passed", "problems": [...],
+...details}; a failed check never raises (it is a finding about the title), storage and ffmpeg trouble does. The review policy maps checks to branches:
 editorial <- metadata quality, legal <- rights, qc <- loudness + technical QC. A branch whose policy is `auto`
 is approved when its checks passed; otherwise a person decides.
 """
@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from mediaflow import localcache, loudness, metadata_quality, names, qc, rights
+from mediaflow.results import CheckResult, Review
 from mediaflow.spec import StreamSpec
 from mediaflow.store import Buckets, Store, parse_s3_uri, run_key
 
@@ -34,7 +35,8 @@ def check_rights(store: Store, buckets: Buckets, *, ingested: dict, at: datetime
     decisions = rights.decide(load_catalog(store, buckets), asset_id=ingested["asset_id"],
                               channels=ingested["channels"], territories=ingested["territories"], at=at)  # fmt: skip
     problems = [f"rights {d.channel}/{d.territory}: {d.reason}" for d in decisions if not d.publishable]
-    return {"check": names.RIGHTS, "passed": not problems, "problems": problems, "decisions": [asdict(d) for d in decisions]}
+    return CheckResult(check=names.RIGHTS, passed=not problems, problems=problems,
+                       extra={"decisions": [asdict(d) for d in decisions]}).to_dict()
 
 
 def _video_part(ingested: dict, transcoded: dict | None) -> dict | None:
@@ -75,9 +77,9 @@ def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded
             renditions[folder] = measured
             problems += loudness.check(measured, target_lufs=spec.loudness.target_lufs,
                                        true_peak_dbtp=spec.loudness.true_peak_dbtp, name=f"{folder}/index.m3u8")  # fmt: skip
-    return {"check": names.LOUDNESS, "passed": not problems, "problems": problems,
-            "source": (ingested.get("source") or {}).get("loudness"), "renditions": renditions,
-            "normalisation": normalisation or None}  # fmt: skip
+    return CheckResult(check=names.LOUDNESS, passed=not problems, problems=problems,
+                       extra={"source": (ingested.get("source") or {}).get("loudness"), "renditions": renditions,
+                              "normalisation": normalisation or None}).to_dict()  # fmt: skip
 
 
 def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec) -> dict:
@@ -85,8 +87,8 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     allowances and mid-programme limits (mediaflow.qc): errors are `problems` (a person decides), warnings only
     listed."""
     if not ingested.get("source_uri"):
-        return {"check": names.TECHNICAL_QC, "passed": True, "problems": [], "warnings": [], "detections": None,
-                "note": "sidecar-only delivery: the source was checked when it was published"}  # fmt: skip
+        return CheckResult(check=names.TECHNICAL_QC, passed=True, problems=[], warnings=[], extra={
+            "detections": None, "note": "sidecar-only delivery: the source was checked when it was published"}).to_dict()
     facts = ingested["source"]
     bucket, key = parse_s3_uri(ingested["source_uri"])
     name = PurePosixPath(key).name
@@ -100,8 +102,8 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     judged = qc.judge(detections, duration_s=facts["duration_s"], thresholds=spec.qc, name=name)
     problems = [f["message"] for f in judged if f["severity"] == "error"]
     warnings = [f["message"] for f in judged if f["severity"] == "warning"]
-    return {"check": names.TECHNICAL_QC, "passed": not problems, "problems": problems, "warnings": warnings,
-            "findings": judged, "detections": detections}  # fmt: skip
+    return CheckResult(check=names.TECHNICAL_QC, passed=not problems, problems=problems, warnings=warnings,
+                       extra={"findings": judged, "detections": detections}).to_dict()
 
 
 def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_streams: list[str], run_id: str) -> dict:
@@ -114,8 +116,8 @@ def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_stre
         f"metadata: {f['expectation']} failed on {f.get('column')}: unexpected {f.get('unexpected')}"
         for f in summary.get("failed", [])
     ]
-    return {"check": names.METADATA, "passed": bool(summary["success"]), "problems": problems, "gx": summary,
-            "gx_uri": f"s3://{buckets.reports}/{key}"}  # fmt: skip
+    return CheckResult(check=names.METADATA, passed=bool(summary["success"]), problems=problems,
+                       extra={"gx": summary, "gx_uri": f"s3://{buckets.reports}/{key}"}).to_dict()
 
 
 def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str, list[str]]:
@@ -130,7 +132,7 @@ def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str,
 
 def auto_approval(branch: str, why: list[str]) -> dict:
     """The review decision of a branch the automated checks approved (review_mode gave 'auto')."""
-    return {"branch": branch, "decision": "approved", "by": "auto", "comment": "; ".join(why)}
+    return Review(branch=branch, decision="approved", by="auto", comment="; ".join(why)).to_dict()
 
 
 def publishable_territories(rights_check: dict | None, channel: str, territories: list[str]) -> list[str]:

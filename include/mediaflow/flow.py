@@ -17,9 +17,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, ladder, localcache, localize, loudness, media, names, posters, trigger
+from mediaflow import captions, compliance, decisions, ladder, localcache, localize, loudness, media, names, posters, trigger
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
+from mediaflow.results import Localized, Review, SummaryEntry
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
 from mediaflow.store import (
@@ -541,59 +542,39 @@ def outcome(
     finished_at: datetime,
     task_errors: dict[str, str] | None = None,
     localized: list[dict] | None = None,
-    reviews: list[dict | None] | None = None,
+    reviews: list[Review | dict | None] | None = None,
     checks: dict | None = None,
 ) -> dict:
     """One summary.json asset entry (v1) for this run. Fields not built yet are None. `task_errors` (task id ->
-    the error of its last failed attempt, from the ledger) makes a `failed` title say why."""
+    the error of its last failed attempt, from the ledger) makes a `failed` title say why. The status and its
+    reasons are mediaflow.decisions.outcome_status; the entry is mediaflow.results.SummaryEntry."""
     ingested = ingested or {}
     published = published or {}
-    locales = published.get("locales") or {
-        r["locale"]: ("rejected: " + "; ".join(r["reasons"]) if r["status"] != "ok" else "not published")
-        for r in localized or []
-    }  # fmt: skip
-    reviews = [r for r in reviews or [] if r]
-    refused = [r for r in reviews if r["decision"] == "rejected"]
-    if ingested.get("status") == "rejected":
-        status, reasons = "rejected", list(ingested.get("reasons", []))
-    elif refused:
-        status = "rejected"
-        reasons = [f"{r['branch']} review rejected by {r['by']}: {r['comment'] or 'no comment'}" for r in refused]
-    elif published.get("published") and not failed_tasks:
-        status, reasons = "published", list(published.get("reasons", []))
-    elif published and not published.get("published") and not failed_tasks:
-        status = "rejected"  # no rights window open on any channel: nothing may go out
-        reasons = list(published.get("reasons", [])) or ["nothing publishable on any channel"]
-    else:
-        status = "failed"
-        errors = task_errors or {}
-        reasons = [f"task {t} failed: {errors[t]}" if errors.get(t) else f"task {t} failed: see its log in the Airflow UI"
-                   for t in failed_tasks] or ["the run ended before publishing (no task reported a failure)"]  # fmt: skip
-    lead = None
-    if status == "published" and ingested.get("delivered_at"):
-        arrived = datetime.fromisoformat(ingested["delivered_at"].replace("Z", "+00:00"))
-        lead = round((finished_at - arrived).total_seconds(), 3)
-    return {
-        "asset_id": ingested.get("asset_id"),
-        "delivery_id": ingested.get("delivery_id"),
-        "value_stream": value_stream,
-        "status": status,
-        "reasons": reasons,
-        "dag_run_id": dag_run_id,
-        "lead_time_s": lead,
-        "source": ingested.get("source"),
-        "stages": None,
-        "locales": locales or None,
-        "published": published.get("published", []),
+    locales = published.get("locales") or {r.locale: r.locale_status for r in map(Localized.from_dict, localized or [])}
+    reviews = [Review.from_dict(r) for r in reviews or [] if r]
+    status, reasons = decisions.outcome_status(ingested=ingested or None, published=published or None, reviews=reviews,
+                                               failed_tasks=failed_tasks, task_errors=task_errors)  # fmt: skip
+    return SummaryEntry(
+        asset_id=ingested.get("asset_id"),
+        delivery_id=ingested.get("delivery_id"),
+        value_stream=value_stream,
+        status=status,
+        reasons=reasons,
+        dag_run_id=dag_run_id,
+        lead_time_s=decisions.lead_time_s(status, ingested.get("delivered_at"), finished_at),
+        source=ingested.get("source"),
+        stages=None,
+        locales=locales or None,
+        published=published.get("published", []),
         # what did not stop the title but a person may want to know: ingest's (e.g. frames skipped before the
         # first keyframe), technical QC's (black/silence/freeze within the allowances), localize's
-        "warnings": list(ingested.get("warnings") or [])
+        warnings=list(ingested.get("warnings") or [])
         + list(((checks or {}).get(names.TECHNICAL_QC) or {}).get("warnings") or [])
         + list(published.get("warnings", [])),
-        "reviews": reviews or None,
-        "compliance": compliance_summary(checks),
-        "quarantine_uri": ingested.get("quarantine_uri"),
-    }
+        reviews=reviews or None,
+        compliance=compliance_summary(checks),
+        quarantine_uri=ingested.get("quarantine_uri"),
+    ).to_dict()
 
 
 def quality_of(entry: dict) -> dict:

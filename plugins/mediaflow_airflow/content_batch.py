@@ -122,7 +122,7 @@ def content_batch_dag() -> DAG:
             """One value-stream run per valid delivery, highest priority first, up to max_runs. A delivery whose
             trigger still fails after the retries is left pending (with its reason) for the next batch; the others
             start, and the task succeeds."""
-            from mediaflow import batch
+            from mediaflow import batch, decisions
             from mediaflow.feedback import read_priorities
             from mediaflow.spec import load_specs
             from mediaflow.store import Buckets
@@ -130,15 +130,15 @@ def content_batch_dag() -> DAG:
 
             store, buckets, api = MediaStoreHook(), Buckets.from_env(), AirflowApiHook(API_CONN_ID).get_conn()
             specs = load_specs()
-            kind = "landed" if getattr(dag_run.run_type, "value", dag_run.run_type) == "asset_triggered" else "nightly"
-            day = batch.day_of(dag_run.logical_date or dag_run.run_after)
             ranking = read_priorities(store, buckets)  # audience feedback: None until audience_feedback has run
-            started, later = batch.plan(validation["valid"], cap=max(0, int(params["max_runs"]) - len(found["claims"])),
-                                        priorities=ranking)  # fmt: skip
+            plan = decisions.trigger_plan(validation["valid"], claims=len(found["claims"]), max_runs=params["max_runs"],
+                                          priorities=ranking, when=dag_run.logical_date or dag_run.run_after,
+                                          run_type=getattr(dag_run.run_type, "value", dag_run.run_type))  # fmt: skip
+            later = plan.later
             todo = list(found["claims"]) + [
-                batch.claim(store, buckets, row, dag_id=specs[row["value_stream"]].dag_id,
-                            run_id=batch.run_id_for(kind, day, row["delivery_id"]), batch_run_id=run_id)
-                for row in started
+                batch.claim(store, buckets, row, dag_id=specs[row["value_stream"]].dag_id, run_id=row["run_id"],
+                            batch_run_id=run_id)
+                for row in plan.start
             ]  # fmt: skip
             began = time.monotonic()
             out = batch.trigger_all(store, buckets, todo, batch_run_id=run_id,

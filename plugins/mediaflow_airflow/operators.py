@@ -14,6 +14,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
 from mediaflow import names, trigger
+from mediaflow.results import HumanAnswer
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
 
@@ -45,7 +46,7 @@ class IngestOperator(_StreamOperator):
         self.locales = locales
 
     def execute(self, context) -> dict[str, Any]:
-        from mediaflow import batch, flow
+        from mediaflow import batch, decisions, flow
         from mediaflow.store import DELIVERIES, delivery_location
 
         from mediaflow_airflow.hooks import MediaStoreHook
@@ -55,8 +56,9 @@ class IngestOperator(_StreamOperator):
         try:
             bucket, prefix, delivery_id = delivery_location(self.delivery, buckets)
         except ValueError:
-            bucket = None  # ingest rejects it with the reason
-        if bucket == buckets.landing and prefix == f"{DELIVERIES}/{delivery_id}/":
+            bucket = prefix = delivery_id = None  # ingest rejects it with the reason
+        if decisions.takes_delivery(bucket=bucket, prefix=prefix, delivery_id=delivery_id, landing=buckets.landing,
+                                    deliveries=DELIVERIES):  # fmt: skip
             # taken by this run, however it was started: a later batch must not start it again
             batch.mark_taken_by_run(store, buckets, delivery_id, dag_id=context["ti"].dag_id, run_id=context["run_id"])
         result = flow.ingest(
@@ -369,11 +371,11 @@ class ReviewApprovalOperator(ApprovalOperator):
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         if "error" not in event:
             user = event.get("responded_by_user") or {}
-            context["ti"].xcom_push(key=names.REVIEW_KEY, value={
-                "chosen": (event.get("chosen_options") or [""])[0],
-                "by": user.get("name") or user.get("id") or "",
-                "comment": (event.get("params_input") or {}).get("comment", ""),
-            })  # fmt: skip
+            context["ti"].xcom_push(key=names.REVIEW_KEY, value=HumanAnswer(
+                chosen=(event.get("chosen_options") or [""])[0],
+                by=user.get("name") or user.get("id") or "",
+                comment=(event.get("params_input") or {}).get("comment", ""),
+            ).to_dict())  # fmt: skip
         return super().execute_complete(context, event)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
-from mediaflow import compliance, trigger
+from mediaflow import compliance, decisions, trigger
 from mediaflow.capacity import capacity
 from mediaflow.names import (
     BRANCHES,
@@ -63,6 +63,8 @@ from mediaflow_airflow.operators import (
 )
 
 PRIORITIES = ["low", "normal", "high", "urgent"]
+# the tasks that start each stage decisions.route sends a delivery to
+STAGE_TASKS = {TRANSCODE: [TRANSCODE_ID], LOCALIZE: [LOCALIZE_ID], COMPLIANCE: list(CHECK_IDS), PUBLISH: [PUBLISH_ID]}
 # Tasks touch S3 and ffmpeg: infrastructure trouble is retried with backoff (the spec's `retries`, by default 2,
 # 10 s then 20 s); bad input never raises.
 # Priority: a task's weight is the sum of its own and its upstream tasks' (weight_rule "upstream"), so where tasks
@@ -198,16 +200,6 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
     return decided.operator, approval
 
 
-def review_result(branch: str, auto: dict | None, human: dict | None) -> dict | None:
-    """A branch's decision from whichever task gave it: the policy's automatic approval, or the HITL response."""
-    if auto:
-        return auto
-    if human:
-        return {"branch": branch, "decision": "approved" if human["chosen"] == "Approve" else "rejected",
-                "by": human["by"] or "timeout default", "comment": human["comment"]}  # fmt: skip
-    return None
-
-
 def value_stream_dag(spec: StreamSpec) -> DAG:
     with DAG(
         dag_id=spec.dag_id,
@@ -242,12 +234,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
 
             @task.branch(task_id=ROUTE)
             def route(result: dict) -> list[str]:
-                """Rejected: stop here (the outcome still records it). Sidecars only: no transcode."""
-                if result["status"] != "accepted":
-                    return []
-                if result["mode"] == "sidecars":
-                    return [LOCALIZE_ID, *CHECK_IDS, PUBLISH_ID]
-                return [TRANSCODE_ID, LOCALIZE_ID, *CHECK_IDS, PUBLISH_ID]
+                """Rejected: stop here (the outcome still records it). Sidecars only: no transcode (decisions.route)."""
+                return [t for stage in decisions.route(result) for t in STAGE_TASKS[stage]]
 
             routed = route(ingested.output)
 
@@ -333,8 +321,8 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 task_errors=errors,
                 finished_at=datetime.now(timezone.utc),
                 localized=mapped_results(ti, LOCALIZE_ID),
-                reviews=[review_result(b, ti.xcom_pull(task_ids=policy_id(b), key=REVIEW_KEY, default=None),
-                                       ti.xcom_pull(task_ids=approval_id(b), key=REVIEW_KEY, default=None)) for b in BRANCHES],
+                reviews=[decisions.review_result(b, ti.xcom_pull(task_ids=policy_id(b), key=REVIEW_KEY, default=None),
+                                                 ti.xcom_pull(task_ids=approval_id(b), key=REVIEW_KEY, default=None)) for b in BRANCHES],
                 checks={c: ti.xcom_pull(task_ids=check_id(c), default=None) for c in CHECKS},
             )  # fmt: skip
             buckets = Buckets.from_env()

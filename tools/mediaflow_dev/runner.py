@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
-from mediaflow import analytics, batch, progress, rights
+from mediaflow import analytics, batch, decisions, progress, rights
 from mediaflow_airflow.api_client import AirflowApi, ApiError
 from mediaflow_dev import samples
 from mediaflow_dev.devstack import PROJECT, Stack, StackError
@@ -40,6 +40,7 @@ from mediaflow.batch import processed_key
 from mediaflow.spec import STAGE_ORDER, load_specs
 from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.ledger import Ledger
+from mediaflow.results import SummaryEntry, with_ledger
 from mediaflow.stages import iso_z
 from mediaflow.store import DELIVERIES, Buckets, each, outcome_key, parse_s3_uri, transfer_config
 from mediaflow import names
@@ -620,19 +621,11 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
     ingested = api.xcom(dag_id, run_id, names.INGEST_ID) or {}
     waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
     checks = {c: api.xcom(dag_id, run_id, names.check_id(c)) or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
-    reasons = []
-    for task in waiting:
-        branch = names.branch_of_approval(task)
-        # each problem names its check, figure and limit ("rights web/GB: ...", "x.mp4: black 4.0-8.0 s ...")
-        why = [p for c in CHECKS_OF.get(branch, ()) for p in checks[c].get("problems") or []]
-        reasons += [f"{branch} review: {w}" for w in why] or [
-            f"{branch} review waits for a person: the stream's policy asks for {branch} review by a person"]
-        reasons.append(f"{branch} review waits for a person: in the Airflow UI ({stack.api_url}) open Browse > "
-                       f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")
     warnings = list(ingested.get("warnings") or []) + list(checks[names.TECHNICAL_QC].get("warnings") or [])
-    return {"asset_id": ingested.get("asset_id"), "delivery_id": delivery_id, "value_stream": spec.name,
-            "status": "awaiting_review", "reasons": reasons, "dag_run_id": run_id, "lead_time_s": None,
-            "source": ingested.get("source"), "locales": None, "published": [], "warnings": warnings}  # fmt: skip
+    return SummaryEntry(asset_id=ingested.get("asset_id"), delivery_id=delivery_id, value_stream=spec.name,
+                        status="awaiting_review", dag_run_id=run_id, source=ingested.get("source"), warnings=warnings,
+                        reasons=decisions.awaiting_reasons(waiting, checks, ui_url=stack.api_url, dag_id=dag_id,
+                                                           run_id=run_id)).to_dict()  # fmt: skip
 
 
 def refused_entry(s3, buckets: Buckets, delivery_id: str, batch_run_id: str) -> dict:
@@ -644,10 +637,11 @@ def refused_entry(s3, buckets: Buckets, delivery_id: str, batch_run_id: str) -> 
         manifest = {}
     manifest = manifest if isinstance(manifest, dict) else {}
     text = lambda v: v if isinstance(v, str) else None  # noqa: E731
-    return {"asset_id": text(manifest.get("asset_id")), "delivery_id": delivery_id,
-            "value_stream": text(manifest.get("value_stream")), "status": "rejected", "reasons": marker.get("reasons", []),
-            "dag_run_id": batch_run_id, "lead_time_s": None, "source": None, "locales": None, "published": [],
-            "quarantine_uri": marker.get("quarantine_uri"), "stages": [], "alerts": []}  # fmt: skip
+    entry = SummaryEntry(asset_id=text(manifest.get("asset_id")), delivery_id=delivery_id,
+                         value_stream=text(manifest.get("value_stream")), status="rejected",
+                         reasons=marker.get("reasons", []), dag_run_id=batch_run_id,
+                         quarantine_uri=marker.get("quarantine_uri"))  # fmt: skip
+    return with_ledger(entry.to_dict(), stages=[], alerts=[])  # nothing of it ran: no stages, no alerts
 
 
 def summarize(stack: Stack, runs: list[tuple], done: dict, *, stopped: str | None = None) -> dict:
@@ -676,13 +670,14 @@ def summarize(stack: Stack, runs: list[tuple], done: dict, *, stopped: str | Non
             else:
                 failed = [t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")]
                 state = run["state"] if run else "not found"
-                entry = {"asset_id": None, "delivery_id": delivery_id, "value_stream": spec.name, "status": "failed",
-                         "reasons": [f"run {state}; no outcome recorded; failed tasks: {failed or 'none'}"],
-                         "dag_run_id": run_id, "lead_time_s": None, "source": None, "locales": None, "published": []}  # fmt: skip
+                entry = SummaryEntry(asset_id=None, delivery_id=delivery_id, value_stream=spec.name, status="failed",
+                                     reasons=[f"run {state}; no outcome recorded; failed tasks: {failed or 'none'}"],
+                                     dag_run_id=run_id).to_dict()  # fmt: skip
         # stages from the stage ledger (every attempt), alerts from its outbox
-        _, entry["stages"], _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(timezone.utc))
-        entry["alerts"] = [{"kind": a["kind"], "stage": a["stage"], "subject": a["subject"], "recipients": a["recipients"],
-                            "status": a["status"], "sent_at": iso_z(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)]  # fmt: skip
+        _, stages, _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(timezone.utc))
+        with_ledger(entry, stages=stages, alerts=[
+            {"kind": a["kind"], "stage": a["stage"], "subject": a["subject"], "recipients": a["recipients"],
+             "status": a["status"], "sent_at": iso_z(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)])  # fmt: skip
         export_published(s3, buckets, entry, out_dir)
         assets.append(entry)
     # deliveries with no run (the batch left them pending): beside the assets, never an asset status
