@@ -26,10 +26,12 @@ status:
 
 deps: $(VENV)/.installed ffmpeg postgres
 
-$(VENV)/.installed: requirements.txt constraints.txt
+# the runtime (requirements.txt, what the image installs) plus the dev group (tests, the embedded stack's S3 API and
+# SMTP sink, hadolint, ruff): requirements-dev.txt, the same pins as pyproject.toml's lists, under constraints.txt
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 ffmpeg:
