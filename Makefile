@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: run test bench up down status deps ffmpeg postgres chromium scale-deps clean
+.PHONY: run test bench lint up down status deps ffmpeg postgres chromium scale-deps clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow.runner
@@ -14,6 +14,10 @@ test: deps chromium scale-deps  ## the whole pytest suite (unit, DAG integrity, 
 
 bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source; BENCH=night [NIGHT_COUNT=N]: a night's batch
 	$(PY) -m mediaflow.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(if $(NIGHT_COUNT),--night-count $(NIGHT_COUNT)) $(BENCH)
+
+LINT_PATHS := $(wildcard include plugins dags tests tools)
+lint: $(VENV)/.installed  ## ruff check and ruff format --check (settings: pyproject.toml's [tool.ruff]); not part of make test yet
+	@rc=0; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; $(VENV)/bin/ruff format --check $(LINT_PATHS) || rc=1; exit $$rc
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
 	$(PY) -m mediaflow.devstack up
