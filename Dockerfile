@@ -16,6 +16,8 @@ RUN apt-get update \
 
 # the image's airflow user (uid 50000)
 USER 50000
+# the runtime list only (requirements.txt = pyproject.toml's [project].dependencies): the tests, the embedded stack's
+# S3 API and SMTP sink, hadolint and ruff (requirements-dev.txt) never enter the image
 COPY --chown=50000:0 requirements.txt constraints.txt /opt/mediaflow/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         -r /opt/mediaflow/requirements.txt -c /opt/mediaflow/constraints.txt

