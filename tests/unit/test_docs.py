@@ -19,12 +19,6 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 MARKDOWN = [README, *DOCS]
 
-# Paths that another change of this session creates. Until it is merged they may be missing; afterwards they are
-# checked like any other. tools/... and plugins/mediaflow_airflow/api_client.py come with the tooling move (checked
-# once tools/ exists); names.py with the naming module.
-WITH_TOOLS = {"plugins/mediaflow_airflow/api_client.py", "api_client.py"}
-IN_FLIGHT = {"include/mediaflow/names.py"}
-
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -105,16 +99,7 @@ def architecture_paths() -> list[str]:
 def test_architecture_names_paths_that_exist():
     paths = architecture_paths()
     assert any(p.startswith("include/mediaflow/") for p in paths) and any(p.startswith("dags/") for p in paths)
-    tools_moved = (ROOT / "tools").is_dir()
-    missing = []
-    for path in paths:
-        if (ROOT / path).exists():
-            continue
-        if (path.startswith("tools/") or path in WITH_TOOLS) and not tools_moved:
-            continue  # the tooling move has not landed on this tree yet
-        if path in IN_FLIGHT:
-            continue
-        missing.append(path)
+    missing = [path for path in paths if not (ROOT / path).exists()]
     assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
 
 
@@ -129,12 +114,11 @@ def _defines(source: str, name: str) -> bool:
 
 def test_architecture_names_modules_classes_and_functions_that_exist():
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    tools_moved = (ROOT / "tools").is_dir()
     sources = {p: p.read_text(encoding="utf-8") for d in _code_dirs() if d.is_dir() for p in d.glob("*.py")}
     missing = []
     # module files named bare, e.g. `hooks.py`
     for name in sorted(set(re.findall(r"`(\w+\.py)`", text))):
-        if not any(p.name == name for p in sources) and not (name in WITH_TOOLS and not tools_moved):
+        if not any(p.name == name for p in sources):
             missing.append(name)
     # classes, e.g. `IngestOperator`, `StageSlaTrigger`
     for name in sorted(set(re.findall(r"`([A-Z][a-z]+[A-Z]\w*)`", text))):
