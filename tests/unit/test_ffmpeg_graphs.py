@@ -1,0 +1,364 @@
+"""ffmpeg graphs built with ffmpeg-python give what the hand-built argv gave: the same command, option for option,
+and the same bytes in every published file.
+
+GOLDEN holds the argv the hand-built builders produced (recorded from main before the move to ffmpeg-python) for
+representative titles, with the source at /in/src.mov and the output folder at /out. Two checks per case:
+- equivalence of the argv (no ffmpeg run): the same inputs, global options, and per output file the same options
+  and the same filter graph feeding each -map, read the way ffmpeg reads a filtergraph (escapes and quotes undone,
+  labels followed to the filters behind them, option order ignored);
+- identical bytes: both argv run on a short generated clip (lavfi testsrc2 + sine, 3 s, 180p) and the md5 of every
+  output file compared (x264 runs with sliced threads: repeatable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mediaflow import ladder
+from mediaflow.spec import Rung, load_specs
+
+SPECS = load_specs()
+FF = SPECS["feature_film"]
+SRC, OUT = "/in/src.mov", "/out"
+SMALL = (Rung(180, 400), Rung(120, 200))
+MEASURED = ("aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,"
+            "volume=-3.00dB,aresample=48000")  # fmt: skip
+
+
+def small():
+    return ladder.select_renditions(SMALL, 320, 180)
+
+
+# what each case builds today; the key names the GOLDEN entry
+CASES = {
+    "feature_film_1080_audio_posters": lambda src, out: ladder.transcode_argv(
+        src, out, ladder.select_renditions(FF.ladder, 1920, 1080), fps=25.0, interlaced=False, has_audio=True,
+        loudness=FF.loudness, duration_s=5400.0),
+    "small_two_rungs_audio_posters_measured": lambda src, out: ladder.transcode_argv(
+        src, out, small(), fps=25.0, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0,
+        audio_filter=MEASURED),
+    "small_no_audio_interlaced_ntsc": lambda src, out: ladder.transcode_argv(
+        src, out, small(), fps=29.97, interlaced=True, has_audio=False, loudness=FF.loudness, duration_s=3.0),
+    "small_no_posters_audio": lambda src, out: ladder.transcode_argv(
+        src, out, small(), fps=25.0, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0,
+        poster=False),
+    "audio_only_default_loudnorm": lambda src, out: ladder.transcode_argv(
+        src, out, [], fps=None, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0),
+    "audio_argv": lambda src, out: ladder.audio_argv(
+        src, f"{out}/audio", audio_filter="aformat=sample_fmts=fltp,volume=1.00dB,aresample=48000"),
+    "locale_audio_argv": lambda src, out: ladder.locale_audio_argv(
+        src, f"{out}/audio_fr", loudness=FF.loudness, duration_s=3.0),
+    "poster_frame_argv": lambda src, out: ladder.poster_frame_argv(
+        src, f"{out}/posters/p2.jpg", small()[0], time_s=1.5, fps=29.97, interlaced=True),
+}
+# fmt: off
+GOLDEN = {
+    'feature_film_1080_audio_posters': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        "[0:v:0]fps=25,split=6[s0][s1][s2][s3][s4][s5];[s0]scale=1920:1080:flags=bicubic,setsar=1,format=yuv420p[v0];[s1]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p[v1];[s2]scale=854:480:flags=bicubic,setsar=1,format=yuv420p[v2];[s3]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v3];[s4]select='gte(t\\,10.0)*lt(selected_n\\,1)',scale=1920:1080,setsar=1[vp];[s5]select='gte(t\\,1)*lt(selected_n\\,3)*gt(scene\\,0.3)*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,1350))',scale=1920:1080,setsar=1[vc];[0:a:0]aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,loudnorm=I=-23:TP=-2:LRA=7:offset=0.00:linear=false,aresample=48000[a0]",
+        '-map', '[v0]', '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-x264-params',
+        'sliced-threads=1', '-b:v', '5500k', '-maxrate', '6050k', '-bufsize', '11000k', '-g', '100', '-keyint_min',
+        '100', '-sc_threshold', '0', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-f',
+        'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments',
+        '-hls_segment_filename', '/out/v1080/seg_%05d.ts', '/out/v1080/index.m3u8', '-map', '[v1]', '-an', '-c:v',
+        'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-x264-params', 'sliced-threads=1', '-b:v', '3200k',
+        '-maxrate', '3520k', '-bufsize', '6400k', '-g', '100', '-keyint_min', '100', '-sc_threshold', '0',
+        '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-f', 'hls', '-hls_time', '4',
+        '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments', '-hls_segment_filename',
+        '/out/v720/seg_%05d.ts', '/out/v720/index.m3u8', '-map', '[v2]', '-an', '-c:v', 'libx264', '-preset',
+        'veryfast', '-profile:v', 'high', '-x264-params', 'sliced-threads=1', '-b:v', '1300k', '-maxrate', '1430k',
+        '-bufsize', '2600k', '-g', '100', '-keyint_min', '100', '-sc_threshold', '0', '-map_metadata', '-1',
+        '-fflags', '+bitexact', '-flags:v', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod',
+        '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/v480/seg_%05d.ts',
+        '/out/v480/index.m3u8', '-map', '[v3]', '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high',
+        '-x264-params', 'sliced-threads=1', '-b:v', '750k', '-maxrate', '825k', '-bufsize', '1500k', '-g', '100',
+        '-keyint_min', '100', '-sc_threshold', '0', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v',
+        '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments',
+        '-hls_segment_filename', '/out/v360/seg_%05d.ts', '/out/v360/index.m3u8', '-map', '[vp]', '-frames:v', '1',
+        '-q:v', '3', '-update', '1', '/out/poster.jpg', '-map', '[vc]', '-fps_mode', 'vfr', '-frames:v', '3', '-q:v',
+        '3', '-flags:v', '+bitexact', '-frame_pts', '1', '/out/posters/scene_%d.jpg', '-map', '[a0]', '-vn', '-c:a',
+        'aac', '-b:a', '128k', '-ac', '2', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:a', '+bitexact',
+        '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments',
+        '-hls_segment_filename', '/out/audio/seg_%05d.ts', '/out/audio/index.m3u8',
+    ],
+    'small_two_rungs_audio_posters_measured': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        "[0:v:0]fps=25,split=4[s0][s1][s2][s3];[s0]scale=320:180:flags=bicubic,setsar=1,format=yuv420p[v0];[s1]scale=214:120:flags=bicubic,setsar=1,format=yuv420p[v1];[s2]select='gte(t\\,0.3)*lt(selected_n\\,1)',scale=320:180,setsar=1[vp];[s3]select='gte(t\\,1)*lt(selected_n\\,3)*gt(scene\\,0.3)*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,0.75))',scale=320:180,setsar=1[vc];[0:a:0]aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,volume=-3.00dB,aresample=48000[a0]",
+        '-map', '[v0]', '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-x264-params',
+        'sliced-threads=1', '-b:v', '400k', '-maxrate', '440k', '-bufsize', '800k', '-g', '100', '-keyint_min', '100',
+        '-sc_threshold', '0', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-f', 'hls',
+        '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments', '-hls_segment_filename',
+        '/out/v180/seg_%05d.ts', '/out/v180/index.m3u8', '-map', '[v1]', '-an', '-c:v', 'libx264', '-preset',
+        'veryfast', '-profile:v', 'high', '-x264-params', 'sliced-threads=1', '-b:v', '200k', '-maxrate', '220k',
+        '-bufsize', '400k', '-g', '100', '-keyint_min', '100', '-sc_threshold', '0', '-map_metadata', '-1', '-fflags',
+        '+bitexact', '-flags:v', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod',
+        '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/v120/seg_%05d.ts',
+        '/out/v120/index.m3u8', '-map', '[vp]', '-frames:v', '1', '-q:v', '3', '-update', '1', '/out/poster.jpg',
+        '-map', '[vc]', '-fps_mode', 'vfr', '-frames:v', '3', '-q:v', '3', '-flags:v', '+bitexact', '-frame_pts', '1',
+        '/out/posters/scene_%d.jpg', '-map', '[a0]', '-vn', '-c:a', 'aac', '-b:a', '128k', '-ac', '2',
+        '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:a', '+bitexact', '-f', 'hls', '-hls_time', '4',
+        '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments', '-hls_segment_filename',
+        '/out/audio/seg_%05d.ts', '/out/audio/index.m3u8',
+    ],
+    'small_no_audio_interlaced_ntsc': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        "[0:v:0]bwdif=mode=send_frame:deint=all,fps=30000/1001,split=4[s0][s1][s2][s3];[s0]scale=320:180:flags=bicubic,setsar=1,format=yuv420p[v0];[s1]scale=214:120:flags=bicubic,setsar=1,format=yuv420p[v1];[s2]select='gte(t\\,0.3)*lt(selected_n\\,1)',scale=320:180,setsar=1[vp];[s3]select='gte(t\\,1)*lt(selected_n\\,3)*gt(scene\\,0.3)*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,0.75))',scale=320:180,setsar=1[vc]",
+        '-map', '[v0]', '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-x264-params',
+        'sliced-threads=1', '-b:v', '400k', '-maxrate', '440k', '-bufsize', '800k', '-g', '120', '-keyint_min', '120',
+        '-sc_threshold', '0', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-f', 'hls',
+        '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments', '-hls_segment_filename',
+        '/out/v180/seg_%05d.ts', '/out/v180/index.m3u8', '-map', '[v1]', '-an', '-c:v', 'libx264', '-preset',
+        'veryfast', '-profile:v', 'high', '-x264-params', 'sliced-threads=1', '-b:v', '200k', '-maxrate', '220k',
+        '-bufsize', '400k', '-g', '120', '-keyint_min', '120', '-sc_threshold', '0', '-map_metadata', '-1', '-fflags',
+        '+bitexact', '-flags:v', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod',
+        '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/v120/seg_%05d.ts',
+        '/out/v120/index.m3u8', '-map', '[vp]', '-frames:v', '1', '-q:v', '3', '-update', '1', '/out/poster.jpg',
+        '-map', '[vc]', '-fps_mode', 'vfr', '-frames:v', '3', '-q:v', '3', '-flags:v', '+bitexact', '-frame_pts', '1',
+        '/out/posters/scene_%d.jpg',
+    ],
+    'small_no_posters_audio': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        '[0:v:0]fps=25,split=2[s0][s1];[s0]scale=320:180:flags=bicubic,setsar=1,format=yuv420p[v0];[s1]scale=214:120:flags=bicubic,setsar=1,format=yuv420p[v1];[0:a:0]aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,loudnorm=I=-23:TP=-2:LRA=7:offset=0.00:linear=false,aresample=48000[a0]',
+        '-map', '[v0]', '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-x264-params',
+        'sliced-threads=1', '-b:v', '400k', '-maxrate', '440k', '-bufsize', '800k', '-g', '100', '-keyint_min', '100',
+        '-sc_threshold', '0', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-f', 'hls',
+        '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments', '-hls_segment_filename',
+        '/out/v180/seg_%05d.ts', '/out/v180/index.m3u8', '-map', '[v1]', '-an', '-c:v', 'libx264', '-preset',
+        'veryfast', '-profile:v', 'high', '-x264-params', 'sliced-threads=1', '-b:v', '200k', '-maxrate', '220k',
+        '-bufsize', '400k', '-g', '100', '-keyint_min', '100', '-sc_threshold', '0', '-map_metadata', '-1', '-fflags',
+        '+bitexact', '-flags:v', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod',
+        '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/v120/seg_%05d.ts',
+        '/out/v120/index.m3u8', '-map', '[a0]', '-vn', '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-map_metadata',
+        '-1', '-fflags', '+bitexact', '-flags:a', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type',
+        'vod', '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/audio/seg_%05d.ts',
+        '/out/audio/index.m3u8',
+    ],
+    'audio_only_default_loudnorm': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        '[0:a:0]aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,loudnorm=I=-23:TP=-2:LRA=7:offset=0.00:linear=false,aresample=48000[a0]',
+        '-map', '[a0]', '-vn', '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-map_metadata', '-1', '-fflags',
+        '+bitexact', '-flags:a', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod',
+        '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/audio/seg_%05d.ts',
+        '/out/audio/index.m3u8',
+    ],
+    'audio_argv': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        '[0:a:0]aformat=sample_fmts=fltp,volume=1.00dB,aresample=48000[a0]', '-map', '[a0]', '-vn', '-c:a', 'aac',
+        '-b:a', '128k', '-ac', '2', '-map_metadata', '-1', '-fflags', '+bitexact', '-flags:a', '+bitexact', '-f',
+        'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_flags', 'independent_segments',
+        '-hls_segment_filename', '/out/audio/seg_%05d.ts', '/out/audio/index.m3u8',
+    ],
+    'locale_audio_argv': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-i', '/in/src.mov', '-filter_complex',
+        '[0:a:0]aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,loudnorm=I=-23:TP=-2:LRA=7:offset=0.00:linear=false,aresample=48000,apad[a]',
+        '-t', '3.000', '-map', '[a]', '-vn', '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-map_metadata', '-1',
+        '-fflags', '+bitexact', '-flags:a', '+bitexact', '-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod',
+        '-hls_flags', 'independent_segments', '-hls_segment_filename', '/out/audio_fr/seg_%05d.ts',
+        '/out/audio_fr/index.m3u8',
+    ],
+    'poster_frame_argv': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-y', '-ss', '0.000000', '-i', '/in/src.mov', '-ss', '1.483317', '-map',
+        '0:v:0', '-vf', 'bwdif=mode=send_frame:deint=all,scale=320:180,setsar=1', '-frames:v', '1', '-q:v', '3',
+        '-flags:v', '+bitexact', '-update', '1', '/out/posters/p2.jpg',
+    ],
+}
+# fmt: on
+
+
+# ---------------------------------------------------------------- reading an argv the way ffmpeg does
+
+FLAGS = {"-nostdin", "-hide_banner", "-y", "-an", "-vn", "-nostats"}  # options without a value
+GLOBAL = {"-nostdin", "-hide_banner", "-y", "-nostats", "-loglevel", "-filter_complex", "-progress", "-stats_period"}
+
+
+def token(text: str, i: int, stop: str) -> tuple[str, int]:
+    """libavutil's av_get_token: up to an unquoted, unescaped char of `stop`; quotes and backslashes undone."""
+    out, quoted = [], False
+    while i < len(text):
+        c = text[i]
+        if quoted:
+            if c == "'":
+                quoted = False
+            else:
+                out.append(c)
+        elif c == "\\" and i + 1 < len(text):
+            i += 1
+            out.append(text[i])
+        elif c == "'":
+            quoted = True
+        elif c in stop:
+            break
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out).strip(), i
+
+
+def filter_args(opts: str) -> tuple:
+    """A filter's options as libavfilter reads them: ':'-separated, each `key=value` or a positional value."""
+    positional, named = [], []
+    i = 0
+    while i <= len(opts) and opts:
+        m = re.match(r"[-\w/.]+=", opts[i:])
+        if m:
+            key = m.group(0)[:-1]
+            value, i = token(opts, i + len(m.group(0)), ":")
+            named.append((key, value))
+        else:
+            value, i = token(opts, i, ":")
+            positional.append(value)
+        if i >= len(opts):
+            break
+        i += 1  # the ':'
+    return tuple(positional), tuple(sorted(named))
+
+
+def parse_graph(graph: str) -> dict:
+    """label -> (filter, its input labels) of a -filter_complex; a filter is (name, positional, named).
+    Unlabelled links inside a chain get labels of their own."""
+    produced: dict[str, tuple] = {}
+    i, n = 0, 0
+    while i < len(graph):
+        inputs = []
+        while i < len(graph) and graph[i] == "[":
+            j = graph.index("]", i)
+            inputs.append(graph[i + 1 : j])
+            i = j + 1
+        while True:
+            name, i = token(graph, i, "=,;[")
+            opts = ""
+            if i < len(graph) and graph[i] == "=":
+                start = i + 1
+                # the options token: unescape at graph level (what av_get_token(buf, "[],;") returns)
+                opts, i = token(graph, start, "[],;")
+            outputs = []
+            while i < len(graph) and graph[i] == "[":
+                j = graph.index("]", i)
+                outputs.append(graph[i + 1 : j])
+                i = j + 1
+            flt = (name, *filter_args(opts))
+            if not outputs:
+                n += 1
+                outputs = [f"#link{n}"]
+            for k, label in enumerate(outputs):
+                produced[label] = (flt, tuple(inputs), k if name not in ("split", "asplit") else 0)
+            sep = graph[i] if i < len(graph) else ";"
+            i += 1
+            if sep == ",":
+                inputs = [outputs[0]]
+                continue
+            break
+    return produced
+
+
+def resolve(label: str, produced: dict):
+    """What feeds a label: the nested filters back to the input stream."""
+    if label not in produced:
+        return ("input", label)
+    flt, inputs, pad = produced[label]
+    return (flt, pad, tuple(resolve(x, produced) for x in inputs))
+
+
+def canonical(argv: list[str]) -> dict:
+    """An argv as ffmpeg reads it: program, global options, inputs with their options, and per output file its
+    options (order ignored) and what feeds each -map (filter labels followed to the filters)."""
+    assert argv[0] in ("ffmpeg", "ffprobe")
+    glob, inputs, outputs, pending = [], [], {}, []
+    i, graph = 1, ""
+    while i < len(argv):
+        a = argv[i]
+        if a in GLOBAL:
+            value = None if a in FLAGS else argv[i + 1]
+            if a == "-filter_complex":
+                graph = value
+            else:
+                glob.append((a, value))
+            i += 1 if a in FLAGS else 2
+        elif a == "-i":
+            inputs.append((argv[i + 1], tuple(sorted(pending))))
+            pending = []
+            i += 2
+        elif a.startswith("-") and a != "-":
+            pending.append((a, None if a in FLAGS else argv[i + 1]))
+            i += 1 if a in FLAGS else 2
+        else:
+            assert a not in outputs, f"{a}: two outputs"
+            outputs[a] = pending
+            pending = []
+            i += 1
+    assert not pending, f"trailing options {pending}"
+    produced = parse_graph(graph) if graph else {}
+    files = {}
+    for path, opts in outputs.items():
+        maps = tuple(resolve(v[1:-1] if v.startswith("[") else v, produced) for k, v in opts if k == "-map")
+        files[path] = {"maps": maps, "options": tuple(sorted((k, v) for k, v in opts if k != "-map"))}
+    return {"program": argv[0], "global": tuple(sorted(glob)), "inputs": inputs, "outputs": files}
+
+
+def golden(name: str, src: str = SRC, out: str = OUT) -> list[str]:
+    return [a.replace(SRC, src).replace(OUT + "/", out + "/") for a in GOLDEN[name]]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_argv_reads_as_the_golden_one(name):
+    new = CASES[name](SRC, OUT)
+    assert all(isinstance(a, str) for a in new)
+    assert canonical(new) == canonical(GOLDEN[name])
+
+
+def test_reading_sees_a_changed_filter_or_option():
+    """The reader is no yes-man: a different scale, a different bitrate, a swapped map all read differently."""
+    base = GOLDEN["small_two_rungs_audio_posters_measured"]
+    graph = base.index("-filter_complex") + 1
+    for changed in (
+        [*base[:graph], base[graph].replace("scale=320:180", "scale=320:182"), *base[graph + 1 :]],
+        [a.replace("400k", "401k") for a in base],
+        [{"[v0]": "[v1]", "[v1]": "[v0]"}.get(a, a) for a in base],
+        [a.replace("gte(t\\,1)", "gte(t\\,2)") for a in base],
+    ):
+        assert canonical(changed) != canonical(base)
+
+
+# ---------------------------------------------------------------- the same bytes
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """3 s, 320x180, 25 fps H.264 + a stereo tone with a cut at 1.6 s (so a scene pick happens)."""
+    path = tmp_path_factory.mktemp("clip") / "src.mov"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.6",
+            "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=1.4",
+            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=3",
+            "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
+            "-c:a", "aac", "-ac", "2", "-fflags", "+bitexact", "-map_metadata", "-1", str(path))  # fmt: skip
+    return path
+
+
+def _outputs(out: Path) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _run(argv: list[str], out: Path) -> dict[str, str]:
+    for d in ("v180", "v120", "audio", "audio_fr", "posters"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    return _outputs(out)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(CASES) if n != "feature_film_1080_audio_posters"])
+def test_outputs_have_the_golden_bytes(name, clip, tmp_path):
+    old = _run(golden(name, str(clip), str(tmp_path / "old")), tmp_path / "old")
+    new = _run(CASES[name](str(clip), str(tmp_path / "new")), tmp_path / "new")
+    assert any(k.endswith((".ts", ".jpg")) for k in old), old
+    assert new == old
