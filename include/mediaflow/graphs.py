@@ -21,7 +21,7 @@ FFMPEG = "ffmpeg"
 GLOBAL = ("-nostdin", "-hide_banner", "-y")
 
 
-def compile_argv(*outputs, global_args: Iterable[str] = GLOBAL) -> list[str]:
+def command(*outputs, global_args: Iterable[str] = GLOBAL) -> list[str]:
     """The argv of one ffmpeg writing every output (ffmpeg-python OutputStreams) in one run."""
     graph = outputs[0] if len(outputs) == 1 else ffmpeg.merge_outputs(*outputs)
     return [FFMPEG, *global_args, *graph.get_args()]

@@ -151,7 +151,7 @@ def transcode_argv(
     if has_audio:
         outputs.append(_audio_hls_output(graphs.apply_chain(inp["a:0"], _audio_chain(loudness, audio_filter)),
                                          out / AUDIO_DIR))  # fmt: skip
-    return graphs.compile_argv(*outputs)
+    return graphs.command(*outputs)
 
 
 def _hls(rdir: Path) -> dict[str, str]:
@@ -225,7 +225,7 @@ def poster_frame_argv(src: str | Path, dst: str | Path, top: Rendition, *, time_
         video = video.filter("bwdif", mode="send_frame", deint="all")
     frame = _poster_sized(video, top).output(str(dst), **{
         "ss": f"{preroll:.6f}", "frames:v": "1", "q:v": "3", "flags:v": "+bitexact", "update": "1"})  # fmt: skip
-    return graphs.compile_argv(frame)
+    return graphs.command(frame)
 
 
 def _audio_chain(loudness: Loudness, audio_filter: str | None) -> str:
@@ -249,14 +249,14 @@ def locale_audio_argv(src: str | Path, out_dir: str | Path, *, loudness: Loudnes
     """An extra language track as its own HLS audio rendition, aligned to the video: padded with silence or cut
     to the programme duration so players switching language never run off the end."""
     audio = graphs.apply_chain(graphs.source(src)["a:0"], _audio_chain(loudness, audio_filter)).filter("apad")
-    return graphs.compile_argv(_audio_hls_output(audio, Path(out_dir), t=f"{duration_s:.3f}"))
+    return graphs.command(_audio_hls_output(audio, Path(out_dir), t=f"{duration_s:.3f}"))
 
 
 def audio_argv(src: str | Path, out_dir: str | Path, *, audio_filter: str) -> list[str]:
     """The programme's audio rendition alone, as transcode_argv makes it, with another normalisation pass:
     what the loudness passes after the first run (the first one is part of the single graph)."""
     audio = graphs.apply_chain(graphs.source(src)["a:0"], audio_filter)
-    return graphs.compile_argv(_audio_hls_output(audio, Path(out_dir)))
+    return graphs.command(_audio_hls_output(audio, Path(out_dir)))
 
 
 _EXTINF = re.compile(r"^#EXTINF:([\d.]+)", re.M)

@@ -10,11 +10,10 @@ import hashlib
 import json
 import logging
 import re
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
-from mediaflow.capacity import media_priority
+from mediaflow import ffrun
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def run_tool(argv: list[str], *, check: bool = False) -> subprocess.CompletedProcess:
-    """Run an ffmpeg/ffprobe argv (no shell) at media priority, below the control plane (mediaflow.capacity), its
-    output captured as text. Every ffmpeg/ffprobe the domain starts goes through here."""
-    return subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace", check=check,
-                          preexec_fn=media_priority())  # fmt: skip
 
 
 def ffprobe_argv(path: str | Path) -> list[str]:
@@ -150,7 +142,7 @@ def _tool_message(stderr: str, path: Path) -> str:
 def _probe_json(path: Path) -> dict:
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: file is empty (0 bytes)")
-    proc = run_tool(ffprobe_argv(path))
+    proc = ffrun.run(ffprobe_argv(path), purpose="probe", timeout=ffrun.PROBE_TIMEOUT_S)
     if proc.returncode != 0:
         raise MediaError(f"{path.name}: ffprobe cannot read it: {_tool_message(proc.stderr, path) or 'no detail'}")
     return json.loads(proc.stdout or "{}")
@@ -248,7 +240,7 @@ def decode_test(path: str | Path, facts: dict) -> tuple[dict | None, list[str]]:
     video, audio = facts.get("video") or {}, facts.get("audio") or {}
     argv = decode_argv(path, has_video=bool(facts["video"]), has_audio=facts["audio_streams"] > 0,
                        video_index=video.get("index"), audio_index=audio.get("index"))  # fmt: skip
-    proc = run_tool(argv)
+    proc = ffrun.run(argv, purpose="decode test", timeout=ffrun.budget_s(facts.get("duration_s")))
     errors, loudness = parse_decode_log(proc.stderr, proc.stdout)
     warnings = []
     if proc.returncode != 0 or errors:
@@ -278,7 +270,8 @@ def head_packets_argv(path: str | Path, *, stream_index: int) -> list[str]:
 def leading_frames(path: str | Path, *, stream_index: int) -> dict | None:
     """The video packets before the first keyframe: {'frames', 'seconds' (from the first packet to the keyframe)};
     None when the stream starts with a keyframe or none is found near its start."""
-    proc = run_tool(head_packets_argv(path, stream_index=stream_index))
+    proc = ffrun.run(head_packets_argv(path, stream_index=stream_index), purpose="first keyframe",
+                     timeout=ffrun.PROBE_TIMEOUT_S)  # fmt: skip
     packets = json.loads(proc.stdout or "{}").get("packets") or [] if proc.returncode == 0 else []
     first_key = next((i for i, p in enumerate(packets) if "K" in (p.get("flags") or "")), None)
     if not first_key:  # None (no keyframe near the start) or 0 (starts with one)
@@ -351,9 +344,10 @@ def _prepared(path: Path, facts: dict, raw: dict, *, lead: dict | None, workdir:
     out = workdir / (path.name if transport else f"{path.stem}.mkv")
     if out.resolve() == path.resolve():
         out = workdir / f"{path.stem}.prepared{path.suffix}"
-    proc = run_tool(from_keyframe_argv(path, out, video_index=(facts.get("video") or {}).get("index"),
+    proc = ffrun.run(from_keyframe_argv(path, out, video_index=(facts.get("video") or {}).get("index"),
                                        audio_index=(facts.get("audio") or {}).get("index"),
-                                       muxer="mpegts" if transport else "matroska"))  # fmt: skip
+                                       muxer="mpegts" if transport else "matroska"),
+                     purpose="copy from the first keyframe", timeout=ffrun.budget_s(facts.get("duration_s")))  # fmt: skip
     if proc.returncode != 0:
         raise DecodeError(f"{path.name}: the picked streams cannot be copied: {_tool_message(proc.stderr, path)}")
     try:

@@ -19,7 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediaflow.media import MediaError, run_tool
+from mediaflow import ffrun
+from mediaflow.media import MediaError
 
 KINDS = ("black", "freeze", "silence")
 SEVERITIES = ("warning", "error")
@@ -124,7 +125,7 @@ def detect(path: str | Path, *, duration_s: float, has_video: bool, has_audio: b
     with tempfile.TemporaryDirectory(prefix="mediaflow-qcmeta-") as meta:
         argv = detect_argv(path, has_video=has_video, has_audio=has_audio, metadata_dir=meta, thresholds=thresholds,
                            video_index=video_index, audio_index=audio_index)  # fmt: skip
-        proc = run_tool(argv)
+        proc = ffrun.run(argv, purpose="QC detectors", timeout=ffrun.budget_s(duration_s))
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ["no detail"]
             raise MediaError(f"{Path(path).name}: QC decode failed: {tail[0][-300:]}")
