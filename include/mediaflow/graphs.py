@@ -19,6 +19,7 @@ import ffmpeg
 
 FFMPEG = "ffmpeg"
 GLOBAL = ("-nostdin", "-hide_banner", "-y")
+QUIET = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error")  # analysis passes: errors only, no stats
 
 
 def command(*outputs, global_args: Iterable[str] = GLOBAL) -> list[str]:
@@ -30,6 +31,11 @@ def command(*outputs, global_args: Iterable[str] = GLOBAL) -> list[str]:
 def source(path: str | Path, **options) -> ffmpeg.nodes.FilterableStream:
     """An input file; `options` are its input options (ss="1.5" -> -ss 1.5 before -i)."""
     return ffmpeg.input(str(path), **options)
+
+
+def null_output(*streams):
+    """Every stream decoded (and filtered) to nothing: an analysis pass whose results come from its filters."""
+    return ffmpeg.output(*streams, "-", format="null")
 
 
 _KEY = re.compile(r"^[A-Za-z_][\w-]*=")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mediaflow import ffrun
+from mediaflow import ffrun, graphs
 from mediaflow.media import MediaError
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,11 @@ FULL_BLOCK = 3  # ebur128's first momentary values come before its 400 ms window
 
 
 def measure_argv(path: str | Path, *, stream: str = "a:0", chain: str | None = None) -> list[str]:
-    """One decode of `stream` (through `chain` first, e.g. DOWNMIX) into ebur128; the figures come on stdout."""
-    return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-        "-i", str(path), "-map", f"0:{stream}",
-        "-filter:a", f"{chain},{METER}" if chain else METER,
-        "-f", "null", "-",
-    ]  # fmt: skip
+    """One decode of `stream` (through `chain` first, e.g. DOWNMIX) into ebur128; the figures come on stdout.
+    Built with ffmpeg-python (mediaflow.graphs)."""
+    audio = graphs.source(path)[stream]
+    audio = graphs.apply_chain(audio, f"{chain},{METER}" if chain else METER)
+    return graphs.command(graphs.null_output(audio), global_args=graphs.QUIET)
 
 
 def _db(linear: float | None) -> float | None:

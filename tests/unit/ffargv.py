@@ -60,7 +60,7 @@ def filter_args(opts: str, name: str = "") -> tuple:
     return tuple(positional), tuple(sorted(named))
 
 
-def parse_graph(graph: str) -> dict:
+def parse_graph(graph: str, prefix: str = "#link") -> dict:
     """label -> (filter, its input labels) of a -filter_complex; a filter is (name, positional, named).
     Unlabelled links inside a chain get labels of their own."""
     produced: dict[str, tuple] = {}
@@ -86,7 +86,7 @@ def parse_graph(graph: str) -> dict:
             flt = (name, *filter_args(opts, name))
             if not outputs:
                 n += 1
-                outputs = [f"#link{n}"]
+                outputs = [f"{prefix}{n}"]
             for k, label in enumerate(outputs):
                 produced[label] = (flt, tuple(inputs), k if name not in ("split", "asplit") else 0)
             sep = graph[i] if i < len(graph) else ";"
@@ -144,7 +144,7 @@ def canonical(argv: list[str]) -> dict:
             chain = [v for k, v in opts if k == flag]
             if chain:
                 at = next((n for n, m in enumerate(maps) if kind in m), fallback % len(maps))
-                simple = parse_graph(f"[{maps[at]}]{chain[0]}[{flag}:{path}]")
+                simple = parse_graph(f"[{maps[at]}]{chain[0]}[{flag}:{path}]", prefix=f"#{flag}:{path}:")
                 produced = {**produced, **simple}
                 maps[at] = f"{flag}:{path}"
         maps = tuple(resolve(m, produced) for m in maps)

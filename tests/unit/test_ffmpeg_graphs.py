@@ -6,7 +6,7 @@ representative titles, with the source at /in/src.mov and the output folder at /
 - equivalence of the argv (no ffmpeg run): the same inputs, global options, and per output file the same options
   and the same filter graph feeding each -map, read the way ffmpeg reads a filtergraph (escapes and quotes undone,
   labels followed to the filters behind them, option order ignored);
-- identical bytes: both argv run on a short generated clip (lavfi testsrc2 + sine, 3 s, 180p) and the md5 of every
+- identical bytes: both argv run on a short generated clip (lavfi black, testsrc2, smptebars + silence, sine: 3 s, 180p) and the md5 of every
   output file compared (x264 runs with sliced threads: repeatable).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import ladder
+from mediaflow import ladder, loudness, media, qc
 from mediaflow.spec import Rung, load_specs
 
 SPECS = load_specs()
@@ -54,6 +54,16 @@ CASES = {
         src, f"{out}/audio_fr", loudness=FF.loudness, duration_s=3.0),
     "poster_frame_argv": lambda src, out: ladder.poster_frame_argv(
         src, f"{out}/posters/p2.jpg", small()[0], time_s=1.5, fps=29.97, interlaced=True),
+    "qc_detect_argv": lambda src, out: qc.detect_argv(src, has_video=True, has_audio=True, metadata_dir=f"{out}/qc"),
+    "qc_detect_argv_picked_audio_only": lambda src, out: qc.detect_argv(
+        src, has_video=False, has_audio=True, metadata_dir=f"{out}/qc", audio_index=1),
+    "loudness_measure_argv_downmix": lambda src, out: loudness.measure_argv(src, chain=loudness.DOWNMIX),
+    "media_decode_argv": lambda src, out: media.decode_argv(src, has_video=True, has_audio=True, video_index=0,
+                                                            audio_index=1),
+}
+STDOUT = {  # commands whose result is their stdout: what of it must be the same
+    "loudness_measure_argv_downmix": lambda text: text,
+    "media_decode_argv": lambda text: [line for line in text.splitlines() if line.startswith(("lavfi.", "frame="))],
 }
 # fmt: off
 GOLDEN = {
@@ -165,6 +175,27 @@ GOLDEN = {
         '0:v:0', '-vf', 'bwdif=mode=send_frame:deint=all,scale=320:180,setsar=1', '-frames:v', '1', '-q:v', '3',
         '-flags:v', '+bitexact', '-update', '1', '/out/posters/p2.jpg',
     ],
+    'qc_detect_argv': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-nostats', '-loglevel', 'error', '-i', '/in/src.mov', '-map', '0:v:0',
+        '-vf', 'blackdetect=d=1:pix_th=0.1,freezedetect=n=-60dB:d=2,metadata=mode=print:file=/out/qc/video.meta',
+        '-map', '0:a:0', '-af', 'silencedetect=n=-60dB:d=1,ametadata=mode=print:file=/out/qc/audio.meta', '-f',
+        'null', '-',
+    ],
+    'qc_detect_argv_picked_audio_only': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-nostats', '-loglevel', 'error', '-i', '/in/src.mov', '-map', '0:1',
+        '-af', 'silencedetect=n=-60dB:d=1,ametadata=mode=print:file=/out/qc/audio.meta', '-f', 'null', '-',
+    ],
+    'loudness_measure_argv_downmix': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-nostats', '-loglevel', 'error', '-i', '/in/src.mov', '-map', '0:a:0',
+        '-filter:a',
+        'aformat=sample_fmts=fltp,pan=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR,ebur128=peak=true:framelog=verbose:metadata=1,ametadata=mode=print:file=-:direct=1',
+        '-f', 'null', '-',
+    ],
+    'media_decode_argv': [
+        'ffmpeg', '-nostdin', '-hide_banner', '-nostats', '-loglevel', 'repeat+level+info', '-progress', 'pipe:1',
+        '-i', '/in/src.mov', '-map', '0:0', '-map', '0:1', '-filter:a',
+        'ebur128=peak=true:framelog=verbose:metadata=1,ametadata=mode=print:file=-:direct=1', '-f', 'null', '-',
+    ],
 }
 # fmt: on
 
@@ -205,13 +236,16 @@ def _ffmpeg(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    """3 s, 320x180, 25 fps H.264 + a stereo tone with a cut at 1.6 s (so a scene pick happens)."""
+    """3 s, 320x180, 25 fps H.264 + a stereo tone: 1.2 s black and silent (QC finds both), then two shots (a cut at
+    2.2 s: a scene pick)."""
     path = tmp_path_factory.mktemp("clip") / "src.mov"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.6",
-            "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=1.4",
-            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=3",
-            "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
+    _ffmpeg("-f", "lavfi", "-i", "color=black:size=320x180:rate=25:duration=1.2",
+            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.0",
+            "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=0.8",
+            "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo:d=1.2",
+            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=1.8",
+            "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v];[3:a][4:a]concat=n=2:v=0:a=1[a]",
+            "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
             "-c:a", "aac", "-ac", "2", "-fflags", "+bitexact", "-map_metadata", "-1", str(path))  # fmt: skip
     return path
 
@@ -221,16 +255,31 @@ def _outputs(out: Path) -> dict[str, str]:
             for p in sorted(out.rglob("*")) if p.is_file()}  # fmt: skip
 
 
-def _run(argv: list[str], out: Path) -> dict[str, str]:
-    for d in ("v180", "v120", "audio", "audio_fr", "posters"):
+def _run(argv: list[str], out: Path, name: str) -> dict[str, str]:
+    for d in ("v180", "v120", "audio", "audio_fr", "posters", "qc"):
         (out / d).mkdir(parents=True, exist_ok=True)
-    subprocess.run(argv, check=True, capture_output=True, timeout=300)
-    return _outputs(out)
+    proc = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=300)
+    files = _outputs(out)
+    if name in STDOUT:
+        files["<stdout>"] = STDOUT[name](proc.stdout)
+    return files
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(CASES) if n != "feature_film_1080_audio_posters"])
 def test_outputs_have_the_golden_bytes(name, clip, tmp_path):
-    old = _run(golden(name, str(clip), str(tmp_path / "old")), tmp_path / "old")
-    new = _run(CASES[name](str(clip), str(tmp_path / "new")), tmp_path / "new")
-    assert any(k.endswith((".ts", ".jpg")) for k in old), old
-    assert new == old
+    old = _run(golden(name, str(clip), str(tmp_path / "old")), tmp_path / "old", name)
+    new = _run(CASES[name](str(clip), str(tmp_path / "new")), tmp_path / "new", name)
+    assert any(k.endswith((".ts", ".jpg", ".meta")) for k in old) or old.get("<stdout>"), old
+    # The golden argv itself is not always repeatable: small_no_audio_interlaced_ntsc gave another v120 segment in
+    # about 1 run of 8 (x264 sliced threads after bwdif + fps=30000/1001; seen on main's code before this move).
+    # A difference is checked against two more golden runs: the new argv must give bytes the golden one gives.
+    seen = [old]
+
+    def differing() -> dict[str, str]:
+        return {k: v for k, v in new.items() if all(run.get(k) != v for run in seen)}
+
+    while differing() and len(seen) < 3:
+        again = tmp_path / f"old{len(seen) + 1}"
+        seen.append(_run(golden(name, str(clip), str(again)), again, name))
+    assert differing() == {}, f"files with other bytes than any of {len(seen)} golden run(s) gave"
+    assert new.keys() == old.keys()
