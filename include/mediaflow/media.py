@@ -13,7 +13,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
-from mediaflow import ffrun
+from mediaflow import ffrun, graphs
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,9 @@ def probe(path: str | Path) -> dict:
     return facts
 
 
-def _map(index: int | None, kind: str) -> str:
-    return f"0:{index}" if index is not None else f"0:{kind}:0"
+def _selector(index: int | None, kind: str) -> str:
+    """The picked stream of the input (by index), else the first of its kind."""
+    return str(index) if index is not None else f"{kind}:0"
 
 
 def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool, video_index: int | None = None,
@@ -166,15 +167,16 @@ def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool, video_ind
     """The decode test of the picked video and audio stream (by index; else the first of each). -progress on stdout:
     how far the decode got (out_time_us) and how many video frames decoded (frame). Every error line is kept
     ('repeat': not folded into 'Last message repeated'), so errors can be counted."""
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1",
-            "-i", str(path)]  # fmt: skip
+    inp = graphs.source(path)
+    streams = []
     if has_video:
-        argv += ["-map", _map(video_index, "v")]
+        streams.append(inp[_selector(video_index, "v")])
     if has_audio:  # loudness as ebur128's frame metadata on stdout too (mediaflow.loudness.METER)
         from mediaflow.loudness import METER  # loudness imports this module's MediaError
 
-        argv += ["-map", _map(audio_index, "a"), "-filter:a", METER]
-    return argv + ["-f", "null", "-"]
+        streams.append(graphs.apply_chain(inp[_selector(audio_index, "a")], METER))
+    return graphs.command(graphs.null_output(*streams), global_args=(
+        "-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1"))
 
 
 _ERROR_LINE = re.compile(r"\[(error|fatal|panic)\]")
