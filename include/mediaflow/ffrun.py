@@ -94,7 +94,7 @@ class Runner:
 
     def __init__(self, *, on_line: Callable[[str], None] | None = None) -> None:
         self.on_line = on_line
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # kill() may run in a signal handler on the thread inside run()
         self._proc: subprocess.Popen | None = None
         self._killed = False
 
