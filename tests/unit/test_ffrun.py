@@ -129,3 +129,23 @@ def test_budgets():
     assert ffrun.budget_s(None) == ffrun.DEFAULT_TIMEOUT_S
     assert ffrun.budget_s(30.0) == ffrun.MIN_TIMEOUT_S
     assert ffrun.budget_s(7200.0) == 7200.0 * ffrun.PER_SOURCE_S
+
+
+def test_kill_from_a_signal_handler_on_the_running_thread():
+    """Airflow calls on_kill from its SIGTERM handler, on the thread that is inside run(): no deadlock, it ends."""
+    import signal
+
+    runner = ffrun.Runner()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: runner.kill())
+    try:
+        def send():
+            deadline = time.monotonic() + 10
+            while runner.pid is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        threading.Thread(target=send, daemon=True).start()
+        with pytest.raises(ffrun.FFmpegKilled):
+            runner.run(FOREVER, purpose="transcode", timeout=60)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
