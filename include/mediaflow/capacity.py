@@ -129,8 +129,8 @@ def lower_priority(pid: int = 0, *, nice: int, io_level: int | None = None) -> N
 def media_priority(env: Mapping[str, str] | None = None):
     """A callable that puts the calling process at media priority (MEDIAFLOW_MEDIA_NICE, lowest best-effort I/O).
 
-    The one place every ffmpeg/ffprobe gets its priority: `media.run_tool` passes it as the child's preexec_fn,
-    FFmpegHook calls it in the task process before it starts ffmpeg (which inherits it). The setting is read here,
+    The one place every ffmpeg/ffprobe gets its priority: the runner (mediaflow.ffrun) passes it as the child's
+    preexec_fn; FFmpegHook also calls it in the task process before it starts ffmpeg. The setting is read here,
     in the parent; the callable makes only system calls, so it is safe between fork and exec."""
     nice = capacity(env).media_nice
     _ioprio_syscall()  # resolved here, not in the child

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from mediaflow import captions, compliance, decisions, ladder, localcache, localize, loudness, media, names, posters, trigger
+from mediaflow import (
+    captions, compliance, decisions, ffrun, ladder, localcache, localize, loudness, media, names, posters, trigger,
+)
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
 from mediaflow.results import Localized, Review, SummaryEntry
@@ -227,8 +229,8 @@ def embedded_caption_item(manifest, facts: dict, source_uri: str) -> dict | None
 
 def _codec_of(segment: Path) -> str:
     """RFC 6381 codec string of an encoded segment, from its real profile and level."""
-    proc = media.run_tool(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=profile,level",
-                           "-of", "json", str(segment)], check=True)  # fmt: skip
+    proc = ffrun.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=profile,level",
+                      "-of", "json", str(segment)], purpose="codec level", timeout=ffrun.PROBE_TIMEOUT_S, check=True)  # fmt: skip
     stream = (json.loads(proc.stdout).get("streams") or [{}])[0]
     return ladder.avc_codec(stream.get("profile"), stream.get("level"))
 
@@ -298,7 +300,7 @@ def transcode(
         interlaced = bool(video and video["interlaced"])
         first = normalised = None
         if has_audio:  # the loudness normaliser's first pass, from the source as it will be heard (stereo)
-            measured = loudness.measure(src, chain=loudness.DOWNMIX, name=src.name)
+            measured = loudness.measure(src, chain=loudness.DOWNMIX, name=src.name, duration_s=facts["duration_s"])
             first = loudness.first_pass(measured, target_lufs=spec.loudness.target_lufs,
                                         true_peak_dbtp=spec.loudness.true_peak_dbtp)  # fmt: skip
         argv = ladder.transcode_argv(

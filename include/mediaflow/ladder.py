@@ -3,7 +3,8 @@
 One ffmpeg process decodes the source once and encodes every rung (filter_complex split): decoding a
 mezzanine is a large share of the work, so doing it once per title instead of once per rung is the win.
 The same graph writes the default poster and picks the poster candidates (scene cuts) for A/B tests.
-Building the argv is a pure function; running it is the hook's job.
+Building the argv is a pure function (the graph built with ffmpeg-python, mediaflow.graphs); running it is
+mediaflow.ffrun's job.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from mediaflow import graphs
 from mediaflow import loudness as loudness_passes
 from mediaflow.spec import Loudness, Rung
 
@@ -108,55 +110,58 @@ def transcode_argv(
     """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame and up to
     POSTER_CANDIDATES scene-cut frames into POSTERS_DIR (SCENE_FRAME; see poster_plan) unless
     poster=False: the benchmark's one-command-per-rung baseline makes them once, not once per rung.
-    `audio_filter` is the audio's first normalisation pass (see _audio_chain); audio_argv makes the next ones."""
+    `audio_filter` is the audio's first normalisation pass (see _audio_chain); audio_argv makes the next ones.
+    The graph is built with ffmpeg-python (mediaflow.graphs): one decode, split once per branch."""
     out = Path(out_dir)
-    hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src)]
-    graph = []
+    inp = graphs.source(src)
+    outputs = []
     if renditions:
         rate = output_fps(fps or 0)
-        k = len(renditions)  # split outputs: one per rung, then the poster and the poster candidates
-        n = k + 2 * int(poster)
-        pre = ["bwdif=mode=send_frame:deint=all"] if interlaced else []
-        pre.append(f"fps={fps_expr(rate)}")  # constant frame rate, whatever the source did
-        graph.append(f"[0:v:0]{','.join(pre)},split={n}" + "".join(f"[s{i}]" for i in range(n)))
+        video = inp["v:0"]
+        if interlaced:
+            video = video.filter("bwdif", mode="send_frame", deint="all")
+        video = video.filter("fps", fps_expr(rate))  # constant frame rate, whatever the source did
+        # split outputs: one per rung, then the poster and the poster candidates
+        split = video.filter_multi_output("split")
+        gop = str(max(1, round(rate * SEGMENT_S)))
         for i, r in enumerate(renditions):
-            graph.append(f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]")
-        poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
-        if poster:
-            graph.append(f"[s{k}]select='gte(t\\,{poster_t})*lt(selected_n\\,1)',{_poster_size(renditions[0])}[vp]")
-            graph.append(f"[s{k + 1}]{scene_chain(duration_s)},{_poster_size(renditions[0])}[vc]")
-    if has_audio:
-        graph.append(f"[0:a:0]{_audio_chain(loudness, audio_filter)}[a0]")
-    if graph:
-        argv += ["-filter_complex", ";".join(graph)]
-    if renditions:
-        gop = max(1, round(output_fps(fps or 0) * SEGMENT_S))
-        for i, r in enumerate(renditions):
+            rung = split[i].filter("scale", r.width, r.height, flags="bicubic").filter("setsar", 1)
             rdir = out / r.name
-            argv += [
-                "-map", f"[v{i}]", "-an",
-                "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+            options = {
+                "an": None, "c:v": "libx264", "preset": preset, "profile:v": "high",
                 # x264's frame threads under VBV give different bytes run to run; sliced threads are repeatable,
                 # so publishing again gives the same objects (measured: ~30-40% slower on 2 cores)
-                "-x264-params", "sliced-threads=1",
-                "-b:v", f"{r.video_kbps}k", "-maxrate", f"{int(r.video_kbps * 1.1)}k", "-bufsize", f"{r.video_kbps * 2}k",
-                "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-                "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-                *hls, "-hls_segment_filename", str(rdir / "seg_%05d.ts"), str(rdir / "index.m3u8"),
-            ]  # fmt: skip
+                "x264-params": "sliced-threads=1",
+                "b:v": f"{r.video_kbps}k", "maxrate": f"{int(r.video_kbps * 1.1)}k", "bufsize": f"{r.video_kbps * 2}k",
+                "g": gop, "keyint_min": gop, "sc_threshold": "0",
+                "map_metadata": "-1", "fflags": "+bitexact", "flags:v": "+bitexact",
+                **_hls(rdir),
+            }  # fmt: skip
+            outputs.append(rung.filter("format", "yuv420p").output(str(rdir / "index.m3u8"), **options))
         if poster:
-            argv += ["-map", "[vp]", "-frames:v", "1", "-q:v", "3", "-update", "1", str(out / POSTER)]
+            poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
+            k = len(renditions)
+            still = _poster_sized(split[k].filter("select", f"gte(t,{poster_t})*lt(selected_n,1)"), renditions[0])
+            outputs.append(still.output(str(out / POSTER), **{"frames:v": "1", "q:v": "3", "update": "1"}))
             # vfr: each picked frame once (an image muxer is cfr by default: it would repeat frames to fill the gaps)
-            argv += ["-map", "[vc]", "-fps_mode", "vfr", "-frames:v", str(POSTER_CANDIDATES), "-q:v", "3",
-                     "-flags:v", "+bitexact", "-frame_pts", "1", str(out / POSTERS_DIR / SCENE_FRAME)]  # fmt: skip
+            picks = _poster_sized(split[k + 1].filter("select", scene_expr(duration_s)), renditions[0])
+            outputs.append(picks.output(str(out / POSTERS_DIR / SCENE_FRAME), **{
+                "fps_mode": "vfr", "frames:v": str(POSTER_CANDIDATES), "q:v": "3", "flags:v": "+bitexact",
+                "frame_pts": "1"}))  # fmt: skip
     if has_audio:
-        argv += _audio_hls_output("[a0]", out / AUDIO_DIR)
-    return argv
+        outputs.append(_audio_hls_output(graphs.apply_chain(inp["a:0"], _audio_chain(loudness, audio_filter)),
+                                         out / AUDIO_DIR))  # fmt: skip
+    return graphs.command(*outputs)
 
 
-def _poster_size(top: Rendition) -> str:
-    return f"scale={top.width}:{top.height},setsar=1"
+def _hls(rdir: Path) -> dict[str, str]:
+    """An HLS output's muxer options: VOD playlist, SEGMENT_S segments, each starting on a keyframe."""
+    return {"format": "hls", "hls_time": str(SEGMENT_S), "hls_playlist_type": "vod",
+            "hls_flags": "independent_segments", "hls_segment_filename": str(rdir / "seg_%05d.ts")}  # fmt: skip
+
+
+def _poster_sized(stream, top: Rendition):
+    return stream.filter("scale", top.width, top.height).filter("setsar", 1)
 
 
 def scene_min_gap_s(duration_s: float) -> float:
@@ -164,13 +169,13 @@ def scene_min_gap_s(duration_s: float) -> float:
     return round(max(duration_s, 0.0) / (POSTER_CANDIDATES + 1), 3)
 
 
-def scene_chain(duration_s: float) -> str:
-    """The select picking the poster candidates on their split branch: the first frame of a shot (scene score
-    above SCENE_THRESHOLD) after SCENE_SKIP_S, at least scene_min_gap_s after the previous pick, at most
-    POSTER_CANDIDATES of them (selected_n: the pictures after the last pick are never scaled)."""
-    expr = (f"gte(t\\,{SCENE_SKIP_S:g})*lt(selected_n\\,{POSTER_CANDIDATES})*gt(scene\\,{SCENE_THRESHOLD:g})"
-            f"*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,{scene_min_gap_s(duration_s):g}))")  # fmt: skip
-    return f"select='{expr}'"
+def scene_expr(duration_s: float) -> str:
+    """The select expression picking the poster candidates on their split branch: the first frame of a shot (scene
+    score above SCENE_THRESHOLD) after SCENE_SKIP_S, at least scene_min_gap_s after the previous pick, at most
+    POSTER_CANDIDATES of them (selected_n: the pictures after the last pick are never scaled). Plain: ffmpeg-python
+    escapes its commas for the filtergraph."""
+    return (f"gte(t,{SCENE_SKIP_S:g})*lt(selected_n,{POSTER_CANDIDATES})*gt(scene,{SCENE_THRESHOLD:g})"
+            f"*(isnan(prev_selected_t)+gte(t-prev_selected_t,{scene_min_gap_s(duration_s):g}))")  # fmt: skip
 
 
 _PICK = re.compile(r"^scene_(\d+)\.jpg$")
@@ -215,12 +220,12 @@ def poster_frame_argv(src: str | Path, dst: str | Path, top: Rendition, *, time_
     rate = Fraction(fps_expr(output_fps(fps)))
     target = max(0.0, time_s - float(1 / rate) / 2)
     preroll = min(target, SEEK_PREROLL_S)
-    chain = (["bwdif=mode=send_frame:deint=all"] if interlaced else []) + [_poster_size(top)]
-    return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-ss", f"{target - preroll:.6f}", "-i", str(src),
-        "-ss", f"{preroll:.6f}", "-map", "0:v:0", "-vf", ",".join(chain), "-frames:v", "1", "-q:v", "3",
-        "-flags:v", "+bitexact", "-update", "1", str(dst),
-    ]  # fmt: skip
+    video = graphs.source(src, ss=f"{target - preroll:.6f}")["v:0"]
+    if interlaced:
+        video = video.filter("bwdif", mode="send_frame", deint="all")
+    frame = _poster_sized(video, top).output(str(dst), **{
+        "ss": f"{preroll:.6f}", "frames:v": "1", "q:v": "3", "flags:v": "+bitexact", "update": "1"})  # fmt: skip
+    return graphs.command(frame)
 
 
 def _audio_chain(loudness: Loudness, audio_filter: str | None) -> str:
@@ -232,33 +237,26 @@ def _audio_chain(loudness: Loudness, audio_filter: str | None) -> str:
     return loudness_passes.audio_filter(first, target_lufs=loudness.target_lufs)
 
 
-def _audio_hls_output(label: str, out_dir: Path) -> list[str]:
-    hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_flags", "independent_segments"]
-    return [
-        "-map", label, "-vn", "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2",
-        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-        *hls, "-hls_segment_filename", str(out_dir / "seg_%05d.ts"), str(out_dir / "index.m3u8"),
-    ]  # fmt: skip
+def _audio_hls_output(stream, out_dir: Path, **options):
+    """The stereo AAC HLS audio rendition of `stream` in out_dir (`options`: more output options)."""
+    return stream.output(str(out_dir / "index.m3u8"), **{
+        "vn": None, "c:a": "aac", "b:a": f"{AUDIO_KBPS}k", "ac": "2",
+        "map_metadata": "-1", "fflags": "+bitexact", "flags:a": "+bitexact", **_hls(out_dir), **options})  # fmt: skip
 
 
 def locale_audio_argv(src: str | Path, out_dir: str | Path, *, loudness: Loudness, duration_s: float,
                       audio_filter: str | None = None) -> list[str]:  # fmt: skip
     """An extra language track as its own HLS audio rendition, aligned to the video: padded with silence or cut
     to the programme duration so players switching language never run off the end."""
-    chain = f"[0:a:0]{_audio_chain(loudness, audio_filter)},apad[a]"
-    return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src), "-filter_complex", chain,
-        "-t", f"{duration_s:.3f}", *_audio_hls_output("[a]", Path(out_dir)),
-    ]  # fmt: skip
+    audio = graphs.apply_chain(graphs.source(src)["a:0"], _audio_chain(loudness, audio_filter)).filter("apad")
+    return graphs.command(_audio_hls_output(audio, Path(out_dir), t=f"{duration_s:.3f}"))
 
 
 def audio_argv(src: str | Path, out_dir: str | Path, *, audio_filter: str) -> list[str]:
     """The programme's audio rendition alone, as transcode_argv makes it, with another normalisation pass:
     what the loudness passes after the first run (the first one is part of the single graph)."""
-    return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-i", str(src), "-filter_complex", f"[0:a:0]{audio_filter}[a0]",
-        *_audio_hls_output("[a0]", Path(out_dir)),
-    ]  # fmt: skip
+    audio = graphs.apply_chain(graphs.source(src)["a:0"], audio_filter)
+    return graphs.command(_audio_hls_output(audio, Path(out_dir)))
 
 
 _EXTINF = re.compile(r"^#EXTINF:([\d.]+)", re.M)

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mediaflow.media import MediaError, run_tool
+from mediaflow import ffrun, graphs
+from mediaflow.media import MediaError
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,11 @@ FULL_BLOCK = 3  # ebur128's first momentary values come before its 400 ms window
 
 
 def measure_argv(path: str | Path, *, stream: str = "a:0", chain: str | None = None) -> list[str]:
-    """One decode of `stream` (through `chain` first, e.g. DOWNMIX) into ebur128; the figures come on stdout."""
-    return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-        "-i", str(path), "-map", f"0:{stream}",
-        "-filter:a", f"{chain},{METER}" if chain else METER,
-        "-f", "null", "-",
-    ]  # fmt: skip
+    """One decode of `stream` (through `chain` first, e.g. DOWNMIX) into ebur128; the figures come on stdout.
+    Built with ffmpeg-python (mediaflow.graphs)."""
+    audio = graphs.source(path)[stream]
+    audio = graphs.apply_chain(audio, f"{chain},{METER}" if chain else METER)
+    return graphs.command(graphs.null_output(audio), global_args=graphs.QUIET)
 
 
 def _db(linear: float | None) -> float | None:
@@ -109,11 +108,13 @@ def _relative_gate(blocks: list[str]) -> float | None:
     return round(10 * math.log10(sum(powers) / len(powers)) - 10, 2) if powers else None
 
 
-def measure(path: str | Path, *, stream: str = "a:0", chain: str | None = None, name: str | None = None) -> dict:
+def measure(path: str | Path, *, stream: str = "a:0", chain: str | None = None, name: str | None = None,
+            duration_s: float | None = None) -> dict:
     """Measure one audio stream (after `chain`, e.g. DOWNMIX); MediaError (a ValueError) naming the file when it
     has no such stream or ffmpeg cannot decode it."""
     name = name or Path(path).name
-    proc = run_tool(measure_argv(path, stream=stream, chain=chain))
+    proc = ffrun.run(measure_argv(path, stream=stream, chain=chain), purpose="loudness measurement",
+                     timeout=ffrun.budget_s(duration_s))  # fmt: skip
     if proc.returncode != 0:
         if "matches no streams" in proc.stderr:
             raise MediaError(f"{name}: no audio stream {stream!r} to measure loudness on")

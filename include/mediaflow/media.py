@@ -10,11 +10,10 @@ import hashlib
 import json
 import logging
 import re
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
-from mediaflow.capacity import media_priority
+from mediaflow import ffrun, graphs
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def run_tool(argv: list[str], *, check: bool = False) -> subprocess.CompletedProcess:
-    """Run an ffmpeg/ffprobe argv (no shell) at media priority, below the control plane (mediaflow.capacity), its
-    output captured as text. Every ffmpeg/ffprobe the domain starts goes through here."""
-    return subprocess.run(argv, capture_output=True, text=True, errors="backslashreplace", check=check,
-                          preexec_fn=media_priority())  # fmt: skip
 
 
 def ffprobe_argv(path: str | Path) -> list[str]:
@@ -150,7 +142,7 @@ def _tool_message(stderr: str, path: Path) -> str:
 def _probe_json(path: Path) -> dict:
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: file is empty (0 bytes)")
-    proc = run_tool(ffprobe_argv(path))
+    proc = ffrun.run(ffprobe_argv(path), purpose="probe", timeout=ffrun.PROBE_TIMEOUT_S)
     if proc.returncode != 0:
         raise MediaError(f"{path.name}: ffprobe cannot read it: {_tool_message(proc.stderr, path) or 'no detail'}")
     return json.loads(proc.stdout or "{}")
@@ -165,8 +157,9 @@ def probe(path: str | Path) -> dict:
     return facts
 
 
-def _map(index: int | None, kind: str) -> str:
-    return f"0:{index}" if index is not None else f"0:{kind}:0"
+def _selector(index: int | None, kind: str) -> str:
+    """The picked stream of the input (by index), else the first of its kind."""
+    return str(index) if index is not None else f"{kind}:0"
 
 
 def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool, video_index: int | None = None,
@@ -174,15 +167,16 @@ def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool, video_ind
     """The decode test of the picked video and audio stream (by index; else the first of each). -progress on stdout:
     how far the decode got (out_time_us) and how many video frames decoded (frame). Every error line is kept
     ('repeat': not folded into 'Last message repeated'), so errors can be counted."""
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1",
-            "-i", str(path)]  # fmt: skip
+    inp = graphs.source(path)
+    streams = []
     if has_video:
-        argv += ["-map", _map(video_index, "v")]
+        streams.append(inp[_selector(video_index, "v")])
     if has_audio:  # loudness as ebur128's frame metadata on stdout too (mediaflow.loudness.METER)
         from mediaflow.loudness import METER  # loudness imports this module's MediaError
 
-        argv += ["-map", _map(audio_index, "a"), "-filter:a", METER]
-    return argv + ["-f", "null", "-"]
+        streams.append(graphs.apply_chain(inp[_selector(audio_index, "a")], METER))
+    return graphs.command(graphs.null_output(*streams), global_args=(
+        "-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1"))
 
 
 _ERROR_LINE = re.compile(r"\[(error|fatal|panic)\]")
@@ -248,7 +242,7 @@ def decode_test(path: str | Path, facts: dict) -> tuple[dict | None, list[str]]:
     video, audio = facts.get("video") or {}, facts.get("audio") or {}
     argv = decode_argv(path, has_video=bool(facts["video"]), has_audio=facts["audio_streams"] > 0,
                        video_index=video.get("index"), audio_index=audio.get("index"))  # fmt: skip
-    proc = run_tool(argv)
+    proc = ffrun.run(argv, purpose="decode test", timeout=ffrun.budget_s(facts.get("duration_s")))
     errors, loudness = parse_decode_log(proc.stderr, proc.stdout)
     warnings = []
     if proc.returncode != 0 or errors:
@@ -278,7 +272,8 @@ def head_packets_argv(path: str | Path, *, stream_index: int) -> list[str]:
 def leading_frames(path: str | Path, *, stream_index: int) -> dict | None:
     """The video packets before the first keyframe: {'frames', 'seconds' (from the first packet to the keyframe)};
     None when the stream starts with a keyframe or none is found near its start."""
-    proc = run_tool(head_packets_argv(path, stream_index=stream_index))
+    proc = ffrun.run(head_packets_argv(path, stream_index=stream_index), purpose="first keyframe",
+                     timeout=ffrun.PROBE_TIMEOUT_S)  # fmt: skip
     packets = json.loads(proc.stdout or "{}").get("packets") or [] if proc.returncode == 0 else []
     first_key = next((i for i, p in enumerate(packets) if "K" in (p.get("flags") or "")), None)
     if not first_key:  # None (no keyframe near the start) or 0 (starts with one)
@@ -351,9 +346,10 @@ def _prepared(path: Path, facts: dict, raw: dict, *, lead: dict | None, workdir:
     out = workdir / (path.name if transport else f"{path.stem}.mkv")
     if out.resolve() == path.resolve():
         out = workdir / f"{path.stem}.prepared{path.suffix}"
-    proc = run_tool(from_keyframe_argv(path, out, video_index=(facts.get("video") or {}).get("index"),
+    proc = ffrun.run(from_keyframe_argv(path, out, video_index=(facts.get("video") or {}).get("index"),
                                        audio_index=(facts.get("audio") or {}).get("index"),
-                                       muxer="mpegts" if transport else "matroska"))  # fmt: skip
+                                       muxer="mpegts" if transport else "matroska"),
+                     purpose="copy from the first keyframe", timeout=ffrun.budget_s(facts.get("duration_s")))  # fmt: skip
     if proc.returncode != 0:
         raise DecodeError(f"{path.name}: the picked streams cannot be copied: {_tool_message(proc.stderr, path)}")
     try:

@@ -14,13 +14,12 @@ Only errors send a title to a person; warnings are listed in the summary.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediaflow import names
-from mediaflow.media import MediaError, run_tool
+from mediaflow import ffrun, graphs, names
+from mediaflow.media import MediaError
 
 KINDS = ("black", "freeze", "silence")
 SEVERITIES = ("warning", "error")
@@ -50,34 +49,32 @@ class Thresholds:
     silence_mid_min_s: float = 2.0
 
 
-def _filter_path(path: Path) -> str:
-    """A file name as a filter option value inside a filtergraph (escaped for both levels of parsing)."""
-    text = re.sub(r"([\\':])", r"\\\1", str(path))
-    return re.sub(r"([\\'\[\],;])", r"\\\1", text)
-
-
 def detect_argv(path: str | Path, *, has_video: bool, has_audio: bool, metadata_dir: str | Path,
                 thresholds: Thresholds = Thresholds(), video_index: int | None = None,
                 audio_index: int | None = None) -> list[str]:  # fmt: skip
     """ONE ffmpeg pass over the video and audio stream (the source's picked ones, by index; else the first of each)
     with all three detectors; their frame metadata printed as key=value lines to files in `metadata_dir`, the
-    decoded output discarded."""
+    decoded output discarded. The graph is built with ffmpeg-python, which escapes the metadata files' paths for
+    the filtergraph."""
     if not (has_video or has_audio):
         raise ValueError(f"{Path(path).name}: nothing to check (no video and no audio)")
     t, out = thresholds, Path(metadata_dir)
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path)]
+    inp = graphs.source(path)
+    streams = []
     if has_video:
-        argv += [
-            "-map", f"0:{video_index}" if video_index is not None else "0:v:0",
-            "-vf", f"blackdetect=d={t.black_min_s:g}:pix_th={t.black_pixel_th:g},"
-                   f"freezedetect=n={t.freeze_noise_db:g}dB:d={t.freeze_min_s:g},"
-                   f"metadata=mode=print:file={_filter_path(out / VIDEO_METADATA)}",
-        ]  # fmt: skip
+        video = inp[str(video_index) if video_index is not None else "v:0"]
+        streams.append(
+            video.filter("blackdetect", d=f"{t.black_min_s:g}", pix_th=f"{t.black_pixel_th:g}")
+            .filter("freezedetect", n=f"{t.freeze_noise_db:g}dB", d=f"{t.freeze_min_s:g}")
+            .filter("metadata", mode="print", file=str(out / VIDEO_METADATA))
+        )
     if has_audio:
-        argv += ["-map", f"0:{audio_index}" if audio_index is not None else "0:a:0",
-                 "-af", f"silencedetect=n={t.silence_db:g}dB:d={t.silence_min_s:g},"
-                        f"ametadata=mode=print:file={_filter_path(out / AUDIO_METADATA)}"]  # fmt: skip
-    return argv + ["-f", "null", "-"]
+        audio = inp[str(audio_index) if audio_index is not None else "a:0"]
+        streams.append(
+            audio.filter("silencedetect", n=f"{t.silence_db:g}dB", d=f"{t.silence_min_s:g}")
+            .filter("ametadata", mode="print", file=str(out / AUDIO_METADATA))
+        )
+    return graphs.command(graphs.null_output(*streams), global_args=graphs.QUIET)
 
 
 def _range(start: float, end: float | None) -> dict:
@@ -125,7 +122,7 @@ def detect(path: str | Path, *, duration_s: float, has_video: bool, has_audio: b
     with tempfile.TemporaryDirectory(prefix="mediaflow-qcmeta-") as meta:
         argv = detect_argv(path, has_video=has_video, has_audio=has_audio, metadata_dir=meta, thresholds=thresholds,
                            video_index=video_index, audio_index=audio_index)  # fmt: skip
-        proc = run_tool(argv)
+        proc = ffrun.run(argv, purpose="QC detectors", timeout=ffrun.budget_s(duration_s))
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ["no detail"]
             raise MediaError(f"{Path(path).name}: QC decode failed: {tail[0][-300:]}")

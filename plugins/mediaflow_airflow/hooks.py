@@ -1,17 +1,14 @@
-"""Hooks: object storage over S3Hook, ffmpeg over the standard provider's SubprocessHook, the stage ledger."""
+"""Hooks: object storage over S3Hook, ffmpeg through the domain's runner (mediaflow.ffrun), the stage ledger."""
 
 from __future__ import annotations
 
 import mimetypes
-import os
-import re
-import tempfile
 from pathlib import Path
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
+from mediaflow import ffrun
 from mediaflow.capacity import media_priority
 from mediaflow.store import transfer_config, with_retries
 
@@ -72,28 +69,28 @@ class MediaStoreHook(S3Hook):
                          f"delete {len(batch)} objects in s3://{bucket}")  # fmt: skip
 
 
-class FFmpegError(RuntimeError):
-    """ffmpeg exited non-zero; the message carries its error lines."""
+class FFmpegHook(BaseHook):
+    """Runs an ffmpeg argv through the domain's one runner (mediaflow.ffrun): its own process group, a timeout, media
+    priority, each line of its log in the task log; a failure raises FFmpegError quoting ffmpeg's error lines.
+    `send_sigterm` (an operator's on_kill) ends the running command's whole process group.
 
+    The task process drops to media priority too before ffmpeg starts: the task process is a fork for this one
+    task, and what it does after ffmpeg (uploading what ffmpeg wrote) is media work too."""
 
-class FFmpegHook(SubprocessHook):
-    """Runs an ffmpeg argv in its own process group (so on_kill ends it) and keeps its errors for the message.
+    def __init__(self, *, timeout_s: float | None = None) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+        self.runner = ffrun.Runner(on_line=lambda line: self.log.info("%s", line))
 
-    ffmpeg runs at media priority, below the control plane (mediaflow.capacity). SubprocessHook takes no
-    preexec_fn, so the task process drops to that priority first and ffmpeg inherits it: the task process is a
-    fork for this one task, and what it does after ffmpeg (uploading what ffmpeg wrote) is media work too."""
-
-    def run(self, argv: list[str]) -> None:
+    def run(self, argv: list[str], *, purpose: str | None = None, timeout: float | None = None) -> None:
         media_priority()()
-        with tempfile.TemporaryDirectory(prefix="ffreport-") as tmp:
-            report = Path(tmp) / "ffmpeg.log"
-            # FFREPORT keeps a full log beside the live output, so a failure message can quote ffmpeg's errors.
-            env = {**os.environ, "FFREPORT": f"file={report}:level=24"}
-            result = self.run_command(argv, env=env, cwd=tmp)
-            if result.exit_code != 0:
-                text = report.read_text(errors="replace") if report.exists() else result.output
-                lines = [ln for ln in text.splitlines() if ln.strip() and not re.match(r"^(ffmpeg started|Command line|Report written)", ln)]
-                raise FFmpegError(f"ffmpeg exited with {result.exit_code}: " + " | ".join(lines[-8:]))
+        self.log.info("Running command: %s", argv)
+        self.runner.run(argv, purpose=purpose, timeout=timeout or self.timeout_s, check=True)
+
+    def send_sigterm(self) -> None:
+        """End the running ffmpeg's process group (nothing when none runs)."""
+        if self.runner.kill():
+            self.log.info("ffmpeg's process group ended")
 
 
 class LedgerHook(BaseHook):

@@ -129,10 +129,11 @@ class TranscodeOperator(_StreamOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from mediaflow import flow
+        from mediaflow.ffrun import budget_s
 
         from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
 
-        self.hook = FFmpegHook()
+        self.hook = FFmpegHook(timeout_s=budget_s(self.ingested["source"]["duration_s"]))
         return flow.transcode(
             MediaStoreHook(aws_conn_id=self.aws_conn_id),
             Buckets.from_env(),
@@ -161,10 +162,11 @@ class LocalizeOperator(_StreamOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from mediaflow import flow
+        from mediaflow.ffrun import budget_s
 
         from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
 
-        self.hook = FFmpegHook()
+        self.hook = FFmpegHook(timeout_s=budget_s(self.ingested["source"]["duration_s"]))
         result = flow.localize_locale(
             MediaStoreHook(aws_conn_id=self.aws_conn_id),
             Buckets.from_env(),

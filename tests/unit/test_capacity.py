@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaflow import capacity, media
+from mediaflow import capacity, ffrun
 from mediaflow.capacity import MEDIA_POOL, CapacityError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -102,13 +102,13 @@ def _niceness_of_child(run, argv_name: str, parent=os.getpid) -> tuple[int, int]
 
 
 def test_domain_ffmpeg_runs_niced_below_its_caller(tmp_path, monkeypatch):
-    """media.run_tool (every ffmpeg/ffprobe of the domain: decode test, QC, loudness, probes) starts the child at
+    """ffrun.run (every ffmpeg/ffprobe of the domain: decode test, QC, loudness, probes) starts the child at
     MEDIAFLOW_MEDIA_NICE; the calling process (standing in for the control plane) keeps its priority."""
     monkeypatch.setenv("MEDIAFLOW_MEDIA_NICE", "12")
     before = os.getpriority(os.PRIO_PROCESS, 0)
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=8",
             "-f", "null", "-"]  # fmt: skip
-    nice, io = _niceness_of_child(lambda: media.run_tool(argv, check=True), "ffmpeg")
+    nice, io = _niceness_of_child(lambda: ffrun.run(argv, check=True), "ffmpeg")
     assert nice == 12 and io == "best-effort: prio 7"
     assert os.getpriority(os.PRIO_PROCESS, 0) == before, "the caller's own priority must not change"
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from ffargv import outputs
 
 from mediaflow import loudness, qc
 from mediaflow import metadata_quality as mq
@@ -334,12 +335,13 @@ def test_check_tolerance_and_ceiling_are_inclusive():
 
 def test_measure_argv_is_one_decode_of_the_chosen_stream():
     argv = loudness.measure_argv("/x/in.mov", stream="a:1")
-    assert argv[0] == "ffmpeg" and argv[argv.index("-map") + 1] == "0:a:1"
-    assert argv[argv.index("-filter:a") + 1] == loudness.METER
+    meter = ["ebur128=framelog=verbose:metadata=1:peak=true", "ametadata=direct=1:file=-:mode=print"]
+    assert argv[0] == "ffmpeg" and outputs(argv)["-"]["filters"] == [["input=0:a:1", *meter]]
     assert "metadata=1" in loudness.METER and "file=-" in loudness.METER, "figures as metadata on stdout, not log text"
     assert argv[-3:] == ["-f", "null", "-"]
-    downmixed = loudness.measure_argv("/x/in.mov", chain=loudness.DOWNMIX)
-    assert downmixed[downmixed.index("-filter:a") + 1] == f"{loudness.DOWNMIX},{loudness.METER}"
+    downmixed = outputs(loudness.measure_argv("/x/in.mov", chain=loudness.DOWNMIX))["-"]["filters"]
+    assert downmixed[0][1:3] == ["aformat=sample_fmts=fltp", "pan=args=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|"
+                                 "FR=FR+0.7071*FC+0.7071*BR+0.7071*SR"] and downmixed[0][3:] == meter
 
 
 def test_measure_without_audio_names_the_file(audio_dir):
@@ -419,13 +421,15 @@ def test_detect_argv_is_one_pass_with_the_thresholds():
     t = qc.Thresholds(black_min_s=1.5, black_pixel_th=0.08, freeze_min_s=3, freeze_noise_db=-50, silence_min_s=4, silence_db=-45)
     argv = qc.detect_argv("in.mov", has_video=True, has_audio=True, thresholds=t, metadata_dir="/tmp/m")
     assert argv.count("ffmpeg") == 1 and argv[-3:] == ["-f", "null", "-"]
-    assert argv[argv.index("-vf") + 1] == ("blackdetect=d=1.5:pix_th=0.08,freezedetect=n=-50dB:d=3,"
-                                           "metadata=mode=print:file=/tmp/m/video.meta")
-    assert argv[argv.index("-af") + 1] == "silencedetect=n=-45dB:d=4,ametadata=mode=print:file=/tmp/m/audio.meta"
-    audio_only = qc.detect_argv("in.wav", has_video=False, has_audio=True, metadata_dir="/tmp/m")
-    assert "-vf" not in audio_only and audio_only[audio_only.index("-af") + 1].startswith("silencedetect=n=-60dB:d=1,")
+    assert outputs(argv)["-"]["filters"] == [
+        ["input=0:v:0", "blackdetect=d=1.5:pix_th=0.08", "freezedetect=d=3:n=-50dB", "metadata=file=/tmp/m/video.meta:mode=print"],
+        ["input=0:a:0", "silencedetect=d=4:n=-45dB", "ametadata=file=/tmp/m/audio.meta:mode=print"],
+    ]  # fmt: skip
+    audio_only = outputs(qc.detect_argv("in.wav", has_video=False, has_audio=True, metadata_dir="/tmp/m"))["-"]
+    assert audio_only["filters"] == [["input=0:a:0", "silencedetect=d=1:n=-60dB",
+                                      "ametadata=file=/tmp/m/audio.meta:mode=print"]]  # fmt: skip
     picked = qc.detect_argv("in.ts", has_video=True, has_audio=True, metadata_dir="/tmp/m", video_index=3, audio_index=5)
-    assert [picked[i + 1] for i, a in enumerate(picked) if a == "-map"] == ["0:3", "0:5"]
+    assert [chain[0] for chain in outputs(picked)["-"]["filters"]] == ["input=0:3", "input=0:5"]
     with pytest.raises(ValueError, match="nothing to check"):
         qc.detect_argv("in.bin", has_video=False, has_audio=False, metadata_dir="/tmp/m")
 

@@ -164,9 +164,8 @@ def test_every_process_is_started_from_an_argv_list_without_a_shell():
     calls = _process_calls()
     # the scan must see the calls we know of, or it proves nothing
     seen = {(w.split(":")[0], c) for w, _, c, _ in calls}
-    assert ("include/mediaflow/media.py", "subprocess.run") in seen
+    assert ("include/mediaflow/ffrun.py", "subprocess.Popen") in seen, "the one ffmpeg/ffprobe runner"
     assert ("tools/mediaflow_dev/devstack.py", "subprocess.Popen") in seen
-    assert ("plugins/mediaflow_airflow/hooks.py", "self.run_command") in seen
     problems = [f"{where}: {call}(...): {why}" for where, _, call, why in calls if why]
     assert problems == []
 
@@ -274,7 +273,7 @@ def test_embedded_caption_extraction_opens_a_hostile_file_name(tmp_path):
 
 
 def test_ffmpeg_hook_runs_the_argv_as_given(tmp_path):
-    """FFmpegHook (SubprocessHook) hands the list to Popen unchanged: the file lands under its hostile name, and the
+    """FFmpegHook (through mediaflow.ffrun) hands the list to Popen unchanged: the file lands under its hostile name, and the
     `$(...)` and backticks in it never run. In a child process: Airflow reads its configuration at import."""
     folder = tmp_path / "work"
     folder.mkdir()
