@@ -9,14 +9,14 @@ export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins:$(CURDIR)/tools
 run: deps        ## sample (or DELIVERIES=DIR) deliveries through the value streams; writes out/
 	$(PY) -m mediaflow_dev.runner
 
-test: deps chromium scale-deps  ## the whole pytest suite (unit, DAG integrity, integration on a real stack)
+test: deps chromium scale-deps lint  ## make lint, then the whole pytest suite (unit, DAG integrity, integration on a real stack)
 	$(PY) -m pytest
 
 bench: deps      ## benchmarks beside their baselines: out/bench.json and a table (never part of make test); SOURCE=FILE: ladder source; BENCH=night [NIGHT_COUNT=N]: a night's batch
 	$(PY) -m mediaflow_dev.bench $(if $(SOURCE),--source "$(SOURCE)") $(if $(REPEAT),--repeat $(REPEAT)) $(if $(NIGHT_COUNT),--night-count $(NIGHT_COUNT)) $(BENCH)
 
 LINT_PATHS := $(wildcard include plugins dags tests tools)
-lint: $(VENV)/.installed  ## ruff check and ruff format --check (settings: pyproject.toml's [tool.ruff]); not part of make test yet
+lint: $(VENV)/.installed  ## ruff check and ruff format --check (settings: pyproject.toml [tool.ruff]); part of make test
 	@rc=0; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; $(VENV)/bin/ruff format --check $(LINT_PATHS) || rc=1; exit $$rc
 
 up: deps         ## start the embedded stack and leave it up (UI on localhost:8080)
