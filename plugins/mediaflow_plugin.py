@@ -32,8 +32,17 @@ class MediaflowPlugin(AirflowPlugin):
     fastapi_apps = [{"app": _ImportedOnFirstRequest("mediaflow_airflow.dashboard:app"), "url_prefix": "/mediaflow",
                      "name": "Value Streams"}]  # fmt: skip
     external_views = [
-        {"name": "Value Streams", "href": "/mediaflow/", "destination": "nav", "url_route": "value-streams",
-         "nav_top_level": True},  # fmt: skip
-        {"name": "Value stream", "href": "/mediaflow/runs/{DAG_ID}/{RUN_ID}", "destination": "dag_run",
-         "url_route": "value-stream-run"},  # fmt: skip
+        {
+            "name": "Value Streams",
+            "href": "/mediaflow/",
+            "destination": "nav",
+            "url_route": "value-streams",
+            "nav_top_level": True,
+        },  # fmt: skip
+        {
+            "name": "Value stream",
+            "href": "/mediaflow/runs/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "value-stream-run",
+        },  # fmt: skip
     ]

@@ -17,7 +17,6 @@ import pytest
 
 from fault_gate import FaultGate
 from http_fault_gate import HttpFaultGate
-
 from mediaflow_airflow.api_client import AirflowApi
 from mediaflow_dev.devstack import Stack
 
@@ -163,7 +162,9 @@ def browser():
     """Debian's chromium driven by Playwright, one per test module (Playwright's sync API cannot run two at once,
     so a module's browser is closed before the next module starts its own)."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium; make test does it as root)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium; make test does it as root)"
+        )
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     with sync_playwright() as pw:

@@ -23,7 +23,9 @@ class DistributionWatch(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            keys = {o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix).get("Contents", [])}
+            keys = {
+                o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix).get("Contents", [])
+            }
             for key in (k for k in keys if k.endswith(".m3u8")):
                 try:
                     body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
@@ -31,7 +33,11 @@ class DistributionWatch(threading.Thread):
                     continue
                 base = key.rsplit("/", 1)[0] + "/"
                 playlist = m3u8.loads(body)
-                named = [p.uri for p in playlist.playlists] + [m.uri for m in playlist.media if m.uri] + [s.uri for s in playlist.segments]
+                named = (
+                    [p.uri for p in playlist.playlists]
+                    + [m.uri for m in playlist.media if m.uri]
+                    + [s.uri for s in playlist.segments]
+                )
                 missing = [u for u in named if base + u not in keys]
                 if missing:
                     self.torn.append(f"{key} names missing {missing[:3]}")

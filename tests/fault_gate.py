@@ -73,7 +73,9 @@ class FaultGate:
             if self.outages and self.outages[-1]["up_at"] is not None and self._armed is None:
                 return self.outages[-1]
             time.sleep(0.2)
-        raise AssertionError(f"no finished outage within {timeout:.0f}s (armed: {self._armed}, outages: {self.outages})")
+        raise AssertionError(
+            f"no finished outage within {timeout:.0f}s (armed: {self._armed}, outages: {self.outages})"
+        )
 
     # ------------------------------------------------------------ plumbing
     def _accept(self, listener: socket.socket) -> None:

@@ -8,7 +8,7 @@ sender delivers it and marks it sent; what could not be delivered stays pending 
 from __future__ import annotations
 
 import html as _html
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from mediaflow import names
@@ -17,6 +17,7 @@ from mediaflow.spec import STAGE_ORDER, format_duration
 from mediaflow.stages import instant, stage_spans
 
 WATCH_TASK = names.SLA_WATCH  # the value-stream DAG's per-run SLA watcher (outside the stages)
+
 
 def run_url(ui_url: str, dag_id: str, run_id: str) -> str:
     return f"{ui_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
@@ -35,11 +36,15 @@ def _now_lines(attempts: list[dict], spans: list[dict], now: datetime) -> list[s
     for a in attempts:
         if a["state"] == "running" and a.get("started_at") and a["task_id"] != WATCH_TASK:
             where = a["task_id"] + (f"[{a['map_index']}]" if a["map_index"] >= 0 else "")
-            lines.append(f"running: {where} (try {a['try_number']}, for {_dur((now - a['started_at']).total_seconds())})")
+            lines.append(
+                f"running: {where} (try {a['try_number']}, for {_dur((now - a['started_at']).total_seconds())})"
+            )
     if not lines and spans and spans[-1]["ended_at"]:
         last = spans[-1]
         ended = instant(last["ended_at"])
-        lines.append(f"waiting: nothing runs; {last['stage']} ended {_dur((now - ended).total_seconds())} ago (hand-off)")
+        lines.append(
+            f"waiting: nothing runs; {last['stage']} ended {_dur((now - ended).total_seconds())} ago (hand-off)"
+        )
     return lines or ["nothing running"]
 
 
@@ -56,7 +61,9 @@ def stage_sla_mail(*, stream: str, asset: str, dag_id: str, run_id: str, span: d
     start, end = instant(span["started_at"]), instant(span["ended_at"])
     elapsed = ((end or now) - start).total_seconds()
     status = f"finished late at {span['ended_at']}" if end else "still running"
-    subject = f"[SLA] {asset}: {span['stage']} stage over its {format_duration(span['sla_s'])} SLA ({status.split(' at')[0]})"
+    subject = (
+        f"[SLA] {asset}: {span['stage']} stage over its {format_duration(span['sla_s'])} SLA ({status.split(' at')[0]})"
+    )
     link = run_url(ui_url, dag_id, run_id)
     rows = [("Value stream", stream), ("Asset", asset), ("Stage", span["stage"]), ("SLA", format_duration(span["sla_s"])),
             ("Elapsed", _dur(elapsed)), ("Stage started", span["started_at"]), ("Status", status),
@@ -81,7 +88,9 @@ def task_failure_mail(*, stream: str, asset: str, dag_id: str, run_id: str, task
     subject = f"[FAILED] {asset}: {stage} stage task {task} failed ({stream})"
     rows = [("Value stream", stream), ("Asset", asset), ("Stage", stage), ("Task", task), ("Try", try_number),
             ("Error", error or "-"), ("Run", f"{dag_id} / {run_id}")]  # fmt: skip
-    return subject, _page(rows, ["the run goes on where it can; clear the task in the UI to retry it"], run_url(ui_url, dag_id, run_id))
+    return subject, _page(
+        rows, ["the run goes on where it can; clear the task in the UI to retry it"], run_url(ui_url, dag_id, run_id)
+    )
 
 
 def _first(items: list[str]) -> str:
@@ -113,14 +122,18 @@ def rejection_mail(*, stream: str, asset: str, dag_id: str, run_id: str, reasons
             ("Run", f"{dag_id} / {run_id}")]  # fmt: skip
     cells = "".join(f"<tr><th align='left'>{_html.escape(k)}</th><td>{_html.escape(str(v))}</td></tr>" for k, v in rows)
     items = lambda xs: "".join(f"<li>{_html.escape(x)}</li>" for x in xs)  # noqa: E731
-    body = (f"<table>{cells}</table><p>Why:</p><ul>{items(reasons)}</ul>"
-            + (f"<p>Warnings:</p><ul>{items(warnings)}</ul>" if warnings else "")
-            + "<p>Fix the delivery and deliver it again (same asset id).</p>"
-            + f"<p><a href='{_html.escape(run_url(ui_url, dag_id, run_id))}'>Open the run in the Airflow UI</a></p>")
+    body = (
+        f"<table>{cells}</table><p>Why:</p><ul>{items(reasons)}</ul>"
+        + (f"<p>Warnings:</p><ul>{items(warnings)}</ul>" if warnings else "")
+        + "<p>Fix the delivery and deliver it again (same asset id).</p>"
+        + f"<p><a href='{_html.escape(run_url(ui_url, dag_id, run_id))}'>Open the run in the Airflow UI</a></p>"
+    )
     return subject, body
 
 
-def spans_of(ledger: Ledger, dag_id: str, run_id: str, slas_s: dict, now: datetime) -> tuple[list[dict], list[dict], dict | None]:
+def spans_of(
+    ledger: Ledger, dag_id: str, run_id: str, slas_s: dict, now: datetime
+) -> tuple[list[dict], list[dict], dict | None]:
     """(attempts, stage spans, run row) of one run, from the ledger."""
     rows = ledger.attempts(dag_id, run_id)
     run = ledger.run(dag_id, run_id)
@@ -139,7 +152,7 @@ def watch_pass(ledger: Ledger, *, dag_id: str, run_id: str, stream: str, slas_s:
                ui_url: str, final_task: str = names.OUTCOME, now: datetime | None = None) -> tuple[list[dict], bool]:  # fmt: skip
     """One look at a run: raise an alert for every stage over its SLA (running or finished late) that has none
     yet. Returns (alerts waiting for delivery, including older undelivered ones; whether the run's work is over)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows, spans, run = spans_of(ledger, dag_id, run_id, slas_s, now)
     asset = asset_name(run, run_id)
     for span in spans:

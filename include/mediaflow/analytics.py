@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mediaflow import names
@@ -105,7 +105,7 @@ def publish_report(store: Store, buckets: Buckets, prefix: str) -> str:
     # latest/ is replaced file by file, index.html last, so a reader never sees a page without its data
     keys = sorted(store.list(buckets.reports, f"{prefix}/"), key=lambda k: k.endswith("index.html"))
     for key in keys:
-        store.copy(buckets.reports, key, buckets.reports, f"{LATEST}/{key[len(prefix) + 1:]}")
+        store.copy(buckets.reports, key, buckets.reports, f"{LATEST}/{key[len(prefix) + 1 :]}")
     return f"s3://{buckets.reports}/{LATEST}/index.html"
 
 
@@ -115,7 +115,7 @@ def owners_of(specs: dict) -> list[str]:
 
 def digest_day(now: datetime, hour: int) -> str | None:
     """The UTC day whose digest is due at `now` (from `hour` on), else None."""
-    now = instant(now).astimezone(timezone.utc)
+    now = instant(now).astimezone(UTC)
     return now.strftime("%Y-%m-%d") if now.hour >= hour else None
 
 

@@ -18,26 +18,30 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mediaflow import flow, gx_suite
+from mediaflow.flow import REJECTION_FILE
 from mediaflow.manifest import KNOWN, MANIFEST_NAME, file_name_problem, named_files
 from mediaflow.stages import instant, iso_z
-from mediaflow.flow import REJECTION_FILE
 from mediaflow.store import DELIVERIES, Buckets, Store, read_json
 
 SUITE_PATH = Path(__file__).resolve().parent.parent / "gx" / "manifest_suite.json"
 PRIORITIES = ("low", "normal", "high", "urgent")
-INCOMPLETE_AFTER_S = 24 * 3600.0  # a delivery folder without manifest.json for this long is refused  # the trigger form's list, lowest first
+INCOMPLETE_AFTER_S = (
+    24 * 3600.0
+)  # a delivery folder without manifest.json for this long is refused  # the trigger form's list, lowest first
 COLUMNS = ("delivery_id", "parse_error", "unknown_keys", "type_errors", "asset_id", "title", "value_stream",
            "has_content", "territories", "priority", "delivered_at", "last_modified")  # fmt: skip
 CLAIMS = "claims"  # reports bucket: a run about to be triggered for a delivery (see claim())
 PENDING = "pending"  # a claim's status when its trigger kept failing: the next batch tries it again
 # a trigger's retries (exponential backoff, full jitter) stop when the batch's trigger budget is spent
-DEFAULT_TRIGGER_BUDGET_S = 120.0  # MEDIAFLOW_TRIGGER_RETRY_BUDGET_S: a DAG re-parsed after being deactivated is back within it
+DEFAULT_TRIGGER_BUDGET_S = (
+    120.0  # MEDIAFLOW_TRIGGER_RETRY_BUDGET_S: a DAG re-parsed after being deactivated is back within it
+)
 # MEDIAFLOW_TRIGGER_WORKERS: triggers in flight at once over one token. On PostgreSQL 4 halve a 270-delivery batch's
 # trigger time (60.9 s -> 30.9 s); on SQLite use 1: two trigger transactions at once waited on each other's lock for
 # the whole busy timeout (the stack froze for 2 minutes)
@@ -62,7 +66,7 @@ def run_id_for(batch_kind: str, day: str, delivery_id: str) -> str:
 
 
 def _now() -> str:
-    return iso_z(datetime.now(timezone.utc))
+    return iso_z(datetime.now(UTC))
 
 
 # ---------------------------------------------------------------- find
@@ -104,7 +108,9 @@ def manifest_row(delivery_id: str, raw: bytes | None, last_modified: str | None 
     row = dict.fromkeys(COLUMNS)
     row.update(delivery_id=delivery_id, last_modified=last_modified, has_content=False, priority="normal")
     if raw is None:
-        row["parse_error"] = f"{MANIFEST_NAME}: missing from the delivery (no manifest {INCOMPLETE_AFTER_S / 3600:g} h after its files)"
+        row["parse_error"] = (
+            f"{MANIFEST_NAME}: missing from the delivery (no manifest {INCOMPLETE_AFTER_S / 3600:g} h after its files)"
+        )
         return row
     try:
         doc = json.loads(raw)
@@ -152,7 +158,7 @@ def read_manifests(store: Store, buckets: Buckets, delivery_ids: list[str], *, w
     """Rows for the deliveries that are complete: manifest.json is uploaded last, so a folder without one is
     still arriving and is left for a later batch; after `incomplete_after_s` without a manifest it is refused.
     Manifests are fetched in parallel (S3 latency, not CPU, is the cost)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
 
     def one(delivery_id: str) -> dict | None:
         prefix = f"{DELIVERIES}/{delivery_id}/"
@@ -163,7 +169,9 @@ def read_manifests(store: Store, buckets: Buckets, delivery_ids: list[str], *, w
             if (now - newest).total_seconds() < incomplete_after_s:
                 return None  # still arriving
             return manifest_row(delivery_id, None)
-        return manifest_row(delivery_id, store.get_bytes(buckets.landing, prefix + MANIFEST_NAME), meta.get("last_modified"))
+        return manifest_row(
+            delivery_id, store.get_bytes(buckets.landing, prefix + MANIFEST_NAME), meta.get("last_modified")
+        )
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return [row for row in pool.map(one, delivery_ids) if row is not None]
@@ -232,7 +240,10 @@ def claim(store: Store, buckets: Buckets, row: dict, *, dag_id: str, run_id: str
 def mark_triggered(store: Store, buckets: Buckets, record: dict) -> None:
     """The delivery's run exists: it is processed; no batch or landing event starts it again. A delivery that was
     pending keeps `pending_since` in its marker; the reason of the last failed trigger goes."""
-    marker = {k: v for k, v in record.items() if k not in _PENDING_FIELDS} | {"status": "triggered", "triggered_at": _now()}
+    marker = {k: v for k, v in record.items() if k not in _PENDING_FIELDS} | {
+        "status": "triggered",
+        "triggered_at": _now(),
+    }
     store.put_bytes(json.dumps(marker, indent=2).encode(), buckets.reports, processed_key(record["delivery_id"]))
     store.delete(buckets.reports, [claim_key(record["delivery_id"])])
 
@@ -279,7 +290,9 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def retry_delay(round_no: int, *, base_s: float = 1.0, cap_s: float = 20.0, rand: Callable[[], float] = random.random) -> float:
+def retry_delay(
+    round_no: int, *, base_s: float = 1.0, cap_s: float = 20.0, rand: Callable[[], float] = random.random
+) -> float:
     """Seconds before retry round `round_no` (1, 2, ...): exponential (base x 2^(round-1), at most `cap_s`) with
     jitter (a random half to all of it), so a batch's retries do not land on a recovering API server in step."""
     return min(cap_s, base_s * 2 ** (round_no - 1)) * (0.5 + 0.5 * rand())
@@ -308,6 +321,7 @@ def leave_pending(store: Store, buckets: Buckets, record: dict, *, reason: str, 
     return pending
 
 
+# long: the retry budget, the thread pool and the per-record state share one lock; split, they would share globals
 def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger: Callable, batch_run_id: str,
                 budget_s: float | None = None, workers: int | None = None, sleep: Callable[[float], None] = time.sleep,
                 clock: Callable[[], float] = time.monotonic, rand: Callable[[], float] = random.random) -> list[dict]:  # fmt: skip
@@ -327,7 +341,7 @@ def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger:
 
     budget = trigger_budget_s() if budget_s is None else budget_s
     lock = threading.Lock()
-    began = last_ok = clock()
+    last_ok = clock()
     failing = 0  # failed tries since the last success
     tries, errors, first_try = [0] * len(records), [None] * len(records), [0.0] * len(records)
     results: list[dict | None] = [None] * len(records)
@@ -345,7 +359,9 @@ def trigger_all(store: Store, buckets: Buckets, records: list[dict], *, trigger:
         tries[i] += 1
         first_try[i] = first_try[i] or clock()
         try:
-            _, created = trigger(rec["dag_id"], rec["run_id"], {"delivery": rec["delivery_id"], "priority": rec["priority"]})
+            _, created = trigger(
+                rec["dag_id"], rec["run_id"], {"delivery": rec["delivery_id"], "priority": rec["priority"]}
+            )
         except Exception as e:  # noqa: BLE001  one delivery's trouble never fails the batch
             errors[i] = e
             with lock:
@@ -459,4 +475,4 @@ def rejection_mail(invalid: dict[str, list[str]], quarantined: dict[str, str], *
 
 
 def day_of(ts: str | datetime | None) -> str:
-    return (instant(ts) or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return (instant(ts) or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")

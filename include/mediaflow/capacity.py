@@ -73,7 +73,9 @@ class Capacity:
 
     def airflow_pools(self) -> dict[str, dict]:
         """The pools in the form `airflow pools import FILE` reads."""
-        return {p.name: {"slots": p.slots, "description": p.description, "include_deferred": False} for p in self.pools()}
+        return {
+            p.name: {"slots": p.slots, "description": p.description, "include_deferred": False} for p in self.pools()
+        }
 
 
 def available_cores() -> int:

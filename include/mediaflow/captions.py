@@ -33,11 +33,11 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 FORMATS = ("srt", "vtt", "ttml", "scc", "stl")
 
@@ -109,7 +109,9 @@ def _where(file: str, cue: int | None = None, line: int | None = None) -> str:
     return file
 
 
-def _finding(level: str, check: str, file: str, detail: str, cue: int | None = None, line: int | None = None) -> Finding:
+def _finding(
+    level: str, check: str, file: str, detail: str, cue: int | None = None, line: int | None = None
+) -> Finding:
     if len(detail) > MAX_DETAIL_CHARS:  # a quoted line of a hostile file can be megabytes long
         detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
     return Finding(level, file, cue, line, check, f"{_where(file, cue, line)}: {detail}")
@@ -199,8 +201,9 @@ def _pct(v: float) -> str:
 # Legacy Windows code page by language, used only to break ties between equally plausible charset-normalizer
 # guesses (for short Western text it scores cp1250 and cp1252 identically and picks cp1250: "niño" -> "nińo").
 _LEGACY_CODEPAGE = {
-    **dict.fromkeys("af ca cy da de en es et eu fi fo fr ga gd gl id is it ms nb nl nn no oc pt sq sv sw".split(),
-                    "cp1252"),
+    **dict.fromkeys(
+        "af ca cy da de en es et eu fi fo fr ga gd gl id is it ms nb nl nn no oc pt sq sv sw".split(), "cp1252"
+    ),
     **dict.fromkeys("bs cs hr hu pl ro sk sl".split(), "cp1250"),
     **dict.fromkeys("be bg mk ru sr uk".split(), "cp1251"),
     "el": "cp1253",
@@ -280,6 +283,7 @@ def decode_text(data: bytes, filename: str) -> str:
 
 # ----------------------------------------------------------------------------------------------- format detection
 
+
 def _sniff_text(data: bytes) -> str:
     """Cheap, lossy decode for format sniffing only (the markers are ASCII): BOM codec, else UTF-8 with replacement."""
     text = next((data[len(bom) :].decode(enc, errors="replace") for bom, enc in _BOMS if data.startswith(bom)), None)
@@ -291,8 +295,16 @@ def _sniff_text(data: bytes) -> str:
 _STL_SIGNATURE = re.compile(rb"^\d{3}STL(23|24|25|30|50)\.01")
 _TT_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?tt[\s>/]")
 _SRT_CUE = re.compile(r"(?m)^[ \t]*\d+[ \t]*\n[^\n]*-->")
-_EXTENSIONS = {".srt": "srt", ".vtt": "vtt", ".webvtt": "vtt", ".ttml": "ttml", ".dfxp": "ttml", ".xml": "ttml",
-               ".scc": "scc", ".stl": "stl"}
+_EXTENSIONS = {
+    ".srt": "srt",
+    ".vtt": "vtt",
+    ".webvtt": "vtt",
+    ".ttml": "ttml",
+    ".dfxp": "ttml",
+    ".xml": "ttml",
+    ".scc": "scc",
+    ".stl": "stl",
+}
 
 
 def detect_format(filename: str, data: bytes) -> str:
@@ -326,8 +338,9 @@ def max_caption_bytes() -> int:
 def _check_size(size: int, name: str) -> None:
     limit = max_caption_bytes()
     if size > limit:
-        detail = (f"file is {size:,} bytes, above the {limit:,}-byte limit for caption files "
-                  "(MEDIAFLOW_MAX_CAPTION_BYTES)")
+        detail = (
+            f"file is {size:,} bytes, above the {limit:,}-byte limit for caption files (MEDIAFLOW_MAX_CAPTION_BYTES)"
+        )
         raise CaptionError([_error("size", name, detail)])
 
 
@@ -386,9 +399,17 @@ _VTT_TS = re.compile(r"(?:(\d{2,4}):)?(\d{2}):(\d{2})\.(\d{3})", re.A)  # WebVTT
 _VTT_SETTING = re.compile(r"(vertical|line|position|size|align|region):\S+")
 
 # SRT positioning in the ASS style ({\an8} = top centre), as many vendors deliver it.
-_AN_SETTINGS = {"1": "line:90%,end align:start", "2": "", "3": "line:90%,end align:end",
-                "4": "line:50%,center align:start", "5": "line:50%,center", "6": "line:50%,center align:end",
-                "7": "line:10% align:start", "8": "line:10%", "9": "line:10% align:end"}
+_AN_SETTINGS = {
+    "1": "line:90%,end align:start",
+    "2": "",
+    "3": "line:90%,end align:end",
+    "4": "line:50%,center align:start",
+    "5": "line:50%,center",
+    "6": "line:50%,center align:end",
+    "7": "line:10% align:start",
+    "8": "line:10%",
+    "9": "line:10% align:end",
+}
 
 
 @dataclass
@@ -407,6 +428,7 @@ def _ts_ms(m: re.Match[str]) -> int:
     return ((int(h or 0) * 60 + int(mi)) * 60 + int(s)) * 1000 + int(frac) * 10 ** (3 - len(frac))
 
 
+# long: a line-by-line scanner: one state machine reads best in one place
 def _scan_srt_vtt(text: str, fmt: str, file: str) -> tuple[list[_ScannedCue], list[Finding], list[Finding]]:
     """Light structure check (not a parser of cue text): find each cue's timing line, validate its timestamps, keep
     WebVTT settings, skip NOTE/STYLE/REGION blocks. Returns (cues, errors, warnings)."""
@@ -535,9 +557,11 @@ def _parse_srt_vtt(text: str, fmt: str, file: str) -> tuple[list[Cue], list[Find
         detail = f"pysubs2 found {len(events)} cues where the file has {len(scanned)}"
         raise CaptionError([_error("parse", file, detail)])
     cues = []
-    for c, ev in zip(scanned, events):
+    for c, ev in zip(scanned, events, strict=False):
         if (ev.start, ev.end) != (c.start_ms, c.end_ms):  # both read the same timing line; never expected to differ
-            raise CaptionError([_error("parse", file, f"pysubs2 read the timing as {ev.start}-{ev.end} ms", c.index, c.line)])
+            raise CaptionError(
+                [_error("parse", file, f"pysubs2 read the timing as {ev.start}-{ev.end} ms", c.index, c.line)]
+            )
         txt, an_settings = _from_ssa_text(ev.text, fmt)
         raw_last = c.text_lines[-1].strip() if c.text_lines else ""
         if raw_last.isdigit() and not visible_text(txt).endswith(raw_last):
@@ -595,8 +619,9 @@ class _ModelCue:
     settings: str
 
 
-def _abs(begin: Fraction | None, end: Fraction | None,
-         pb: Fraction, pe: Fraction | None) -> tuple[Fraction, Fraction | None]:
+def _abs(
+    begin: Fraction | None, end: Fraction | None, pb: Fraction, pe: Fraction | None
+) -> tuple[Fraction, Fraction | None]:
     """Same rule as ttconv.isd (par time containers): offsets relative to the parent's begin, clipped by its end."""
     b = pb + (begin or 0)
     e = pb + end if end is not None else pe
@@ -605,9 +630,10 @@ def _abs(begin: Fraction | None, end: Fraction | None,
     return b, e
 
 
+# long: one pass turning each format's cues into the common model, format by format
 def _model_cues(doc) -> list[_ModelCue]:
-    from ttconv import model
     import ttconv.style_properties as sp
+    from ttconv import model
 
     body = doc.get_body()
     out: list[_ModelCue] = []
@@ -742,8 +768,9 @@ def _settings_for(p, region, inherited) -> str:
     return " ".join(settings)
 
 
-def _cues_from_model(mcues: list[_ModelCue], file: str, lines: list[int | None] | None,
-                     label) -> tuple[list[Cue], list[Finding]]:
+def _cues_from_model(
+    mcues: list[_ModelCue], file: str, lines: list[int | None] | None, label
+) -> tuple[list[Cue], list[Finding]]:
     """Model cues -> Cue list; impossible timings are errors naming the cue (and line)."""
     cues: list[Cue] = []
     errors: list[Finding] = []
@@ -761,7 +788,9 @@ def _cues_from_model(mcues: list[_ModelCue], file: str, lines: list[int | None] 
             detail = f"{where}end {format_timestamp(float(mc.end))} {what} start {format_timestamp(float(mc.start))}"
             errors.append(_error("timing", file, detail, mc.ordinal, line))
             continue
-        cues.append(Cue(mc.ordinal, round(float(mc.start), 3), round(float(mc.end), 3), mc.text, mc.settings, line=line))
+        cues.append(
+            Cue(mc.ordinal, round(float(mc.start), 3), round(float(mc.end), 3), mc.text, mc.settings, line=line)
+        )
     if errors:
         raise CaptionError(errors)
     return cues, []
@@ -902,7 +931,9 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
                 local, name, ln = bad[0]
                 detail = f'{name}="{e.args[0]}" on <{local}> is not a value TTML allows'
                 raise CaptionError([_error("parse", file, detail, line=ln)]) from e
-            raise CaptionError([_error("parse", file, f"ttconv could not read the TTML: {type(e).__name__}: {e}")]) from e
+            raise CaptionError(
+                [_error("parse", file, f"ttconv could not read the TTML: {type(e).__name__}: {e}")]
+            ) from e
     if doc is None:
         detail = "ttconv could not read the TTML document: " + "; ".join(r.getMessage() for r in records)
         raise CaptionError([_error("parse", file, detail)])
@@ -921,10 +952,10 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
                 p_no += 1
             if attrs.get(attr) == value:
                 cue = p_no if local == "p" else None
-                errors.append(_error("timing", file, f"unparseable {attr}=\"{value}\" on <{local}>", cue, ln))
+                errors.append(_error("timing", file, f'unparseable {attr}="{value}" on <{local}>', cue, ln))
                 found = True
         if not found:
-            errors.append(_error("timing", file, f"unparseable {attr}=\"{value}\""))
+            errors.append(_error("timing", file, f'unparseable {attr}="{value}"'))
     if errors:
         raise CaptionError(errors)
 
@@ -932,9 +963,18 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
     if len(mcues) < len(p_lines):
         # ttconv prunes elements it computes as never active; with offsets on <div>/<body> and implicit durations
         # its arithmetic can prune (or clip) real paragraphs. Losing captions silently is not an option.
-        raise CaptionError([_error("timing", file, f"{len(p_lines) - len(mcues)} of {len(p_lines)} <p> paragraphs are never "
-                                   "active on the timeline (check begin/end/dur on <body>/<div>: an offset without an "
-                                   "explicit end or dur is not supported)", line=p_lines[0])])
+        raise CaptionError(
+            [
+                _error(
+                    "timing",
+                    file,
+                    f"{len(p_lines) - len(mcues)} of {len(p_lines)} <p> paragraphs are never "
+                    "active on the timeline (check begin/end/dur on <body>/<div>: an offset without an "
+                    "explicit end or dur is not supported)",
+                    line=p_lines[0],
+                )
+            ]
+        )
     if len(p_lines) != len(mcues):
         p_lines = None  # type: ignore[assignment]
     cues, _ = _cues_from_model(mcues, file, p_lines, lambda mc: "")
@@ -943,8 +983,9 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
 
 # ---- SCC (ttconv.scc)
 
-_SCC_LINE = re.compile(r"(\d{2})[:;.,](\d{2})[:;.,](\d{2})[:;.,](\d{2})\t((?:[0-9A-Fa-f]{4})(?: +[0-9A-Fa-f]{4})*)?\s*",
-                       re.A)
+_SCC_LINE = re.compile(
+    r"(\d{2})[:;.,](\d{2})[:;.,](\d{2})[:;.,](\d{2})\t((?:[0-9A-Fa-f]{4})(?: +[0-9A-Fa-f]{4})*)?\s*", re.A
+)
 
 
 def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
@@ -963,8 +1004,14 @@ def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
         m = _SCC_LINE.fullmatch(ln)
         if not m:
             tc = ln.split("\t", 1)[0].strip()
-            errors.append(_error("timing" if "\t" in ln else "parse", file,
-                                 f"malformed SCC line (expected 'HH:MM:SS:FF<tab>hhhh hhhh ...'): {tc[:40]!r}", line=n))
+            errors.append(
+                _error(
+                    "timing" if "\t" in ln else "parse",
+                    file,
+                    f"malformed SCC line (expected 'HH:MM:SS:FF<tab>hhhh hhhh ...'): {tc[:40]!r}",
+                    line=n,
+                )
+            )
             continue
         h, mi, s, f = (int(x) for x in m.groups()[:4])
         if mi > 59 or s > 59 or f > 29:
@@ -973,7 +1020,7 @@ def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
         line_times.append((SmpteTimeCode.parse(ln.split("\t")[0], FPS_29_97).to_temporal_offset(), n))
     if errors:
         raise CaptionError(errors)
-    for (t0, n0), (t1, n1) in zip(line_times, line_times[1:]):
+    for (t0, n0), (t1, n1) in zip(line_times, line_times[1:], strict=False):
         if t1 < t0:
             errors.append(_error("timing", file, f"timecode goes backwards (line {n0} is later)", line=n1))
     if errors:
@@ -983,7 +1030,9 @@ def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
         try:
             doc = scc_reader.to_model(text)
         except Exception as e:
-            raise CaptionError([_error("parse", file, f"ttconv could not read the SCC: {type(e).__name__}: {e}")]) from e
+            raise CaptionError(
+                [_error("parse", file, f"ttconv could not read the SCC: {type(e).__name__}: {e}")]
+            ) from e
     mcues = _model_cues(doc)
 
     # a caption's line: the last timecode line at or before its start (ttconv keeps no line numbers)
@@ -1002,8 +1051,13 @@ def _parse_scc(text: str, file: str) -> tuple[list[Cue], list[Finding]]:
 
 _GSI = struct.Struct("3s8sc2s2s32s32s32s32s32s32s16s6s6s2s5s5s3s2s2s1s8s8s1s1s3s32s32s32s75x576s")  # as ttconv
 _TTI = struct.Struct("<BHBBBBBBBBBBBBB112s")
-_DFC_FPS = {b"STL23.01": Fraction(24000, 1001), b"STL24.01": Fraction(24), b"STL25.01": Fraction(25),
-            b"STL30.01": Fraction(30000, 1001), b"STL50.01": Fraction(50)}
+_DFC_FPS = {
+    b"STL23.01": Fraction(24000, 1001),
+    b"STL24.01": Fraction(24),
+    b"STL25.01": Fraction(25),
+    b"STL30.01": Fraction(30000, 1001),
+    b"STL50.01": Fraction(50),
+}
 
 
 def _parse_stl(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
@@ -1073,7 +1127,9 @@ def _parse_stl(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
         try:
             doc = stl_reader.to_model(io.BytesIO(data), config)
         except Exception as e:
-            raise CaptionError([_error("parse", file, f"ttconv could not read the EBU-STL: {type(e).__name__}: {e}")]) from e
+            raise CaptionError(
+                [_error("parse", file, f"ttconv could not read the EBU-STL: {type(e).__name__}: {e}")]
+            ) from e
     cues, _ = _cues_from_model(_model_cues(doc), file, None, lambda mc: f"subtitle {mc.ordinal}: ")
     return cues, warnings + _log_warnings(records, file)
 
@@ -1081,8 +1137,9 @@ def _parse_stl(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
 # ----------------------------------------------------------------------------------------------- QC
 
 
-def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: float = 20.0,
-       max_line_chars: int = 42) -> list[Finding]:
+def qc(
+    cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: float = 20.0, max_line_chars: int = 42
+) -> list[Finding]:
     """Errors: impossible timing, cue outside the media, too many cues at once, a cue too long to be a caption.
     Warnings: overlap, reading speed, line length, empty cue."""
     out: list[Finding] = []
@@ -1090,8 +1147,11 @@ def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: f
     for c in cues:
         ts, te = format_timestamp(c.start_s), format_timestamp(c.end_s)
         if c.end_s <= c.start_s or c.start_s < 0:
-            detail = f"end {te} is before start {ts}" if c.end_s < c.start_s else (
-                f"end {te} equals start {ts}" if c.end_s == c.start_s else f"negative start {c.start_s:.3f} s")
+            detail = (
+                f"end {te} is before start {ts}"
+                if c.end_s < c.start_s
+                else (f"end {te} equals start {ts}" if c.end_s == c.start_s else f"negative start {c.start_s:.3f} s")
+            )
             out.append(_error("timing", file, detail, c.index, c.line))
         if media_duration_s is not None:
             md = format_timestamp(media_duration_s)
@@ -1099,7 +1159,9 @@ def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: f
                 detail = f"starts at {ts}, at or after the end of the media ({md})"
                 out.append(_error("duration", file, detail, c.index, c.line))
             elif c.end_s > media_duration_s + DURATION_TOLERANCE_S:
-                out.append(_error("duration", file, f"ends at {te}, after the end of the media ({md})", c.index, c.line))
+                out.append(
+                    _error("duration", file, f"ends at {te}, after the end of the media ({md})", c.index, c.line)
+                )
         if prev is not None and c.start_s < prev.end_s:
             detail = f"starts at {ts}, before cue {prev.index} ends ({format_timestamp(prev.end_s)})"
             out.append(_warning("overlap", file, detail, c.index, c.line))
@@ -1114,8 +1176,10 @@ def qc(cues: list[Cue], *, file: str, media_duration_s: float | None, max_cps: f
             continue
         dur = c.end_s - c.start_s
         if dur > 0 and n_chars / dur > max_cps:
-            detail = (f"reading speed {n_chars / dur:.1f} characters/s is above {max_cps:g} "
-                      f"({n_chars} characters in {dur:.3f} s)")
+            detail = (
+                f"reading speed {n_chars / dur:.1f} characters/s is above {max_cps:g} "
+                f"({n_chars} characters in {dur:.3f} s)"
+            )
             out.append(_warning("reading_speed", file, detail, c.index, c.line))
         for k, ln in enumerate(visible.split("\n"), start=1):
             if len(ln) > max_line_chars:
@@ -1134,8 +1198,10 @@ def _crowding(cues: list[Cue], file: str) -> list[Finding]:
             heapq.heappop(ends)
         heapq.heappush(ends, c.end_s)
         if len(ends) > MAX_CUES_ON_SCREEN:
-            detail = (f"{len(ends)} cues on screen at once at {format_timestamp(c.start_s)} (max {MAX_CUES_ON_SCREEN}; "
-                      "each would be repeated in every HLS segment it spans)")
+            detail = (
+                f"{len(ends)} cues on screen at once at {format_timestamp(c.start_s)} (max {MAX_CUES_ON_SCREEN}; "
+                "each would be repeated in every HLS segment it spans)"
+            )
             return [_error("overlap", file, detail, c.index, c.line)]
     return []
 
@@ -1146,8 +1212,9 @@ def _crowding(cues: list[Cue], file: str) -> list[Finding]:
 def _escape_cue_text(text: str) -> str:
     """Literal &, <, > escaped; <i>/<b>/<u> kept; no blank lines (a blank line would end the cue)."""
     parts = re.split(r"(</?[ibu]>)", _balance_tags(text))
-    esc = "".join(p if _TAG_RE.fullmatch(p) else p.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                  for p in parts)
+    esc = "".join(
+        p if _TAG_RE.fullmatch(p) else p.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for p in parts
+    )
     return "\n".join(ln for ln in esc.split("\n") if ln.strip())
 
 
@@ -1168,8 +1235,9 @@ def to_webvtt(cues: list[Cue]) -> str:
     return "WEBVTT\n\n" + "\n".join(_cue_block(c) for c in _ordered(cues))
 
 
-def segment_webvtt(cues: list[Cue], *, segment_s: float, duration_s: float,
-                   mpegts_offset: int = HLS_MPEGTS_OFFSET) -> tuple[str, list[tuple[str, str]]]:
+def segment_webvtt(
+    cues: list[Cue], *, segment_s: float, duration_s: float, mpegts_offset: int = HLS_MPEGTS_OFFSET
+) -> tuple[str, list[tuple[str, str]]]:
     """HLS subtitle rendition: (media playlist, [(segment file name, WebVTT text), ...]).
 
     ceil(duration_s / segment_s) segments of segment_s (the last one shorter); each holds every cue that overlaps
@@ -1181,8 +1249,13 @@ def segment_webvtt(cues: list[Cue], *, segment_s: float, duration_s: float,
     ordered = _ordered(cues)
     header = f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{mpegts_offset},LOCAL:00:00:00.000\n\n"
     segments: list[tuple[str, str]] = []
-    playlist = ["#EXTM3U", "#EXT-X-VERSION:6", f"#EXT-X-TARGETDURATION:{math.ceil(segment_s)}",
-                "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD"]
+    playlist = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:6",
+        f"#EXT-X-TARGETDURATION:{math.ceil(segment_s)}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+    ]
     per_segment: list[list[str]] = [[] for _ in range(count)]
     for c in ordered:  # each cue goes to every segment whose [start, end) it overlaps
         if c.end_s <= 0 or c.start_s >= duration_s:

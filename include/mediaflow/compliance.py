@@ -35,8 +35,9 @@ def check_rights(store: Store, buckets: Buckets, *, ingested: dict, at: datetime
     decisions = rights.decide(load_catalog(store, buckets), asset_id=ingested["asset_id"],
                               channels=ingested["channels"], territories=ingested["territories"], at=at)  # fmt: skip
     problems = [f"rights {d.channel}/{d.territory}: {d.reason}" for d in decisions if not d.publishable]
-    return CheckResult(check=names.RIGHTS, passed=not problems, problems=problems,
-                       extra={"decisions": [asdict(d) for d in decisions]}).to_dict()
+    return CheckResult(
+        check=names.RIGHTS, passed=not problems, problems=problems, extra={"decisions": [asdict(d) for d in decisions]}
+    ).to_dict()
 
 
 def _video_part(ingested: dict, transcoded: dict | None) -> dict | None:
@@ -87,8 +88,13 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     allowances and mid-programme limits (mediaflow.qc): errors are `problems` (a person decides), warnings only
     listed."""
     if not ingested.get("source_uri"):
-        return CheckResult(check=names.TECHNICAL_QC, passed=True, problems=[], warnings=[], extra={
-            "detections": None, "note": "sidecar-only delivery: the source was checked when it was published"}).to_dict()
+        return CheckResult(
+            check=names.TECHNICAL_QC,
+            passed=True,
+            problems=[],
+            warnings=[],
+            extra={"detections": None, "note": "sidecar-only delivery: the source was checked when it was published"},
+        ).to_dict()
     facts = ingested["source"]
     bucket, key = parse_s3_uri(ingested["source_uri"])
     name = PurePosixPath(key).name
@@ -102,8 +108,13 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     judged = qc.judge(detections, duration_s=facts["duration_s"], thresholds=spec.qc, name=name)
     problems = [f["message"] for f in judged if f["severity"] == "error"]
     warnings = [f["message"] for f in judged if f["severity"] == "warning"]
-    return CheckResult(check=names.TECHNICAL_QC, passed=not problems, problems=problems, warnings=warnings,
-                       extra={"findings": judged, "detections": detections}).to_dict()
+    return CheckResult(
+        check=names.TECHNICAL_QC,
+        passed=not problems,
+        problems=problems,
+        warnings=warnings,
+        extra={"findings": judged, "detections": detections},
+    ).to_dict()
 
 
 def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_streams: list[str], run_id: str) -> dict:
@@ -116,8 +127,12 @@ def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_stre
         f"metadata: {f['expectation']} failed on {f.get('column')}: unexpected {f.get('unexpected')}"
         for f in summary.get("failed", [])
     ]
-    return CheckResult(check=names.METADATA, passed=bool(summary["success"]), problems=problems,
-                       extra={"gx": summary, "gx_uri": f"s3://{buckets.reports}/{key}"}).to_dict()
+    return CheckResult(
+        check=names.METADATA,
+        passed=bool(summary["success"]),
+        problems=problems,
+        extra={"gx": summary, "gx_uri": f"s3://{buckets.reports}/{key}"},
+    ).to_dict()
 
 
 def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str, list[str]]:

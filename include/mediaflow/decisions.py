@@ -70,7 +70,9 @@ def lead_time_s(status: str, delivered_at: str | None, finished_at: datetime) ->
     return round((finished_at - instant(delivered_at)).total_seconds(), 3)
 
 
-def awaiting_reasons(waiting: list[str], checks: dict[str, dict], *, ui_url: str, dag_id: str, run_id: str) -> list[str]:
+def awaiting_reasons(
+    waiting: list[str], checks: dict[str, dict], *, ui_url: str, dag_id: str, run_id: str
+) -> list[str]:
     """Why a run parked on human reviews waits, per waiting `review.<branch>_approval` task: each finding of the
     checks that feed the branch (naming the check, the figure and the limit; else the stream's policy), then where
     a person answers it."""
@@ -79,9 +81,12 @@ def awaiting_reasons(waiting: list[str], checks: dict[str, dict], *, ui_url: str
         branch = names.branch_of_approval(task)
         why = [p for c in names.CHECKS_OF.get(branch, ()) for p in (checks.get(c) or {}).get("problems") or []]
         reasons += [f"{branch} review: {w}" for w in why] or [
-            f"{branch} review waits for a person: the stream's policy asks for {branch} review by a person"]
-        reasons.append(f"{branch} review waits for a person: in the Airflow UI ({ui_url}) open Browse > "
-                       f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject")
+            f"{branch} review waits for a person: the stream's policy asks for {branch} review by a person"
+        ]
+        reasons.append(
+            f"{branch} review waits for a person: in the Airflow UI ({ui_url}) open Browse > "
+            f"Required Actions (or DAG {dag_id}, run {run_id}, task {task}) and choose Approve or Reject"
+        )
     return reasons
 
 

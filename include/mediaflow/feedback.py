@@ -35,7 +35,7 @@ SERIES_RE = re.compile(r"^(?P<series>.+?)[-_.]s(?P<season>\d{1,3})e(?P<episode>\
 
 # ---------------------------------------------------------------- catalog
 def series_of(asset_id: str) -> str | None:
-    """"bbb-s01e02" -> "bbb"; None for a title that is not an episode."""
+    """ "bbb-s01e02" -> "bbb"; None for a title that is not an episode."""
     m = SERIES_RE.match(asset_id or "")
     return m.group("series") if m else None
 
@@ -79,7 +79,8 @@ def title_figures(sess: pd.DataFrame) -> pd.DataFrame:
     avg_watch_share (mean watch share of the started sessions); NaN when the title's duration is unknown."""
     started = sess[sess["started"]].assign(completed=lambda f: f["completed"].astype("float64"))
     out = started.groupby(["title", "territory"], sort=True).agg(
-        starts=("session", "size"), completion_rate=("completed", "mean"), avg_watch_share=("watch_share", "mean"))
+        starts=("session", "size"), completion_rate=("completed", "mean"), avg_watch_share=("watch_share", "mean")
+    )
     return out.reset_index().astype({"starts": "int64"})
 
 
@@ -90,13 +91,17 @@ def retention(sess: pd.DataFrame, *, bucket_s: float = BUCKET_S) -> pd.DataFrame
     furthest position seen when the duration is unknown)."""
     started = sess[sess["started"]].copy()
     if started.empty:
-        return pd.DataFrame(columns=["title", "territory", "bucket", "bucket_start_s", "viewers", "retention", "drop_off"])
+        return pd.DataFrame(
+            columns=["title", "territory", "bucket", "bucket_start_s", "viewers", "retention", "drop_off"]
+        )
     span = started["duration_s"].fillna(started.groupby("title")["furthest_s"].transform("max"))
     n_buckets = np.maximum(1, np.ceil(span / bucket_s)).astype("int64")
     reach = np.minimum(np.floor(started["furthest_s"].clip(upper=span) / bucket_s).astype("int64"), n_buckets - 1)
     started = started.assign(_reach=reach, _n=n_buckets)
     counts = started.groupby(["title", "territory", "_reach"]).size().rename("n").reset_index()
-    sizes = started.groupby(["title", "territory"]).agg(starts=("session", "size"), n_buckets=("_n", "max")).reset_index()
+    sizes = (
+        started.groupby(["title", "territory"]).agg(starts=("session", "size"), n_buckets=("_n", "max")).reset_index()
+    )
     grid = sizes.loc[sizes.index.repeat(sizes["n_buckets"])].copy()
     grid["bucket"] = grid.groupby(["title", "territory"]).cumcount()
     grid = grid.merge(counts.rename(columns={"_reach": "bucket"}), on=["title", "territory", "bucket"], how="left")
@@ -115,7 +120,7 @@ def retention(sess: pd.DataFrame, *, bucket_s: float = BUCKET_S) -> pd.DataFrame
 def _lacking(sess: pd.DataFrame, catalog: dict[str, dict]) -> pd.DataFrame:
     started = sess[sess["started"]]
     have = {(t, loc) for t, c in catalog.items() for loc in c.get("locales") or []}
-    pairs = pd.Series(list(zip(started["title"], started["locale"])), index=started.index, dtype="object")
+    pairs = pd.Series(list(zip(started["title"], started["locale"], strict=False)), index=started.index, dtype="object")
     return started[~pairs.isin(have)]
 
 
@@ -123,7 +128,11 @@ def locale_demand(sess: pd.DataFrame, catalog: dict[str, dict]) -> pd.DataFrame:
     """Per (territory, locale): starts of titles that have neither captions nor audio in the viewer's locale
     (nor is it the original), and how many titles those are. Highest demand first."""
     lacking = _lacking(sess, catalog)
-    out = lacking.groupby(["territory", "locale"]).agg(starts=("session", "size"), titles=("title", "nunique")).reset_index()
+    out = (
+        lacking.groupby(["territory", "locale"])
+        .agg(starts=("session", "size"), titles=("title", "nunique"))
+        .reset_index()
+    )
     return out.sort_values(["starts", "territory", "locale"], ascending=[False, True, True]).reset_index(drop=True)
 
 
@@ -134,7 +143,9 @@ def recommendations(sess: pd.DataFrame, catalog: dict[str, dict], *, min_starts:
     per = lacking.groupby(["title", "territory", "locale"]).size().rename("starts").reset_index()
     total = sess[sess["started"]].groupby(["title", "territory"]).size().rename("total").reset_index()
     per = per.merge(total, on=["title", "territory"])
-    per = per[per["starts"] >= min_starts].sort_values(["starts", "title", "territory", "locale"], ascending=[False, True, True, True])
+    per = per[per["starts"] >= min_starts].sort_values(
+        ["starts", "title", "territory", "locale"], ascending=[False, True, True, True]
+    )
     return [{"asset_id": r.title, "territory": r.territory, "locale": r.locale, "starts": int(r.starts),
              "share": round(r.starts / r.total, 4), "action": f"add captions or audio in {r.locale}"}
             for r in per.itertuples()]  # fmt: skip
@@ -169,14 +180,18 @@ def poster_variants(events: pd.DataFrame) -> pd.DataFrame:
     ctr and its 95 % Wilson interval."""
     if "poster" not in events:
         return pd.DataFrame(columns=["title", "poster", "impressions", "clicks", "ctr", "ctr_low", "ctr_high"])
-    shown = events[events["event"].eq("impression") & events["poster"].notna()][["title", "session", "poster"]].drop_duplicates()
+    shown = events[events["event"].eq("impression") & events["poster"].notna()][
+        ["title", "session", "poster"]
+    ].drop_duplicates()
     played = events[events["event"].eq("play")][["title", "session"]].drop_duplicates().assign(clicked=True)
     shown = shown.merge(played, on=["title", "session"], how="left")
     shown["clicked"] = shown["clicked"].astype("boolean").fillna(False).astype(bool)
-    out = shown.groupby(["title", "poster"]).agg(impressions=("session", "size"), clicks=("clicked", "sum")).reset_index()
+    out = (
+        shown.groupby(["title", "poster"]).agg(impressions=("session", "size"), clicks=("clicked", "sum")).reset_index()
+    )
     out = out.astype({"impressions": "int64", "clicks": "int64"})
     out["ctr"] = out["clicks"] / out["impressions"]
-    bounds = [wilson(c, n) for c, n in zip(out["clicks"], out["impressions"])]
+    bounds = [wilson(c, n) for c, n in zip(out["clicks"], out["impressions"], strict=False)]
     out["ctr_low"] = [b[0] for b in bounds]
     out["ctr_high"] = [b[1] for b in bounds]
     return out
@@ -187,7 +202,9 @@ def p_text(p: float) -> str:
     return f"p = {p:.3g}" if p >= 1e-4 else "p < 0.0001"
 
 
-def ab_decisions(variants: pd.DataFrame, *, alpha: float = ALPHA, min_impressions: int = MIN_IMPRESSIONS) -> dict[str, dict]:
+def ab_decisions(
+    variants: pd.DataFrame, *, alpha: float = ALPHA, min_impressions: int = MIN_IMPRESSIONS
+) -> dict[str, dict]:
     """Per title with two or more variants: the variant with the highest ctr is the winner only when every
     variant has at least `min_impressions` and its ctr beats each other variant's with a two-sided
     two-proportion z-test p < alpha / (variants - 1) (Bonferroni). Otherwise winner is None and reason says why."""
@@ -198,7 +215,10 @@ def ab_decisions(variants: pd.DataFrame, *, alpha: float = ALPHA, min_impression
             continue
         best, rest = group.iloc[0], group.iloc[1:]
         threshold = alpha / len(rest)
-        p = max(two_proportion_p(int(best.clicks), int(best.impressions), int(r.clicks), int(r.impressions)) for r in rest.itertuples())
+        p = max(
+            two_proportion_p(int(best.clicks), int(best.impressions), int(r.clicks), int(r.impressions))
+            for r in rest.itertuples()
+        )
         decision = {"best": best.poster, "p_value": p, "threshold": threshold, "winner": None,
                     "variants": {r.poster: {"impressions": int(r.impressions), "clicks": int(r.clicks), "ctr": r.ctr,
                                             "ci95": [r.ctr_low, r.ctr_high]} for r in group.itertuples()}}  # fmt: skip
@@ -271,7 +291,9 @@ def synthetic_events(titles: list[dict], *, seed: int = 0, sessions_per_title: i
         rate = spec.get("drop_per_min", 0.1) / 60.0
         later = 10.0 + rng.exponential(1 / rate if rate > 0 else 1e12, n)
         furthest = np.minimum(duration, np.where(intro, rng.uniform(0, 10, n), later)).round(1)
-        base = pd.DataFrame({"title": spec["asset_id"], "territory": territory, "locale": locale, "session": sid, "poster": shown})
+        base = pd.DataFrame(
+            {"title": spec["asset_id"], "territory": territory, "locale": locale, "session": sid, "poster": shown}
+        )
         rows = []
         if posters:
             rows.append(base.assign(event="impression", position_s=0.0, timestamp=begin, poster=shown))
@@ -283,7 +305,9 @@ def synthetic_events(titles: list[dict], *, seed: int = 0, sessions_per_title: i
         rows.append(played.assign(event="play", position_s=half, timestamp=b + pd.to_timedelta(35 + half, unit="s")))
         rows.append(played.assign(event="stop", position_s=f, timestamp=b + pd.to_timedelta(35 + f, unit="s")))
         frames += rows
-    out = pd.concat(frames, ignore_index=True).sort_values(["timestamp", "session"], kind="stable").reset_index(drop=True)
+    out = (
+        pd.concat(frames, ignore_index=True).sort_values(["timestamp", "session"], kind="stable").reset_index(drop=True)
+    )
     out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return out[list(COLUMNS)]
 
@@ -344,7 +368,9 @@ def validate_events(raw: pd.DataFrame, *, suite_path=SUITE_PATH) -> dict:
     stamps = checked["timestamp"].where(checked["timestamp"].notna(), None)
     checked["timestamp_utc"] = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
     checked["missing_columns"] = ", ".join(missing) or None
-    summary = gx_suite.run(checked, suite_path=suite_path, asset_name="viewing_events", parameters={"events": list(EVENTS)})
+    summary = gx_suite.run(
+        checked, suite_path=suite_path, asset_name="viewing_events", parameters={"events": list(EVENTS)}
+    )
     reasons: dict[int, list[str]] = {}
     counts: dict[str, int] = {}
     for failure in summary["failed"]:
@@ -422,8 +448,10 @@ def catalog_for(store, buckets, titles, *, original_locale: str | None = None) -
     duration, only the original locale)."""
     from mediaflow.store import published_state
 
-    return {title: catalog_entry(published_state(store, buckets, title), original_locale=original_locale)
-            for title in sorted(set(titles))}
+    return {
+        title: catalog_entry(published_state(store, buckets, title), original_locale=original_locale)
+        for title in sorted(set(titles))
+    }
 
 
 def latest_key(name: str) -> str:
@@ -447,7 +475,13 @@ def publish(store, buckets, result: dict, *, run: str, generated_at: str, ingest
         names.append(f"{name}.parquet")
     docs = {
         "recommendations.json": {"generated_at": generated_at, "recommendations": result["recommendations"]},
-        "ab.json": {"generated_at": generated_at, "run": run, "alpha": ALPHA, "min_impressions": MIN_IMPRESSIONS, "titles": result["ab"]},
+        "ab.json": {
+            "generated_at": generated_at,
+            "run": run,
+            "alpha": ALPHA,
+            "min_impressions": MIN_IMPRESSIONS,
+            "titles": result["ab"],
+        },
         "ingested.json": {"generated_at": generated_at, "drops": ingested or []},
         "priorities.json": {"generated_at": generated_at, **result["priorities"]},
     }
@@ -489,7 +523,7 @@ def retention_svg(points: pd.DataFrame, *, width: int = 420, height: int = 140) 
     pad, x_max = 28, max(float(points["bucket_start_s"].max()), 1.0)
     xs = pad + (points["bucket_start_s"] / x_max) * (width - 2 * pad)
     ys = pad / 2 + (1 - points["retention"]) * (height - pad * 1.5)
-    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=False))
     half = pad / 2 + 0.5 * (height - pad * 1.5)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" class="retention">'
             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#bbb"/>'
@@ -534,7 +568,10 @@ def report_html(result: dict, *, generated_at: str) -> str:
     env = Environment(autoescape=True)
     env.filters["pct"] = lambda v: "–" if v is None or pd.isna(v) else f"{100 * float(v):.1f} %"
     per = title_retention(result["retention"])
-    charts = [{"title": t, "starts": int(g["starts"].iloc[0]), "svg": retention_svg(g)} for t, g in per.groupby("title", sort=True)]
+    charts = [
+        {"title": t, "starts": int(g["starts"].iloc[0]), "svg": retention_svg(g)}
+        for t, g in per.groupby("title", sort=True)
+    ]
     return env.from_string(_REPORT).render(generated_at=generated_at, charts=charts,
                                            figures=result["figures"].to_dict("records"),
                                            recommendations=result["recommendations"], ab=result["ab"])  # fmt: skip
@@ -558,7 +595,9 @@ def demo_titles(assets: list[dict], *, missing_locale: str = "pt-BR") -> list[di
         if (a.get("source") or {}).get("video"):
             pictured.append(a["asset_id"])
         territories = sorted({t for p in a.get("published") or [] for t in p.get("territories") or []}) or ["US"]
-        locales = sorted({"en-US", missing_locale} | {loc for loc, st in (a.get("locales") or {}).items() if st == "published"})
+        locales = sorted(
+            {"en-US", missing_locale} | {loc for loc, st in (a.get("locales") or {}).items() if st == "published"}
+        )
         episode = series_of(a["asset_id"]) is not None or "episode" in (a.get("value_stream") or "")
         titles.append({"asset_id": a["asset_id"], "duration_s": float(duration), "territories": territories,
                        "locales": locales, "intro_drop": 0.05 if episode else 0.2,

@@ -14,11 +14,22 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from mediaflow import (
-    captions, compliance, decisions, ffrun, ladder, localcache, localize, loudness, media, names, posters, trigger,
+    captions,
+    compliance,
+    decisions,
+    ffrun,
+    ladder,
+    localcache,
+    localize,
+    loudness,
+    media,
+    names,
+    posters,
+    trigger,
 )
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
@@ -52,7 +63,7 @@ def quarantine_delivery(store: Store, buckets: Buckets, *, source_bucket: str, p
     qprefix = quarantine_prefix(delivery_id)
     for key in store.list(source_bucket, prefix):
         store.copy(source_bucket, key, buckets.quarantine, qprefix + key[len(prefix) :])
-    record = {"delivery_id": delivery_id, **record, "rejected_at": iso_z(datetime.now(timezone.utc))}
+    record = {"delivery_id": delivery_id, **record, "rejected_at": iso_z(datetime.now(UTC))}
     store.put_bytes(json.dumps(record, indent=2).encode(), buckets.quarantine, qprefix + REJECTION_FILE)
     return f"s3://{buckets.quarantine}/{qprefix}"
 
@@ -79,6 +90,7 @@ def ingest(
                        locales=locales, tmp=Path(tmp))  # fmt: skip
 
 
+# long: ingest's checks in the order a delivery fails them, each returning a rejection with its reason
 def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, known_streams: set[str], run_id: str,
             locales: list[str] | None, tmp: Path) -> dict:  # fmt: skip
     result: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
@@ -88,7 +100,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
         return {**result, "status": "rejected", "reasons": [str(e)], "quarantine_uri": None}
     result["delivery_id"] = delivery_id
     objects = store.list(bucket, prefix)
-    present = {key[len(prefix):]: meta for key, meta in objects.items()}
+    present = {key[len(prefix) :]: meta for key, meta in objects.items()}
     if not present:
         return {**result, "status": "rejected", "quarantine_uri": None,
                 "reasons": [f"delivery {delivery_id}: nothing found at s3://{bucket}/{prefix}"]}  # fmt: skip
@@ -158,7 +170,9 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
     wprefix = work_prefix(manifest.asset_id, run_id)
     source_uri = None
     if manifest.source_file:
-        if facts and facts.get("prepared"):  # the prepared copy is what the next steps read (landing keeps the original)
+        if facts and facts.get(
+            "prepared"
+        ):  # the prepared copy is what the next steps read (landing keeps the original)
             src_key = wprefix + "source/" + facts["prepared"]
             store.upload(str(checked), buckets.work, src_key)
         else:
@@ -263,6 +277,7 @@ def segments_written_s(out: Path, renditions: list[ladder.Rendition], has_audio:
     return float(max(0, min(started) - 1) * ladder.SEGMENT_S) if started else None
 
 
+# long: one single-decode ffmpeg run with its progress, uploads and poster picks; the steps share its state
 def transcode(
     store: Store,
     buckets: Buckets,
@@ -350,7 +365,6 @@ def transcode(
     }
 
 
-
 # ---------------------------------------------------------------- localize
 
 
@@ -413,9 +427,11 @@ def superseded_by(live: dict | None, ingested: dict) -> str | None:
         return None
     if instant(live["delivered_at"]) <= instant(ingested["delivered_at"]):
         return None
-    return (f"asset {ingested['asset_id']}: not published: the live version comes from delivery "
-            f"{live.get('delivery_id')} (delivered {live['delivered_at']}), newer than this delivery "
-            f"{ingested.get('delivery_id')} (delivered {ingested['delivered_at']}); the newer one stays live")
+    return (
+        f"asset {ingested['asset_id']}: not published: the live version comes from delivery "
+        f"{live.get('delivery_id')} (delivered {live['delivered_at']}), newer than this delivery "
+        f"{ingested.get('delivery_id')} (delivered {ingested['delivered_at']}); the newer one stays live"
+    )
 
 
 def publish_rank(name: str) -> int:
@@ -430,6 +446,7 @@ def publish_order(files: list[str]) -> list[str]:
     return sorted(files, key=lambda f: (publish_rank(f), f))
 
 
+# long: the publish order (segments, playlists, master last, stale keys) reads as one sequence
 def publish(
     store: Store,
     buckets: Buckets,
@@ -499,7 +516,7 @@ def publish(
     for channel, territories, prefix, copies in plans:
         wanted = {prefix + ladder.MASTER} | {prefix + c[3] for c in copies}
         for rank in sorted({c[0] for c in copies}):  # every segment before any playlist: many at once within a rank
-            each(count.wrap(lambda c: store.copy(c[1], c[2], buckets.distribution, prefix + c[3])),
+            each(count.wrap(lambda c, prefix=prefix: store.copy(c[1], c[2], buckets.distribution, prefix + c[3])),
                  sorted(c for c in copies if c[0] == rank))  # fmt: skip
         store.put_bytes(master.encode(), buckets.distribution, prefix + ladder.MASTER)  # last: the title goes live
         count.add()

@@ -65,7 +65,7 @@ def parse_chain(text: str) -> list[tuple[str, list[str], dict[str, str]]]:
             names = SHORTHAND.get(name, ())
             if len(names) < len(positional):
                 raise ValueError(f"{part!r}: a positional option with '=' (add the filter to SHORTHAND)")
-            named = {**dict(zip(names, positional)), **named}
+            named = {**dict(zip(names, positional, strict=False)), **named}
             positional = []
         out.append((name, positional, named))
     return out

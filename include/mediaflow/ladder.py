@@ -69,8 +69,8 @@ def select_renditions(ladder: tuple[Rung, ...] | list[Rung], width: int, height:
         fitting = [Rung(_even(short, short), lowest.video_kbps)]
     out = []
     for rung in fitting:
-        s, l = rung.height, _even(long_ * rung.height / short, long_)
-        w, h = (s, l) if portrait else (l, s)
+        short_side, long_side = rung.height, _even(long_ * rung.height / short, long_)
+        w, h = (short_side, long_side) if portrait else (long_side, short_side)
         out.append(Rendition(f"v{rung.height}", w, h, rung.video_kbps))
     return out
 
@@ -211,8 +211,9 @@ def poster_plan(scenes: list[float], *, duration_s: float, fps: float) -> list[d
             for i, (t, by, n) in enumerate(picks, 1)]  # fmt: skip
 
 
-def poster_frame_argv(src: str | Path, dst: str | Path, top: Rendition, *, time_s: float, fps: float,
-                      interlaced: bool) -> list[str]:
+def poster_frame_argv(
+    src: str | Path, dst: str | Path, top: Rendition, *, time_s: float, fps: float, interlaced: bool
+) -> list[str]:
     """One frame as a poster candidate, as the graph makes them (deinterlaced, top rung's size, square pixels):
     the first picture from half a frame before time_s on, so that frame. A fast input seek to SEEK_PREROLL_S
     before it, then decoding up to it: demuxers without an index (MPEG-TS) land on the keyframe after the
@@ -288,7 +289,9 @@ def measured_bandwidth(segments: list[tuple[float, int]]) -> tuple[int, int]:
 
 def avc_codec(profile: str | None, level: int | None) -> str:
     """RFC 6381 codec string for H.264, e.g. High@4.0 -> avc1.640028."""
-    idc = {"baseline": 0x42, "constrained baseline": 0x42, "main": 0x4D, "high": 0x64}.get((profile or "").lower(), 0x64)
+    idc = {"baseline": 0x42, "constrained baseline": 0x42, "main": 0x4D, "high": 0x64}.get(
+        (profile or "").lower(), 0x64
+    )
     constraint = 0x40 if (profile or "").lower() == "constrained baseline" else 0x00
     return f"avc1.{idc:02x}{constraint:02x}{int(level or 40):02x}"
 
@@ -332,7 +335,7 @@ def master_playlist(variants: list[dict], audios: list[dict] | None = None, subt
     for v in variants:
         codecs = v["codec"] + (f",{AAC_LC}" if audios else "")
         lines += [
-            f'#EXT-X-STREAM-INF:BANDWIDTH={v["peak_bps"] + audio_peak},AVERAGE-BANDWIDTH={v["avg_bps"] + audio_avg},'
+            f"#EXT-X-STREAM-INF:BANDWIDTH={v['peak_bps'] + audio_peak},AVERAGE-BANDWIDTH={v['avg_bps'] + audio_avg},"
             f'CODECS="{codecs}",RESOLUTION={v["width"]}x{v["height"]},FRAME-RATE={v["fps"]:.3f}{groups}',
             v["uri"],
         ]

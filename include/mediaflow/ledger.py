@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -46,10 +46,10 @@ class UtcDateTime(sa.types.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: the ledger stores UTC instants only")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
-        return value.replace(tzinfo=timezone.utc) if value is not None else None
+        return value.replace(tzinfo=UTC) if value is not None else None
 
 
 metadata = sa.MetaData()
@@ -158,11 +158,13 @@ class LeaseBusy(RuntimeError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 stream_of = names.stream_of  # the stream of a value-stream DAG id, None for other DAGs
-stage_of = names.stage_of  # stages are the value-stream DAG's TaskGroups: `transcode.transcode_ladder` is in `transcode`
+stage_of = (
+    names.stage_of
+)  # stages are the value-stream DAG's TaskGroups: `transcode.transcode_ladder` is in `transcode`
 
 
 _ENGINES: dict[str, sa.Engine] = {}
@@ -217,7 +219,7 @@ def _add_missing_columns(c: sa.Connection) -> None:
         have = {col["name"] for col in inspector.get_columns(table.name)}
         for col in table.columns:
             if col.name not in have:
-                c.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(c.dialect)}'))
+                c.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(c.dialect)}"))
 
 
 class Ledger:
@@ -252,8 +254,21 @@ class Ledger:
 
     def record_run(self, *, dag_id: str, run_id: str, state: str | None = None, **fields) -> None:
         """Upsert the run row; fields left None keep what is there."""
-        allowed = {"delivery_id", "asset_id", "delivered_at", "queued_at", "started_at", "ended_at", "status",
-                   "reviews_total", "reviews_rejected", "qc_findings", "locales_total", "locales_rejected", "warnings"}
+        allowed = {
+            "delivery_id",
+            "asset_id",
+            "delivered_at",
+            "queued_at",
+            "started_at",
+            "ended_at",
+            "status",
+            "reviews_total",
+            "reviews_rejected",
+            "qc_findings",
+            "locales_total",
+            "locales_rejected",
+            "warnings",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise TypeError(f"unknown run fields {sorted(unknown)}")
@@ -344,7 +359,7 @@ class Ledger:
         """Take the lease, or renew it when `holder` has it already (a retried task is the same holder). Returns
         None when taken, else the current holder."""
         now = _now()
-        until = datetime.fromtimestamp(now.timestamp() + ttl_s, timezone.utc)
+        until = datetime.fromtimestamp(now.timestamp() + ttl_s, UTC)
         with self.engine.begin() as c:
             c.execute(sa.delete(leases).where(leases.c.name == name, leases.c.expires_at < now))
             c.execute(self._insert(leases).values(name=name, holder=holder, acquired_at=now, expires_at=until)
@@ -399,7 +414,11 @@ class Ledger:
         row = {"dag_id": dag_id, "run_id": run_id, "kind": kind, "key": key, "stream": stream, "asset_id": asset_id,
                "stage": stage, "recipients": json.dumps(list(recipients)), "subject": subject, "html": html,
                "status": "pending", "tries": 0, "created_at": _now()}  # fmt: skip
-        stmt = self._insert(alerts).values(**row).on_conflict_do_nothing(index_elements=["dag_id", "run_id", "kind", "key"])
+        stmt = (
+            self._insert(alerts)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["dag_id", "run_id", "kind", "key"])
+        )
         with self.engine.begin() as c:
             inserted = c.execute(stmt).rowcount
         if not inserted:
@@ -415,7 +434,11 @@ class Ledger:
         on = sa.and_(alerts.c.dag_id == runs.c.dag_id, alerts.c.run_id == runs.c.run_id)
         done = sa.and_(runs.c.ended_at.is_not(None), runs.c.ended_at < older_than)
         digest = sa.and_(alerts.c.kind == "digest", alerts.c.created_at < older_than)
-        q = sa.select(alerts).select_from(alerts.outerjoin(runs, on)).where(alerts.c.status == "pending", sa.or_(done, digest))
+        q = (
+            sa.select(alerts)
+            .select_from(alerts.outerjoin(runs, on))
+            .where(alerts.c.status == "pending", sa.or_(done, digest))
+        )
         return self._in_order(q, alerts, json_column="recipients")
 
     def _in_order(self, q, table: sa.Table, *, json_column: str) -> list[dict]:
@@ -433,7 +456,7 @@ class Ledger:
         now = _now()
         free = sa.or_(alerts.c.sending_until.is_(None), alerts.c.sending_until < now)
         stmt = (sa.update(alerts).where(alerts.c.id == alert_id, alerts.c.status == "pending", free)
-                .values(sending_until=datetime.fromtimestamp(now.timestamp() + ttl_s, timezone.utc)))  # fmt: skip
+                .values(sending_until=datetime.fromtimestamp(now.timestamp() + ttl_s, UTC)))  # fmt: skip
         with self.engine.begin() as c:
             return c.execute(stmt).rowcount == 1
 
@@ -471,7 +494,9 @@ def safe(url_of, method: str, retries: tuple[float, ...] = (0.2, 1.0), **kwargs)
             OUTAGES["failed_writes"] += 1
             if delay is None:
                 _spool(method, kwargs)
-                log.warning("ledger unavailable (%s: %s); %s spooled to %s for replay", type(e).__name__, e, method, spool_dir())
+                log.warning(
+                    "ledger unavailable (%s: %s); %s spooled to %s for replay", type(e).__name__, e, method, spool_dir()
+                )
                 return False
             time.sleep(delay)
     return False

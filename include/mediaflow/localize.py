@@ -81,8 +81,9 @@ def audio_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float, lo
             f"({facts['duration_s']:.1f}s vs {duration_s:.1f}s); {'cut' if drift > 0 else 'padded with silence'} to fit"
         )
     target = out_dir / rendition_dir("audio", locale)
-    measured = loudness_passes.measure(src, chain=loudness_passes.DOWNMIX, name=src.name,
-                                       duration_s=facts["duration_s"])  # as it will be heard
+    measured = loudness_passes.measure(
+        src, chain=loudness_passes.DOWNMIX, name=src.name, duration_s=facts["duration_s"]
+    )  # as it will be heard
     first = loudness_passes.first_pass(measured, target_lufs=loudness.target_lufs,
                                        true_peak_dbtp=loudness.true_peak_dbtp)  # fmt: skip
     normalised = loudness_passes.normalise_rendition(
@@ -92,8 +93,13 @@ def audio_to_hls(src: Path, out_dir: Path, *, locale: str, duration_s: float, lo
     )  # fmt: skip
     peak, avg = ladder.playlist_bandwidth(target / "index.m3u8")
     return {
-        "rendition": {"uri": f"{target.name}/index.m3u8", "language": locale, "name": display_name(locale),
-                      "peak_bps": peak, "avg_bps": avg},  # fmt: skip
+        "rendition": {
+            "uri": f"{target.name}/index.m3u8",
+            "language": locale,
+            "name": display_name(locale),
+            "peak_bps": peak,
+            "avg_bps": avg,
+        },  # fmt: skip
         "warnings": warnings,
         "loudness": facts["loudness"],
         "normalised": normalised,

@@ -71,7 +71,7 @@ def parse_metadata(text: str) -> dict | None:
     blocks = []  # momentary loudness every 100 ms: the 400 ms gating blocks of the integrated loudness
     for line in text.splitlines():
         if line.startswith(_KEY):
-            key, _, value = line[len(_KEY):].partition("=")
+            key, _, value = line[len(_KEY) :].partition("=")
             last[key] = value.strip()
             if key == "M":
                 blocks.append(value)
@@ -108,8 +108,14 @@ def _relative_gate(blocks: list[str]) -> float | None:
     return round(10 * math.log10(sum(powers) / len(powers)) - 10, 2) if powers else None
 
 
-def measure(path: str | Path, *, stream: str = "a:0", chain: str | None = None, name: str | None = None,
-            duration_s: float | None = None) -> dict:
+def measure(
+    path: str | Path,
+    *,
+    stream: str = "a:0",
+    chain: str | None = None,
+    name: str | None = None,
+    duration_s: float | None = None,
+) -> dict:
     """Measure one audio stream (after `chain`, e.g. DOWNMIX); MediaError (a ValueError) naming the file when it
     has no such stream or ffmpeg cannot decode it."""
     name = name or Path(path).name
@@ -278,7 +284,9 @@ def check(measured: dict, *, target_lufs: float, true_peak_dbtp: float, toleranc
         problems.append(f"{name}: loudness not measurable: nothing above the {ABS_GATE_LUFS:g} LUFS absolute gate "
                         f"(digital silence), target {target_lufs:g} ± {tolerance_lu:g} LU")  # fmt: skip
     elif not within(integrated):
-        problems.append(f"{name}: loudness {_figure(integrated, within)} LUFS, target {target_lufs:g} ± {tolerance_lu:g} LU")
+        problems.append(
+            f"{name}: loudness {_figure(integrated, within)} LUFS, target {target_lufs:g} ± {tolerance_lu:g} LU"
+        )
     peak = measured.get("true_peak_dbtp")
     below = lambda x: round(x - true_peak_dbtp, 6) <= 0  # noqa: E731
     if peak is not None and not below(peak):

@@ -72,8 +72,10 @@ def file_name_problem(field_name: str, name: object) -> str | None:
         return f"field '{field_name}' must be a file name (a non-empty string)"
     bad = _first_unlike(name, FILE_NAME_CHARS)
     if bad is not None:
-        return (f"field '{field_name}' {name!r} contains {describe_char(bad)}: file names may use only ASCII "
-                "letters, digits, '.', '_', '-' and '/' between folders")
+        return (
+            f"field '{field_name}' {name!r} contains {describe_char(bad)}: file names may use only ASCII "
+            "letters, digits, '.', '_', '-' and '/' between folders"
+        )
     if len(name) > MAX_FILE_NAME:
         return f"field '{field_name}' is {len(name)} characters long (max {MAX_FILE_NAME})"
     if name.startswith("/") or ".." in name.split("/") or posixpath.normpath(name) != name:
@@ -94,6 +96,7 @@ def named_files(data: dict) -> list[tuple[str, object]]:
     return out
 
 
+# long: one check per manifest field in the contract's order (docs/contracts.md), each with its own error
 def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -> Manifest:
     """Parse and validate; raise ManifestError listing every problem, each naming manifest.json and the field."""
     where = MANIFEST_NAME
@@ -190,8 +193,10 @@ def parse_manifest(raw: bytes | str, *, known_streams: set[str] | None = None) -
                 raise ValueError
             datetime.fromisoformat(delivered_at.replace("Z", "+00:00"))
         except ValueError:
-            problems.append(f"{where}: field 'delivered_at' {delivered_at!r} is not an ISO 8601 instant "
-                            "(a string like '2026-11-28T01:00:00Z')")
+            problems.append(
+                f"{where}: field 'delivered_at' {delivered_at!r} is not an ISO 8601 instant "
+                "(a string like '2026-11-28T01:00:00Z')"
+            )
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict):
         problems.append(f"{where}: field 'metadata' must be an object")

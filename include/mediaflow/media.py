@@ -175,11 +175,15 @@ def decode_argv(path: str | Path, *, has_video: bool, has_audio: bool, video_ind
         from mediaflow.loudness import METER  # loudness imports this module's MediaError
 
         streams.append(graphs.apply_chain(inp[_selector(audio_index, "a")], METER))
-    return graphs.command(graphs.null_output(*streams), global_args=(
-        "-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1"))
+    return graphs.command(
+        graphs.null_output(*streams),
+        global_args=("-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1"),
+    )
 
 
 _ERROR_LINE = re.compile(r"\[(error|fatal|panic)\]")
+
+
 def parse_decode_log(log: str, metadata: str = "") -> tuple[list[str], dict | None]:
     """(decode errors, loudness) from a decode_argv run: errors from its log, loudness from the ebur128 metadata
     on its stdout (mediaflow.loudness.parse_metadata), None without any."""
@@ -252,8 +256,10 @@ def decode_test(path: str | Path, facts: dict) -> tuple[dict | None, list[str]]:
         if proc.returncode != 0 or count > allowed or _ends_inside_packet(path, facts):
             figure = f" ({count} decode errors in {frames} frames, at most {allowed} tolerated)" if frames else ""
             raise DecodeError(f"{path.name}: does not decode cleanly (truncated or corrupt): {detail}{figure}")
-        warnings.append(f"{path.name}: {count} recoverable decode error(s) in {frames} frames, concealed by the "
-                        f"decoder (at most {allowed}, {RECOVERABLE_SHARE:.1%} of the frames, tolerated): {detail}")
+        warnings.append(
+            f"{path.name}: {count} recoverable decode error(s) in {frames} frames, concealed by the "
+            f"decoder (at most {allowed}, {RECOVERABLE_SHARE:.1%} of the frames, tolerated): {detail}"
+        )
     decoded, claimed = decoded_seconds(proc.stdout) or 0.0, facts["duration_s"]
     if claimed - decoded > max(CLAIM_TOLERANCE_S, CLAIM_TOLERANCE_SHARE * claimed):
         raise DecodeError(
@@ -331,10 +337,14 @@ def inspect_source(path: str | Path, *, min_duration_s: float, workdir: str | Pa
         facts["loudness"], warnings = decode_test(path, facts)
         lead = None
     except DecodeError as e:
-        lead = leading_frames(path, stream_index=video_index) if workdir is not None and video_index is not None else None
+        lead = (
+            leading_frames(path, stream_index=video_index) if workdir is not None and video_index is not None else None
+        )
         if lead is None:
             raise
-        log.info("%s: %s; %d frames before the first keyframe: trying from the keyframe on", path.name, e, lead["frames"])
+        log.info(
+            "%s: %s; %d frames before the first keyframe: trying from the keyframe on", path.name, e, lead["frames"]
+        )
     if workdir is None or (picked_first and lead is None):
         return {**facts, "warnings": warnings} if warnings else facts
     return _prepared(path, facts, raw, lead=lead, workdir=Path(workdir), min_duration_s=min_duration_s)
@@ -357,15 +367,24 @@ def _prepared(path: Path, facts: dict, raw: dict, *, lead: dict | None, workdir:
     except DecodeError as e:
         if lead is None:
             raise
-        raise DecodeError(f"{path.name}: does not decode cleanly (truncated or corrupt), even from its first keyframe "
-                          f"on: {str(e).split(': ', 1)[-1]}") from None
+        raise DecodeError(
+            f"{path.name}: does not decode cleanly (truncated or corrupt), even from its first keyframe "
+            f"on: {str(e).split(': ', 1)[-1]}"
+        ) from None
     warnings = list(prepared.pop("warnings", []))
     if lead:
-        warnings.insert(0, f"{path.name}: starts mid-GOP: {lead['frames']} frame(s) ({lead['seconds']:.2f} s) before "
-                           "the first keyframe do not decode and were skipped; the title starts at that keyframe")
+        warnings.insert(
+            0,
+            f"{path.name}: starts mid-GOP: {lead['frames']} frame(s) ({lead['seconds']:.2f} s) before "
+            "the first keyframe do not decode and were skipped; the title starts at that keyframe",
+        )
     picked = ((facts.get("video") or {}).get("index"), (facts.get("audio") or {}).get("index"))
-    left = sorted(int(st.get("index", i)) for i, st in enumerate(raw.get("streams", [])) if st.get("index", i) not in picked)
+    left = sorted(
+        int(st.get("index", i)) for i, st in enumerate(raw.get("streams", [])) if st.get("index", i) not in picked
+    )
     if left:
-        warnings.append(f"{path.name}: used video stream {picked[0]} and audio stream {picked[1]} (one programme); "
-                        f"left out stream(s) {', '.join(map(str, left))}")
+        warnings.append(
+            f"{path.name}: used video stream {picked[0]} and audio stream {picked[1]} (one programme); "
+            f"left out stream(s) {', '.join(map(str, left))}"
+        )
     return {**prepared, "prepared": out.name, "warnings": warnings}

@@ -5,6 +5,7 @@ expectation parameter ({"$PARAMETER": "known_streams"}) filled at run time from 
 Audio-only titles: the fps/width/height expectations carry the row condition ``has_video == True``, so those
 rows are skipped by the video checks rather than filled with made-up values.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,4 +64,7 @@ def validate(rows: list[dict], *, known_streams: list[str], suite_path: str | Pa
         if "error" in f:
             entry["error"] = f["error"]
         failed.append(entry)
-    return {**{k: summary[k] for k in ("suite", "suite_version", "success", "evaluated", "successful")}, "failed": failed}
+    return {
+        **{k: summary[k] for k in ("suite", "suite_version", "success", "evaluated", "successful")},
+        "failed": failed,
+    }

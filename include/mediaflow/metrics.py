@@ -7,7 +7,7 @@ thousands of runs at once. compute() is the entry point: a window of the ledger 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -22,17 +22,24 @@ def _utc(col: pd.Series) -> pd.Series:
     return pd.to_datetime(col, utc=True)
 
 
-def stage_spans(attempts: pd.DataFrame, runs: pd.DataFrame | None = None, *, now: datetime | None = None) -> pd.DataFrame:
+def stage_spans(
+    attempts: pd.DataFrame, runs: pd.DataFrame | None = None, *, now: datetime | None = None
+) -> pd.DataFrame:
     """One row per (dag_id, run_id, stage) from ledger attempt rows (columns as Ledger.attempts returns them).
     Rows without a stage (outcome, sla_watch) or without a start are left out."""
-    now = pd.Timestamp(now or datetime.now(timezone.utc))
+    now = pd.Timestamp(now or datetime.now(UTC))
     cols = KEYS + ["stream", "started_at", "ended_at", "active_s", "wait_s", "attempts", "cycle_s", "open"]
-    a = attempts.loc[attempts["stage"].notna() & attempts["started_at"].notna(), KEYS + ["stream", "try_number", "started_at", "ended_at"]]
+    a = attempts.loc[
+        attempts["stage"].notna() & attempts["started_at"].notna(),
+        KEYS + ["stream", "try_number", "started_at", "ended_at"],
+    ]
     if a.empty:
         return pd.DataFrame(columns=cols)
     start, end = _utc(a["started_at"]), _utc(a["ended_at"])
     # an attempt still running counts until now; one that started after `now` (read from a live ledger) counts 0
-    a = a[KEYS + ["stream", "try_number"]].assign(start=start, end=end, open=end.isna(), end_or_now=end.fillna(now).clip(lower=start))
+    a = a[KEYS + ["stream", "try_number"]].assign(
+        start=start, end=end, open=end.isna(), end_or_now=end.fillna(now).clip(lower=start)
+    )
 
     # one integer id per span (sorting once beats grouping on three string columns every time)
     a = a.sort_values(KEYS + ["start"], ignore_index=True)
@@ -79,8 +86,10 @@ def union_seconds(a: pd.DataFrame, group: str) -> pd.Series:
 def run_active_seconds(attempts: pd.DataFrame, *, now: datetime | None = None) -> pd.DataFrame:
     """Per run, the union of all its stage attempts' intervals: time in which any work was going on. Stages that
     overlap (localize beside compliance) count once, so active time never exceeds lead time."""
-    now = pd.Timestamp(now or datetime.now(timezone.utc))
-    a = attempts.loc[attempts["stage"].notna() & attempts["started_at"].notna(), ["dag_id", "run_id", "started_at", "ended_at"]]
+    now = pd.Timestamp(now or datetime.now(UTC))
+    a = attempts.loc[
+        attempts["stage"].notna() & attempts["started_at"].notna(), ["dag_id", "run_id", "started_at", "ended_at"]
+    ]
     if a.empty:
         return pd.DataFrame(columns=["dag_id", "run_id", "active_s"])
     start = _utc(a["started_at"])
@@ -124,7 +133,9 @@ def flow_efficiency(spans: pd.DataFrame, runs: pd.DataFrame, active: pd.DataFram
         active_s=("active_s", "sum"), end=("ended_at", "max"), open=("open", "any")).reset_index()  # fmt: skip
     if active is not None:
         done = done.drop(columns=["active_s"]).merge(active, on=["dag_id", "run_id"], how="left")
-    r = runs.assign(arrived=_utc(runs["delivered_at"]).fillna(_utc(runs["queued_at"])))[["dag_id", "run_id", "stream", "arrived"]]
+    r = runs.assign(arrived=_utc(runs["delivered_at"]).fillna(_utc(runs["queued_at"])))[
+        ["dag_id", "run_id", "stream", "arrived"]
+    ]
     df = done[~done["open"]].merge(r, on=["dag_id", "run_id"], how="inner")
     df["lead_time_s"] = (df["end"] - df["arrived"]).dt.total_seconds()
     df["flow_efficiency"] = (df["active_s"] / df["lead_time_s"]).where(df["lead_time_s"] > 0)
@@ -164,7 +175,9 @@ def anomalies(spans: pd.DataFrame, *, day: str, history_days: int = 30, quantile
     past = spans[(first >= d0 - pd.Timedelta(days=history_days)) & (first < d0)]
     limits = past.groupby(["stream", "stage"]).agg(cycle_limit_s=("cycle_s", lambda c: c.quantile(quantile)),
                                                    wait_limit_s=("wait_s", lambda w: w.quantile(quantile))).reset_index()  # fmt: skip
-    today = spans[(first >= d0) & (first < d0 + pd.Timedelta(days=1))].merge(limits, on=["stream", "stage"], how="inner")
+    today = spans[(first >= d0) & (first < d0 + pd.Timedelta(days=1))].merge(
+        limits, on=["stream", "stage"], how="inner"
+    )
     today["slow_cycle"] = today["cycle_s"] > today["cycle_limit_s"]
     today["slow_wait"] = today["wait_s"] > today["wait_limit_s"]
     flagged = today[today["slow_cycle"] | today["slow_wait"]]
@@ -215,8 +228,12 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
                 locales_total=("locales_total", "sum"), locales_rejected=("locales_rejected", "sum")).reset_index()  # fmt: skip
     for c in ("published", "rejected", "failed"):
         out[f"{c}_pct"] = (out.pop(c).astype(float) * 100).round(1)
-    out["review_rejection_pct"] = (100 * out["reviews_rejected"] / out["reviews_total"].where(out["reviews_total"] > 0)).round(1)
-    out["locale_rejection_pct"] = (100 * out["locales_rejected"] / out["locales_total"].where(out["locales_total"] > 0)).round(1)
+    out["review_rejection_pct"] = (
+        100 * out["reviews_rejected"] / out["reviews_total"].where(out["reviews_total"] > 0)
+    ).round(1)
+    out["locale_rejection_pct"] = (
+        100 * out["locales_rejected"] / out["locales_total"].where(out["locales_total"] > 0)
+    ).round(1)
     out["qc_findings_per_title"] = out["qc_findings_per_title"].astype(float).round(2)
     return out[["stream", "titles", "published_pct", "rejected_pct", "failed_pct", "review_rejection_pct",
                 "qc_findings_per_title", "locale_rejection_pct"]]  # fmt: skip
@@ -237,7 +254,9 @@ def cumulative_flow(spans: pd.DataFrame, runs: pd.DataFrame, *, until: datetime)
     if spans.empty or runs.empty:
         return pd.DataFrame(columns=cols)
     arrived = runs.assign(t=_utc(runs["queued_at"]), step="arrived")[["stream", "t", "step"]]
-    done = spans[spans["ended_at"].notna()].assign(t=lambda d: d["ended_at"], step=lambda d: d["stage"])[["stream", "t", "step"]]
+    done = spans[spans["ended_at"].notna()].assign(t=lambda d: d["ended_at"], step=lambda d: d["stage"])[
+        ["stream", "t", "step"]
+    ]
     ev = pd.concat([arrived, done], ignore_index=True).dropna(subset=["t"])
     if ev.empty:
         return pd.DataFrame(columns=cols)
@@ -267,6 +286,7 @@ STREAM_COLUMNS = ["stream", "titles", "finished", "in_progress", "lead_time_medi
                   "review_rejection_pct", "qc_findings_per_title", "locale_rejection_pct"]  # fmt: skip
 
 
+# long: the flow metrics in one vectorised pass over the same frames; split, each part would regroup them
 def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[str, float]], *,
             since: datetime, until: datetime, now: datetime | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Every flow metric for the runs queued in [since, until), per stream and stage, as named tables:
@@ -278,13 +298,15 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
     (quantiles), cfd (cumulative flow), anomalies (today's spans above their stage's 30-day p90).
 
     `attempts`/`runs` may hold rows from before `since`: anomalies judge today against them."""
-    now = pd.Timestamp(now or datetime.now(timezone.utc))
+    now = pd.Timestamp(now or datetime.now(UTC))
     since, until = pd.Timestamp(since), pd.Timestamp(until)
     runs = runs.copy()
     for c in ("stream", "asset_id", "delivered_at", "queued_at", "ended_at", "state", *QUALITY):
         if c not in runs:
             runs[c] = None
-    runs["queued_at"] = _utc(runs["queued_at"])  # as the ledger's window: the run's start when its queue time is unknown
+    runs["queued_at"] = _utc(
+        runs["queued_at"]
+    )  # as the ledger's window: the run's start when its queue time is unknown
     if "started_at" in runs:
         runs["queued_at"] = runs["queued_at"].fillna(_utc(runs["started_at"]))
     all_spans = _with_sla(stage_spans(attempts, runs, now=now), slas_s)
@@ -306,12 +328,22 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
         columns=["dag_id", "run_id", "stream", "lead_time_s", "active_s", "flow_efficiency"])  # fmt: skip
     per_run = in_window[["dag_id", "run_id", "stream", "asset_id", "state", "status", "queued_at", *QUALITY[1:]]].merge(
         flow.drop(columns=["stream"]), on=["dag_id", "run_id"], how="left")  # fmt: skip
-    ends = spans.groupby(["dag_id", "run_id"])["ended_at"].max().rename("finished_at").reset_index() if not spans.empty else None
-    per_run = per_run.merge(ends, on=["dag_id", "run_id"], how="left") if ends is not None else per_run.assign(finished_at=pd.NaT)
+    ends = (
+        spans.groupby(["dag_id", "run_id"])["ended_at"].max().rename("finished_at").reset_index()
+        if not spans.empty
+        else None
+    )
+    per_run = (
+        per_run.merge(ends, on=["dag_id", "run_id"], how="left")
+        if ends is not None
+        else per_run.assign(finished_at=pd.NaT)
+    )
     per_run["finished_at"] = per_run["finished_at"].where(per_run["lead_time_s"].notna())
     per_run = per_run.sort_values("queued_at", ascending=False).reset_index(drop=True)
 
-    throughput = throughput_per_day(flow, spans) if not flow.empty else pd.DataFrame(columns=["stream", "day", "finished"])
+    throughput = (
+        throughput_per_day(flow, spans) if not flow.empty else pd.DataFrame(columns=["stream", "day", "finished"])
+    )
     days = max((until - since).total_seconds() / 86400, 1e-9)
     stream_names = sorted(set(in_window["stream"].dropna()) | set(summary["stream"]))
     streams = pd.DataFrame({"stream": stream_names})
@@ -324,7 +356,9 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
                                 on="stream", how="left")  # fmt: skip
         streams["in_progress"] = streams["titles"].fillna(0) - streams["finished"].fillna(0)
         streams["throughput_per_day"] = (streams["finished"].fillna(0) / days).round(2)
-        streams = streams.merge(summary.groupby("stream")["wip"].sum().rename("wip").reset_index(), on="stream", how="left")
+        streams = streams.merge(
+            summary.groupby("stream")["wip"].sum().rename("wip").reset_index(), on="stream", how="left"
+        )
         measured = summary[summary["count"] > 0]  # WIP-only rows (titles queued before the window) have no medians
         if not measured.empty:
             top = bottleneck(measured).rename(columns={"stage": "bottleneck", "share_pct": "bottleneck_share_pct",
@@ -395,7 +429,7 @@ def synthetic_ledger(n_attempts: int, *, days: int = 30, streams: tuple[str, ...
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    until = pd.Timestamp(until or datetime.now(timezone.utc)).floor("s")
+    until = pd.Timestamp(until or datetime.now(UTC)).floor("s")
     per_run = sum(len(t) for _, t, _ in _SHAPE) * (1 + rework_rate)
     n_runs = max(1, int(n_attempts / per_run))
     queued = until - pd.to_timedelta(np.sort(rng.uniform(0, days * 86400, n_runs))[::-1], unit="s")
@@ -421,11 +455,19 @@ def synthetic_ledger(n_attempts: int, *, days: int = 30, streams: tuple[str, ...
                 open_ = e >= until64
                 n = int(keep.sum())
                 cols["dag_id"].append(dag_ids[keep]), cols["run_id"].append(run_ids[keep])
-                cols["task_id"].append(np.full(n, task_id)), cols["map_index"].append(np.full(n, int(idx) if idx else -1))
+                (
+                    cols["task_id"].append(np.full(n, task_id)),
+                    cols["map_index"].append(np.full(n, int(idx) if idx else -1)),
+                )
                 cols["try_number"].append(np.full(n, try_no)), cols["stream"].append(stream[keep])
                 cols["stage"].append(np.full(n, stage))
-                cols["state"].append(np.where(open_[keep], "running", np.where(redo[keep] & (try_no == 1), "failed", "success")))
-                cols["started_at"].append(s[keep]), cols["ended_at"].append(np.where(open_, np.datetime64("NaT"), e)[keep])
+                cols["state"].append(
+                    np.where(open_[keep], "running", np.where(redo[keep] & (try_no == 1), "failed", "success"))
+                )
+                (
+                    cols["started_at"].append(s[keep]),
+                    cols["ended_at"].append(np.where(open_, np.datetime64("NaT"), e)[keep]),
+                )
                 stage_end = np.where(keep & (e > stage_end), e, stage_end)
         cursor = stage_end
     attempts = pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
@@ -458,7 +500,7 @@ def history_start(since: datetime, until: datetime, history_days: int = 30) -> d
 def from_ledger(ledger, slas_s: dict[str, dict[str, float]], *, since: datetime, until: datetime | None = None,
                 now: datetime | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
     """compute() over a Ledger: loads the window plus the history the anomaly rule needs."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     until = until or now
     attempts, runs = ledger.frames(history_start(since, until), until)
     return compute(attempts, runs, slas_s, since=since, until=until, now=now)

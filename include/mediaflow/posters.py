@@ -51,7 +51,14 @@ def set_default_poster(store: Store, buckets: Buckets, *, asset_id: str, variant
     Returns {"asset_id", "variant", "status": changed | unchanged | skipped, "previous", "channels", "reason"}.
     `skipped` (with the reason) when the title is not live, or the variant is not one of its candidates (the
     test ran on posters of an earlier version, or the events name a variant we never made)."""
-    out = {"asset_id": asset_id, "variant": variant, "status": "skipped", "previous": None, "channels": [], "reason": None}
+    out = {
+        "asset_id": asset_id,
+        "variant": variant,
+        "status": "skipped",
+        "previous": None,
+        "channels": [],
+        "reason": None,
+    }
     state = published_state(store, buckets, asset_id)
     if state is None:
         return {**out, "reason": f"asset {asset_id} is not published: no default poster to set"}

@@ -101,7 +101,7 @@ class FFmpegProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"ffmpeg-progress-{stage}", daemon=True)
 
-    def __enter__(self) -> "FFmpegProgress":
+    def __enter__(self) -> FFmpegProgress:
         self.path.unlink(missing_ok=True)  # a second run in the same folder starts from nothing
         self._send(0.0)
         self._thread.start()
@@ -153,8 +153,8 @@ class FFmpegProgress:
 class Count:
     """Objects done of a total, reported as each ends; safe to call from every transfer thread at once.
 
-        count = Count(report, stage="publish", total=len(copies))
-        each(count.wrap(copy_one), copies)
+    count = Count(report, stage="publish", total=len(copies))
+    each(count.wrap(copy_one), copies)
     """
 
     def __init__(self, report: Report, *, stage: str, total: int, phase: str | None = None) -> None:

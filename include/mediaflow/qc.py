@@ -43,7 +43,9 @@ class Thresholds:
     silence_min_s: float = 1.0
     silence_db: float = -60.0  # audio below this level is silence
     head_allowance_s: float = 3.0  # black/freeze/silence from the start up to this long: a warning (a cold open)
-    tail_allowance_s: float = 5.0  # ... running to the end, starting at most this long before it: a warning (a fade out)
+    tail_allowance_s: float = (
+        5.0  # ... running to the end, starting at most this long before it: a warning (a fade out)
+    )
     black_mid_min_s: float = 2.0  # mid-programme black this long or longer: an error (shorter: a warning)
     freeze_mid_min_s: float = 2.0
     silence_mid_min_s: float = 2.0
@@ -71,8 +73,9 @@ def detect_argv(path: str | Path, *, has_video: bool, has_audio: bool, metadata_
     if has_audio:
         audio = inp[str(audio_index) if audio_index is not None else "a:0"]
         streams.append(
-            audio.filter("silencedetect", n=f"{t.silence_db:g}dB", d=f"{t.silence_min_s:g}")
-            .filter("ametadata", mode="print", file=str(out / AUDIO_METADATA))
+            audio.filter("silencedetect", n=f"{t.silence_db:g}dB", d=f"{t.silence_min_s:g}").filter(
+                "ametadata", mode="print", file=str(out / AUDIO_METADATA)
+            )
         )
     return graphs.command(graphs.null_output(*streams), global_args=graphs.QUIET)
 

@@ -109,7 +109,9 @@ def _vsm_rows(tables: dict[str, pd.DataFrame], stream: str) -> list[dict]:
     stages = _table(tables, "stages")
     if stages.empty or "stream" not in stages:
         return []
-    return sorted(metrics.value_stream_map(stages, stream), key=lambda r: _rank(r["stage"]))  # stable: others keep order
+    return sorted(
+        metrics.value_stream_map(stages, stream), key=lambda r: _rank(r["stage"])
+    )  # stable: others keep order
 
 
 def stream_names(tables: dict[str, pd.DataFrame]) -> list[str]:
@@ -131,11 +133,13 @@ def _svg(fig: Figure, key: str) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg, count=2)
     svg = svg.replace("xlink:href=", "href=")
     prefix = "c" + hashlib.sha1(key.encode()).hexdigest()[:10] + "-"
-    svg = svg.replace(' id="', f' id="{prefix}').replace('href="#', f'href="#{prefix}').replace("url(#", f"url(#{prefix}")
+    svg = (
+        svg.replace(' id="', f' id="{prefix}').replace('href="#', f'href="#{prefix}').replace("url(#", f"url(#{prefix}")
+    )
     return svg
 
 
@@ -266,14 +270,14 @@ def stage_times_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
         return _no_data_svg(title, key)
     waits = [r["wait_median_s"] or 0 for r in rows]
     actives = [r["active_median_s"] or 0 for r in rows]
-    size, unit = _time_unit(max(w + a for w, a in zip(waits, actives)))
+    size, unit = _time_unit(max(w + a for w, a in zip(waits, actives, strict=False)))
     with matplotlib.rc_context(_RC):
         fig = _figure(6.4, 0.9 + 0.38 * len(rows))
         ax = fig.add_subplot()
         y = range(len(rows))
         ax.barh(y, [w / size for w in waits], color=WAIT_COLOR, label="wait (hand-off)")
         ax.barh(y, [a / size for a in actives], left=[w / size for w in waits], color=ACTIVE_COLOR, label="active")
-        for yi, w, a in zip(y, waits, actives):
+        for yi, w, a in zip(y, waits, actives, strict=False):
             ax.text((w + a) / size, yi, " " + human_duration(w + a), va="center", fontsize=8)
         ax.set_yticks(list(y), [r["stage"] for r in rows])
         ax.invert_yaxis()
@@ -296,7 +300,7 @@ def sla_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
         x = range(len(rows))
         values = [r["sla_attainment_pct"] for r in rows]
         ax.bar(x, [v or 0 for v in values], color=ACTIVE_COLOR, width=0.6)
-        for xi, v in zip(x, values):
+        for xi, v in zip(x, values, strict=False):
             ax.text(xi, v or 0, _pct(v) if v is not None else "no SLA", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(list(x), [r["stage"] for r in rows])
         ax.set_ylim(0, 112)
@@ -323,7 +327,9 @@ def lead_time_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
     done = runs[runs["finished_at"].notna() & runs["lead_time_s"].notna()]
     if done.empty:
         return _no_data_svg(title, key)
-    done = pd.DataFrame({"at": _naive_utc(done["finished_at"]), "lead": done["lead_time_s"].astype(float)}).sort_values("at")
+    done = pd.DataFrame({"at": _naive_utc(done["finished_at"]), "lead": done["lead_time_s"].astype(float)}).sort_values(
+        "at"
+    )
     size, unit = _time_unit(done["lead"].max())
     window = max(5, len(done) // 20)
     rolling = done["lead"].rolling(window, center=True, min_periods=1).median()
@@ -528,7 +534,9 @@ def _anomalies(tables: dict[str, pd.DataFrame]) -> list[dict]:
     runs = _table(tables, "runs")
     assets = {} if runs.empty or "asset_id" not in runs else {
         (d, r): a for d, r, a in runs[["dag_id", "run_id", "asset_id"]].itertuples(index=False)}  # fmt: skip
-    return [{**a, "asset_id": assets.get((a["dag_id"], a["run_id"]))} for a in metrics.records(_table(tables, "anomalies"))]
+    return [
+        {**a, "asset_id": assets.get((a["dag_id"], a["run_id"]))} for a in metrics.records(_table(tables, "anomalies"))
+    ]
 
 
 def render_html(tables: dict[str, pd.DataFrame], *, title: str = "Value stream report", generated_at: str,
@@ -559,7 +567,7 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     bools -> boolean, timestamps -> UTC, anything else -> string. A column without a value keeps Arrow's null type
     rather than a guessed one."""
     out = frame.copy()
-    for c in out.columns[out.dtypes == object]:
+    for c in out.columns[out.dtypes == object]:  # noqa: E721 (an element-wise pandas dtype mask, not a type test)
         kind = pd.api.types.infer_dtype(out[c], skipna=True)
         if kind == "empty":
             continue

@@ -15,7 +15,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pycountry
 
@@ -81,13 +81,13 @@ def valid_territory(code: str) -> bool:
 
 def format_instant(value: datetime) -> str:
     """ISO 8601 with 'Z' for UTC, else with its offset: 2027-01-01T00:00:00Z, 2027-01-01T01:00:00+01:00."""
-    if value.utcoffset() == timezone.utc.utcoffset(None):
+    if value.utcoffset() == UTC.utcoffset(None):
         return value.replace(tzinfo=None).isoformat() + "Z"
     return value.isoformat()
 
 
 def _utc(value: datetime) -> str:
-    return format_instant(value.astimezone(timezone.utc))
+    return format_instant(value.astimezone(UTC))
 
 
 def parse_instant(text: str) -> datetime:
@@ -107,6 +107,7 @@ def parse_instant(text: str) -> datetime:
     return value
 
 
+# long: one check per catalog column in the contract's order, each with its own error
 def parse_catalog(text: str, *, name: str = "avails.csv") -> list[Avail]:
     """Parse and validate a catalog; RightsError listing every problem, each naming `name:line` and the field."""
     if text.startswith("\ufeff"):  # a spreadsheet's UTF-8 byte order mark
@@ -138,7 +139,7 @@ def parse_catalog(text: str, *, name: str = "avails.csv") -> list[Avail]:
         if len(row) != len(HEADER):
             problems.append(f"{where}: expected {len(HEADER)} fields ({','.join(HEADER)}), got {len(row)}")
             continue
-        values = dict(zip(HEADER, (cell.strip() for cell in row)))
+        values = dict(zip(HEADER, (cell.strip() for cell in row), strict=False))
         row_problems: list[str] = []
 
         asset_id = values["asset_id"]
@@ -156,7 +157,9 @@ def parse_catalog(text: str, *, name: str = "avails.csv") -> list[Avail]:
 
         channel = values["channel"]
         if not _CHANNEL.fullmatch(channel):
-            row_problems.append(f"{where}: field 'channel' {channel!r} must be a channel name matching {_CHANNEL.pattern}")
+            row_problems.append(
+                f"{where}: field 'channel' {channel!r} must be a channel name matching {_CHANNEL.pattern}"
+            )
 
         instants = {}
         for key in ("window_start", "window_end"):
@@ -178,8 +181,16 @@ def parse_catalog(text: str, *, name: str = "avails.csv") -> list[Avail]:
             problems += row_problems
             continue
         avails.append(
-            Avail(asset_id, territory, channel, instants["window_start"], instants["window_end"], exclusive,
-                  start_line, catalog=name)  # fmt: skip
+            Avail(
+                asset_id,
+                territory,
+                channel,
+                instants["window_start"],
+                instants["window_end"],
+                exclusive,
+                start_line,
+                catalog=name,
+            )  # fmt: skip
         )
     if problems:
         raise RightsError(problems)
@@ -235,7 +246,9 @@ def _decide_one(rows: list[Avail], *, channel: str, territory: str, at: datetime
     return Decision(channel, territory, True, f"window open until {_utc(max(a.window_end for a in covering))}")
 
 
-def decide(avails: list[Avail], *, asset_id: str, channels: list[str], territories: list[str], at: datetime) -> list[Decision]:
+def decide(
+    avails: list[Avail], *, asset_id: str, channels: list[str], territories: list[str], at: datetime
+) -> list[Decision]:
     """One Decision per (channel, territory), channel-major. Publishable iff window_start <= at < window_end."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"decide: 'at' must be timezone-aware, got naive {at.isoformat()}")

@@ -23,8 +23,22 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_KEYS = {"name", "owners", "ladder", "loudness", "reviews", "channels", "stages", "lead_time_sla", "min_duration_s",
-         "qc", "review_timeout", "review_default", "reviewers", "retries"}
+_KEYS = {
+    "name",
+    "owners",
+    "ladder",
+    "loudness",
+    "reviews",
+    "channels",
+    "stages",
+    "lead_time_sla",
+    "min_duration_s",
+    "qc",
+    "review_timeout",
+    "review_default",
+    "reviewers",
+    "retries",
+}
 REVIEW_DEFAULTS = ("approve", "reject")
 
 
@@ -95,6 +109,7 @@ def _number(path, name, value, *, lo=None, hi=None) -> float:
     return float(value)
 
 
+# long: one check per spec field in the contract's order (docs/contracts.md), each with its own error
 def parse_spec(data: object, path: str) -> StreamSpec:
     """Validate one spec document; every error names `path` and the field."""
     if not isinstance(data, dict):
@@ -153,7 +168,11 @@ def parse_spec(data: object, path: str) -> StreamSpec:
             raise _fail(path, f"reviews.{branch}", f"{policy!r} must be one of {', '.join(REVIEW_POLICIES)}")
 
     channels = data.get("channels", ["web"])
-    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and _NAME.fullmatch(c) for c in channels):
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(c, str) and _NAME.fullmatch(c) for c in channels)
+    ):
         raise _fail(path, "channels", f"must be a non-empty list of names matching {_NAME.pattern}")
 
     stages = data["stages"]
@@ -246,6 +265,8 @@ def load_specs(directory: str | Path | None = None) -> dict[str, StreamSpec]:
     for folder in [Path(directory)] if directory else spec_dirs():
         for spec in (load_spec(p) for p in sorted(folder.glob("*.yaml"))):
             if spec.name in specs:
-                raise SpecError(f"{spec.path}: field 'name': {spec.name!r} is already defined by {specs[spec.name].path}")
+                raise SpecError(
+                    f"{spec.path}: field 'name': {spec.name!r} is already defined by {specs[spec.name].path}"
+                )
             specs[spec.name] = spec
     return specs

@@ -6,7 +6,7 @@ wait = start minus the previous stage's end (the run's queue time for the first 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def instant(value: str | datetime | None) -> datetime | None:
@@ -44,11 +44,13 @@ def stage_spans(
     An attempt still running has end None: its stage has ended_at None, active time counted up to `now`, and
     sla_missed true as soon as `now` is past the SLA.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     by_stage: dict[str, list[tuple[datetime, datetime | None, int]]] = {}
     for a in attempts:
         if instant(a.get("start")):
-            by_stage.setdefault(a["stage"], []).append((instant(a["start"]), instant(a.get("end")), int(a.get("try_number") or 1)))
+            by_stage.setdefault(a["stage"], []).append(
+                (instant(a["start"]), instant(a.get("end")), int(a.get("try_number") or 1))
+            )
     spans, prev_end = [], instant(queued_at)
     for stage in [s for s in stage_order if s in by_stage] + sorted(set(by_stage) - set(stage_order)):
         rows = by_stage[stage]
@@ -76,5 +78,5 @@ def iso_z(ts: datetime | str | None) -> str | None:
         return None
     ts = instant(ts)
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

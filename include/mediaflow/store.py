@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 DELIVERIES = "deliveries"
 DEFAULT_RETRY_BUDGET_S = 60.0
@@ -36,10 +37,12 @@ class Buckets:
     reports: str
 
     @classmethod
-    def from_env(cls) -> "Buckets":
+    def from_env(cls) -> Buckets:
         """MEDIAFLOW_BUCKET_<ROLE> overrides one bucket; MEDIAFLOW_BUCKET_PREFIX (default 'mediaflow') the rest."""
         prefix = os.environ.get("MEDIAFLOW_BUCKET_PREFIX", "mediaflow")
-        return cls(**{role: os.environ.get(f"MEDIAFLOW_BUCKET_{role.upper()}", f"{prefix}-{role}") for role in cls.roles()})
+        return cls(
+            **{role: os.environ.get(f"MEDIAFLOW_BUCKET_{role.upper()}", f"{prefix}-{role}") for role in cls.roles()}
+        )
 
     @staticmethod
     def roles() -> tuple[str, ...]:
@@ -132,7 +135,8 @@ def is_transient(exc: BaseException) -> bool:
     """Worth retrying: the endpoint unreachable, a connection cut or timed out, throttling, a 5xx. Not: a missing
     key, access denied, a bad request (retrying those only delays the real error)."""
     from boto3.exceptions import RetriesExceededError, S3UploadFailedError
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, (BotoConnectionError, HTTPClientError, RetriesExceededError, ConnectionError, TimeoutError)):
         return True

@@ -5,12 +5,11 @@ after); this picks up the rest, so an SMTP outage of any length drops nothing.""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from mediaflow import names
-
 from mediaflow_airflow.background import background_dag_args
 
 # past the watcher's hold (15 min after the run's outcome), so the two never send the same alert at once
@@ -38,7 +37,9 @@ fails, listing them, while the mail server still refuses: a red task, never a si
             from mediaflow_airflow.hooks import LedgerHook
             from mediaflow_airflow.notifiers import deliver
 
-            sent, pending = alerts.resend_stranded(LedgerHook().get_conn(), deliver, now=datetime.now(timezone.utc), grace_s=GRACE_S)
+            sent, pending = alerts.resend_stranded(
+                LedgerHook().get_conn(), deliver, now=datetime.now(UTC), grace_s=GRACE_S
+            )
             print(f"{len(sent)} stranded alert(s) delivered")
             if pending:
                 raise RuntimeError(f"{len(pending)} alert(s) still refused by the mail server (they stay in the outbox): "

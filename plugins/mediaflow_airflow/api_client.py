@@ -46,7 +46,9 @@ class AirflowApi:
                     raise
             except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
                 if attempt == tries:
-                    raise ApiError(f"{method} {path}: no answer after {attempt} tr{'ies' if attempt > 1 else 'y'}: {e}") from None
+                    raise ApiError(
+                        f"{method} {path}: no answer after {attempt} tr{'ies' if attempt > 1 else 'y'}: {e}"
+                    ) from None
             time.sleep(2**attempt)
 
     def _request_once(self, method: str, path: str, body: dict | None, *, ok_missing: bool):
@@ -71,7 +73,9 @@ class AirflowApi:
                     continue
                 if e.code == 404 and ok_missing:
                     return None
-                raise ApiError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:500]}", e.code) from None
+                raise ApiError(
+                    f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:500]}", e.code
+                ) from None
         raise ApiError(f"{method} {path}: not authorised")
 
     # ------------------------------------------------------------ the calls we use
@@ -130,7 +134,9 @@ class AirflowApi:
         raise ApiError(f"no asset-triggered {dag_id} run since {since} ended within {timeout:.0f} s")
 
     def dag_run(self, dag_id: str, run_id: str) -> dict | None:
-        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True)
+        return self.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", ok_missing=True
+        )
 
     def _pages(self, path: str, key: str, params: dict, *, limit: int = 100) -> list[dict]:
         """Every item of a list endpoint, page by page (keyset cursor: no row skipped or repeated when rows change
@@ -148,7 +154,11 @@ class AirflowApi:
     def dag_runs_since(self, since: str | None = None, *, states: list[str] | None = None) -> list[dict]:
         """Runs of every DAG updated at or after `since` (ISO UTC), optionally only in `states`: one paginated list,
         whatever the number of DAGs."""
-        params = {"order_by": "id", **({"updated_at_gte": since} if since else {}), **({"state": states} if states else {})}
+        params = {
+            "order_by": "id",
+            **({"updated_at_gte": since} if since else {}),
+            **({"state": states} if states else {}),
+        }
         return self._pages("/api/v2/dags/~/dagRuns", "dag_runs", params)
 
     def task_instances_since(self, since: str | None = None, *, states: list[str] | None = None) -> list[dict]:

@@ -21,8 +21,10 @@ def declared(*, name: str, uri: str) -> Asset:
     scheme, sep, rest = uri.partition("://")
     netloc, slash, path = rest.partition("/")
     if not sep or scheme != scheme.lower() or not netloc or not slash or (path.endswith("/") or "//" in path):
-        raise ValueError(f"asset {name!r}: {uri!r} is not a normalised URI (scheme://bucket/path without a trailing "
-                         "/, or scheme://bucket/)")
+        raise ValueError(
+            f"asset {name!r}: {uri!r} is not a normalised URI (scheme://bucket/path without a trailing "
+            "/, or scheme://bucket/)"
+        )
     asset = Asset(name=name, uri=f"x-{uri}")
     object.__setattr__(asset, "uri", uri)
     return asset

@@ -6,15 +6,15 @@ winner as its title's default poster."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from mediaflow import names
-
 from mediaflow_airflow.assets import FEEDBACK, VIEWING_EVENTS
 from mediaflow_airflow.background import background_dag_args
 from mediaflow_airflow.operators import DefaultPosterOperator
+
 
 def _settings() -> dict:
     env = os.environ
@@ -26,7 +26,7 @@ def _settings() -> dict:
 
 def _doc(s: dict) -> str:
     return f"""### Audience feedback
-Runs at `{s['cron']}` (UTC) and whenever viewing events land (the `mediaflow_viewing_events` Asset). Definitions of
+Runs at `{s["cron"]}` (UTC) and whenever viewing events land (the `mediaflow_viewing_events` Asset). Definitions of
 every figure and the A/B significance rule: docs/feedback.md.
 
 1. **ingest_events**: every new CSV/Parquet drop in `s3://mediaflow-landing/viewing-events/`, row by row through
@@ -35,7 +35,7 @@ every figure and the A/B significance rule: docs/feedback.md.
    `s3://mediaflow-quarantine/viewing-events/`. Nothing is dropped silently; each drop is ingested once.
 2. **compute_feedback**: per title and territory starts, completion rate, average watch share and 10-s
    retention; demand per (territory, locale) the title lacks (titles are assumed to be in
-   `{s['original_locale']}` originally); poster A/B click-through; the priorities table. Written to
+   `{s["original_locale"]}` originally); poster A/B click-through; the priorities table. Written to
    `s3://mediaflow-reports/feedback/latest/`, then the `mediaflow_feedback` Asset is updated.
 
 The nightly batch orders the deliveries of one manifest priority by `feedback/latest/priorities.json`.
@@ -48,7 +48,9 @@ def audience_feedback_dag() -> DAG:
         dag_id=names.FEEDBACK_DAG,
         description="Viewing events -> retention, localization recommendations, poster A/B, batch priorities",
         doc_md=_doc(s),
-        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[VIEWING_EVENTS]),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[VIEWING_EVENTS]
+        ),
         **background_dag_args(owner="audience-insights"),
         tags=["analytics", "feedback"],
     ) as dag:
@@ -64,7 +66,10 @@ def audience_feedback_dag() -> DAG:
             records = [feedback.ingest_drop(store, buckets, key) for key in feedback.pending_drops(store, buckets)]
             for r in records:
                 print(f"{r['uri']}: {r['valid']} valid, {r['quarantined']} quarantined {r['counts']}")
-            return [{k: r.get(k) for k in ("key", "rows", "valid", "quarantined", "counts", "file_rejected")} for r in records]
+            return [
+                {k: r.get(k) for k in ("key", "rows", "valid", "quarantined", "counts", "file_rejected")}
+                for r in records
+            ]
 
         @task(task_id=names.COMPUTE_FEEDBACK, outlets=[FEEDBACK])
         def compute_feedback(ingested: list[dict], run_id=None) -> dict:
@@ -76,9 +81,11 @@ def audience_feedback_dag() -> DAG:
 
             store, buckets = MediaStoreHook(), Buckets.from_env()
             events = feedback.load_events(store, buckets)
-            catalog = feedback.catalog_for(store, buckets, events["title"].unique(), original_locale=s["original_locale"])
+            catalog = feedback.catalog_for(
+                store, buckets, events["title"].unique(), original_locale=s["original_locale"]
+            )
             result = feedback.compute(events, catalog)
-            uris = feedback.publish(store, buckets, result, run=run_id, generated_at=iso_z(datetime.now(timezone.utc)),
+            uris = feedback.publish(store, buckets, result, run=run_id, generated_at=iso_z(datetime.now(UTC)),
                                     ingested=ingested)  # fmt: skip
             print(f"{len(events)} events, {len(result['figures'])} title x territory rows, "
                   f"{len(result['recommendations'])} recommendations, {len(result['priorities']['titles'])} titles scored")  # fmt: skip
@@ -116,7 +123,7 @@ is skipped with the reason.
             ab = feedback.read_latest(MediaStoreHook(), Buckets.from_env(), "ab.json") or {}
             return [{**w, "decided_by": ab.get("run")} for w in posters.winners(ab)]
 
-        DefaultPosterOperator.partial(task_id=names.SET_DEFAULT_POSTER, map_index_template="{{ task.asset_id }}").expand_kwargs(
-            ab_winners()
-        )
+        DefaultPosterOperator.partial(
+            task_id=names.SET_DEFAULT_POSTER, map_index_template="{{ task.asset_id }}"
+        ).expand_kwargs(ab_winners())
     return dag

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
 from mediaflow import names
-
 from mediaflow_airflow.assets import LANDING
-
 
 API_CONN_ID = "mediaflow_airflow_api"
 
@@ -24,13 +22,15 @@ def _settings() -> dict:
         "cron": env.get("MEDIAFLOW_NIGHTLY_CRON", "0 2 * * *"),
         "timezone": env.get("MEDIAFLOW_NIGHTLY_TZ", "UTC"),
         "max_runs": int(env.get("MEDIAFLOW_BATCH_MAX_RUNS", "500")),
-        "owners": [a.strip() for a in env.get("MEDIAFLOW_BATCH_OWNERS", "media-ops@example.com").split(",") if a.strip()],
+        "owners": [
+            a.strip() for a in env.get("MEDIAFLOW_BATCH_OWNERS", "media-ops@example.com").split(",") if a.strip()
+        ],
     }
 
 
 def _doc(s: dict) -> str:
     return f"""### Nightly content batch
-Runs at `{s['cron']}` ({s['timezone']}), and whenever the `mediaflow_landing` Asset gets an event (a delivery
+Runs at `{s["cron"]}` ({s["timezone"]}), and whenever the `mediaflow_landing` Asset gets an event (a delivery
 landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a time.
 
 1. **find_pending**: lists `s3://mediaflow-landing/deliveries/` (paginated) and keeps the deliveries with no
@@ -38,7 +38,7 @@ landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a ti
 2. **validate_manifests**: reads every pending manifest into one pandas DataFrame and validates it with the
    Great Expectations suite `include/gx/manifest_suite.json`.
 3. **quarantine_invalid**: copies each invalid delivery to the quarantine bucket with `_rejection.json` (its
-   reasons), marks it processed, and sends one summary email to {", ".join(s['owners'])}.
+   reasons), marks it processed, and sends one summary email to {", ".join(s["owners"])}.
 4. **trigger_runs**: starts one `value_stream__<stream>` run per valid delivery, urgent first (manifest
    `metadata.priority`; within one priority the highest audience-feedback score in
    `s3://mediaflow-reports/feedback/latest/priorities.json` first), at most **max_runs** per batch (the rest wait for the next batch). Run ids are
@@ -47,27 +47,40 @@ landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a ti
    reason (404 while a DAG is re-parsed, a time-out, a 5xx, a 409 race) is retried with exponential backoff and
    jitter for up to `MEDIAFLOW_TRIGGER_RETRY_BUDGET_S` (default 120 s); a delivery whose trigger still fails (or
    fails for good, e.g. a 400) is left **pending**: its claim in `s3://mediaflow-reports/claims/<delivery_id>.json`
-   says why, one mail to {", ".join(s['owners'])} lists every such delivery, the other deliveries start anyway,
+   says why, one mail to {", ".join(s["owners"])} lists every such delivery, the other deliveries start anyway,
    and the next batch starts it under the same run id. Runs beyond a stream's `max_active_runs` wait queued,
    and ffmpeg work waits for a slot of the `media` pool (one per core; mediaflow.capacity).
 """
 
 
+# long: a DAG factory: the DAG's whole shape in one place, as Airflow's docs write them
 def content_batch_dag() -> DAG:
     s = _settings()
     with DAG(
         dag_id=names.CONTENT_BATCH_DAG,
         description="Nightly (and on landing) batch: find new deliveries, validate manifests, start value streams",
         doc_md=_doc(s),
-        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone=s["timezone"]), assets=[LANDING]),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(s["cron"], timezone=s["timezone"]), assets=[LANDING]
+        ),
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,  # two batches at once could both claim a delivery
-        default_args={"owner": "media-ops", "retries": 2, "retry_delay": timedelta(seconds=20)},  # a blip costs 20 s, not 5 min
+        default_args={
+            "owner": "media-ops",
+            "retries": 2,
+            "retry_delay": timedelta(seconds=20),
+        },  # a blip costs 20 s, not 5 min
         tags=["batch"],
         params={
-            "max_runs": Param(s["max_runs"], type="integer", minimum=0, maximum=100000, title="Max runs",
-                              description="At most this many value-stream runs are started by this batch; the rest wait for the next"),  # fmt: skip
+            "max_runs": Param(
+                s["max_runs"],
+                type="integer",
+                minimum=0,
+                maximum=100000,
+                title="Max runs",
+                description="At most this many value-stream runs are started by this batch; the rest wait for the next",
+            ),  # fmt: skip
         },
     ) as dag:
 
@@ -118,7 +131,9 @@ def content_batch_dag() -> DAG:
             return {d: {"reasons": validation["invalid"][d], "quarantine_uri": uri} for d, uri in quarantined.items()}
 
         @task(task_id=names.TRIGGER_RUNS)
-        def trigger_runs(found: dict, validation: dict, params=None, dag_run=None, run_id=None, **context) -> list[dict]:
+        def trigger_runs(
+            found: dict, validation: dict, params=None, dag_run=None, run_id=None, **context
+        ) -> list[dict]:
             """One value-stream run per valid delivery, highest priority first, up to max_runs. A delivery whose
             trigger still fails after the retries is left pending (with its reason) for the next batch; the others
             start, and the task succeeds."""

@@ -12,23 +12,23 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
 import pandas as pd
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
-from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.core_api.security import get_user
 from mediaflow import metrics
 from mediaflow.ledger import Ledger
-from mediaflow.names import FEEDBACK_DAG, stream_of
 from mediaflow.ledger import attempts as attempt_rows
+from mediaflow.names import FEEDBACK_DAG, stream_of
 from mediaflow.spec import load_specs
 from mediaflow.stages import iso_z
 from mediaflow_airflow.hooks import LedgerHook
@@ -73,9 +73,11 @@ def window(days: int) -> Window:
         if hit and time.monotonic() - hit[0] < TTL_S:
             return hit[1]
         specs = load_specs()
-        until = datetime.now(timezone.utc)
+        until = datetime.now(UTC)
         since = until - timedelta(days=days)
-        tables = metrics.from_ledger(Ledger(LedgerHook().url()), metrics.slas_of(specs), since=since, until=until, now=until)
+        tables = metrics.from_ledger(
+            Ledger(LedgerHook().url()), metrics.slas_of(specs), since=since, until=until, now=until
+        )
         win = Window(days, since, until, tables, specs)
         _cache[days] = (time.monotonic(), win)
         return win
@@ -190,11 +192,11 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
     run = ledger.run(dag_id, run_id)
     if run is None:
         raise HTTPException(404, f"no run {run_id!r} of {dag_id!r} in the stage ledger")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     frame = pd.DataFrame(ledger.attempts(dag_id, run_id), columns=attempt_rows.c.keys())
     # a window wide enough for this one run, whatever its age
     tables = metrics.compute(frame, pd.DataFrame([run]), metrics.slas_of(load_specs()),
-                             since=datetime(1970, 1, 1, tzinfo=timezone.utc), until=now + timedelta(seconds=1), now=now)  # fmt: skip
+                             since=datetime(1970, 1, 1, tzinfo=UTC), until=now + timedelta(seconds=1), now=now)  # fmt: skip
     row = (metrics.records(tables["runs"]) or [{}])[0]
     delivered = run["delivered_at"]
     return {"run": {**row, "delivered_at": iso_z(delivered) if delivered else None, "as_of": iso_z(now),
@@ -271,7 +273,7 @@ def index(request: Request, acc: Readable, days: Days = 30, stream: Stream = Non
     score = {r["stream"]: r for r in metrics.records(acc.rows(t["streams"], stream))}
     stages = by(t["stages"])
     runs = acc.rows(t["runs"], stream)
-    assets = dict(zip(zip(runs["dag_id"], runs["run_id"]), runs["asset_id"]))
+    assets = dict(zip(zip(runs["dag_id"], runs["run_id"], strict=False), runs["asset_id"], strict=False))
     shown = [s for s in names if s in score or stages[s]]
     return _page(request, "index.html", win=win, streams=shown, idle=[s for s in names if s not in shown],
                  all_streams=every, score=score, stages=stages,

@@ -51,7 +51,9 @@ class MediaStoreHook(S3Hook):
                      f"upload to s3://{bucket}/{key}")  # fmt: skip
 
     def put_bytes(self, data: bytes, bucket: str, key: str) -> None:
-        with_retries(lambda: self.get_conn().put_object(Bucket=bucket, Key=key, Body=data), f"write s3://{bucket}/{key}")
+        with_retries(
+            lambda: self.get_conn().put_object(Bucket=bucket, Key=key, Body=data), f"write s3://{bucket}/{key}"
+        )
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         return with_retries(lambda: self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read(),
@@ -65,7 +67,7 @@ class MediaStoreHook(S3Hook):
     def delete(self, bucket: str, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i : i + 1000]]
-            with_retries(lambda: self.get_conn().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}),
+            with_retries(lambda batch=batch: self.get_conn().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}),
                          f"delete {len(batch)} objects in s3://{bucket}")  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk.bases.notifier import BaseNotifier
@@ -111,7 +111,7 @@ async def lead_time_missed(*, value_stream: str, owners: list[str], sla_s: float
     context = context or {}
     dr, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
     dag_id, run_id = dr.get("dag_id"), dr.get("dag_run_id") or dr.get("run_id")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def _raise():
         ledger = _ledger()
@@ -129,7 +129,9 @@ async def lead_time_missed(*, value_stream: str, owners: list[str], sla_s: float
     if alert is None:
         return "already alerted"
     sent = await adeliver(ledger, alert)
-    return {True: "sent", None: "being sent by the run's SLA watcher"}.get(sent, "pending (the run's SLA watcher retries it)")
+    return {True: "sent", None: "being sent by the run's SLA watcher"}.get(
+        sent, "pending (the run's SLA watcher retries it)"
+    )
 
 
 def _claim_and_deliver(context, *, kind: str, key: str, recipients: list[str], subject: str, body: str,
@@ -189,5 +191,14 @@ def mail_rejection(context, entry: dict, *, owners: list[str]) -> None:
     subject, body = alerts.rejection_mail(stream=entry["value_stream"], asset=asset, dag_id=ti.dag_id, run_id=ti.run_id,
                                           reasons=list(entry.get("reasons") or []),
                                           warnings=list(entry.get("warnings") or []), ui_url=ui_url())  # fmt: skip
-    _claim_and_deliver(context, kind="rejected", key=names.OUTCOME, recipients=owners, subject=subject, body=body,
-                       stream=entry["value_stream"], asset=asset, stage=names.OUTCOME)
+    _claim_and_deliver(
+        context,
+        kind="rejected",
+        key=names.OUTCOME,
+        recipients=owners,
+        subject=subject,
+        body=body,
+        stream=entry["value_stream"],
+        asset=asset,
+        stage=names.OUTCOME,
+    )

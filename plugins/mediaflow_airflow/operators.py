@@ -7,7 +7,7 @@ the hooks (boto3 through S3Hook) and the library's media code are imported in `e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -48,7 +48,6 @@ class IngestOperator(_StreamOperator):
     def execute(self, context) -> dict[str, Any]:
         from mediaflow import batch, decisions, flow
         from mediaflow.store import DELIVERIES, delivery_location
-
         from mediaflow_airflow.hooks import MediaStoreHook
 
         specs = load_specs()
@@ -112,7 +111,7 @@ class TaskProgress:
             self.log.info("progress: %s", progress.describe(report))
             try:
                 self.ti.xcom_push(key=names.PROGRESS_KEY,
-                                  value={**report, "updated_at": iso_z(datetime.now(timezone.utc))})  # fmt: skip
+                                  value={**report, "updated_at": iso_z(datetime.now(UTC))})  # fmt: skip
             except Exception as e:  # noqa: BLE001 - progress is a courtesy; the work goes on
                 self.log.warning("progress not kept: %s", e)
 
@@ -130,7 +129,6 @@ class TranscodeOperator(_StreamOperator):
     def execute(self, context) -> dict[str, Any]:
         from mediaflow import flow
         from mediaflow.ffrun import budget_s
-
         from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
 
         self.hook = FFmpegHook(timeout_s=budget_s(self.ingested["source"]["duration_s"]))
@@ -163,7 +161,6 @@ class LocalizeOperator(_StreamOperator):
     def execute(self, context) -> dict[str, Any]:
         from mediaflow import flow
         from mediaflow.ffrun import budget_s
-
         from mediaflow_airflow.hooks import FFmpegHook, MediaStoreHook
 
         self.hook = FFmpegHook(timeout_s=budget_s(self.ingested["source"]["duration_s"]))
@@ -210,7 +207,7 @@ class RightsCheckOperator(_CheckOperator):
     def check(self, store, buckets, context):
         from mediaflow import compliance
 
-        return compliance.check_rights(store, buckets, ingested=self.ingested, at=datetime.now(timezone.utc))
+        return compliance.check_rights(store, buckets, ingested=self.ingested, at=datetime.now(UTC))
 
 
 class LoudnessCheckOperator(_CheckOperator):
@@ -273,7 +270,6 @@ class PublishOperator(_StreamOperator):
     def execute(self, context) -> dict[str, Any]:
         from mediaflow import flow
         from mediaflow.ledger import Ledger
-
         from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
         ti = context["ti"]
@@ -315,7 +311,6 @@ class DefaultPosterOperator(BaseOperator):
         from mediaflow import posters
         from mediaflow.ledger import Ledger
         from mediaflow.stages import iso_z
-
         from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
         ti, ledger = context["ti"], Ledger(LedgerHook().url())
@@ -323,7 +318,7 @@ class DefaultPosterOperator(BaseOperator):
             result = posters.set_default_poster(
                 MediaStoreHook(aws_conn_id=self.aws_conn_id), Buckets.from_env(), asset_id=self.asset_id,
                 variant=self.variant, decision=self.decision, decided_by=self.decided_by,
-                now=iso_z(datetime.now(timezone.utc)),
+                now=iso_z(datetime.now(UTC)),
             )  # fmt: skip
             recorded = next((c["variant"] for c in reversed(ledger.poster_changes(self.asset_id))), None)
             if posters.to_record(result, recorded):
@@ -404,5 +399,7 @@ class StageSlaWatchOperator(BaseOperator):
         )  # fmt: skip
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
-        self.log.info("SLA alerts sent: %s; still pending: %s", event.get("sent") or "none", event.get("pending") or "none")
+        self.log.info(
+            "SLA alerts sent: %s; still pending: %s", event.get("sent") or "none", event.get("pending") or "none"
+        )
         return event

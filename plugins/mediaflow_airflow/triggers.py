@@ -51,7 +51,9 @@ class StageSlaTrigger(BaseTrigger):
             try:
                 ledger, pending, over = await asyncio.to_thread(self._look)
             except Exception as e:  # ledger down: keep watching, alerts are raised when it is back
-                log.warning("SLA watch %s %s: ledger unavailable (%s: %s)", self.dag_id, self.run_id, type(e).__name__, e)
+                log.warning(
+                    "SLA watch %s %s: ledger unavailable (%s: %s)", self.dag_id, self.run_id, type(e).__name__, e
+                )
                 await asyncio.sleep(self.poll_s)
                 continue
             for alert in pending:
@@ -63,7 +65,11 @@ class StageSlaTrigger(BaseTrigger):
                 over_since = over_since or time.monotonic()
                 left = await asyncio.to_thread(ledger.pending_alerts, self.dag_id, self.run_id)
                 if not left or time.monotonic() - over_since > self.hold_s:
-                    sent = [a for a in await asyncio.to_thread(ledger.alerts, self.dag_id, self.run_id) if a["status"] == "sent"]
+                    sent = [
+                        a
+                        for a in await asyncio.to_thread(ledger.alerts, self.dag_id, self.run_id)
+                        if a["status"] == "sent"
+                    ]
                     if left:
                         log.error("SLA watch %s %s: %d alert(s) still undelivered after %.0fs; they stay pending in the "
                                   "ledger outbox", self.dag_id, self.run_id, len(left), self.hold_s)  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
@@ -45,7 +45,6 @@ from mediaflow.names import (
     policy_task,
 )
 from mediaflow.spec import StreamSpec, format_duration
-
 from mediaflow_airflow.assets import LEDGER
 from mediaflow_airflow.notifiers import ReviewRequestNotifier, TaskFailureNotifier, lead_time_missed
 from mediaflow_airflow.operators import (
@@ -192,33 +191,47 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
         spec_reviewers=spec.reviewers,  # or the run's `reviewer` param, set when the task runs
         assigned_users=trigger.review_assignees(None, spec.reviewers),
         # the owners are mailed why (check, figure, limit) and where to answer, once the request is written
-        notifiers=[ReviewRequestNotifier(to=list(spec.owners), value_stream=spec.name, branch=branch,
-                                         checks=list(compliance.CHECKS_OF[branch]), ingest_task=INGEST_ID)],
+        notifiers=[
+            ReviewRequestNotifier(
+                to=list(spec.owners),
+                value_stream=spec.name,
+                branch=branch,
+                checks=list(compliance.CHECKS_OF[branch]),
+                ingest_task=INGEST_ID,
+            )
+        ],
     )
     decided = decide(**outputs)
     decided >> approval
     return decided.operator, approval
 
 
+# long: a DAG factory: the value stream's whole shape (groups, branches, reviews) in one place
 def value_stream_dag(spec: StreamSpec) -> DAG:
     with DAG(
         dag_id=spec.dag_id,
         description=f"{spec.name}: ingest -> transcode -> localize -> compliance -> review -> publish",
         doc_md=_doc(spec),
         schedule=None,
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         # admission: more runs of this stream than this wait queued in Airflow (mediaflow.capacity)
         max_active_runs=capacity().max_active_runs,
         # once per task that failed for good (Airflow calls on_failure_callback after the last retry only)
-        default_args={**DEFAULT_ARGS, "retries": spec.retries, "retry_delay": timedelta(seconds=spec.retry_delay_s),
-                      "on_failure_callback": TaskFailureNotifier(to=list(spec.owners), value_stream=spec.name)},
+        default_args={
+            **DEFAULT_ARGS,
+            "retries": spec.retries,
+            "retry_delay": timedelta(seconds=spec.retry_delay_s),
+            "on_failure_callback": TaskFailureNotifier(to=list(spec.owners), value_stream=spec.name),
+        },
         # the run's end-to-end SLA, Airflow's own DeadlineAlert; per-stage SLAs are the sla_watch task's
         deadline=DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=timedelta(seconds=spec.lead_time_sla_s),
-            callback=AsyncCallback(lead_time_missed, kwargs={"value_stream": spec.name, "owners": list(spec.owners),
-                                                             "sla_s": spec.lead_time_sla_s}),
+            callback=AsyncCallback(
+                lead_time_missed,
+                kwargs={"value_stream": spec.name, "owners": list(spec.owners), "sla_s": spec.lead_time_sla_s},
+            ),
         ),  # fmt: skip
         tags=["value-stream", spec.name],
         params=trigger_params(spec),
@@ -250,7 +263,11 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
         with TaskGroup(TRANSCODE):
             # MEDIAFLOW_TRANSCODE_QUEUE routes transcodes to the Celery workers that listen on it (big machines; see
             # docs/scaling.md); unset, they go to Airflow's default queue like every other task
-            queue = {"queue": os.environ["MEDIAFLOW_TRANSCODE_QUEUE"]} if os.environ.get("MEDIAFLOW_TRANSCODE_QUEUE") else {}
+            queue = (
+                {"queue": os.environ["MEDIAFLOW_TRANSCODE_QUEUE"]}
+                if os.environ.get("MEDIAFLOW_TRANSCODE_QUEUE")
+                else {}
+            )
             transcoded = TranscodeOperator(task_id=TRANSCODE_LADDER, value_stream=spec.name, ingested=ingested.output,
                                            pool_slots=capacity().transcode_slots, **MEDIA, **queue)  # fmt: skip
         routed >> transcoded
@@ -319,14 +336,16 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 published=publish_result,
                 failed_tasks=failed,
                 task_errors=errors,
-                finished_at=datetime.now(timezone.utc),
+                finished_at=datetime.now(UTC),
                 localized=mapped_results(ti, LOCALIZE_ID),
                 reviews=[decisions.review_result(b, ti.xcom_pull(task_ids=policy_id(b), key=REVIEW_KEY, default=None),
                                                  ti.xcom_pull(task_ids=approval_id(b), key=REVIEW_KEY, default=None)) for b in BRANCHES],
                 checks={c: ti.xcom_pull(task_ids=check_id(c), default=None) for c in CHECKS},
             )  # fmt: skip
             buckets = Buckets.from_env()
-            MediaStoreHook().put_bytes(json.dumps(entry, indent=2).encode(), buckets.reports, outcome_key(spec.dag_id, run_id))
+            MediaStoreHook().put_bytes(
+                json.dumps(entry, indent=2).encode(), buckets.reports, outcome_key(spec.dag_id, run_id)
+            )
             if ingest_result and ingest_result.get("asset_id"):  # the run's work objects are done with on this machine
                 from mediaflow import localcache
                 from mediaflow.store import work_prefix

@@ -4,12 +4,11 @@ Runs hourly, and whenever a value-stream run's outcome updates the `mediaflow_le
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
 from mediaflow import names
-
 from mediaflow_airflow.assets import LEDGER
 from mediaflow_airflow.background import background_dag_args
 
@@ -25,21 +24,22 @@ def _settings() -> dict:
 
 def _doc(s: dict) -> str:
     return f"""### Value stream metrics
-Runs at `{s['cron']}` (UTC) and whenever a value-stream run ends (the `mediaflow_ledger` Asset). Definitions of
+Runs at `{s["cron"]}` (UTC) and whenever a value-stream run ends (the `mediaflow_ledger` Asset). Definitions of
 every number: docs/analytics.md. The same numbers, live: **Value Streams** in the navigation bar.
 
-1. **compute_metrics**: reads the stage ledger for the last **days** (default {s['days']:g}), computes the flow
+1. **compute_metrics**: reads the stage ledger for the last **days** (default {s["days"]:g}), computes the flow
    metrics (pandas) and writes one Parquet file per table to `s3://mediaflow-reports/value-streams/runs/<run>/data/`.
 2. **validate_metrics**: Great Expectations suites `include/gx/metrics/*.json`: no negative durations, active
    time within cycle and lead time, percentages within 0..100, row counts equal to what SQL counts in the ledger.
    A failure stops the report and names the table, column and check.
 3. **publish_report**: the HTML report (charts, value stream map, scorecards) beside the data, then the run's
    folder copied to `value-streams/latest/`.
-4. **send_digest**: the daily digest to the stream owners, once per UTC day from {s['digest_hour']:02d}:00 on
+4. **send_digest**: the daily digest to the stream owners, once per UTC day from {s["digest_hour"]:02d}:00 on
    (the alert outbox makes it once, whichever run gets there first).
 """
 
 
+# long: a DAG factory: the DAG's whole shape in one place, as Airflow's docs write them
 def value_stream_metrics_dag() -> DAG:
     s = _settings()
     with DAG(
@@ -49,8 +49,16 @@ def value_stream_metrics_dag() -> DAG:
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(s["cron"], timezone="UTC"), assets=[LEDGER]),
         **background_dag_args(owner="value-stream-owners"),
         tags=["analytics"],
-        params={"days": Param(s["days"], type="number", minimum=0.01, maximum=3650, title="Days",
-                              description="The window: runs queued in the last this many days")},  # fmt: skip
+        params={
+            "days": Param(
+                s["days"],
+                type="number",
+                minimum=0.01,
+                maximum=3650,
+                title="Days",
+                description="The window: runs queued in the last this many days",
+            )
+        },  # fmt: skip
     ) as dag:
 
         @task(task_id=names.COMPUTE_METRICS)
@@ -61,11 +69,15 @@ def value_stream_metrics_dag() -> DAG:
             from mediaflow.store import Buckets
             from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
-            now = datetime.now(timezone.utc)  # the ledger is live: a window ending earlier would see later starts
+            now = datetime.now(UTC)  # the ledger is live: a window ending earlier would see later starts
             meta = analytics.snapshot(LedgerHook().get_conn(), MediaStoreHook(), Buckets.from_env(),
                                       slas_s=metrics.slas_of(load_specs()), run_id=run_id, now=now, days=float(params["days"]))  # fmt: skip
             print(f"metrics {meta['rows']} (the ledger counts {meta['expected']}) -> {meta['uri']}")
-            return {"prefix": analytics.run_prefix(run_id), "expected": meta["expected"], "generated_at": meta["generated_at"]}
+            return {
+                "prefix": analytics.run_prefix(run_id),
+                "expected": meta["expected"],
+                "generated_at": meta["generated_at"],
+            }
 
         @task(task_id=names.VALIDATE_METRICS)
         def validate_metrics(snap: dict) -> dict:
@@ -76,7 +88,9 @@ def value_stream_metrics_dag() -> DAG:
 
             tables, _ = analytics.load(MediaStoreHook(), Buckets.from_env(), snap["prefix"])
             results = analytics.validate(tables, snap["expected"])
-            return {name: {k: r[k] for k in ("suite", "success", "evaluated", "successful")} for name, r in results.items()}
+            return {
+                name: {k: r[k] for k in ("suite", "success", "evaluated", "successful")} for name, r in results.items()
+            }
 
         @task(task_id=names.PUBLISH_REPORT)
         def publish_report(snap: dict, validation: dict) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -32,7 +32,9 @@ def env(tmp_path, monkeypatch):
     port = _free_port()
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT",
                        f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true&from_email=mediaflow%40localhost")  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_MEDIAFLOW_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAFLOW_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "ledger.db")})
+    )
     monkeypatch.setenv("MEDIAFLOW_LEDGER_SPOOL", str(tmp_path / "spool"))
     monkeypatch.setenv("MEDIAFLOW_UI_URL", "http://ui.example:8080")
     sink = SimpleNamespace(port=port, mail=tmp_path / "mail", controller=None)
@@ -111,7 +113,7 @@ def test_the_sla_watcher_mails_each_breach_once_and_ends_with_the_run(env, tmp_p
 
     env.start()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ledger.record_run(dag_id=DAG, run_id=RUN, asset_id="clip-9", queued_at=now - timedelta(seconds=30))
     ledger.record_attempt(dag_id=DAG, run_id=RUN, task_id="ingest.ingest_delivery", map_index=-1, try_number=1,
                           state="success", started_at=now - timedelta(seconds=29), ended_at=now - timedelta(seconds=25))  # fmt: skip
@@ -120,7 +122,10 @@ def test_the_sla_watcher_mails_each_breach_once_and_ends_with_the_run(env, tmp_p
     trigger = StageSlaTrigger(dag_id=DAG, run_id=RUN, value_stream="news_clip", slas_s={"ingest": 60, "transcode": 10},
                               owners=["desk@example.com"], ui_url="http://ui", poll_s=0.2)  # fmt: skip
     classpath, kwargs = trigger.serialize()
-    assert classpath == "mediaflow_airflow.triggers.StageSlaTrigger" and StageSlaTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert classpath == "mediaflow_airflow.triggers.StageSlaTrigger" and StageSlaTrigger(**kwargs).serialize() == (
+        classpath,
+        kwargs,
+    )
 
     async def scenario():
         events = []
@@ -132,9 +137,9 @@ def test_the_sla_watcher_mails_each_breach_once_and_ends_with_the_run(env, tmp_p
         task = asyncio.create_task(consume())
         await asyncio.sleep(1.5)  # several looks while transcode is over its SLA
         ledger.record_attempt(dag_id=DAG, run_id=RUN, task_id="transcode.transcode_ladder", map_index=-1, try_number=1,
-                              state="success", started_at=now - timedelta(seconds=24), ended_at=datetime.now(timezone.utc))  # fmt: skip
+                              state="success", started_at=now - timedelta(seconds=24), ended_at=datetime.now(UTC))  # fmt: skip
         ledger.record_attempt(dag_id=DAG, run_id=RUN, task_id="outcome", map_index=-1, try_number=1, state="success",
-                              started_at=datetime.now(timezone.utc), ended_at=datetime.now(timezone.utc))  # fmt: skip
+                              started_at=datetime.now(UTC), ended_at=datetime.now(UTC))  # fmt: skip
         await asyncio.wait_for(task, 10)
         return events
 
@@ -151,7 +156,7 @@ def test_alerts_still_pending_after_their_run_are_sent_by_the_outbox_sweep(env, 
     from mediaflow_airflow.notifiers import deliver
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ledger.record_run(dag_id=DAG, run_id="ended", state="failed", ended_at=now - timedelta(minutes=5))
     ledger.record_run(dag_id=DAG, run_id="going", state="running")
     for run, kind in (("ended", "task_failed"), ("going", "task_failed")):
@@ -162,13 +167,21 @@ def test_alerts_still_pending_after_their_run_are_sent_by_the_outbox_sweep(env, 
     later = now + timedelta(minutes=30)  # the watcher of "ended" has long given up
 
     sent, pending = alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200)  # SMTP still down
-    assert sent == [] and sorted(a["subject"] for a in pending) == ["[FAILED] ended", "[mediaflow] value streams digest 2026-11-28"]
-    assert all(a["tries"] == 1 and a["last_error"] for a in ledger.stranded_alerts(older_than=later - timedelta(seconds=1200)))
+    assert sent == [] and sorted(a["subject"] for a in pending) == [
+        "[FAILED] ended",
+        "[mediaflow] value streams digest 2026-11-28",
+    ]
+    assert all(
+        a["tries"] == 1 and a["last_error"] for a in ledger.stranded_alerts(older_than=later - timedelta(seconds=1200))
+    )
 
     env.start()
     sent, pending = alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200)
     assert len(sent) == 2 and pending == []
-    assert sorted(m["Subject"] for m in _mails(env.mail)) == ["[FAILED] ended", "[mediaflow] value streams digest 2026-11-28"]
+    assert sorted(m["Subject"] for m in _mails(env.mail)) == [
+        "[FAILED] ended",
+        "[mediaflow] value streams digest 2026-11-28",
+    ]
     assert [a["status"] for a in ledger.alerts(DAG, "going")] == ["pending"], "a running run's alerts are its watcher's"
     assert alerts.resend_stranded(ledger, deliver, now=later, grace_s=1200) == ([], [])
 
@@ -185,7 +198,9 @@ def test_two_senders_of_one_pending_alert_mail_it_once(env, tmp_path):
                                subject="[SLA] drill: lead time over its 20s SLA", html="<p>late</p>")  # fmt: skip
 
     async def race():
-        return await asyncio.gather(adeliver(ledger, alert), adeliver(ledger, alert), asyncio.to_thread(deliver, ledger, alert))
+        return await asyncio.gather(
+            adeliver(ledger, alert), adeliver(ledger, alert), asyncio.to_thread(deliver, ledger, alert)
+        )
 
     results = asyncio.run(race())
     assert sorted(results, key=str) == [None, None, True], results

@@ -13,7 +13,12 @@ DAGS_FOLDER = PROJECT / "dags"
 STREAMS_FOLDER = PROJECT / "include" / "streams"
 SPEC_NAMES = sorted(p.stem for p in STREAMS_FOLDER.glob("*.yaml"))
 DAG_IDS = [f"value_stream__{name}" for name in SPEC_NAMES]
-RISKY_OPERATORS = {"IngestOperator", "TranscodeOperator", "LocalizeOperator", "PublishOperator"}  # touch S3 / run ffmpeg
+RISKY_OPERATORS = {
+    "IngestOperator",
+    "TranscodeOperator",
+    "LocalizeOperator",
+    "PublishOperator",
+}  # touch S3 / run ffmpeg
 GROUPS = ("ingest", "transcode", "localize", "compliance", "review", "publish")
 
 
@@ -31,7 +36,13 @@ def test_dag_folder_has_no_import_errors(dagbag):
 def test_one_dag_per_spec_file(dagbag):
     assert len(SPEC_NAMES) >= 2
     assert sorted(d for d in dagbag.dag_ids if d.startswith("value_stream__")) == sorted(DAG_IDS)
-    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == ["alert_outbox", "audience_feedback", "default_posters", "nightly_content_batch", "value_stream_metrics"]
+    assert sorted(d for d in dagbag.dag_ids if not d.startswith("value_stream__")) == [
+        "alert_outbox",
+        "audience_feedback",
+        "default_posters",
+        "nightly_content_batch",
+        "value_stream_metrics",
+    ]
     for dag_id in DAG_IDS:
         assert dagbag.dags[dag_id].fileloc == str(DAGS_FOLDER / "value_streams.py")
 
@@ -87,7 +98,7 @@ def test_stage_groups_run_in_order(dag):
     def upstream_all(task_id):
         return dag.get_task(task_id).get_flat_relative_ids(upstream=True)
 
-    for earlier, later in zip(GROUPS, GROUPS[1:]):
+    for earlier, later in zip(GROUPS, GROUPS[1:], strict=False):
         for t in members[later]:
             assert members[earlier] & upstream_all(t), f"{t} does not wait for the {earlier} group"
         for t in members[earlier]:
@@ -102,7 +113,10 @@ def test_route_decides_what_runs_after_ingest(dag):
     route = dag.get_task("ingest.route")
     assert "Branch" in type(route).__name__
     assert {t.task_id for t in route.downstream_list} >= {
-        "transcode.transcode_ladder", "localize.localize_locale", "publish.publish_channels"}
+        "transcode.transcode_ladder",
+        "localize.localize_locale",
+        "publish.publish_channels",
+    }
     for task_id in ("localize.localize_locale", "publish.publish_channels"):
         assert dag.get_task(task_id).trigger_rule == "none_failed_min_one_success", task_id
 
@@ -121,8 +135,13 @@ def test_outcome_is_recorded_whatever_happened(dag):
     assert dag.get_task("outcome").downstream_list == []
 
 
-MEDIA_TASKS = {"ingest.ingest_delivery", "transcode.transcode_ladder", "localize.localize_locale", "compliance.loudness",
-               "compliance.technical_qc"}  # every task that runs ffmpeg/ffprobe
+MEDIA_TASKS = {
+    "ingest.ingest_delivery",
+    "transcode.transcode_ladder",
+    "localize.localize_locale",
+    "compliance.loudness",
+    "compliance.technical_qc",
+}  # every task that runs ffmpeg/ffprobe
 
 
 def test_media_work_takes_a_media_slot_and_nothing_else_does(dag):
@@ -147,7 +166,9 @@ def test_a_title_further_along_goes_first(dag):
     # the weight the scheduler gives each task instance, by the task's own rule
     weights = {t.task_id: validate_and_load_priority_weight_strategy(t.weight_rule).get_weight(SimpleNamespace(task=t))
                for t in dag.tasks}  # fmt: skip
-    assert weights["ingest.ingest_delivery"] < weights["transcode.transcode_ladder"] < weights["compliance.technical_qc"]
+    assert (
+        weights["ingest.ingest_delivery"] < weights["transcode.transcode_ladder"] < weights["compliance.technical_qc"]
+    )
     assert weights["localize.localize_locale"] < weights["compliance.loudness"] < weights["publish.publish_channels"]
     assert 1 < min(weights.values()) and max(w for t, w in weights.items() if t != "sla_watch") < 1000
 
@@ -169,7 +190,10 @@ def test_dag_files_parse_without_heavy_imports():
         "print(json.dumps({'dags': len(bag.dags), 'errors': list(bag.import_errors), 'before': before,\n"
         "                  'heavy': [m for m in heavy if m in sys.modules]}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
+    }
     for path in sorted(DAGS_FOLDER.glob("*.py")):
         proc = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -189,7 +213,13 @@ def test_assets_are_the_ones_airflow_would_make():
     for asset in ALL:
         assert asset == Asset(name=asset.name, uri=asset.uri), asset
         assert asset.group == "asset" and asset.extra == {}
-    for bad in ("s3://mediaflow-landing/deliveries/", "S3://bucket/x", "s3:///no-bucket", "no-scheme", "x://netloc-only"):
+    for bad in (
+        "s3://mediaflow-landing/deliveries/",
+        "S3://bucket/x",
+        "s3:///no-bucket",
+        "no-scheme",
+        "x://netloc-only",
+    ):
         with pytest.raises(ValueError, match="not a normalised URI"):
             declared(name="x", uri=bad)
 
@@ -237,8 +267,12 @@ def test_review_branches_follow_the_spec_policy(dag):
         assert approval.defaults == ["Reject" if spec.review_default == "reject" else "Approve"]
         assert "publish.publish_channels" in {t.task_id for t in approval.downstream_list}
     checks = [t for t in dag.tasks if t.task_id.startswith("compliance.")]
-    assert sorted(t.task_id for t in checks) == ["compliance.loudness", "compliance.metadata", "compliance.rights",
-                                                 "compliance.technical_qc"]
+    assert sorted(t.task_id for t in checks) == [
+        "compliance.loudness",
+        "compliance.metadata",
+        "compliance.rights",
+        "compliance.technical_qc",
+    ]
     assert all(t.retries >= 2 for t in checks)
 
 
@@ -263,7 +297,9 @@ def test_lead_time_sla_is_a_deadline_alert_on_the_run(dag):
 def test_a_task_that_fails_for_good_mails_the_owners(dag):
     spec = load_specs(STREAMS_FOLDER)[dag.dag_id.removeprefix("value_stream__")]
     for task in dag.tasks:
-        callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
+        callbacks = (
+            task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
+        )
         notifiers = [c for c in callbacks if type(c).__name__ == "TaskFailureNotifier"]
         assert len(notifiers) == 1, task.task_id
         assert list(notifiers[0].to) == list(spec.owners)
@@ -350,7 +386,9 @@ def test_nightly_content_batch_is_scheduled_on_its_cron_and_on_landing(dagbag):
     timetable = dag.timetable
     assert type(timetable).__name__ == "AssetOrTimeSchedule"
     assert timetable.timetable.expression == "0 2 * * *" and "UTC" in str(timetable.timetable.timezone)
-    assert [(a.name, a.uri) for a in timetable.asset_condition.objects] == [("mediaflow_landing", "s3://mediaflow-landing/deliveries")]
+    assert [(a.name, a.uri) for a in timetable.asset_condition.objects] == [
+        ("mediaflow_landing", "s3://mediaflow-landing/deliveries")
+    ]
     order = ["find_pending", "validate_manifests", "quarantine_invalid", "trigger_runs"]
     assert set(order) == set(dag.task_ids)
     assert dag.get_task("validate_manifests").upstream_task_ids == {"find_pending"}

@@ -105,8 +105,10 @@ def test_a_cold_open_and_a_fade_to_black_publish_with_warnings(outcome, stack, a
     assert head and "at the head, within the 3 s allowance" in head[0], warnings
     tail = [w for w in warnings if w.startswith("cold-open.mp4: black ")]
     assert tail and "at the tail" in tail[0] and "within the 5 s allowance" in tail[0], warnings
-    assert {(f["kind"], f["where"], f["severity"]) for f in qc["judged"]} >= {("silence", "head", "warning"),
-                                                                              ("black", "tail", "warning")}
+    assert {(f["kind"], f["where"], f["severity"]) for f in qc["judged"]} >= {
+        ("silence", "head", "warning"),
+        ("black", "tail", "warning"),
+    }
     dag_id, run_id = ids["qc-cold-open-fade"]
     row = Ledger(stack.ledger_url).run(dag_id, run_id)
     assert row["status"] == "published" and set(head + tail) <= set(row["warnings"]), row

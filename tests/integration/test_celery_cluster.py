@@ -171,8 +171,10 @@ def test_a_batch_spreads_over_two_celery_workers_and_survives_one_killed(cluster
     victims = KILLED.get("victims")
     assert victims, f"{VICTIM} never ran a transcode"
     killed_at = KILLED["at"]
-    print(f"[cluster test] SIGKILL {VICTIM} at {killed_at - t0:.0f}s, running: "
-          f"{[(t['dag_run_id'], t['task_id'], t['try_number']) for t in victims]}")
+    print(
+        f"[cluster test] SIGKILL {VICTIM} at {killed_at - t0:.0f}s, running: "
+        f"{[(t['dag_run_id'], t['task_id'], t['try_number']) for t in victims]}"
+    )
 
     done = runner.wait(cluster, runs, timeout_s=600)
     batch_s = time.monotonic() - t0
@@ -193,7 +195,11 @@ def test_a_batch_spreads_over_two_celery_workers_and_survives_one_killed(cluster
     # the killed worker's tasks were retried on the other one, and succeeded there
     tis = {(dag_id, run_id): api.task_instances(dag_id, run_id) for _, dag_id, run_id, _ in runs}
     for v in victims:
-        ti = next(t for t in tis[(v["dag_id"], v["dag_run_id"])] if t["task_id"] == v["task_id"] and t["map_index"] == v["map_index"])
+        ti = next(
+            t
+            for t in tis[(v["dag_id"], v["dag_run_id"])]
+            if t["task_id"] == v["task_id"] and t["map_index"] == v["map_index"]
+        )
         assert ti["state"] == "success" and ti["try_number"] > v["try_number"], ti
         assert ti["hostname"] == SURVIVOR, ti
     # the ledger (PostgreSQL) keeps the killed attempt beside the one that succeeded
@@ -207,10 +213,11 @@ def test_a_batch_spreads_over_two_celery_workers_and_survives_one_killed(cluster
     assert spread[SURVIVOR] > 0 and spread[VICTIM] > 0, spread
     # and by Celery: both workers received tasks (their logs)
     for name in (VICTIM, SURVIVOR):
-        assert "execute_workload[" in \
-            cluster.log_file(name).read_text(errors="replace"), name
-    print(f"[cluster test] up {TIMINGS['up_s']}s; batch of {TITLES} titles {batch_s:.0f}s (kill -> all published "
-          f"{time.monotonic() - killed_at:.0f}s); successful task instances per worker {dict(spread)}")
+        assert "execute_workload[" in cluster.log_file(name).read_text(errors="replace"), name
+    print(
+        f"[cluster test] up {TIMINGS['up_s']}s; batch of {TITLES} titles {batch_s:.0f}s (kill -> all published "
+        f"{time.monotonic() - killed_at:.0f}s); successful task instances per worker {dict(spread)}"
+    )
     CLUSTER_RESULT.update(deliveries=deliveries, published={e["asset_id"]: _objects(s3, e["published"][0]["uri"]) for e in summary["assets"]},
                           statuses={e["asset_id"]: e["status"] for e in summary["assets"]})  # fmt: skip
 
@@ -223,7 +230,7 @@ def _objects(s3, uri: str) -> dict[str, tuple[int, str]]:
     bucket, master_key = parse_s3_uri(uri)
     prefix = master_key.rsplit("/", 1)[0] + "/"
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return {o["Key"][len(prefix):]: (o["Size"], o["ETag"]) for page in pages for o in page.get("Contents", [])}
+    return {o["Key"][len(prefix) :]: (o["Size"], o["ETag"]) for page in pages for o in page.get("Contents", [])}
 
 
 def test_the_embedded_stack_publishes_the_same_objects_for_the_same_deliveries(stack):

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import m3u8
 import pytest
-from distribution_watch import DistributionWatch
 
+from distribution_watch import DistributionWatch
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.stages import iso_z
@@ -42,7 +42,7 @@ def _live_duration(s3, bucket: str, prefix: str) -> float:
 
 
 def test_two_deliveries_of_one_asset_publish_in_turn_and_the_newest_stays_live(stack, api, s3, tmp_path):
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     asset_id = f"twin-{stamp:%H%M%S}"
     (tmp_path / "avails.csv").write_text("asset_id,territory,channel,window_start,window_end,exclusive\n"
                                          f"{asset_id},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n")  # fmt: skip
@@ -85,8 +85,12 @@ def test_two_deliveries_of_one_asset_publish_in_turn_and_the_newest_stays_live(s
     assert outcomes[newer]["status"] == "published", outcomes[newer]["reasons"]
     if outcomes[older]["status"] != "published":  # it came second: refused, with the reason
         assert outcomes[older]["status"] == "rejected"
-        assert any(f"the live version comes from delivery {newer}" in r for r in outcomes[older]["reasons"]), outcomes[older]
-    assert _live_duration(s3, buckets.distribution, prefix) == pytest.approx(6.0, abs=0.5), "the newest delivery is live"
+        assert any(f"the live version comes from delivery {newer}" in r for r in outcomes[older]["reasons"]), outcomes[
+            older
+        ]
+    assert _live_duration(s3, buckets.distribution, prefix) == pytest.approx(6.0, abs=0.5), (
+        "the newest delivery is live"
+    )
     assert watch.looks > 10 and watch.torn == [], watch.torn
 
     for run, _ in done.values():

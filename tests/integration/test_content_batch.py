@@ -19,14 +19,17 @@ from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
 DAG = "value_stream__batch_drill"
-N_VALID, BAD_KINDS = 270, {
-    "no-territories": {"territories": None},
-    "unknown-stream": {"value_stream": "telenovela"},
-    "unknown-key": {"colour": "red"},
-    "bad-asset-id": {"asset_id": "a;rm -rf"},
-    "bad-priority": {"metadata": {"priority": "asap"}},
-    "not-json": "not json",
-}
+N_VALID, BAD_KINDS = (
+    270,
+    {
+        "no-territories": {"territories": None},
+        "unknown-stream": {"value_stream": "telenovela"},
+        "unknown-key": {"colour": "red"},
+        "bad-asset-id": {"asset_id": "a;rm -rf"},
+        "bad-priority": {"metadata": {"priority": "asap"}},
+        "not-json": "not json",
+    },
+)
 
 
 def _manifest(delivery_id: str, priority: str, **over) -> dict:
@@ -37,7 +40,10 @@ def _manifest(delivery_id: str, priority: str, **over) -> dict:
 
 
 def _mails(stack) -> list:
-    return [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in sorted((stack.out_dir / "mail").glob("*.eml"), key=lambda p: int(p.stem))]
+    return [
+        BytesParser(policy=default_policy).parsebytes(p.read_bytes())
+        for p in sorted((stack.out_dir / "mail").glob("*.eml"), key=lambda p: int(p.stem))
+    ]
 
 
 def _batch_idle(api, timeout: float = 300) -> None:
@@ -71,7 +77,9 @@ def batches(stack, api, s3):
     for kind, change in BAD_KINDS.items():
         for j in range(5):
             d = f"x-{kind}-{j}"
-            uploads[d] = change.encode() if isinstance(change, str) else json.dumps(_manifest(d, "normal", **change)).encode()
+            uploads[d] = (
+                change.encode() if isinstance(change, str) else json.dumps(_manifest(d, "normal", **change)).encode()
+            )
 
     def put(item):
         d, body = item
@@ -89,7 +97,9 @@ def batches(stack, api, s3):
                   "triggered": api.xcom(runner.BATCH_DAG_ID, run_id, "trigger_runs") or [],
                   "quarantined": api.xcom(runner.BATCH_DAG_ID, run_id, "quarantine_invalid") or {},
                   "validation": api.xcom(runner.BATCH_DAG_ID, run_id, "validate_manifests")}  # fmt: skip
-        print(f"\nbatch {n} over {len(uploads)} deliveries: {out[n]['seconds']:.1f} s (list, validate, quarantine, trigger)")
+        print(
+            f"\nbatch {n} over {len(uploads)} deliveries: {out[n]['seconds']:.1f} s (list, validate, quarantine, trigger)"
+        )
     out["mails"] = [m for m in _mails(stack)[mails_before:] if m["Subject"].startswith("[BATCH]")]  # not the digest
     out["runs"] = _all_runs(api)
     return out  # the runs stay queued in the paused DAG: nothing schedules them
@@ -118,7 +128,9 @@ def test_invalid_manifests_are_quarantined_with_reasons(batches, s3):
     for d, entry in quarantined.items():
         kind = d[2:].rsplit("-", 1)[0]
         assert any(expected[kind] in r for r in entry["reasons"]), (d, entry["reasons"])
-        record = json.loads(s3.get_object(Bucket=buckets.quarantine, Key=f"deliveries/{d}/_rejection.json")["Body"].read())
+        record = json.loads(
+            s3.get_object(Bucket=buckets.quarantine, Key=f"deliveries/{d}/_rejection.json")["Body"].read()
+        )
         assert record["reasons"] == entry["reasons"]
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket=buckets.quarantine, Prefix=f"deliveries/{d}/")["Contents"]}
         assert {f"deliveries/{d}/clip.mp4", f"deliveries/{d}/manifest.json"} <= keys  # originals kept

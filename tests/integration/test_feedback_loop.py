@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -59,12 +59,16 @@ def test_viewing_feedback_changes_the_next_batch_order(stack, api, s3):
             manifest = {"asset_id": d, "title": d, "value_stream": "feedback_drill", "source": {"file": "clip.mp4"},
                         "territories": ["US"], "delivered_at": at}  # fmt: skip
             s3.put_object(Bucket=buckets.landing, Key=f"deliveries/{d}/clip.mp4", Body=b"\x00" * 1024)
-            s3.put_object(Bucket=buckets.landing, Key=f"deliveries/{d}/manifest.json", Body=json.dumps(manifest).encode())
+            s3.put_object(
+                Bucket=buckets.landing, Key=f"deliveries/{d}/manifest.json", Body=json.dumps(manifest).encode()
+            )
         run_id, _ = runner.run_content_batch(stack, timeout_s=300)
         triggered = [t["delivery_id"] for t in api.xcom(runner.BATCH_DAG_ID, run_id, "trigger_runs") or []]
         mine = [d for d in triggered if d.startswith(f"fb{tag}-")]
         assert mine == [f"{hit}-s01e02", f"{flop}-s01e02"], triggered
-        assert {r["conf"]["delivery"] for r in api.request("GET", f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]} >= set(mine)
+        assert {
+            r["conf"]["delivery"] for r in api.request("GET", f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]
+        } >= set(mine)
     finally:  # later batches in this session keep their own order
         for key in written + ["feedback/latest/priorities.json"]:
             s3.delete_object(Bucket=buckets.reports, Key=key)
@@ -101,14 +105,16 @@ def test_make_runs_feedback_pass_exports_a_report_with_retention(stack, api, s3)
 
 
 def _since() -> str:
-    return iso_z(datetime.now(timezone.utc))
+    return iso_z(datetime.now(UTC))
 
 
 def _cut_clip(path) -> None:
     """Three moving shots with hard cuts at 3 s and 6 s (moving: still shots are frozen pictures to QC, which then
     asks a person): what the scene detector picks poster candidates from."""
-    shots = ("[0:v]trim=duration=3[a];[1:v]trim=duration=3,setpts=PTS-STARTPTS[b];"
-             "[2:v]trim=duration=3,setpts=PTS-STARTPTS,format=yuv420p[c];[a][b][c]concat=n=3:v=1:a=0[v]")
+    shots = (
+        "[0:v]trim=duration=3[a];[1:v]trim=duration=3,setpts=PTS-STARTPTS[b];"
+        "[2:v]trim=duration=3,setpts=PTS-STARTPTS,format=yuv420p[c];[a][b][c]concat=n=3:v=1:a=0[v]"
+    )
     subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                     "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3",
                     "-f", "lavfi", "-i", "mandelbrot=size=640x360:rate=25",

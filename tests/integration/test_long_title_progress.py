@@ -48,7 +48,9 @@ def test_a_long_title_shows_transcode_percent_and_objects_published_and_publishe
     assert {total for *_, total in encoded} == {"2:00"}, "of the source's whole duration"
     assert [p for p, *_ in encoded] == sorted(p for p, *_ in encoded), "never backwards"
     assert any(0 < p < 100 for p, *_ in encoded), f"a figure from inside the encode, while it ran:\n{out}"
-    published = [(int(m[1]), int(m[2])) for ln in mine if (m := re.fullmatch(rf"{ASSET}\s+publish (\d+)/(\d+) objects.*", ln))]
+    published = [
+        (int(m[1]), int(m[2])) for ln in mine if (m := re.fullmatch(rf"{ASSET}\s+publish (\d+)/(\d+) objects.*", ln))
+    ]
     assert published, f"no publish objects line:\n{out}"
     # the last figure: every object now in the distribution bucket for the title (ladder, audio, captions, posters;
     # each channel's master last), on both channels

@@ -54,7 +54,9 @@ def test_every_delivery_ends_with_its_status_and_reason(night):
         if a is None:
             wrong.append((d.delivery_id, d.kind, "no outcome at all"))
         elif a["status"] != d.status or (d.reason and not any(d.reason in r for r in a["reasons"])):
-            wrong.append((d.delivery_id, d.kind, f"expected {d.status} ({d.reason}), got {a['status']}: {a['reasons']}"))
+            wrong.append(
+                (d.delivery_id, d.kind, f"expected {d.status} ({d.reason}), got {a['status']}: {a['reasons']}")
+            )
     assert not wrong, wrong
     statuses = {d.status for d in night["expected"]}
     assert statuses == {"published", "awaiting_review", "rejected"}  # the night held every kind of outcome
@@ -67,7 +69,7 @@ def test_the_batch_run_succeeded_and_took_every_delivery(night, api):
     run = api.dag_run(runner.BATCH_DAG_ID, night["batch_run_id"])
     assert run["state"] == "success"
     assert len(night["runs"]) == N  # every delivery: a value-stream run, or refused by the batch with its reason
-    for _, dag_id, run_id, spec in night["runs"]:
+    for _, _dag_id, run_id, spec in night["runs"]:
         if spec is not None:
             state = night["done"][run_id][0]["state"]
             assert state in ("success", "running"), (run_id, state)  # running: parked on a person's review

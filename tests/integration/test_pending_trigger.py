@@ -8,7 +8,7 @@ gone, the next batch starts that delivery's run, under the run id it was claimed
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
@@ -24,7 +24,10 @@ DAG_ID = f"value_stream__{STREAM}"
 
 
 def _mails(stack) -> list:
-    return [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in sorted((stack.out_dir / "mail").glob("*.eml"), key=lambda p: int(p.stem))]
+    return [
+        BytesParser(policy=default_policy).parsebytes(p.read_bytes())
+        for p in sorted((stack.out_dir / "mail").glob("*.eml"), key=lambda p: int(p.stem))
+    ]
 
 
 def _runs_of(api, delivery_id: str) -> list[dict]:
@@ -34,7 +37,7 @@ def _runs_of(api, delivery_id: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def night(stack, api, api_gate, s3, tmp_path_factory):
-    stamp = datetime.now(timezone.utc).strftime("%H%M%S")
+    stamp = datetime.now(UTC).strftime("%H%M%S")
     good, bad = [f"pend-ok{i}-{stamp}" for i in (1, 2)], f"pend-bad-{stamp}"
     root = tmp_path_factory.mktemp("pending")
     avails = ["asset_id,territory,channel,window_start,window_end,exclusive"]
@@ -79,7 +82,9 @@ def test_the_batch_succeeds_and_the_other_deliveries_publish(night):
     assert first["batch"]["state"] == "success"
     by_id = {a["delivery_id"]: a for a in first["summary"]["assets"]}
     assert sorted(by_id) == sorted(night["good"])
-    assert all(a["status"] == "published" for a in by_id.values()), {d: (a["status"], a["reasons"]) for d, a in by_id.items()}
+    assert all(a["status"] == "published" for a in by_id.values()), {
+        d: (a["status"], a["reasons"]) for d, a in by_id.items()
+    }
     triggered = {t["delivery_id"]: t for t in first["triggered"]}
     assert all(triggered[d]["status"] == "triggered" and triggered[d]["created"] for d in night["good"])
 

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -160,6 +160,7 @@ def forgeries(real_token: str) -> dict[str, str]:
 
 def fill(route: str, method: str) -> str:
     """A concrete path for a route: reading routes on a DAG that exists, changing ones on a DAG that does not."""
+
     def value(m: re.Match) -> str:
         name = m.group(1)
         if name == "dag_id":
@@ -186,7 +187,7 @@ def routes(stack) -> list[tuple[str, str]]:
 def review_run(stack, api, tmp_path_factory) -> tuple[str, str]:
     """A series_episode title whose legal review must be answered by `admin` (the run's reviewer): a 2 s clip
     uploaded and its run triggered at once. Tests that need the review wait for it; the others run meanwhile."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     asset_id = f"security-review-{now:%Y%m%dt%H%M%S}"
     folder = tmp_path_factory.mktemp("security") / asset_id
     folder.mkdir()
@@ -216,7 +217,11 @@ def test_a_viewer_reads_but_cannot_trigger(stack, api, review_run):
     assert refused.value.status == 403
     assert api.dag_run(REVIEW_DAG, run_id) is None, "nothing was started"
     token = login(stack, VIEWER)
-    for method, path in (("GET", "/api/v2/connections"), ("GET", "/api/v2/variables"), ("PATCH", "/api/v2/pools/transcode")):
+    for method, path in (
+        ("GET", "/api/v2/connections"),
+        ("GET", "/api/v2/variables"),
+        ("PATCH", "/api/v2/pools/transcode"),
+    ):
         assert call(stack, method, path, token=token, body={"slots": 1} if method == "PATCH" else None)[0] == 403, path
 
 
@@ -358,7 +363,9 @@ def _files_holding(roots: list[Path], secrets: dict[str, str], keep: set[Path]) 
     needles = {name: value.encode() for name, value in secrets.items()}
     hits = []
     for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p not in keep and not p.name.startswith(".s3_secret.")):
+        for path in sorted(
+            p for p in root.rglob("*") if p.is_file() and p not in keep and not p.name.startswith(".s3_secret.")
+        ):
             try:
                 data = path.read_bytes()
             except OSError:  # removed meanwhile (a running stack writes and renames)
@@ -390,7 +397,11 @@ def test_no_secret_in_logs_xcom_or_outputs(stack, api):
     assert _files_holding([stack.state_dir], secrets, set()) != []
     assert list((stack.airflow_home / "logs").rglob("*.log")), "task logs were written and are read"
     assert stack.postgres.sql("CHECKPOINT") == "ok", "the databases' pages are on disk to be read"
-    roots = [stack.state_dir, stack.out_dir, *([] if stack.postgres.root.is_relative_to(stack.state_dir) else [stack.postgres.root])]
+    roots = [
+        stack.state_dir,
+        stack.out_dir,
+        *([] if stack.postgres.root.is_relative_to(stack.state_dir) else [stack.postgres.root]),
+    ]
     assert list(stack.postgres.data_dir.rglob("*")), "PostgreSQL's data is read"
     assert _files_holding(roots, secrets, holders) == []
 
@@ -411,6 +422,8 @@ def test_no_secret_in_logs_xcom_or_outputs(stack, api):
     with ThreadPoolExecutor(8) as pool:
         values = list(pool.map(value, entries))
     problems = [p for r in runs for p in leaks(r.get("conf"), f"conf of {r['dag_id']} {r['dag_run_id']}")]
-    problems += [p for t in tis for p in leaks(t.get("rendered_fields"), f"rendered fields of {t['dag_id']} {t['task_id']}")]
+    problems += [
+        p for t in tis for p in leaks(t.get("rendered_fields"), f"rendered fields of {t['dag_id']} {t['task_id']}")
+    ]
     problems += [p for e, v in values for p in leaks(v, f"XCom {e['dag_id']} {e['run_id']} {e['task_id']} {e['key']}")]
     assert problems == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -28,7 +28,7 @@ def _mails(folder: Path) -> list[tuple[str, datetime]]:
     for p in sorted(folder.glob("*.eml")):
         msg = BytesParser(policy=default_policy).parsebytes(p.read_bytes())
         if ASSET in msg["Subject"]:
-            out.append((msg["Subject"], datetime.fromtimestamp(p.stat().st_mtime, timezone.utc)))
+            out.append((msg["Subject"], datetime.fromtimestamp(p.stat().st_mtime, UTC)))
     return out
 
 
@@ -52,12 +52,12 @@ def drill(stack, api, tmp_path_factory):
     (root / "avails.csv").write_text(f"asset_id,territory,channel,window_start,window_end,exclusive\n"
                                      f"{ASSET},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n")  # fmt: skip
     runs = runner.submit(stack, root)
-    (_, dag_id, run_id, _), = runs
+    ((_, dag_id, run_id, _),) = runs
     ledger = Ledger(stack.ledger_url)
     transcoding = lambda: any(a["task_id"] == "transcode.transcode_ladder" and a["state"] == "running"  # noqa: E731
                               for a in ledger.attempts(dag_id, run_id))  # fmt: skip
     _until(transcoding, 300, "transcode to start")
-    restarted_at = datetime.now(timezone.utc)
+    restarted_at = datetime.now(UTC)
     stack.restart_scheduler()
     done = runner.wait(stack, runs, timeout_s=600)
     time.sleep(6)  # three more looks of any watcher that might still be about
@@ -92,7 +92,9 @@ def test_stages_within_their_sla_send_nothing(drill):
 
 
 def test_the_lead_time_deadline_alert_arrives_once(drill):
-    assert [s for s, _ in drill["mails"] if "lead time" in s] == [f"[SLA] {ASSET}: lead time over its 20s SLA (sla_drill)"]
+    assert [s for s, _ in drill["mails"] if "lead time" in s] == [
+        f"[SLA] {ASSET}: lead time over its 20s SLA (sla_drill)"
+    ]
 
 
 def test_summary_stages_and_alerts_come_from_the_ledger(drill):
@@ -102,13 +104,18 @@ def test_summary_stages_and_alerts_come_from_the_ledger(drill):
     for s in stages.values():
         assert s["active_s"] > 0 and s["wait_s"] is not None and s["attempts"] >= 1 and s["sla_s"] > 0
     assert {(a["kind"], a["stage"], a["status"]) for a in entry["alerts"]} == {
-        ("stage_sla", "transcode", "sent"), ("lead_time", "lead time", "sent")}
+        ("stage_sla", "transcode", "sent"),
+        ("lead_time", "lead time", "sent"),
+    }
     assert all(a["sent_at"] and a["recipients"] == ["drill-owner@example.com", "drill-lead@example.com"]
                for a in entry["alerts"])  # fmt: skip
 
 
 def test_ledger_cycle_times_agree_with_airflow_within_a_second(drill, api):
-    rows = {(a["task_id"], a["map_index"], a["try_number"]): a for a in drill["ledger"].attempts(drill["dag_id"], drill["run_id"])}
+    rows = {
+        (a["task_id"], a["map_index"], a["try_number"]): a
+        for a in drill["ledger"].attempts(drill["dag_id"], drill["run_id"])
+    }
     compared = 0
     for ti in api.task_instances(drill["dag_id"], drill["run_id"]):
         key = (ti["task_id"], ti["map_index"], ti["try_number"])
@@ -116,6 +123,8 @@ def test_ledger_cycle_times_agree_with_airflow_within_a_second(drill, api):
             continue  # skipped by a branch: never ran, so not in the ledger
         row = rows[key]
         for ours, theirs in ((row["started_at"], ti["start_date"]), (row["ended_at"], ti["end_date"])):
-            assert abs((ours - datetime.fromisoformat(theirs.replace("Z", "+00:00"))).total_seconds()) <= 1.0, ti["task_id"]
+            assert abs((ours - datetime.fromisoformat(theirs.replace("Z", "+00:00"))).total_seconds()) <= 1.0, ti[
+                "task_id"
+            ]
         compared += 1
     assert compared >= 10

@@ -7,9 +7,9 @@ import smtplib
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 
 import pytest
 
@@ -55,9 +55,14 @@ def test_airflow_and_the_ledger_run_on_the_stacks_postgresql(stack, api):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-1000:]
     assert proc.stdout.strip() == stack.pg_url("airflow")
-    assert stack.pg_url("airflow").startswith("postgresql+psycopg2://postgres:") and f":{stack.pg_port}/" in stack.pg_url("airflow")
+    assert stack.pg_url("airflow").startswith(
+        "postgresql+psycopg2://postgres:"
+    ) and f":{stack.pg_port}/" in stack.pg_url("airflow")
     assert api.dag("value_stream__series_episode")["is_stale"] is False
-    assert stack.postgres.sql("SELECT count(*) FROM dag WHERE dag_id = 'value_stream__series_episode'", db="airflow") == "1"
+    assert (
+        stack.postgres.sql("SELECT count(*) FROM dag WHERE dag_id = 'value_stream__series_episode'", db="airflow")
+        == "1"
+    )
     conn = json.loads(stack.env()["AIRFLOW_CONN_MEDIAFLOW_LEDGER"])
     assert (conn["conn_type"], conn["port"], conn["schema"]) == ("postgres", stack.pg_port, "ledger")
     assert Ledger(stack.ledger_url).engine.dialect.name == "postgresql"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import m3u8
 import pytest
@@ -67,7 +67,7 @@ def _attempts(stack, run_id: str, task_id: str) -> list[dict]:
 
 
 def test_storage_down_30s_during_ingest_and_during_publish_is_ridden_out(stack, api, s3_gate, s3, tmp_path):
-    asset_id = f"outage-ride-{datetime.now(timezone.utc):%H%M%S}"
+    asset_id = f"outage-ride-{datetime.now(UTC):%H%M%S}"
     run_id = _deliver(stack, tmp_path, asset_id)
     buckets = Buckets.from_env()
     api.wait_for_dags([DAG_ID])
@@ -89,8 +89,10 @@ def test_storage_down_30s_during_ingest_and_during_publish_is_ridden_out(stack, 
     for task_id, outage in ((INGEST, during_ingest), (PUBLISH, during_publish)):
         assert by_id[task_id]["state"] == "success" and by_id[task_id]["try_number"] == 1, by_id[task_id]
         (attempt,) = _attempts(stack, run_id, task_id)  # ridden out inside one attempt: no task retry needed
-        assert attempt["started_at"].timestamp() <= outage["down_at"] + 1 and attempt["ended_at"].timestamp() >= outage["up_at"] - 1, (
-            f"{task_id} ran {attempt['started_at']}..{attempt['ended_at']}, the outage was {outage}")
+        assert (
+            attempt["started_at"].timestamp() <= outage["down_at"] + 1
+            and attempt["ended_at"].timestamp() >= outage["up_at"] - 1
+        ), f"{task_id} ran {attempt['started_at']}..{attempt['ended_at']}, the outage was {outage}"
 
     # published once, whole: exactly what the playlists name, each object the same bytes as its work copy
     prefix = distribution_prefix("web", asset_id)
@@ -105,7 +107,7 @@ def test_storage_down_30s_during_ingest_and_during_publish_is_ridden_out(stack, 
 
 
 def test_storage_down_past_the_budget_fails_the_title_naming_it_and_clearing_resumes(stack, api, s3_gate, s3, tmp_path):
-    asset_id = f"outage-long-{datetime.now(timezone.utc):%H%M%S}"
+    asset_id = f"outage-long-{datetime.now(UTC):%H%M%S}"
     run_id = _deliver(stack, tmp_path, asset_id)
     buckets, spec = Buckets.from_env(), load_specs()[STREAM]
     prefix = distribution_prefix("web", asset_id)

@@ -100,7 +100,9 @@ def _deliveries(root: Path) -> Path:
     # rights for the test titles (the samples' rows come from include/rights/avails.csv, seeded at stack start)
     rows = [f"{p.name},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false" for p in sorted(d.iterdir())
             if p.is_dir() and not p.name.startswith("sample-")]  # fmt: skip
-    (d / "avails.csv").write_text("asset_id,territory,channel,window_start,window_end,exclusive\n" + "\n".join(rows) + "\n")
+    (d / "avails.csv").write_text(
+        "asset_id,territory,channel,window_start,window_end,exclusive\n" + "\n".join(rows) + "\n"
+    )
     return d
 
 
@@ -215,8 +217,8 @@ def test_good_delivery_published_with_every_rung(batch, s3, tmp_path, delivery_i
         return
 
     assert variant_uris == [f"v{min(w, h)}/index.m3u8" for w, h in expected]
-    assert 'TYPE=AUDIO' in master if entry["source"]["audio_streams"] else 'TYPE=AUDIO' not in master
-    for (width, height), uri in zip(expected, variant_uris):
+    assert "TYPE=AUDIO" in master if entry["source"]["audio_streams"] else "TYPE=AUDIO" not in master
+    for (width, height), uri in zip(expected, variant_uris, strict=False):
         assert f"RESOLUTION={width}x{height}" in master
         probe = _ffprobe(tmp_path / uri)
         video = [s for s in probe["streams"] if s["codec_type"] == "video"]
@@ -313,7 +315,9 @@ def test_the_same_batch_three_times_publishes_nothing_new_and_mails_nobody(batch
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=buckets.distribution)
         published = {o["Key"]: (o["Size"], o["ETag"]) for p in pages for o in p.get("Contents", [])
                      if o["Key"].split("/")[1] in assets}  # fmt: skip
-        runs_q = sa.select(ledger_mod.runs.c.dag_id, ledger_mod.runs.c.run_id).where(ledger_mod.runs.c.delivery_id.in_(ids))
+        runs_q = sa.select(ledger_mod.runs.c.dag_id, ledger_mod.runs.c.run_id).where(
+            ledger_mod.runs.c.delivery_id.in_(ids)
+        )
         with led.engine.connect() as c:
             ledger_runs = sorted(tuple(r) for r in c.execute(runs_q))
             attempts = c.execute(sa.select(sa.func.count()).select_from(ledger_mod.attempts).where(
@@ -365,7 +369,11 @@ def test_captions_and_extra_audio_published_as_hls_renditions(batch, s3, tmp_pat
                                 "fr-FR": "published"}  # fmt: skip
     master = _master(s3, "sample-feature-1080p")
     subs = {m.language: m.uri for m in master.media if m.type == "SUBTITLES"}
-    assert subs == {"de-DE": "subs_de-DE/index.m3u8", "en-US": "subs_en-US/index.m3u8", "es-ES": "subs_es-ES/index.m3u8"}
+    assert subs == {
+        "de-DE": "subs_de-DE/index.m3u8",
+        "en-US": "subs_en-US/index.m3u8",
+        "es-ES": "subs_es-ES/index.m3u8",
+    }
     audio = {m.language: (m.uri, m.default) for m in master.media if m.type == "AUDIO"}
     assert audio == {"und": ("audio/index.m3u8", "YES"), "fr-FR": ("audio_fr-FR/index.m3u8", "NO")}
     assert all(p.stream_info.subtitles == "subs" and p.stream_info.audio == "aud" for p in master.playlists)
@@ -377,7 +385,9 @@ def test_captions_and_extra_audio_published_as_hls_renditions(batch, s3, tmp_pat
     # the Windows-1252 SRT comes out as correct UTF-8 WebVTT, whole and segmented
     whole = (tmp_path / "subs_es-ES" / "es-ES.vtt").read_text(encoding="utf-8")
     assert whole.startswith("WEBVTT") and "¿Dónde está el niño?" in whole
-    segments = [k for k in listing if k.startswith("subs_es-ES/") and k.endswith(".vtt") and k != "subs_es-ES/es-ES.vtt"]
+    segments = [
+        k for k in listing if k.startswith("subs_es-ES/") and k.endswith(".vtt") and k != "subs_es-ES/es-ES.vtt"
+    ]
     assert segments and all((tmp_path / k).read_text(encoding="utf-8").startswith("WEBVTT") for k in segments)
 
 
@@ -390,7 +400,9 @@ def test_a_bad_locale_is_rejected_alone_and_owners_are_mailed(batch, stack, s3):
     assert any("pt-BR" in r and "pt-BR.srt" in r for r in entry["reasons"])
     master = _master(s3, "sample-news-720p")
     assert not [m for m in master.media if m.type == "SUBTITLES"]
-    mails = [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in (stack.out_dir / "mail").glob("*.eml")]
+    mails = [
+        BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in (stack.out_dir / "mail").glob("*.eml")
+    ]
     about = [m for m in mails if "sample-news-720p" in m["Subject"] and "pt-BR" in m["Subject"]]
     assert len(about) == 1, [m["Subject"] for m in mails]
     assert "newsdesk-ops@example.com" in about[0]["To"]
@@ -410,7 +422,9 @@ def test_late_sidecars_add_a_locale_without_transcoding(batch, stack, s3, api, t
     assert states["transcode.transcode_ladder"] == "skipped", "a sidecar-only delivery must not transcode"
     after = _master(s3, "sample-feature-1080p")
     assert sorted(m.language for m in after.media if m.type == "SUBTITLES") == ["de-DE", "en-US", "es-ES", "it-IT"]
-    assert [m.language for m in after.media if m.type == "AUDIO"] == [m.language for m in before.media if m.type == "AUDIO"]
+    assert [m.language for m in after.media if m.type == "AUDIO"] == [
+        m.language for m in before.media if m.type == "AUDIO"
+    ]
     assert [p.uri for p in after.playlists] == [p.uri for p in before.playlists]
 
 
@@ -433,7 +447,6 @@ def test_embedded_cea608_captions_become_a_subtitle_locale(batch, s3, tmp_path):
     key = "web/edge-embedded-cc/subs_en-US/en-US.vtt"
     vtt = s3.get_object(Bucket=Buckets.from_env().distribution, Key=key)["Body"].read().decode()
     assert "HELLO WORLD" in vtt
-
 
 
 # ---------------------------------------------------------------- compliance and review
@@ -526,7 +539,9 @@ def test_value_stream_report_digest_and_metrics_agree_with_the_runs(batch, stack
     checked = [a for a in results.values() if a.get("dag_run_id") in runs.index and a["status"] == "published"]
     assert len(checked) >= 5
 
-    mails = [BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in (stack.out_dir / "mail").glob("*.eml")]
+    mails = [
+        BytesParser(policy=default_policy).parsebytes(p.read_bytes()) for p in (stack.out_dir / "mail").glob("*.eml")
+    ]
     digests = [m for m in mails if "digest" in m["Subject"].lower()]
     subjects = [m["Subject"] for m in digests]
     days = [re.search(r"digest (\d{4}-\d{2}-\d{2})", s).group(1) for s in subjects]

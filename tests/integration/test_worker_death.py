@@ -8,12 +8,12 @@ import json
 import os
 import signal
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
 import pytest
-from distribution_watch import DistributionWatch
 
+from distribution_watch import DistributionWatch
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
@@ -32,7 +32,11 @@ def _ffmpeg_encoding(source_name: str, timeout_s: float = 300) -> psutil.Process
     while time.monotonic() < deadline:
         for p in psutil.process_iter(["name", "cmdline", "create_time"]):
             cmd = p.info["cmdline"] or []
-            if p.info["name"] == "ffmpeg" and any(a.endswith(source_name) for a in cmd) and "-hls_time" in " ".join(cmd):
+            if (
+                p.info["name"] == "ffmpeg"
+                and any(a.endswith(source_name) for a in cmd)
+                and "-hls_time" in " ".join(cmd)
+            ):
                 if time.time() - p.info["create_time"] > 1.0:
                     return p
         time.sleep(0.2)
@@ -55,7 +59,7 @@ def _title(stack, tmp_path, asset_id: str, seconds: float) -> tuple[str, str]:
 
 @pytest.mark.parametrize("victim", ["ffmpeg", "task process"])
 def test_a_killed_transcode_is_retried_and_the_title_publishes_whole(stack, api, tmp_path, victim):
-    stamp = datetime.now(timezone.utc).strftime("%H%M%S")
+    stamp = datetime.now(UTC).strftime("%H%M%S")
     asset_id, run_id = _title(stack, tmp_path, f"death-{victim.split()[0]}-{stamp}", seconds=30)
     s3, buckets = stack.s3_client(), Buckets.from_env()
     watch = DistributionWatch(s3, buckets.distribution, asset_id)
@@ -65,7 +69,9 @@ def test_a_killed_transcode_is_retried_and_the_title_publishes_whole(stack, api,
 
     ffmpeg = _ffmpeg_encoding(f"{asset_id}.mp4")
     target = ffmpeg if victim == "ffmpeg" else ffmpeg.parent()
-    assert victim == "ffmpeg" or "python" in " ".join(target.cmdline()) or "airflow" in " ".join(target.cmdline()), target.cmdline()
+    assert victim == "ffmpeg" or "python" in " ".join(target.cmdline()) or "airflow" in " ".join(target.cmdline()), (
+        target.cmdline()
+    )
     os.kill(target.pid, signal.SIGKILL)
     if victim != "ffmpeg":
         # the task process died, its ffmpeg would run on as an orphan: a dead worker machine takes both
@@ -86,5 +92,8 @@ def test_a_killed_transcode_is_retried_and_the_title_publishes_whole(stack, api,
     assert watch.looks > 10 and watch.torn == [], watch.torn
 
     rows = [a for a in Ledger(stack.ledger_url).attempts(DAG_ID, run_id) if a["task_id"] == TRANSCODE]
-    assert [(a["try_number"], a["state"]) for a in sorted(rows, key=lambda a: a["try_number"])] == [(1, "up_for_retry"), (2, "success")]
+    assert [(a["try_number"], a["state"]) for a in sorted(rows, key=lambda a: a["try_number"])] == [
+        (1, "up_for_retry"),
+        (2, "success"),
+    ]
     assert all(a["ended_at"] is not None for a in rows), "the killed attempt is closed, not running forever"

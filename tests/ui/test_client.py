@@ -58,4 +58,6 @@ def test_a_bad_conf_is_refused_naming_the_param(client):
         runs.trigger_dag_run(DAG_ID, ac.TriggerDAGRunPostBody(logical_date=None,
                                                               conf={"delivery": "client-delivery", "priority": "asap"}))  # fmt: skip
     assert err.value.status == 400
-    assert "Invalid input for param priority: 'asap' is not one of ['low', 'normal', 'high', 'urgent']" in err.value.body
+    assert (
+        "Invalid input for param priority: 'asap' is not one of ['low', 'normal', 'high', 'urgent']" in err.value.body
+    )

@@ -11,7 +11,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 import pytest
@@ -33,7 +33,7 @@ MEDIANS = ("cycle_median_s", "wait_median_s", "active_median_s")
 def title(stack, api, tmp_path_factory) -> tuple[str, str]:
     """One real title through news_clip, ended: a 2 s clip and its rights row uploaded to the landing bucket, the
     run triggered through the REST API with a run id that needs quoting in a URL (':' and '+'). (asset id, run id)"""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     asset_id = f"ui-dashboard-{now:%Y%m%dt%H%M%S}"
     root = tmp_path_factory.mktemp("dashboard")
     folder = root / asset_id
@@ -55,7 +55,9 @@ def title(stack, api, tmp_path_factory) -> tuple[str, str]:
     assert done[run_id][0]["state"] == "success", done[run_id]
     # the dashboard recomputes at most every 15 s (dashboard.TTL_S): a person refreshes until the title shows
     deadline = time.monotonic() + 60
-    while run_id not in {r["run_id"] for r in get_json(stack, f"/mediaflow/api/runs?stream={STREAM}&limit=500")["runs"]}:
+    while run_id not in {
+        r["run_id"] for r in get_json(stack, f"/mediaflow/api/runs?stream={STREAM}&limit=500")["runs"]
+    }:
         assert time.monotonic() < deadline, "the title never reached the dashboard"
         time.sleep(2)
     return asset_id, run_id
@@ -145,7 +147,9 @@ def test_value_streams_in_the_airflow_ui(page, stack, shots, title, log_in):
     for stage in one["stages"]:
         name = stage["stage"]
         expect(view.locator(f".tl-track[data-stage='{name}'] .tl-att").first).to_be_visible()
-        expect(view.locator(f".tl-sla[data-stage='{name}'] .badge")).to_have_text("SLA missed" if stage["sla_missed"] else "met")
+        expect(view.locator(f".tl-sla[data-stage='{name}'] .badge")).to_have_text(
+            "SLA missed" if stage["sla_missed"] else "met"
+        )
         cell = view.locator(f"table.run-stages tr[data-stage='{name}'] td[data-metric='cycle_s']")
         assert float(cell.get_attribute("data-value")) == stage["cycle_s"]
     href = view.locator("a.airflow-run").get_attribute("href")
@@ -168,7 +172,9 @@ def test_what_a_url_carries_is_shown_as_text(page, stack, shots, log_in):
     assert dialogs == []
 
 
-def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_poster(page, stack, api, shots, title, log_in):
+def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_poster(
+    page, stack, api, shots, title, log_in
+):
     """Viewers watch the dashboard's title, half of them in pt-BR (which it lacks), and click poster p2 far more
     than p1. After audience_feedback and default_posters ran, a person opens Value Streams > Audience feedback and
     sees the title's retention chart, the pt-BR recommendation and p2 as its default poster."""
@@ -179,7 +185,7 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
                                          "posters": {"p1": 0.3, "p2": 0.75}}], seed=21, sessions_per_title=600)  # fmt: skip
     drop = f"viewing-events/ui-{asset_id}.csv"
     s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
-    since = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     api.asset_event("mediaflow_viewing_events", {"key": drop})
     fed = api.wait_asset_triggered_run("audience_feedback", since, timeout=300)
     assert fed["state"] == "success"

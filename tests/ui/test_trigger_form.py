@@ -67,7 +67,12 @@ def test_trigger_a_title_from_the_form_and_see_validation(page, stack, api, shot
     run = api.dag_run(DAG_ID, run_id)
     assert run is not None, f"{run_id} not found through the REST API"
     assert run["run_type"] == "manual" and run["triggered_by"] == "ui"
-    assert run["conf"] == {"delivery": "ui-form-delivery", "priority": "high", "locales": ["es-ES"], "reviewer": "admin"}
+    assert run["conf"] == {
+        "delivery": "ui-form-delivery",
+        "priority": "high",
+        "locales": ["es-ES"],
+        "reviewer": "admin",
+    }
     assert run_count(api) == before + 1
 
     # --- bad values are refused when triggering; the form says which field and why, and no run starts

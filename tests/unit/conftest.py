@@ -21,7 +21,11 @@ class BotoStore:
         out = {}
         for page in self.c.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for o in page.get("Contents", []):
-                out[o["Key"]] = {"size": o["Size"], "etag": o["ETag"].strip('"'), "last_modified": o["LastModified"].isoformat()}
+                out[o["Key"]] = {
+                    "size": o["Size"],
+                    "etag": o["ETag"].strip('"'),
+                    "last_modified": o["LastModified"].isoformat(),
+                }
         return out
 
     def list_folders(self, bucket, prefix):
@@ -65,7 +69,9 @@ def server():
 
 @pytest.fixture
 def s3(server):
-    client = boto3.client("s3", endpoint_url=server, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=server, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    )
     buckets = Buckets("landing", "work", "distribution", "quarantine", "reports")
     for b in buckets.all():
         try:

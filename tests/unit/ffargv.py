@@ -33,8 +33,17 @@ def token(text: str, i: int, stop: str) -> tuple[str, int]:
 
 
 # a filter's first options in declaration order: libavfilter gives a positional value the next one's name
-SHORTHAND = {"pan": ("args",), "volume": ("volume",), "aresample": ("sample_rate",), "fps": ("fps",),
-             "scale": ("w", "h"), "select": ("expr",), "format": ("pix_fmts",), "setsar": ("r",), "split": ("outputs",)}
+SHORTHAND = {
+    "pan": ("args",),
+    "volume": ("volume",),
+    "aresample": ("sample_rate",),
+    "fps": ("fps",),
+    "scale": ("w", "h"),
+    "select": ("expr",),
+    "format": ("pix_fmts",),
+    "setsar": ("r",),
+    "split": ("outputs",),
+}
 
 
 def filter_args(opts: str, name: str = "") -> tuple:
@@ -55,8 +64,8 @@ def filter_args(opts: str, name: str = "") -> tuple:
             break
         i += 1  # the ':'
     names = SHORTHAND.get(name, ())
-    named += list(zip(names, positional))
-    positional = positional[len(names):]
+    named += list(zip(names, positional, strict=False))
+    positional = positional[len(names) :]
     return tuple(positional), tuple(sorted(named))
 
 
@@ -140,7 +149,12 @@ def canonical(argv: list[str]) -> dict:
         maps = [v[1:-1] if v.startswith("[") else v for k, v in opts if k == "-map"]
         # a simple filtergraph (-vf/-af) is the same as a complex one on the stream it filters: the video map
         # (':v' in it, else the first map), the audio map (':a' in it, else the last)
-        for flag, kind, fallback in (("-vf", ":v", 0), ("-filter:v", ":v", 0), ("-af", ":a", -1), ("-filter:a", ":a", -1)):
+        for flag, kind, fallback in (
+            ("-vf", ":v", 0),
+            ("-filter:v", ":v", 0),
+            ("-af", ":a", -1),
+            ("-filter:a", ":a", -1),
+        ):
             chain = [v for k, v in opts if k == flag]
             if chain:
                 at = next((n for n, m in enumerate(maps) if kind in m), fallback % len(maps))
@@ -151,8 +165,6 @@ def canonical(argv: list[str]) -> dict:
         skip = {"-map", "-vf", "-af", "-filter:v", "-filter:a"}
         files[path] = {"maps": maps, "options": tuple(sorted((k, v) for k, v in opts if k not in skip))}
     return {"program": argv[0], "global": tuple(sorted(glob)), "inputs": inputs, "outputs": files}
-
-
 
 
 def _flat(node) -> list[str]:
@@ -168,5 +180,7 @@ def _flat(node) -> list[str]:
 def outputs(argv: list[str]) -> dict[str, dict]:
     """{output path: {"filters": [per map: [filters from the input on]], "options": {option: value (the last)}}}."""
     read = canonical(argv)
-    return {path: {"filters": [_flat(m) for m in out["maps"]], "options": dict(out["options"])}
-            for path, out in read["outputs"].items()}
+    return {
+        path: {"filters": [_flat(m) for m in out["maps"]], "options": dict(out["options"])}
+        for path, out in read["outputs"].items()
+    }

@@ -5,14 +5,14 @@ gaining the new columns in place."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mediaflow import analytics, metrics
 from mediaflow.ledger import Ledger
 
-T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 DAG = "value_stream__news_clip"
 
 
@@ -61,8 +61,8 @@ def test_broken_metrics_are_refused_naming_table_column_and_check(ledger):
 
 
 def test_the_digest_is_due_once_its_hour_has_come():
-    assert analytics.digest_day(datetime(2026, 11, 28, 5, 59, tzinfo=timezone.utc), 6) is None
-    assert analytics.digest_day(datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc), 6) == "2026-11-28"
+    assert analytics.digest_day(datetime(2026, 11, 28, 5, 59, tzinfo=UTC), 6) is None
+    assert analytics.digest_day(datetime(2026, 11, 28, 6, 0, tzinfo=UTC), 6) == "2026-11-28"
     assert analytics.digest_day("2026-11-28T00:10:00Z", 0) == "2026-11-28"
 
 
@@ -83,19 +83,32 @@ def test_snapshot_report_and_digest_over_a_real_s3_api(ledger, s3):
     """The DAG's steps in order against moto's S3 server: Parquet + meta.json, then the report copied to latest/,
     then one digest per day through the outbox (claimed once; pending until delivered; then done)."""
     store, buckets = s3
-    meta = analytics.snapshot(ledger, store, buckets, slas_s={}, run_id="manual__2026-11-28T01:30:00+00:00", now=at(1800), days=1)
+    meta = analytics.snapshot(
+        ledger, store, buckets, slas_s={}, run_id="manual__2026-11-28T01:30:00+00:00", now=at(1800), days=1
+    )
     prefix = analytics.run_prefix("manual__2026-11-28T01:30:00+00:00")
-    assert meta["rows"]["runs"] == meta["expected"]["runs"] == 2 and meta["rows"]["spans"] == meta["expected"]["spans"] == 6
+    assert (
+        meta["rows"]["runs"] == meta["expected"]["runs"] == 2
+        and meta["rows"]["spans"] == meta["expected"]["spans"] == 6
+    )
     tables, _ = analytics.load(store, buckets, prefix)
     analytics.validate(tables, meta["expected"])
     assert analytics.publish_report(store, buckets, prefix) == f"s3://{buckets.reports}/{analytics.LATEST}/index.html"
     latest = store.list(buckets.reports, f"{analytics.LATEST}/")
-    assert {f"{analytics.LATEST}/index.html", f"{analytics.LATEST}/meta.json", f"{analytics.LATEST}/data/runs.parquet"} <= set(latest)
+    assert {
+        f"{analytics.LATEST}/index.html",
+        f"{analytics.LATEST}/meta.json",
+        f"{analytics.LATEST}/data/runs.parquet",
+    } <= set(latest)
     assert "asset-r1" in store.get_bytes(buckets.reports, f"{analytics.LATEST}/index.html").decode()
 
-    alert, why = analytics.claim_digest(ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None)
+    alert, why = analytics.claim_digest(
+        ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None
+    )
     assert why == "due" and alert["recipients"] == ["o@example.com"] and "digest 2026-11-28" in alert["subject"]
-    again, _ = analytics.claim_digest(ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None)
+    again, _ = analytics.claim_digest(
+        ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None
+    )
     assert again["id"] == alert["id"], "not delivered yet: the same pending digest, not a second one"
     ledger.mark_sent(alert["id"])
     assert analytics.claim_digest(ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"],

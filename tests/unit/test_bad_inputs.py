@@ -111,49 +111,98 @@ HOSTILE_NAMES = [
     ("backtick", "a`id`", "'`' (U+0060 GRAVE ACCENT)", "'`' (U+0060 GRAVE ACCENT)"),
     ("division-slash", "\u2215etc\u2215passwd", "U+2215 DIVISION SLASH", "U+2215 DIVISION SLASH"),
     ("one-dot-leader", "\u2024\u2024/x", "U+2024 ONE DOT LEADER", "U+2024 ONE DOT LEADER"),
-    ("fullwidth", "\uff43\uff4c\uff49\uff50", "U+FF43 FULLWIDTH LATIN SMALL LETTER C",
-     "U+FF43 FULLWIDTH LATIN SMALL LETTER C"),
+    (
+        "fullwidth",
+        "\uff43\uff4c\uff49\uff50",
+        "U+FF43 FULLWIDTH LATIN SMALL LETTER C",
+        "U+FF43 FULLWIDTH LATIN SMALL LETTER C",
+    ),
     ("zero-width-space", "clip\u200b1", "U+200B ZERO WIDTH SPACE", "U+200B ZERO WIDTH SPACE"),
     ("right-to-left-override", "clip\u202e4pm", "U+202E RIGHT-TO-LEFT OVERRIDE", "U+202E RIGHT-TO-LEFT OVERRIDE"),
 ]  # (id, value, in asset_id the reason names, in a file name the reason names)
 
 CASES = [  # (what is delivered, fragments that must all be in the reasons)
     pytest.param(source("clip.mp4", b""), ["clip.mp4: file is empty (0 bytes)"], id="zero-byte"),
-    *[pytest.param(source(f"clip.{ext}", lambda m, ext=ext: truncated(m[f"clip.{ext}"])),
-                   [f"clip.{ext}: does not decode cleanly (truncated or corrupt): "], id=f"truncated-{ext}")
-      for ext in ("mp4", "mkv", "ts")],
-    pytest.param(source("clip.mp4", b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"),
-                 ["clip.mp4: ffprobe cannot read it: moov atom not found"], id="magic-bytes-only"),
-    pytest.param(source("notes.mp4", b"Shot list, day 2:\n- wide\n- close-up\n" * 20),
-                 ["notes.mp4: ffprobe cannot read it", "Invalid data found when processing input"], id="text-named-mp4"),
-    pytest.param(source("tone.wav", wav_without_channels()),
-                 ["tone.wav: ffprobe cannot read it: Decoder requires channel count but channels not set"],
-                 id="audio-0-channels"),
-    pytest.param(source("short.mp4", lambda m: m["short.mp4"]),
-                 ["short.mp4: duration 0.1", "is shorter than this stream allows (min_duration_s 1)"], id="clip-0.1s"),
-    *[pytest.param(source(f"clip.{ext}", lambda m, ext=ext, patch=patch: patch(m[f"clip.{ext}"], TEN_HOURS_S)),
-                   [f"clip.{ext}: duration check failed: the container claims 36000.00s but only 2.", "s decodes"],
-                   id=f"ten-hour-claim-{ext}")
-      for ext, patch in (("mp4", mp4_claiming), ("mkv", mkv_claiming))],
-    pytest.param(lambda m: ({"clip.mp4": m["clip.mp4"]}, b'{"asset_id": "bad-input", "title": '),
-                 ["manifest.json: not valid JSON: Expecting value: line 1 column 36"], id="manifest-not-json"),
-    pytest.param(lambda m: ({"clip.mp4": m["clip.mp4"]}, b"[" * 100_000 + b"]" * 100_000),
-                 ["manifest.json: not valid JSON: nested too deeply"], id="manifest-nested-too-deeply"),
-    pytest.param(lambda m: ({"clip.mp4": m["clip.mp4"]},
-                            manifest(title=7, territories="US", captions={"locale": "en-US"}, delivered_at=20261128)),
-                 ["field 'title' must be a string", "field 'territories' must be a list of two-letter codes",
-                  "field 'captions' must be a list", "field 'delivered_at' 20261128 is not an ISO 8601 instant"],
-                 id="manifest-wrong-types"),
-    pytest.param(lambda m: ({"clip.mp4": m["clip.mp4"]}, manifest(source={"file": "clip.mp4", "sha256": "0" * 64})),
-                 [f"clip.mp4: sha256 fixity check failed (manifest {'0' * 64}, file "], id="sha256-mismatch"),
-    *[pytest.param(named("asset_id", value), [f"field 'asset_id' {value!r} contains ", in_id], id=f"asset-id-{i}")
-      for i, value, in_id, _ in HOSTILE_NAMES],
-    *[pytest.param(named("source.file", value), [f"field 'source.file' {value!r}", in_file], id=f"file-name-{i}")
-      for i, value, _, in_file in HOSTILE_NAMES],
-    pytest.param(lambda m: ({"clip.mp4": m["clip.mp4"], "en\u202ets.srt": b"1\n00:00:00,500 --> 00:00:01,500\nHi\n"},
-                            manifest(captions=[{"locale": "en-US", "file": "en\u202ets.srt"}])),
-                 ["field 'captions[0].file' 'en\\u202ets.srt' contains '\\u202e' (U+202E RIGHT-TO-LEFT OVERRIDE)"],
-                 id="caption-file-name-rtl-override"),
+    *[
+        pytest.param(
+            source(f"clip.{ext}", lambda m, ext=ext: truncated(m[f"clip.{ext}"])),
+            [f"clip.{ext}: does not decode cleanly (truncated or corrupt): "],
+            id=f"truncated-{ext}",
+        )
+        for ext in ("mp4", "mkv", "ts")
+    ],
+    pytest.param(
+        source("clip.mp4", b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"),
+        ["clip.mp4: ffprobe cannot read it: moov atom not found"],
+        id="magic-bytes-only",
+    ),
+    pytest.param(
+        source("notes.mp4", b"Shot list, day 2:\n- wide\n- close-up\n" * 20),
+        ["notes.mp4: ffprobe cannot read it", "Invalid data found when processing input"],
+        id="text-named-mp4",
+    ),
+    pytest.param(
+        source("tone.wav", wav_without_channels()),
+        ["tone.wav: ffprobe cannot read it: Decoder requires channel count but channels not set"],
+        id="audio-0-channels",
+    ),
+    pytest.param(
+        source("short.mp4", lambda m: m["short.mp4"]),
+        ["short.mp4: duration 0.1", "is shorter than this stream allows (min_duration_s 1)"],
+        id="clip-0.1s",
+    ),
+    *[
+        pytest.param(
+            source(f"clip.{ext}", lambda m, ext=ext, patch=patch: patch(m[f"clip.{ext}"], TEN_HOURS_S)),
+            [f"clip.{ext}: duration check failed: the container claims 36000.00s but only 2.", "s decodes"],
+            id=f"ten-hour-claim-{ext}",
+        )
+        for ext, patch in (("mp4", mp4_claiming), ("mkv", mkv_claiming))
+    ],
+    pytest.param(
+        lambda m: ({"clip.mp4": m["clip.mp4"]}, b'{"asset_id": "bad-input", "title": '),
+        ["manifest.json: not valid JSON: Expecting value: line 1 column 36"],
+        id="manifest-not-json",
+    ),
+    pytest.param(
+        lambda m: ({"clip.mp4": m["clip.mp4"]}, b"[" * 100_000 + b"]" * 100_000),
+        ["manifest.json: not valid JSON: nested too deeply"],
+        id="manifest-nested-too-deeply",
+    ),
+    pytest.param(
+        lambda m: (
+            {"clip.mp4": m["clip.mp4"]},
+            manifest(title=7, territories="US", captions={"locale": "en-US"}, delivered_at=20261128),
+        ),
+        [
+            "field 'title' must be a string",
+            "field 'territories' must be a list of two-letter codes",
+            "field 'captions' must be a list",
+            "field 'delivered_at' 20261128 is not an ISO 8601 instant",
+        ],
+        id="manifest-wrong-types",
+    ),
+    pytest.param(
+        lambda m: ({"clip.mp4": m["clip.mp4"]}, manifest(source={"file": "clip.mp4", "sha256": "0" * 64})),
+        [f"clip.mp4: sha256 fixity check failed (manifest {'0' * 64}, file "],
+        id="sha256-mismatch",
+    ),
+    *[
+        pytest.param(named("asset_id", value), [f"field 'asset_id' {value!r} contains ", in_id], id=f"asset-id-{i}")
+        for i, value, in_id, _ in HOSTILE_NAMES
+    ],
+    *[
+        pytest.param(named("source.file", value), [f"field 'source.file' {value!r}", in_file], id=f"file-name-{i}")
+        for i, value, _, in_file in HOSTILE_NAMES
+    ],
+    pytest.param(
+        lambda m: (
+            {"clip.mp4": m["clip.mp4"], "en\u202ets.srt": b"1\n00:00:00,500 --> 00:00:01,500\nHi\n"},
+            manifest(captions=[{"locale": "en-US", "file": "en\u202ets.srt"}]),
+        ),
+        ["field 'captions[0].file' 'en\\u202ets.srt' contains '\\u202e' (U+202E RIGHT-TO-LEFT OVERRIDE)"],
+        id="caption-file-name-rtl-override",
+    ),
 ]
 
 
@@ -167,7 +216,7 @@ def deliver(store, buckets, delivery_id: str, files: dict[str, bytes], doc: dict
 
 
 def objects(store, bucket: str, prefix: str) -> dict[str, bytes]:
-    return {key[len(prefix):]: store.get_bytes(bucket, key) for key in store.list(bucket, prefix)}
+    return {key[len(prefix) :]: store.get_bytes(bucket, key) for key in store.list(bucket, prefix)}
 
 
 @pytest.mark.parametrize("build, expected", CASES)
@@ -205,15 +254,25 @@ def test_a_bad_delivery_is_rejected_with_its_reason_kept_in_quarantine_and_nothi
 BATCH_CASES = {  # delivery id: (what is delivered, fragments of the suite's reasons)
     "not-json": (b'{"asset_id": "bad-input", "title": ', ["manifest.json: not valid JSON (Expecting value"]),
     "nested-too-deeply": (b"[" * 100_000 + b"]" * 100_000, ["manifest.json: not valid JSON (nested too deeply)"]),
-    "wrong-types": (manifest(title=7, territories="US"),
-                    ["manifest.json: field 'title' must be a string, got int",
-                     "manifest.json: field 'territories': '\"US\"' must be ISO 3166-1 alpha-2 codes"]),
-    **{f"asset-id-{i}": (manifest(asset_id=value), [f"manifest.json: field 'asset_id': {value!r} must match"])
-       for i, value, _, _ in HOSTILE_NAMES},
-    **{f"file-name-{i}": (manifest(value), [f"manifest.json: field 'source.file' {value!r}", in_file])
-       for i, value, _, in_file in HOSTILE_NAMES},
-    "caption-file-name": (manifest(captions=[{"locale": "en-US", "file": "en\u202ets.srt"}]),
-                          ["manifest.json: field 'captions[0].file'", "U+202E RIGHT-TO-LEFT OVERRIDE"]),
+    "wrong-types": (
+        manifest(title=7, territories="US"),
+        [
+            "manifest.json: field 'title' must be a string, got int",
+            "manifest.json: field 'territories': '\"US\"' must be ISO 3166-1 alpha-2 codes",
+        ],
+    ),
+    **{
+        f"asset-id-{i}": (manifest(asset_id=value), [f"manifest.json: field 'asset_id': {value!r} must match"])
+        for i, value, _, _ in HOSTILE_NAMES
+    },
+    **{
+        f"file-name-{i}": (manifest(value), [f"manifest.json: field 'source.file' {value!r}", in_file])
+        for i, value, _, in_file in HOSTILE_NAMES
+    },
+    "caption-file-name": (
+        manifest(captions=[{"locale": "en-US", "file": "en\u202ets.srt"}]),
+        ["manifest.json: field 'captions[0].file'", "U+202E RIGHT-TO-LEFT OVERRIDE"],
+    ),
 }
 
 
@@ -253,21 +312,42 @@ BILLION_LAUGHS = (
 ).encode()
 
 CAPTION_CASES = [  # (bad file, a maker of its bytes, reason fragments)
-    pytest.param("big.srt", lambda: srt([(0.5, 1.5, "Hello")]) + b"\n" * (50 * 1024 * 1024),
-                 ["big.srt: file is 52,428,", "bytes, above the 10,485,760-byte limit for caption files"], id="50-MB"),
-    pytest.param("million.srt", lambda: srt([(i / 1e6, (i + 1) / 1e6, "x") for i in range(1_000_000)]),
-                 ["million.srt: file is", "above the 10,485,760-byte limit"], id="a-million-cues"),
-    pytest.param("laughs.ttml", lambda: BILLION_LAUGHS,
-                 ["laughs.ttml: line 3: declares the XML entity 'lol': entity declarations are not allowed in TTML"],
-                 id="ttml-billion-laughs"),
-    pytest.param("bomb.srt", lambda: srt([(0.1, 1.9, f"line {i}") for i in range(5000)]),
-                 ["bomb.srt: cue 11 (line 42): 11 cues on screen at once at 00:00:00.100 (max 10"],
-                 id="srt-overlapping-cue-bomb"),
-    pytest.param("line.srt", lambda: b"1\n00:00:00,500 --> 00:00:01,500\n" + b"{" * 5_000_000 + b"\n",
-                 ["line.srt: cue 1 (line 2): cue has 5,000,000 characters (max 1,000): too long to be a caption"],
-                 id="srt-one-gigantic-line"),
-    pytest.param("hours.vtt", lambda: b"WEBVTT\n\n" + b"9" * 5000 + b":00:00.000 --> 00:00:01.000\nx\n",
-                 ["hours.vtt: cue 1 (line 3): unparseable timestamp '99999"], id="vtt-5000-digit-hours"),
+    pytest.param(
+        "big.srt",
+        lambda: srt([(0.5, 1.5, "Hello")]) + b"\n" * (50 * 1024 * 1024),
+        ["big.srt: file is 52,428,", "bytes, above the 10,485,760-byte limit for caption files"],
+        id="50-MB",
+    ),
+    pytest.param(
+        "million.srt",
+        lambda: srt([(i / 1e6, (i + 1) / 1e6, "x") for i in range(1_000_000)]),
+        ["million.srt: file is", "above the 10,485,760-byte limit"],
+        id="a-million-cues",
+    ),
+    pytest.param(
+        "laughs.ttml",
+        lambda: BILLION_LAUGHS,
+        ["laughs.ttml: line 3: declares the XML entity 'lol': entity declarations are not allowed in TTML"],
+        id="ttml-billion-laughs",
+    ),
+    pytest.param(
+        "bomb.srt",
+        lambda: srt([(0.1, 1.9, f"line {i}") for i in range(5000)]),
+        ["bomb.srt: cue 11 (line 42): 11 cues on screen at once at 00:00:00.100 (max 10"],
+        id="srt-overlapping-cue-bomb",
+    ),
+    pytest.param(
+        "line.srt",
+        lambda: b"1\n00:00:00,500 --> 00:00:01,500\n" + b"{" * 5_000_000 + b"\n",
+        ["line.srt: cue 1 (line 2): cue has 5,000,000 characters (max 1,000): too long to be a caption"],
+        id="srt-one-gigantic-line",
+    ),
+    pytest.param(
+        "hours.vtt",
+        lambda: b"WEBVTT\n\n" + b"9" * 5000 + b":00:00.000 --> 00:00:01.000\nx\n",
+        ["hours.vtt: cue 1 (line 3): unparseable timestamp '99999"],
+        id="vtt-5000-digit-hours",
+    ),
 ]
 
 

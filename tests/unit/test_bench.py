@@ -65,8 +65,18 @@ def test_cpu_between_and_saturation():
 
 def test_ran_keeps_what_ran_and_skips_the_watcher():
     rows = [
-        {"task_id": "ingest.x", "state": "success", "start_date": "2026-11-28T00:00:00Z", "end_date": "2026-11-28T00:00:02Z"},
-        {"task_id": "sla_watch", "state": "success", "start_date": "2026-11-28T00:00:00Z", "end_date": "2026-11-28T00:09:00Z"},
+        {
+            "task_id": "ingest.x",
+            "state": "success",
+            "start_date": "2026-11-28T00:00:00Z",
+            "end_date": "2026-11-28T00:00:02Z",
+        },
+        {
+            "task_id": "sla_watch",
+            "state": "success",
+            "start_date": "2026-11-28T00:00:00Z",
+            "end_date": "2026-11-28T00:09:00Z",
+        },
         {"task_id": "publish.y", "state": "skipped", "start_date": None, "end_date": "2026-11-28T00:00:03Z"},
     ]
     got = bench.ran(rows, "d", skip=("sla_watch",))

@@ -44,7 +44,11 @@ def test_every_number_can_be_overridden():
         ({"MEDIAFLOW_MEDIA_SLOTS": "0"}, "MEDIAFLOW_MEDIA_SLOTS", "at least 1"),
         ({"MEDIAFLOW_CORES": "-1"}, "MEDIAFLOW_CORES", "at least 1"),
         # a transcode asking more slots than the pool has would never run
-        ({"MEDIAFLOW_MEDIA_SLOTS": "2", "MEDIAFLOW_TRANSCODE_SLOTS": "3"}, "MEDIAFLOW_TRANSCODE_SLOTS", "between 1 and 2"),
+        (
+            {"MEDIAFLOW_MEDIA_SLOTS": "2", "MEDIAFLOW_TRANSCODE_SLOTS": "3"},
+            "MEDIAFLOW_TRANSCODE_SLOTS",
+            "between 1 and 2",
+        ),
         # the media tasks would take every task slot: hand-offs would wait behind ffmpeg
         ({"MEDIAFLOW_MEDIA_SLOTS": "4", "MEDIAFLOW_PARALLELISM": "4"}, "MEDIAFLOW_PARALLELISM", "at least 5"),
         ({"MEDIAFLOW_MAX_ACTIVE_RUNS": "1.5"}, "MEDIAFLOW_MAX_ACTIVE_RUNS", "not a whole number"),
@@ -137,8 +141,13 @@ def test_ffmpeg_hook_runs_ffmpeg_niced(tmp_path):
         "FFmpegHook().run(['ffmpeg', '-nostdin', '-hide_banner', '-f', 'lavfi', '-i',\n"
         "                  'testsrc2=size=1280x720:rate=25:duration=8', '-f', 'null', '-'])\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
-           "MEDIAFLOW_MEDIA_NICE": "11", "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
+        "MEDIAFLOW_MEDIA_NICE": "11",
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    }
     procs: list[subprocess.Popen] = []
 
     def run():

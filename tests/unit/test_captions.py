@@ -48,8 +48,9 @@ def write(tmp_path: Path, name: str, data: bytes | str, encoding: str = "utf-8")
 
 def srt(*cues: tuple[str, str]) -> str:
     """SRT text from (timing line, text) pairs, numbered from 1, CRLF line ends as most vendor tools write."""
-    blocks = [f"{n}\r\n{timing}\r\n{text.replace(chr(10), chr(13) + chr(10))}\r\n"
-              for n, (timing, text) in enumerate(cues, 1)]
+    blocks = [
+        f"{n}\r\n{timing}\r\n{text.replace(chr(10), chr(13) + chr(10))}\r\n" for n, (timing, text) in enumerate(cues, 1)
+    ]
     return "\r\n".join(blocks)
 
 
@@ -112,18 +113,20 @@ def pop_on(timecode: str, text: str, pac: str = "9452") -> str:
 
 
 def scc_file() -> str:
-    return "\r\n".join([
-        "Scenarist_SCC V1.0",
-        "",
-        pop_on("00:00:01:00", "HELLO WORLD"),
-        "",
-        "00:00:03:00\t942c 942c",  # EDM: erase displayed memory (clears the caption)
-        "",
-        pop_on("00:00:04:00", "GOOD NIGHT"),
-        "",
-        "00:00:06:00\t942c 942c",
-        "",
-    ])
+    return "\r\n".join(
+        [
+            "Scenarist_SCC V1.0",
+            "",
+            pop_on("00:00:01:00", "HELLO WORLD"),
+            "",
+            "00:00:03:00\t942c 942c",  # EDM: erase displayed memory (clears the caption)
+            "",
+            pop_on("00:00:04:00", "GOOD NIGHT"),
+            "",
+            "00:00:06:00\t942c 942c",
+            "",
+        ]
+    )
 
 
 def gsi_block(tnb: int, *, dfc: bytes = b"STL25.01", dsc: bytes = b"1", tcp: bytes = b"00000000") -> bytes:
@@ -136,16 +139,28 @@ def gsi_block(tnb: int, *, dfc: bytes = b"STL25.01", dsc: bytes = b"1", tcp: byt
         (b"0A", 2),  # LC language code: Spanish
         (b"Programa de prueba", 32),  # OPT original programme title
         (b"Episodio 1", 32),  # OET
-        (b"", 32), (b"", 32), (b"", 32), (b"", 32),  # TPT TET TN TCD
+        (b"", 32),
+        (b"", 32),
+        (b"", 32),
+        (b"", 32),  # TPT TET TN TCD
         (b"", 16),  # SLR
-        (b"250101", 6), (b"250101", 6), (b"00", 2),  # CD RD RN
-        (b"%05d" % tnb, 5), (b"%05d" % tnb, 5), (b"001", 3),  # TNB TNS TNG
-        (b"40", 2), (b"23", 2),  # MNC MNR
+        (b"250101", 6),
+        (b"250101", 6),
+        (b"00", 2),  # CD RD RN
+        (b"%05d" % tnb, 5),
+        (b"%05d" % tnb, 5),
+        (b"001", 3),  # TNB TNS TNG
+        (b"40", 2),
+        (b"23", 2),  # MNC MNR
         (b"1", 1),  # TCS time code status: intended for use
-        (tcp, 8), (tcp, 8),  # TCP programme start, TCF first in-cue
-        (b"1", 1), (b"1", 1),  # TND TSN
+        (tcp, 8),
+        (tcp, 8),  # TCP programme start, TCF first in-cue
+        (b"1", 1),
+        (b"1", 1),  # TND TSN
         (b"ESP", 3),  # CO country of origin
-        (b"", 32), (b"", 32), (b"", 32),  # PUB EN ECD
+        (b"", 32),
+        (b"", 32),
+        (b"", 32),  # PUB EN ECD
         (b"", 75),  # spare
         (b"", 576),  # UDA
     ]
@@ -154,8 +169,9 @@ def gsi_block(tnb: int, *, dfc: bytes = b"STL25.01", dsc: bytes = b"1", tcp: byt
     return out
 
 
-def tti_block(sn: int, tci: tuple[int, int, int, int], tco: tuple[int, int, int, int], tf: bytes,
-              *, vp: int = 20, jc: int = 2) -> bytes:
+def tti_block(
+    sn: int, tci: tuple[int, int, int, int], tco: tuple[int, int, int, int], tf: bytes, *, vp: int = 20, jc: int = 2
+) -> bytes:
     """Text and Timing Information block: 128 bytes; EBN 0xFF = last block of the subtitle, CS 0 = not cumulative,
     TF is 112 bytes padded with 0x8F (unused space)."""
     assert len(tf) <= 112
@@ -220,14 +236,24 @@ def test_decode_text_uses_the_language_in_the_file_name_for_central_european_fil
     assert decode_text(text.encode("cp1250"), "show.pl.srt") == text
 
 
-@pytest.mark.parametrize("encoding, bom", [
-    ("utf-16-le", b"\xff\xfe"),
-    ("utf-16-be", b"\xfe\xff"),
-    ("utf-8", b"\xef\xbb\xbf"),
-])
+@pytest.mark.parametrize(
+    "encoding, bom",
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-8", b"\xef\xbb\xbf"),
+    ],
+)
 def test_srt_with_byte_order_mark_is_parsed(tmp_path, encoding, bom):
-    path = write(tmp_path, "es.srt", bom + srt(("00:00:01,000 --> 00:00:03,500", "¿Dónde está el niño?"),
-                                               ("00:00:04,000 --> 00:00:06,000", "Canción de café")).encode(encoding))
+    path = write(
+        tmp_path,
+        "es.srt",
+        bom
+        + srt(
+            ("00:00:01,000 --> 00:00:03,500", "¿Dónde está el niño?"),
+            ("00:00:04,000 --> 00:00:06,000", "Canción de café"),
+        ).encode(encoding),
+    )
     cues = read_captions(path)
     assert [(c.index, c.start_s, c.end_s, c.text) for c in cues] == [
         (1, 1.0, 3.5, "¿Dónde está el niño?"),
@@ -296,12 +322,23 @@ def test_webvtt_positioning_and_styles_survive(tmp_path):
     assert cues[1].settings == ""
     assert all("note" not in c.text.lower() and "::cue" not in c.text and "intro" not in c.text for c in cues)
     vtt = to_webvtt(cues)
-    assert "00:00:01.000 --> 00:00:02.500 line:10% position:20% align:start\n<i>Arriba</i> y <b>a la izquierda</b>\n" in vtt
+    assert (
+        "00:00:01.000 --> 00:00:02.500 line:10% position:20% align:start\n<i>Arriba</i> y <b>a la izquierda</b>\n"
+        in vtt
+    )
 
 
 def test_srt_positioning_tag_becomes_a_webvtt_setting(tmp_path):
-    cues = read_captions(write(tmp_path, "fr.srt", srt(("00:00:01,000 --> 00:00:02,000", "{\\an8}Texte en haut"),
-                                                      ("00:00:03,000 --> 00:00:04,000", "<i>En bas</i>"))))
+    cues = read_captions(
+        write(
+            tmp_path,
+            "fr.srt",
+            srt(
+                ("00:00:01,000 --> 00:00:02,000", "{\\an8}Texte en haut"),
+                ("00:00:03,000 --> 00:00:04,000", "<i>En bas</i>"),
+            ),
+        )
+    )
     assert (cues[0].text, cues[0].settings) == ("Texte en haut", "line:10%")
     assert (cues[1].text, cues[1].settings) == ("<i>En bas</i>", "")
 
@@ -320,8 +357,10 @@ def test_windows_1252_ttml_without_an_encoding_declaration_is_read(tmp_path):
 
 
 def test_srt_cues_without_blank_lines_and_stray_text(tmp_path):
-    text = ("1\n00:00:01,000 --> 00:00:02,000\nUno\n2\n00:00:03,000 --> 00:00:04,000\nDos\n\n"
-            "texto suelto\n\n3\n00:00:05,000 --> 00:00:06,000\nTres\n")
+    text = (
+        "1\n00:00:01,000 --> 00:00:02,000\nUno\n2\n00:00:03,000 --> 00:00:04,000\nDos\n\n"
+        "texto suelto\n\n3\n00:00:05,000 --> 00:00:06,000\nTres\n"
+    )
     cues, warnings = load_captions(write(tmp_path, "es.srt", text))
     assert [(c.index, c.text, c.line) for c in cues] == [(1, "Uno", 2), (2, "Dos", 5), (3, "Tres", 11)]
     assert [w.message for w in warnings] == ["es.srt: line 8: text without a timing line ignored: 'texto suelto'"]
@@ -341,8 +380,11 @@ def test_broken_srt_timestamp_names_file_cue_and_line(tmp_path):
 
 
 def test_srt_end_before_start_names_file_cue_and_line(tmp_path):
-    text = srt(("00:00:01,000 --> 00:00:02,000", "Uno"), ("00:00:02,500 --> 00:00:03,000", "Dos"),
-               ("00:00:05,000 --> 00:00:03,000", "Tres"))
+    text = srt(
+        ("00:00:01,000 --> 00:00:02,000", "Uno"),
+        ("00:00:02,500 --> 00:00:03,000", "Dos"),
+        ("00:00:05,000 --> 00:00:03,000", "Tres"),
+    )
     with pytest.raises(CaptionError) as err:
         read_captions(write(tmp_path, "es.srt", text))
     assert str(err.value) == "es.srt: cue 3 (line 10): end 00:00:03.000 is before start 00:00:05.000"
@@ -357,12 +399,14 @@ def test_ttml_with_unparseable_begin_names_the_paragraph_and_line(tmp_path):
     bad = TTML.replace('begin="7s"', 'begin="00:00:0x"')
     with pytest.raises(CaptionError) as err:
         read_captions(write(tmp_path, "es.ttml", bad))
-    assert str(err.value).startswith("es.ttml: cue 3 (line 20): unparseable begin=\"00:00:0x\"")
+    assert str(err.value).startswith('es.ttml: cue 3 (line 20): unparseable begin="00:00:0x"')
 
 
 def test_ttml_paragraph_ending_before_it_begins_is_an_error(tmp_path):
     bad = TTML.replace('begin="40000000t" end="60000000t"', 'begin="6s" end="4s"')
-    with pytest.raises(CaptionError, match=r"es\.ttml: cue 2 \(line 19\): end 00:00:04\.000 is before start 00:00:06\.000"):
+    with pytest.raises(
+        CaptionError, match=r"es\.ttml: cue 2 \(line 19\): end 00:00:04\.000 is before start 00:00:06\.000"
+    ):
         read_captions(write(tmp_path, "es.ttml", bad))
 
 
@@ -380,19 +424,28 @@ def test_scc_line_with_broken_timecode_names_the_line(tmp_path):
 
 
 def test_stl_subtitle_ending_before_it_starts_names_the_subtitle(tmp_path):
-    data = gsi_block(2) + tti_block(1, (0, 0, 1, 0), (0, 0, 2, 0), teletext_lines(b"Uno")) \
+    data = (
+        gsi_block(2)
+        + tti_block(1, (0, 0, 1, 0), (0, 0, 2, 0), teletext_lines(b"Uno"))
         + tti_block(2, (0, 0, 5, 0), (0, 0, 4, 0), teletext_lines(b"Dos"))
+    )
     with pytest.raises(CaptionError) as err:
         read_captions(write(tmp_path, "es.stl", data))
-    assert str(err.value) == "es.stl: cue 2: subtitle SN 2, TTI block 2: time out 00:00:04:00 is not after time in 00:00:05:00"
+    assert (
+        str(err.value)
+        == "es.stl: cue 2: subtitle SN 2, TTI block 2: time out 00:00:04:00 is not after time in 00:00:05:00"
+    )
 
 
-@pytest.mark.parametrize("name, data", [
-    ("es.srt", b""),
-    ("es.srt", b"  \r\n\r\n\t \n"),
-    ("es.vtt", "\ufeff \n\n".encode("utf-16-le")),
-    ("es.stl", b""),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("es.srt", b""),
+        ("es.srt", b"  \r\n\r\n\t \n"),
+        ("es.vtt", "\ufeff \n\n".encode("utf-16-le")),
+        ("es.stl", b""),
+    ],
+)
 def test_empty_or_blank_file_is_an_error_naming_the_file(tmp_path, name, data):
     with pytest.raises(CaptionError) as err:
         read_captions(write(tmp_path, name, data))
@@ -409,7 +462,9 @@ def test_file_with_no_cues_is_an_error(tmp_path):
 
 
 def test_overlapping_cues_are_a_warning_naming_both_cues(tmp_path):
-    path = write(tmp_path, "es.srt", srt(("00:00:01,000 --> 00:00:03,000", "Uno"), ("00:00:02,500 --> 00:00:04,000", "Dos")))
+    path = write(
+        tmp_path, "es.srt", srt(("00:00:01,000 --> 00:00:03,000", "Uno"), ("00:00:02,500 --> 00:00:04,000", "Dos"))
+    )
     findings = qc(read_captions(path), file="es.srt", media_duration_s=10)
     assert [(f.level, f.check, f.cue) for f in findings] == [("warning", "overlap", 2)]
     assert findings[0].message == "es.srt: cue 2 (line 6): starts at 00:00:02.500, before cue 1 ends (00:00:03.000)"
@@ -418,13 +473,17 @@ def test_overlapping_cues_are_a_warning_naming_both_cues(tmp_path):
 def test_fast_long_and_late_cues_are_flagged(tmp_path):
     sixty = "Este es un subtítulo demasiado largo para una sola línea, sí"
     assert len(sixty) == 60
-    path = write(tmp_path, "es.srt", srt(
-        ("00:00:01,000 --> 00:00:04,000", "Hola"),  # fine
-        ("00:00:05,000 --> 00:00:06,000", "Esto se lee demasiado rápido, amigo"),  # 35 chars in 1 s
-        ("00:00:07,000 --> 00:00:12,000", sixty),  # 12 cps, but one 60-character line
-        ("00:00:20,000 --> 00:00:23,000", "Más allá del final"),  # media is 20 s long
-        ("00:00:19,000 --> 00:00:20,400", "Dentro del margen"),  # ends 0.4 s late: within tolerance
-    ))
+    path = write(
+        tmp_path,
+        "es.srt",
+        srt(
+            ("00:00:01,000 --> 00:00:04,000", "Hola"),  # fine
+            ("00:00:05,000 --> 00:00:06,000", "Esto se lee demasiado rápido, amigo"),  # 35 chars in 1 s
+            ("00:00:07,000 --> 00:00:12,000", sixty),  # 12 cps, but one 60-character line
+            ("00:00:20,000 --> 00:00:23,000", "Más allá del final"),  # media is 20 s long
+            ("00:00:19,000 --> 00:00:20,400", "Dentro del margen"),  # ends 0.4 s late: within tolerance
+        ),
+    )
     findings = qc(read_captions(path), file="es.srt", media_duration_s=20.0)
     got = {(f.check, f.cue, f.level) for f in findings}
     assert ("reading_speed", 2, "warning") in got
@@ -436,7 +495,10 @@ def test_fast_long_and_late_cues_are_flagged(tmp_path):
     length = next(f for f in findings if f.check == "line_length")
     assert "cue 3" in length.message and "60 characters (max 42)" in length.message
     late = next(f for f in findings if f.check == "duration")
-    assert late.message == "es.srt: cue 4 (line 14): starts at 00:00:20.000, at or after the end of the media (00:00:20.000)"
+    assert (
+        late.message
+        == "es.srt: cue 4 (line 14): starts at 00:00:20.000, at or after the end of the media (00:00:20.000)"
+    )
 
 
 def test_reading_speed_ignores_tags_and_newlines():
@@ -522,8 +584,10 @@ def test_segment_webvtt_writes_every_segment_even_without_cues():
 
 def test_webvtt_round_trip_gives_the_same_cues(tmp_path):
     original = read_captions(write(tmp_path, "es.ttml", TTML)) + cues_over_ten_seconds()[3:]
-    original = [Cue(i, c.start_s + (10 if i == 4 else 0), c.end_s + (10 if i == 4 else 0), c.text, c.settings)
-                for i, c in enumerate(original, 1)]
+    original = [
+        Cue(i, c.start_s + (10 if i == 4 else 0), c.end_s + (10 if i == 4 else 0), c.text, c.settings)
+        for i, c in enumerate(original, 1)
+    ]
     path = write(tmp_path, "es.vtt", to_webvtt(original))
     assert read_captions(path) == original
 

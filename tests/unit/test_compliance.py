@@ -12,7 +12,7 @@ import subprocess
 import sys
 import wave
 from array import array
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ from mediaflow.rights import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
+UTC = UTC
 
 
 def ffmpeg(*args: str) -> None:
@@ -77,13 +77,25 @@ def one(channel: str, territory: str, at: datetime = AT, avails=AVAILS) -> Decis
         ("web", "US", datetime(2026, 1, 1, tzinfo=UTC), True, "window open until 2027-01-01T00:00:00Z"),
         ("web", "US", datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), True, "window open until"),
         ("web", "US", datetime(2027, 1, 1, tzinfo=UTC), False, "window closed (ended 2027-01-01T00:00:00Z)"),
-        ("web", "US", datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), False, "window not open yet (opens 2026-01-01T00:00:00Z)"),
+        (
+            "web",
+            "US",
+            datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC),
+            False,
+            "window not open yet (opens 2026-01-01T00:00:00Z)",
+        ),
         ("web", "GB", datetime(2027, 1, 1, tzinfo=UTC), True, "window open until 2028-01-01T00:00:00Z"),
         # the same instant written with an offset is the same instant
         ("web", "US", datetime(2027, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1))), False, "window closed"),
         # offsets in the catalog: DE opens 2026-05-31T22:00Z and ends 2026-11-30T23:00Z
         ("web", "DE", datetime(2026, 5, 31, 22, 0, tzinfo=UTC), True, "window open until 2026-11-30T23:00:00Z"),
-        ("web", "DE", datetime(2026, 5, 31, 21, 59, 59, tzinfo=UTC), False, "window not open yet (opens 2026-05-31T22:00:00Z)"),
+        (
+            "web",
+            "DE",
+            datetime(2026, 5, 31, 21, 59, 59, tzinfo=UTC),
+            False,
+            "window not open yet (opens 2026-05-31T22:00:00Z)",
+        ),
         ("web", "DE", datetime(2026, 11, 30, 23, 0, tzinfo=UTC), False, "window closed (ended 2026-11-30T23:00:00Z)"),
         # no row at all: for the territory, for the channel, or (JP) only for another asset
         ("web", "JP", AT, False, "no avail for web/JP"),
@@ -157,7 +169,7 @@ def test_seed_catalog_parses_and_closes_one_sample_window():
     text = (ROOT / "include/rights/avails.csv").read_text(encoding="utf-8")
     assert text.splitlines()[0] == ",".join(HEADER)
     avails = parse_catalog(text)
-    at = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 28, tzinfo=UTC)
     closed = [d for d in decide(avails, asset_id="sample-rights-closed-gb", channels=["web"], territories=["US", "GB"],
                                 at=at) if not d.publishable]  # fmt: skip
     assert [(d.territory, "closed" in d.reason) for d in closed] == [("GB", True)]
@@ -326,11 +338,14 @@ def test_check_tolerance_and_ceiling_are_inclusive():
     # a figure that fails is never shown rounded onto the limit
     near = {"integrated_lufs": -21.96, "lra_lu": 3.0, "true_peak_dbtp": -0.96}
     assert loudness.check(near, target_lufs=-23, true_peak_dbtp=-1, name="a") == [
-        "a: loudness -21.96 LUFS, target -23 ± 1 LU", "a: true peak -0.96 dBTP above the -1 dBTP ceiling"]
+        "a: loudness -21.96 LUFS, target -23 ± 1 LU",
+        "a: true peak -0.96 dBTP above the -1 dBTP ceiling",
+    ]
     silent = {"integrated_lufs": None, "lra_lu": None, "true_peak_dbtp": None}
     [problem] = loudness.check(silent, target_lufs=-16, true_peak_dbtp=-1.5, name="s.wav")
-    assert problem == ("s.wav: loudness not measurable: nothing above the -70 LUFS absolute gate (digital silence), "
-                       "target -16 ± 1 LU")
+    assert problem == (
+        "s.wav: loudness not measurable: nothing above the -70 LUFS absolute gate (digital silence), target -16 ± 1 LU"
+    )
 
 
 def test_measure_argv_is_one_decode_of_the_chosen_stream():
@@ -340,13 +355,21 @@ def test_measure_argv_is_one_decode_of_the_chosen_stream():
     assert "metadata=1" in loudness.METER and "file=-" in loudness.METER, "figures as metadata on stdout, not log text"
     assert argv[-3:] == ["-f", "null", "-"]
     downmixed = outputs(loudness.measure_argv("/x/in.mov", chain=loudness.DOWNMIX))["-"]["filters"]
-    assert downmixed[0][1:3] == ["aformat=sample_fmts=fltp", "pan=args=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|"
-                                 "FR=FR+0.7071*FC+0.7071*BR+0.7071*SR"] and downmixed[0][3:] == meter
+    assert (
+        downmixed[0][1:3]
+        == [
+            "aformat=sample_fmts=fltp",
+            "pan=args=stereo|FL=FL+0.7071*FC+0.7071*BL+0.7071*SL|FR=FR+0.7071*FC+0.7071*BR+0.7071*SR",
+        ]
+        and downmixed[0][3:] == meter
+    )
 
 
 def test_measure_without_audio_names_the_file(audio_dir):
     silent_film = audio_dir / "silent-film.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "libx264", "-preset", "ultrafast", str(silent_film))
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1", "-c:v", "libx264", "-preset", "ultrafast", str(silent_film)
+    )
     with pytest.raises(ValueError, match=r"^silent-film\.mp4: no audio stream 'a:0'"):
         loudness.measure(silent_film)
     with pytest.raises(ValueError, match=r"^missing\.wav: ffmpeg could not measure loudness"):
@@ -391,8 +414,11 @@ def test_qc_finds_black_freeze_and_silence(clips):
     assert len(found["silence"]) == 2 and near(found["silence"], 2.0, 5.0) and near(found["silence"], 7.5, 10.0), found
     judged = qc.judge(found, duration_s=CLIP_S, name="feature.mp4")
     assert [(f["kind"], f["where"], f["severity"]) for f in judged] == [
-        ("black", "mid", "error"), ("silence", "mid", "error"), ("freeze", "mid", "error"),
-        ("silence", "tail", "warning")], judged
+        ("black", "mid", "error"),
+        ("silence", "mid", "error"),
+        ("freeze", "mid", "error"),
+        ("silence", "tail", "warning"),
+    ], judged
     lines = qc.findings(found, name="feature.mp4", duration_s=CLIP_S)
     assert len(lines) == 3
     assert lines[0].startswith("feature.mp4: black 1.0-3.5 s (2.5 s) mid-programme, limit 2 s"), lines
@@ -418,7 +444,9 @@ def test_qc_clean_clip_has_no_findings(clips):
 
 
 def test_detect_argv_is_one_pass_with_the_thresholds():
-    t = qc.Thresholds(black_min_s=1.5, black_pixel_th=0.08, freeze_min_s=3, freeze_noise_db=-50, silence_min_s=4, silence_db=-45)
+    t = qc.Thresholds(
+        black_min_s=1.5, black_pixel_th=0.08, freeze_min_s=3, freeze_noise_db=-50, silence_min_s=4, silence_db=-45
+    )
     argv = qc.detect_argv("in.mov", has_video=True, has_audio=True, thresholds=t, metadata_dir="/tmp/m")
     assert argv.count("ffmpeg") == 1 and argv[-3:] == ["-f", "null", "-"]
     assert outputs(argv)["-"]["filters"] == [
@@ -428,7 +456,9 @@ def test_detect_argv_is_one_pass_with_the_thresholds():
     audio_only = outputs(qc.detect_argv("in.wav", has_video=False, has_audio=True, metadata_dir="/tmp/m"))["-"]
     assert audio_only["filters"] == [["input=0:a:0", "silencedetect=d=1:n=-60dB",
                                       "ametadata=file=/tmp/m/audio.meta:mode=print"]]  # fmt: skip
-    picked = qc.detect_argv("in.ts", has_video=True, has_audio=True, metadata_dir="/tmp/m", video_index=3, audio_index=5)
+    picked = qc.detect_argv(
+        "in.ts", has_video=True, has_audio=True, metadata_dir="/tmp/m", video_index=3, audio_index=5
+    )
     assert [chain[0] for chain in outputs(picked)["-"]["filters"]] == ["input=0:3", "input=0:5"]
     with pytest.raises(ValueError, match="nothing to check"):
         qc.detect_argv("in.bin", has_video=False, has_audio=False, metadata_dir="/tmp/m")
@@ -457,15 +487,29 @@ def _ranges(**kinds) -> dict:
     return {k: [{"start": a, "end": b, "duration": b - a} for a, b in kinds.get(k, [])] for k in qc.KINDS}
 
 
-@pytest.mark.parametrize("ranges,where,severity,says", [
-    (_ranges(silence=[(0.0, 2.2)]), "head", "warning", "silence 0.0-2.2 s at the head, within the 3 s allowance"),
-    (_ranges(silence=[(0.0, 6.2)]), "head", "error", "silence 0.0-6.2 s at the head, allowance 3 s"),
-    (_ranges(black=[(56.5, 60.0)]), "tail", "warning", "black 56.5-60.0 s at the tail (3.5 s), within the 5 s allowance"),
-    (_ranges(freeze=[(52.0, 60.0)]), "tail", "error", "freeze 52.0-60.0 s at the tail (8.0 s), allowance 5 s"),
-    (_ranges(black=[(51.6, 55.1)]), "mid", "error", "black 51.6-55.1 s (3.5 s) mid-programme, limit 2 s"),
-    (_ranges(black=[(20.0, 21.2)]), "mid", "warning", "black 20.0-21.2 s (1.2 s) mid-programme, shorter than the 2 s limit"),
-    (_ranges(silence=[(0.0, 60.0)]), "whole", "error", "silence 0.0-60.0 s, the whole programme"),
-], ids=["cold-open", "long-head", "fade-out", "long-frozen-end", "black-hole", "short-black", "silent-title"])
+@pytest.mark.parametrize(
+    "ranges,where,severity,says",
+    [
+        (_ranges(silence=[(0.0, 2.2)]), "head", "warning", "silence 0.0-2.2 s at the head, within the 3 s allowance"),
+        (_ranges(silence=[(0.0, 6.2)]), "head", "error", "silence 0.0-6.2 s at the head, allowance 3 s"),
+        (
+            _ranges(black=[(56.5, 60.0)]),
+            "tail",
+            "warning",
+            "black 56.5-60.0 s at the tail (3.5 s), within the 5 s allowance",
+        ),
+        (_ranges(freeze=[(52.0, 60.0)]), "tail", "error", "freeze 52.0-60.0 s at the tail (8.0 s), allowance 5 s"),
+        (_ranges(black=[(51.6, 55.1)]), "mid", "error", "black 51.6-55.1 s (3.5 s) mid-programme, limit 2 s"),
+        (
+            _ranges(black=[(20.0, 21.2)]),
+            "mid",
+            "warning",
+            "black 20.0-21.2 s (1.2 s) mid-programme, shorter than the 2 s limit",
+        ),
+        (_ranges(silence=[(0.0, 60.0)]), "whole", "error", "silence 0.0-60.0 s, the whole programme"),
+    ],
+    ids=["cold-open", "long-head", "fade-out", "long-frozen-end", "black-hole", "short-black", "silent-title"],
+)
 def test_qc_judges_head_tail_and_mid_programme_ranges(ranges, where, severity, says):
     [finding] = qc.judge(ranges, duration_s=60.0, name="title.mp4")
     assert (finding["where"], finding["severity"]) == (where, severity)
@@ -477,7 +521,10 @@ def test_qc_allowances_come_from_the_spec():
     judged = qc.judge(_ranges(silence=[(0.0, 2.2)], black=[(20.0, 24.0), (56.5, 60.0)]), duration_s=60.0,
                       thresholds=strict, name="t.mp4")  # fmt: skip
     assert [(f["where"], f["severity"], f["limit_s"]) for f in judged] == [
-        ("head", "error", 1), ("mid", "warning", 5), ("tail", "error", 2)]
+        ("head", "error", 1),
+        ("mid", "warning", 5),
+        ("tail", "error", 2),
+    ]
 
 
 # ====================================================================== metadata quality (GX)

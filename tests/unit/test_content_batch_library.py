@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-
+from datetime import UTC
 
 from mediaflow import batch
 
@@ -41,7 +41,12 @@ def test_pending_deliveries_page_through_thousands_and_skip_processed(s3):
 def test_the_suite_refuses_bad_manifests_with_reasons_naming_file_and_field(s3):
     store, buckets = s3
     deliver(store, buckets, "ok-1", good("ok-1"))
-    deliver(store, buckets, "ok-sidecars", good("ok-sidecars", source=None, captions=[{"locale": "es-ES", "file": "es.srt"}]))
+    deliver(
+        store,
+        buckets,
+        "ok-sidecars",
+        good("ok-sidecars", source=None, captions=[{"locale": "es-ES", "file": "es.srt"}]),
+    )
     deliver(store, buckets, "bad-json", None, raw=b"{not json")
     deliver(store, buckets, "bad-array", None, raw=b"[1, 2]")
     deliver(store, buckets, "bad-missing-territories", good("a2", territories=None))
@@ -63,7 +68,10 @@ def test_the_suite_refuses_bad_manifests_with_reasons_naming_file_and_field(s3):
     assert "field 'value_stream': 'telenovela' is not a value stream" in inv["bad-stream"]
     assert inv["bad-key"] == "manifest.json: unknown top-level key 'priority' (free-form fields go under 'metadata')"
     assert "field 'asset_id': '../../etc/passwd' must match" in inv["bad-asset-id"]
-    assert "field 'title' must be a string, got int" in inv["bad-types"] and "field 'territories': '\"US\"'" in inv["bad-types"]
+    assert (
+        "field 'title' must be a string, got int" in inv["bad-types"]
+        and "field 'territories': '\"US\"'" in inv["bad-types"]
+    )
     assert "field 'metadata.priority': 'asap' must be one of low, normal, high, urgent" in inv["bad-priority"]
     assert "field 'source' is missing" in inv["bad-nothing"]
     assert result["suite"]["suite"] == "mediaflow_delivery_manifests" and result["suite"]["success"] is False
@@ -85,7 +93,9 @@ def test_plan_orders_by_priority_then_arrival_and_caps(s3):
 def test_quarantine_keeps_originals_and_marks_the_delivery_processed(s3):
     store, buckets = s3
     deliver(store, buckets, "bad-stream", good("a3", value_stream="telenovela"), files=("clip.mp4", "fr.wav"))
-    uri = batch.quarantine(store, buckets, "bad-stream", ["manifest.json: field 'value_stream': ..."], batch_run_id="b1")
+    uri = batch.quarantine(
+        store, buckets, "bad-stream", ["manifest.json: field 'value_stream': ..."], batch_run_id="b1"
+    )
     assert uri == "s3://quarantine/deliveries/bad-stream/"
     q = store.list(buckets.quarantine, "deliveries/bad-stream/")
     assert sorted(k.rsplit("/", 1)[1] for k in q) == ["_rejection.json", "clip.mp4", "fr.wav", "manifest.json"]
@@ -98,7 +108,9 @@ def test_claim_then_mark_triggered(s3):
     store, buckets = s3
     deliver(store, buckets, "ok-1", good("ok-1"))
     row = {"delivery_id": "ok-1", "asset_id": "ok-1", "value_stream": "news_clip", "priority": "high"}
-    rec = batch.claim(store, buckets, row, dag_id="value_stream__news_clip", run_id="nightly__2026-11-28__ok-1", batch_run_id="b1")
+    rec = batch.claim(
+        store, buckets, row, dag_id="value_stream__news_clip", run_id="nightly__2026-11-28__ok-1", batch_run_id="b1"
+    )
     assert batch.pending_deliveries(store, buckets) == ([], [rec])  # a batch dying here is finished by the next
     batch.mark_triggered(store, buckets, rec)
     assert batch.pending_deliveries(store, buckets) == ([], [])
@@ -117,7 +129,9 @@ def test_a_delivery_a_run_took_outside_a_batch_is_never_started_by_a_batch(s3):
     rec = batch.claim(store, buckets, {"delivery_id": "batched-1", "asset_id": "batched-1", "value_stream": "news_clip"},
                       dag_id="value_stream__news_clip", run_id="nightly__d__batched-1", batch_run_id="b1")  # fmt: skip
     batch.mark_triggered(store, buckets, rec)
-    assert not batch.mark_taken_by_run(store, buckets, "batched-1", dag_id="value_stream__news_clip", run_id="nightly__d__batched-1")
+    assert not batch.mark_taken_by_run(
+        store, buckets, "batched-1", dag_id="value_stream__news_clip", run_id="nightly__d__batched-1"
+    )
     assert batch.read_marker(store, buckets, "batched-1")["batch_run_id"] == "b1"
 
 
@@ -133,15 +147,17 @@ def test_run_ids_are_deterministic():
 
 
 def test_a_delivery_without_its_manifest_waits_then_is_refused(s3):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     store, buckets = s3
     store.put_bytes(b"x", buckets.landing, "deliveries/arriving/clip.mp4")
     assert batch.read_manifests(store, buckets, ["arriving"]) == []
-    later = datetime.now(timezone.utc) + timedelta(hours=25)
+    later = datetime.now(UTC) + timedelta(hours=25)
     (row,) = batch.read_manifests(store, buckets, ["arriving"], now=later)
     result = batch.validate([row], known_streams=STREAMS)
-    assert result["invalid"] == {"arriving": ["manifest.json: missing from the delivery (no manifest 24 h after its files)"]}
+    assert result["invalid"] == {
+        "arriving": ["manifest.json: missing from the delivery (no manifest 24 h after its files)"]
+    }
 
 
 # ---------------------------------------------------------------- triggers that fail
@@ -225,7 +241,11 @@ def test_one_delivery_whose_trigger_keeps_failing_is_left_pending_and_the_others
     out = batch.trigger_all(store, buckets, records, trigger=api.trigger_once, batch_run_id="b1", budget_s=120,
                             workers=2, sleep=clock.sleep, clock=clock)  # fmt: skip
     assert [(r["delivery_id"], r["status"], r["created"]) for r in out] == [
-        ("a-1", "triggered", True), ("bad", "pending", False), ("a-2", "triggered", True), ("a-3", "triggered", True)]
+        ("a-1", "triggered", True),
+        ("bad", "pending", False),
+        ("a-2", "triggered", True),
+        ("a-3", "triggered", True),
+    ]
     bad = out[1]
     assert bad["attempts"] > 3 and api.calls.count("bad") == bad["attempts"]  # retried with backoff ...
     assert clock.now - 1000 <= 120  # ... within the budget
@@ -235,17 +255,23 @@ def test_one_delivery_whose_trigger_keeps_failing_is_left_pending_and_the_others
     assert batch.read_marker(store, buckets, "bad") is None
     new, claims = batch.pending_deliveries(store, buckets)
     (claim,) = claims
-    assert new == [] and claim["status"] == "pending" and claim["reason"] == bad["reason"] and claim["http_status"] == 404
+    assert (
+        new == [] and claim["status"] == "pending" and claim["reason"] == bad["reason"] and claim["http_status"] == 404
+    )
     assert claim["run_id"] == "nightly__2026-11-28__bad" and claim["tried_by"] == "b1"
     assert batch.pending_status("bad", None, claim)["reason"] == bad["reason"]
 
     # the next batch, the DAG back: the same run, started once; then nothing is left
     api.faults.clear()
-    (again,) = batch.trigger_all(store, buckets, claims, trigger=api.trigger_once, batch_run_id="b2", sleep=clock.sleep, clock=clock)
+    (again,) = batch.trigger_all(
+        store, buckets, claims, trigger=api.trigger_once, batch_run_id="b2", sleep=clock.sleep, clock=clock
+    )
     assert (again["status"], again["created"], again["run_id"]) == ("triggered", True, "nightly__2026-11-28__bad")
     assert batch.pending_deliveries(store, buckets) == ([], [])
     marker = batch.read_marker(store, buckets, "bad")
-    assert marker["status"] == "triggered" and "reason" not in marker and marker["pending_since"] == claim["pending_since"]
+    assert (
+        marker["status"] == "triggered" and "reason" not in marker and marker["pending_since"] == claim["pending_since"]
+    )
     assert sorted(r["conf"]["delivery"] for r in api.runs.values()) == ["a-1", "a-2", "a-3", "bad"]  # one run each
 
 
@@ -330,8 +356,10 @@ def test_retry_delays_grow_exponentially_with_jitter_and_a_cap():
 
 
 def test_one_mail_lists_every_delivery_left_pending():
-    pending = [{"delivery_id": "a<1>", "dag_id": "value_stream__news_clip", "run_id": "nightly__d__a", "reason": "HTTP 503"},
-               {"delivery_id": "b", "dag_id": "value_stream__news_clip", "run_id": "nightly__d__b", "reason": "HTTP 404"}]
+    pending = [
+        {"delivery_id": "a<1>", "dag_id": "value_stream__news_clip", "run_id": "nightly__d__a", "reason": "HTTP 503"},
+        {"delivery_id": "b", "dag_id": "value_stream__news_clip", "run_id": "nightly__d__b", "reason": "HTTP 404"},
+    ]
     mail = batch.pending_mail(pending, batch_run_id="scheduled__x")
     assert mail["subject"] == "[BATCH] 2 deliveries left pending: run not started (scheduled__x)"
     assert "a&lt;1&gt;" in mail["html"] and "HTTP 404" in mail["html"] and "nightly__d__b" in mail["html"]
@@ -344,6 +372,23 @@ def test_what_make_run_says_of_a_delivery_without_a_run():
     assert "over its max_runs" in batch.pending_status("d", None, None)["reason"]
     died = batch.pending_status("d", None, {"delivery_id": "d", "dag_id": "x", "run_id": "r", "batch_run_id": "b1"})
     assert died["run_id"] == "r" and "b1" in died["reason"]
-    failed = batch.pending_status("d", None, {"delivery_id": "d", "dag_id": "x", "run_id": "r", "batch_run_id": "b1",
-                                              "status": "pending", "reason": "HTTP 503", "tried_by": "b2", "attempts": 7})
-    assert (failed["status"], failed["reason"], failed["batch_run_id"], failed["attempts"]) == ("pending", "HTTP 503", "b2", 7)
+    failed = batch.pending_status(
+        "d",
+        None,
+        {
+            "delivery_id": "d",
+            "dag_id": "x",
+            "run_id": "r",
+            "batch_run_id": "b1",
+            "status": "pending",
+            "reason": "HTTP 503",
+            "tried_by": "b2",
+            "attempts": 7,
+        },
+    )
+    assert (failed["status"], failed["reason"], failed["batch_run_id"], failed["attempts"]) == (
+        "pending",
+        "HTTP 503",
+        "b2",
+        7,
+    )

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from mediaflow import decisions
 from mediaflow.results import UNSET, CheckResult, Ingested, Localized, Published, Review, SummaryEntry, with_ledger
 
-FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)
+FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
 ACCEPTED = {"delivery": "d1", "delivery_id": "d1", "asset_id": "a1", "value_stream": "series_episode",
             "status": "accepted", "mode": "full", "reasons": [], "warnings": [], "title": "T", "source_uri": "s3://w/s",
             "source": {"duration_s": 8.0}, "previous": None, "locales": [], "locales_skipped": [],
@@ -97,7 +97,9 @@ def test_outcome_failed_names_each_task_and_its_error():
 
 def test_outcome_failed_without_a_failed_task_still_says_why():
     assert status(ingested=None, published=None) == (
-        "failed", ["the run ended before publishing (no task reported a failure)"])
+        "failed",
+        ["the run ended before publishing (no task reported a failure)"],
+    )
     assert status(published=None)[0] == "failed"  # accepted, but publish never ran
 
 
@@ -115,7 +117,10 @@ def test_awaiting_reasons_give_each_finding_then_where_to_answer():
     got = decisions.awaiting_reasons(["review.legal_approval", "review.qc_approval"], checks, ui_url="http://ui",
                                      dag_id="dag", run_id="r1")  # fmt: skip
     assert got[0] == "legal review: rights web/GB: no window"
-    assert got[1].startswith("legal review waits for a person: in the Airflow UI (http://ui)") and "task review.legal_approval" in got[1]
+    assert (
+        got[1].startswith("legal review waits for a person: in the Airflow UI (http://ui)")
+        and "task review.legal_approval" in got[1]
+    )
     assert got[2] == "qc review waits for a person: the stream's policy asks for qc review by a person"
     assert "run r1" in got[3] and len(got) == 4
 
@@ -141,7 +146,7 @@ ROWS = [{"delivery_id": "n1", "priority": "normal", "delivered_at": "2026-11-28T
 
 def test_trigger_plan_nightly_urgent_first_with_deterministic_run_ids():
     plan = decisions.trigger_plan(ROWS, claims=0, max_runs=2, priorities=None, run_type="scheduled",
-                                  when=datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc))  # fmt: skip
+                                  when=datetime(2026, 11, 29, 2, 0, tzinfo=UTC))  # fmt: skip
     assert (plan.kind, plan.day) == ("nightly", "2026-11-29")
     assert [(r["delivery_id"], r["run_id"]) for r in plan.start] == [("u1", "nightly__2026-11-29__u1"),
                                                                      ("n1", "nightly__2026-11-29__n1")]  # fmt: skip
@@ -166,18 +171,29 @@ def test_ingest_payloads_round_trip_unchanged_keys_and_order():
 
 
 def test_check_and_locale_results_round_trip():
-    qc = {"check": "technical_qc", "passed": False, "problems": ["x"], "warnings": [], "findings": [], "detections": None}
+    qc = {
+        "check": "technical_qc",
+        "passed": False,
+        "problems": ["x"],
+        "warnings": [],
+        "findings": [],
+        "detections": None,
+    }
     assert CheckResult.from_dict(qc).to_dict() == qc and CheckResult.from_dict(qc).get("findings") == []
     rights = {"check": "rights", "passed": True, "problems": [], "decisions": []}
     assert json.dumps(CheckResult.from_dict(rights).to_dict()) == json.dumps(rights)
     loc = {"kind": "captions", "locale": "fr", "file": "fr.srt", "status": "rejected", "reasons": ["bad", "worse"],
            "warnings": [], "hls_uri": None, "files": [], "rendition": None, "loudness": None}  # fmt: skip
-    assert Localized.from_dict(loc).to_dict() == loc and Localized.from_dict(loc).locale_status == "rejected: bad; worse"
+    assert (
+        Localized.from_dict(loc).to_dict() == loc and Localized.from_dict(loc).locale_status == "rejected: bad; worse"
+    )
     assert Published.from_dict({**PUB, "lease_wait_s": 0.5}).to_dict() == {**PUB, "lease_wait_s": 0.5}
 
 
 def test_summary_entry_writes_only_what_was_set_and_checks_the_status():
-    entry = SummaryEntry(asset_id=None, delivery_id="d", value_stream="s", status="failed", reasons=["r"], dag_run_id="x")
+    entry = SummaryEntry(
+        asset_id=None, delivery_id="d", value_stream="s", status="failed", reasons=["r"], dag_run_id="x"
+    )
     assert list(entry.to_dict()) == ["asset_id", "delivery_id", "value_stream", "status", "reasons", "dag_run_id",
                                      "lead_time_s", "source", "locales", "published"]  # fmt: skip
     assert list(with_ledger(entry.to_dict(), stages=[], alerts=[]))[-2:] == ["stages", "alerts"]

@@ -144,7 +144,10 @@ def test_the_ledger_keeps_every_poster_change(tmp_path):
     led.record_poster_change(asset_id="other", variant="p1", previous=None, channels=["web"], p_value=None,
                              decided_by=None, dag_id="default_posters", run_id="r2")  # fmt: skip
     rows = led.poster_changes(ASSET)
-    assert [(r["variant"], r["previous"], r["channels"]) for r in rows] == [("p2", None, CHANNELS), ("p3", "p2", ["web"])]
+    assert [(r["variant"], r["previous"], r["channels"]) for r in rows] == [
+        ("p2", None, CHANNELS),
+        ("p3", "p2", ["web"]),
+    ]
     assert rows[0]["changed_at"].tzinfo is not None and len(led.poster_changes()) == 3
 
 

@@ -15,7 +15,13 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 COMPOSE = PROJECT / "docker-compose.yaml"
-AIRFLOW_PARTS = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
+AIRFLOW_PARTS = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
 ONE_SHOT = {"airflow-init", "minio-init"}
 
 
@@ -24,8 +30,10 @@ def resolved(tmp_path_factory) -> dict:
     """`docker-compose config` of the file with .env.example as its .env, every profile on."""
     exe = shutil.which("docker-compose")
     if not exe:
-        pytest.fail("docker-compose is missing: run  sudo apt-get install --no-install-recommends docker-compose  "
-                    "(make test does it as root)")
+        pytest.fail(
+            "docker-compose is missing: run  sudo apt-get install --no-install-recommends docker-compose  "
+            "(make test does it as root)"
+        )
     work = tmp_path_factory.mktemp("compose")
     shutil.copy(COMPOSE, work / "docker-compose.yaml")
     shutil.copy(PROJECT / ".env.example", work / ".env")
@@ -51,7 +59,9 @@ def test_every_long_running_service_has_a_healthcheck_and_one_shots_gate_the_res
         deps = resolved["services"][name]["depends_on"]
         assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
         assert deps["minio-init"]["condition"] == "service_completed_successfully", name
-        assert {deps[d]["condition"] for d in ("postgres", "redis", "ledger-db", "mailpit")} == {"service_healthy"}, name
+        assert {deps[d]["condition"] for d in ("postgres", "redis", "ledger-db", "mailpit")} == {"service_healthy"}, (
+            name
+        )
 
 
 def test_airflow_runs_on_celery_with_postgres_and_redis_and_the_project_mounted(resolved):
@@ -65,7 +75,9 @@ def test_airflow_runs_on_celery_with_postgres_and_redis_and_the_project_mounted(
         # secrets and connections from .env: one JWT secret for every process, the ledger on its own database
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"], name
         assert '"host": "ledger-db"' in env["AIRFLOW_CONN_MEDIAFLOW_LEDGER"], name
-        assert "minio:9000" in env["AIRFLOW_CONN_AWS_DEFAULT"] and "mailpit:1025" in env["AIRFLOW_CONN_SMTP_DEFAULT"], name
+        assert "minio:9000" in env["AIRFLOW_CONN_AWS_DEFAULT"] and "mailpit:1025" in env["AIRFLOW_CONN_SMTP_DEFAULT"], (
+            name
+        )
         targets = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in svc["volumes"]}
         assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= targets, name
         assert svc["build"]["context"], name
@@ -80,7 +92,11 @@ def test_airflow_runs_on_celery_with_postgres_and_redis_and_the_project_mounted(
 def test_every_variable_the_compose_file_needs_is_in_env_example_and_env_is_ignored():
     text = COMPOSE.read_text()
     needed = {m for m in re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)\}", text)}  # no default: .env must give it
-    example = {ln.split("=", 1)[0] for ln in (PROJECT / ".env.example").read_text().splitlines() if "=" in ln and not ln.startswith("#")}
+    example = {
+        ln.split("=", 1)[0]
+        for ln in (PROJECT / ".env.example").read_text().splitlines()
+        if "=" in ln and not ln.startswith("#")
+    }
     assert needed <= example, needed - example
     assert ".env" in (PROJECT / ".gitignore").read_text().splitlines()
 

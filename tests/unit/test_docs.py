@@ -104,12 +104,20 @@ def test_architecture_names_paths_that_exist():
 
 
 def _code_dirs() -> list[Path]:
-    return [ROOT / "include" / "mediaflow", ROOT / "plugins" / "mediaflow_airflow", ROOT / "plugins", ROOT / "dags",
-            ROOT / "tools" / "mediaflow_dev"]
+    return [
+        ROOT / "include" / "mediaflow",
+        ROOT / "plugins" / "mediaflow_airflow",
+        ROOT / "plugins",
+        ROOT / "dags",
+        ROOT / "tools" / "mediaflow_dev",
+    ]
 
 
 def _defines(source: str, name: str) -> bool:
-    return re.search(rf"^\s*(?:async\s+def|def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", source, re.M) is not None
+    return (
+        re.search(rf"^\s*(?:async\s+def|def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", source, re.M)
+        is not None
+    )
 
 
 def test_architecture_names_modules_classes_and_functions_that_exist():

@@ -36,7 +36,9 @@ def film():
     # two in Spain: 29 s (>= 95 % of 30 s: complete) and 3 s
     rows = watched("film", "u1", 5) + watched("film", "u2", 15) + watched("film", "u3", 25) + watched("film", "u4", 30)
     rows += [ev("film", "u5", "impression")]
-    rows += watched("film", "e1", 29, territory="ES", locale="es-ES") + watched("film", "e2", 3, territory="ES", locale="es-ES")
+    rows += watched("film", "e1", 29, territory="ES", locale="es-ES") + watched(
+        "film", "e2", 3, territory="ES", locale="es-ES"
+    )
     return frame(rows)
 
 
@@ -79,14 +81,22 @@ def test_demand_for_a_locale_the_title_lacks():
         rows += watched("film", f"s{i}", 20, territory="US", locale="es-ES")
     sess = fb.sessions(frame(rows), CATALOG)
     demand = fb.locale_demand(sess, CATALOG)
-    assert demand[["territory", "locale", "starts", "titles"]].values.tolist() == [["BR", "pt-BR", 25, 1], ["US", "fr-FR", 5, 1]]
+    assert demand[["territory", "locale", "starts", "titles"]].values.tolist() == [
+        ["BR", "pt-BR", 25, 1],
+        ["US", "fr-FR", 5, 1],
+    ]
     recs = fb.recommendations(sess, CATALOG, min_starts=20)
-    assert [(r["asset_id"], r["territory"], r["locale"], r["starts"], r["share"]) for r in recs] == [("film", "BR", "pt-BR", 25, 1.0)]
+    assert [(r["asset_id"], r["territory"], r["locale"], r["starts"], r["share"]) for r in recs] == [
+        ("film", "BR", "pt-BR", 25, 1.0)
+    ]
 
 
 def test_catalog_entry_from_the_published_state():
     state = {"source": {"duration_s": 125.5}, "locales": {"captions:es-ES": {}, "audio:fr-FR": {}}}
-    assert fb.catalog_entry(state, original_locale="en-US") == {"duration_s": 125.5, "locales": ["en-US", "es-ES", "fr-FR"]}
+    assert fb.catalog_entry(state, original_locale="en-US") == {
+        "duration_s": 125.5,
+        "locales": ["en-US", "es-ES", "fr-FR"],
+    }
     assert fb.catalog_entry(None) == {"duration_s": None, "locales": []}
 
 
@@ -170,7 +180,9 @@ def test_priorities_score_titles_and_series_by_watch_share():
 
 
 def test_synthetic_events_are_reproducible_and_drop_off_over_time():
-    spec = [{"asset_id": "film", "duration_s": 300, "territories": ["US", "GB"], "locales": ["en-US"], "drop_per_min": 0.5}]
+    spec = [
+        {"asset_id": "film", "duration_s": 300, "territories": ["US", "GB"], "locales": ["en-US"], "drop_per_min": 0.5}
+    ]
     a, b = fb.synthetic_events(spec, seed=3), fb.synthetic_events(spec, seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert set(a["event"]) == {"play", "pause", "stop"}
@@ -191,7 +203,10 @@ def test_the_nightly_batch_orders_by_feedback_within_a_manifest_priority():
     table = {"titles": {"doc": 0.3}, "series": {"hit": 0.9, "flop": 0.2}}
     started, later = batch.plan(valid, cap=3, priorities=table)
     # urgent stays first; then the next episode of the high-retention series, the doc, the weak series, the unseen
-    assert [r["delivery_id"] for r in started] == ["d4", "d3", "d1"] and [r["delivery_id"] for r in later] == ["d2", "d5"]
+    assert [r["delivery_id"] for r in started] == ["d4", "d3", "d1"] and [r["delivery_id"] for r in later] == [
+        "d2",
+        "d5",
+    ]
     assert batch.plan(valid, cap=10, priorities=None) == batch.plan(valid, cap=10)  # no table: today's order
 
 

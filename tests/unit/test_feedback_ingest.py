@@ -23,22 +23,29 @@ ROWS = [
 
 
 def test_suite_keeps_good_rows_and_names_every_reason_for_the_bad():
-    result = fb.validate_events(pd.read_csv(io.StringIO(GOOD + "\n".join(ROWS)), dtype=str, keep_default_na=False, na_values=[""]))
+    result = fb.validate_events(
+        pd.read_csv(io.StringIO(GOOD + "\n".join(ROWS)), dtype=str, keep_default_na=False, na_values=[""])
+    )
     assert len(result["valid"]) == 3 and len(result["bad"]) == 5 and result["rows"] == 8
     assert result["valid"]["position_s"].tolist() == [0.0, 0.0, 42.5]
     assert str(result["valid"]["timestamp"].dt.tz) == "UTC"
-    reasons = dict(zip(result["bad"]["session"], result["bad"]["reasons"]))
+    reasons = dict(zip(result["bad"]["session"], result["bad"]["reasons"], strict=False))
     assert reasons["s2"] == "territory 'usa' is not ISO 3166-1 alpha-2"
     assert reasons["s3"] == "position_s -4.0 is negative"
     assert "event 'rewind' is not one of" in reasons["s4"]
-    assert "position_s is missing or not a number" in reasons["s5"] and "timestamp is missing or does not parse" in reasons["s5"]
+    assert (
+        "position_s is missing or not a number" in reasons["s5"]
+        and "timestamp is missing or does not parse" in reasons["s5"]
+    )
     assert "title is missing" in reasons["s6"] and "locale 'english' is not a BCP 47 tag" in reasons["s6"]
     assert result["counts"]["position_s {value} is negative"] == 1
     assert sum(result["counts"].values()) == 7  # s5 and s6 fail two checks each
 
 
 def test_a_file_without_a_required_column_quarantines_every_row():
-    result = fb.validate_events(pd.DataFrame({"title": ["film"], "territory": ["US"], "session": ["s"], "event": ["play"]}))
+    result = fb.validate_events(
+        pd.DataFrame({"title": ["film"], "territory": ["US"], "session": ["s"], "event": ["play"]})
+    )
     assert result["valid"].empty and len(result["bad"]) == 1
     assert "file lacks required column(s) locale, position_s, timestamp" in result["bad"]["reasons"].iloc[0]
 
@@ -51,7 +58,9 @@ def test_drops_are_ingested_once_with_bad_rows_in_quarantine(s3):
                         sessions_per_title=10).to_parquet(parquet)  # fmt: skip
     store.put_bytes(parquet.getvalue(), buckets.landing, "viewing-events/2026-11-27/b.parquet")
     store.put_bytes(b"\x00not parquet", buckets.landing, "viewing-events/2026-11-27/c.parquet")
-    assert fb.pending_drops(store, buckets) == [f"viewing-events/2026-11-27/{n}" for n in ("a.csv", "b.parquet", "c.parquet")]
+    assert fb.pending_drops(store, buckets) == [
+        f"viewing-events/2026-11-27/{n}" for n in ("a.csv", "b.parquet", "c.parquet")
+    ]
 
     records = {k.rsplit("/", 1)[-1]: fb.ingest_drop(store, buckets, k) for k in fb.pending_drops(store, buckets)}
     assert (records["a.csv"]["valid"], records["a.csv"]["quarantined"]) == (3, 5)
@@ -92,7 +101,9 @@ def test_the_feedback_pass_publishes_figures_and_priorities_from_published_state
     recs = json.loads(store.get_bytes(buckets.reports, "feedback/latest/recommendations.json"))["recommendations"]
     assert [(r["asset_id"], r["territory"], r["locale"]) for r in recs] == [("show-s01e01", "BR", "pt-BR")]
     figures = pd.read_parquet(io.BytesIO(store.get_bytes(buckets.reports, "feedback/latest/figures.parquet")))
-    assert figures[["title", "territory"]].values.tolist() == [["show-s01e01", "BR"]] and figures["starts"].iloc[0] > 100
+    assert (
+        figures[["title", "territory"]].values.tolist() == [["show-s01e01", "BR"]] and figures["starts"].iloc[0] > 100
+    )
 
 
 def test_the_daily_digest_lists_the_localization_recommendations(s3):
@@ -102,9 +113,14 @@ def test_the_daily_digest_lists_the_localization_recommendations(s3):
     assert fb.read_recommendations(store, buckets) == []
     recs = [{"asset_id": "film", "territory": "BR", "locale": "pt-BR", "starts": 25, "share": 1.0,
              "action": "add captions or audio in pt-BR"}]  # fmt: skip
-    store.put_bytes(json.dumps({"recommendations": recs}).encode(), buckets.reports, "feedback/latest/recommendations.json")
+    store.put_bytes(
+        json.dumps({"recommendations": recs}).encode(), buckets.reports, "feedback/latest/recommendations.json"
+    )
     mail = report.digest_mail({}, owners=["o@example.com"], day="2026-11-28", report_link=None,
                               recommendations=fb.read_recommendations(store, buckets))  # fmt: skip
     assert "Localization recommendations (1)" in mail["html"]
-    assert "<td>film</td><td>BR</td><td>pt-BR</td><td align=\"right\">25</td>" in mail["html"]
-    assert "Localization recommendations" not in report.digest_mail({}, owners=[], day="2026-11-28", report_link=None)["html"]
+    assert '<td>film</td><td>BR</td><td>pt-BR</td><td align="right">25</td>' in mail["html"]
+    assert (
+        "Localization recommendations"
+        not in report.digest_mail({}, owners=[], day="2026-11-28", report_link=None)["html"]
+    )

@@ -36,30 +36,60 @@ def small():
 # what each case builds today; the key names the GOLDEN entry
 CASES = {
     "feature_film_1080_audio_posters": lambda src, out: ladder.transcode_argv(
-        src, out, ladder.select_renditions(FF.ladder, 1920, 1080), fps=25.0, interlaced=False, has_audio=True,
-        loudness=FF.loudness, duration_s=5400.0),
+        src,
+        out,
+        ladder.select_renditions(FF.ladder, 1920, 1080),
+        fps=25.0,
+        interlaced=False,
+        has_audio=True,
+        loudness=FF.loudness,
+        duration_s=5400.0,
+    ),
     "small_two_rungs_audio_posters_measured": lambda src, out: ladder.transcode_argv(
-        src, out, small(), fps=25.0, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0,
-        audio_filter=MEASURED),
+        src,
+        out,
+        small(),
+        fps=25.0,
+        interlaced=False,
+        has_audio=True,
+        loudness=FF.loudness,
+        duration_s=3.0,
+        audio_filter=MEASURED,
+    ),
     "small_no_audio_interlaced_ntsc": lambda src, out: ladder.transcode_argv(
-        src, out, small(), fps=29.97, interlaced=True, has_audio=False, loudness=FF.loudness, duration_s=3.0),
+        src, out, small(), fps=29.97, interlaced=True, has_audio=False, loudness=FF.loudness, duration_s=3.0
+    ),
     "small_no_posters_audio": lambda src, out: ladder.transcode_argv(
-        src, out, small(), fps=25.0, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0,
-        poster=False),
+        src,
+        out,
+        small(),
+        fps=25.0,
+        interlaced=False,
+        has_audio=True,
+        loudness=FF.loudness,
+        duration_s=3.0,
+        poster=False,
+    ),
     "audio_only_default_loudnorm": lambda src, out: ladder.transcode_argv(
-        src, out, [], fps=None, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0),
+        src, out, [], fps=None, interlaced=False, has_audio=True, loudness=FF.loudness, duration_s=3.0
+    ),
     "audio_argv": lambda src, out: ladder.audio_argv(
-        src, f"{out}/audio", audio_filter="aformat=sample_fmts=fltp,volume=1.00dB,aresample=48000"),
+        src, f"{out}/audio", audio_filter="aformat=sample_fmts=fltp,volume=1.00dB,aresample=48000"
+    ),
     "locale_audio_argv": lambda src, out: ladder.locale_audio_argv(
-        src, f"{out}/audio_fr", loudness=FF.loudness, duration_s=3.0),
+        src, f"{out}/audio_fr", loudness=FF.loudness, duration_s=3.0
+    ),
     "poster_frame_argv": lambda src, out: ladder.poster_frame_argv(
-        src, f"{out}/posters/p2.jpg", small()[0], time_s=1.5, fps=29.97, interlaced=True),
+        src, f"{out}/posters/p2.jpg", small()[0], time_s=1.5, fps=29.97, interlaced=True
+    ),
     "qc_detect_argv": lambda src, out: qc.detect_argv(src, has_video=True, has_audio=True, metadata_dir=f"{out}/qc"),
     "qc_detect_argv_picked_audio_only": lambda src, out: qc.detect_argv(
-        src, has_video=False, has_audio=True, metadata_dir=f"{out}/qc", audio_index=1),
+        src, has_video=False, has_audio=True, metadata_dir=f"{out}/qc", audio_index=1
+    ),
     "loudness_measure_argv_downmix": lambda src, out: loudness.measure_argv(src, chain=loudness.DOWNMIX),
-    "media_decode_argv": lambda src, out: media.decode_argv(src, has_video=True, has_audio=True, video_index=0,
-                                                            audio_index=1),
+    "media_decode_argv": lambda src, out: media.decode_argv(
+        src, has_video=True, has_audio=True, video_index=0, audio_index=1
+    ),
 }
 STDOUT = {  # commands whose result is their stdout: what of it must be the same
     "loudness_measure_argv_downmix": lambda text: text,

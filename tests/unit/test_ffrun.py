@@ -53,15 +53,20 @@ def test_a_failure_with_check_names_the_purpose_the_input_and_the_error(tmp_path
 
 def test_a_timeout_kills_the_process_group_and_says_what_ran(tmp_path):
     started = time.monotonic()
-    with pytest.raises(ffrun.FFmpegTimeout, match=r"^loudness measurement \(ffmpeg on anullsrc=r=8000\): still "
-                                                  r"running after 1 s: its process group was killed$"):
+    with pytest.raises(
+        ffrun.FFmpegTimeout,
+        match=r"^loudness measurement \(ffmpeg on anullsrc=r=8000\): still "
+        r"running after 1 s: its process group was killed$",
+    ):
         ffrun.run(FOREVER, purpose="loudness measurement", timeout=1)
     assert time.monotonic() - started < ffrun.KILL_GRACE_S + 5
 
 
 def test_a_timeout_ends_what_the_command_started_too():
     """A grandchild (here a sleep) is in the group: it ends with the command."""
-    code = "import subprocess, sys, time; p = subprocess.Popen(['sleep', '60']); print(p.pid, flush=True); time.sleep(60)"
+    code = (
+        "import subprocess, sys, time; p = subprocess.Popen(['sleep', '60']); print(p.pid, flush=True); time.sleep(60)"
+    )
     runner = ffrun.Runner()
     seen = {}
 
@@ -138,6 +143,7 @@ def test_kill_from_a_signal_handler_on_the_running_thread():
     runner = ffrun.Runner()
     previous = signal.signal(signal.SIGUSR1, lambda *_: runner.kill())
     try:
+
         def send():
             deadline = time.monotonic() + 10
             while runner.pid is None and time.monotonic() < deadline:

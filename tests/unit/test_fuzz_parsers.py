@@ -139,8 +139,11 @@ def clock(ms: int, sep: str, hours: bool = True) -> str:
     return f"{h:02d}:{text}" if hours else text
 
 
-garbage_times = st.one_of(st.from_regex(r"\A[0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3}[,.][0-9]{1,4}\Z"), st.text(max_size=14),
-                          st.sampled_from(["99:99:99,999", "00:00:00,000", "-00:00:01,000", "00:00:0x,500"]))
+garbage_times = st.one_of(
+    st.from_regex(r"\A[0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3}[,.][0-9]{1,4}\Z"),
+    st.text(max_size=14),
+    st.sampled_from(["99:99:99,999", "00:00:00,000", "-00:00:01,000", "00:00:0x,500"]),
+)
 spans_ms = st.tuples(st.integers(0, 28_000), st.integers(1, 4000))  # a cue's start and length, inside the media
 cue_text = st.lists(st.one_of(st.text(max_size=20), st.sampled_from(
     ["<i>", "</i>", "<b>", "</b>", "<u>", "{\\an8}", "{\\i1}", "{\\i0}", "{", "}", "\\N", "&amp;", "&lt;", "<c.yellow>",
@@ -173,8 +176,11 @@ def test_srt_and_webvtt_readers_on_cue_shaped_text(file):
 
 
 xml_chars = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cn"))  # what XML 1.0 text may hold
-time_values = st.one_of(st.from_regex(r"\A[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?\Z"),
-                        st.from_regex(r"\A[0-9]{1,6}(\.[0-9]{1,3})?(h|m|s|ms|f|t)\Z"), st.text(xml_chars, max_size=10))
+time_values = st.one_of(
+    st.from_regex(r"\A[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?\Z"),
+    st.from_regex(r"\A[0-9]{1,6}(\.[0-9]{1,3})?(h|m|s|ms|f|t)\Z"),
+    st.text(xml_chars, max_size=10),
+)
 STYLES = {"tts:fontStyle": ["italic", "normal"], "tts:fontWeight": ["bold", "normal"], "tts:textAlign": ["start", "end",
           "center"], "tts:textDecoration": ["underline"], "xml:space": ["preserve", "default"], "tts:origin": ["10% 80%"],
           "tts:extent": ["80% 20%"], "tts:displayAlign": ["after", "center", "before"]}  # fmt: skip
@@ -187,7 +193,9 @@ def ttml_documents(draw) -> bytes:
     def attrs(names_: list[str], values=None) -> str:  # values: else the attribute's own, now and then any
         out = ""
         for a in draw(st.lists(st.sampled_from(names_), unique=True, max_size=len(names_))):
-            value = draw(values if values is not None else mostly(st.sampled_from(STYLES[a]), st.text(xml_chars, max_size=8)))
+            value = draw(
+                values if values is not None else mostly(st.sampled_from(STYLES[a]), st.text(xml_chars, max_size=8))
+            )
             out += f" {a}={quoteattr(value)}"
         return out
 
@@ -210,11 +218,15 @@ def ttml_documents(draw) -> bytes:
         paragraphs.append(f"<p{timing(start, length)}{attrs(STYLING)}{refs()}>{''.join(parts)}</p>")
     legacy = ["http://www.w3.org/2006/10/ttaf1", "http://www.w3.org/2006/04/ttaf1", "urn:x"]
     ns = draw(mostly(st.just("http://www.w3.org/ns/ttml"), st.sampled_from(legacy)))
-    head = (f'<head><styling><style xml:id="s1"{attrs(STYLING[:4])}/></styling><layout><region '
-            f'xml:id="r1"{attrs(["tts:origin", "tts:extent", "tts:displayAlign"])}/></layout></head>')
+    head = (
+        f'<head><styling><style xml:id="s1"{attrs(STYLING[:4])}/></styling><layout><region '
+        f'xml:id="r1"{attrs(["tts:origin", "tts:extent", "tts:displayAlign"])}/></layout></head>'
+    )
     body_timing = draw(mostly(st.just(""), st.just(attrs(["begin", "end", "dur"], time_values))))
-    doc = (f'<?xml version="1.0" encoding="UTF-8"?>\n<tt xmlns="{ns}" xmlns:tts="{ns}#styling" xml:lang="en">'
-           f"{draw(mostly(st.just(head), st.just('')))}<body{body_timing}><div>{''.join(paragraphs)}</div></body></tt>")
+    doc = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<tt xmlns="{ns}" xmlns:tts="{ns}#styling" xml:lang="en">'
+        f"{draw(mostly(st.just(head), st.just('')))}<body{body_timing}><div>{''.join(paragraphs)}</div></body></tt>"
+    )
     return draw(mostly(st.just(doc), st.integers(0, len(doc)).map(lambda cut: doc[:cut]))).encode()  # or cut short
 
 
@@ -236,11 +248,25 @@ def scc_files(draw) -> bytes:
     for frame in sorted(draw(st.lists(st.integers(0, 29 * 30), max_size=8))):
         s, f = divmod(frame, 30)
         tc = f"00:{s // 60:02d}:{s % 60:02d}{draw(st.sampled_from([':', ';']))}{f:02d}"
-        tc = draw(mostly(st.just(tc), st.one_of(st.text(max_size=12), st.sampled_from(["00:01:00;00", "99:99:99:99"]),
-                                                 st.from_regex(r"\A[0-9]{2}[:;.,][0-9]{2}[:;.,][0-9]{2}[:;.,][0-9]{2}\Z")),
-                         one_in=20))
-        words = draw(mostly(st.sampled_from([POP_ON, CLEAR]), st.lists(
-            mostly(st.sampled_from(CONTROL_CODES + TEXT_CODES), st.from_regex(r"\A[0-9a-f]{4}\Z")), max_size=10)))
+        tc = draw(
+            mostly(
+                st.just(tc),
+                st.one_of(
+                    st.text(max_size=12),
+                    st.sampled_from(["00:01:00;00", "99:99:99:99"]),
+                    st.from_regex(r"\A[0-9]{2}[:;.,][0-9]{2}[:;.,][0-9]{2}[:;.,][0-9]{2}\Z"),
+                ),
+                one_in=20,
+            )
+        )
+        words = draw(
+            mostly(
+                st.sampled_from([POP_ON, CLEAR]),
+                st.lists(
+                    mostly(st.sampled_from(CONTROL_CODES + TEXT_CODES), st.from_regex(r"\A[0-9a-f]{4}\Z")), max_size=10
+                ),
+            )
+        )
         lines += [f"{tc}\t{' '.join(words)}", ""]
     return "\n".join(lines + ["00:00:29:29\t" + " ".join(CLEAR), ""]).encode()
 
@@ -264,8 +290,13 @@ def timecode(ms: int) -> tuple[int, int, int, int]:
     return (0, ms // 60_000, ms // 1000 % 60, ms % 1000 // 40)  # 25 fps frames
 
 
-teletext = st.one_of(st.binary(max_size=112), st.lists(st.sampled_from(
-    [b"\x0d", b"\x0b\x0b", b"\x0a\x0a", b"\x8a", b"Hola", b"Caf\xc2e", b"\x80", b"\x1f"]), max_size=12).map(b"".join))
+teletext = st.one_of(
+    st.binary(max_size=112),
+    st.lists(
+        st.sampled_from([b"\x0d", b"\x0b\x0b", b"\x0a\x0a", b"\x8a", b"Hola", b"Caf\xc2e", b"\x80", b"\x1f"]),
+        max_size=12,
+    ).map(b"".join),
+)
 
 
 @st.composite
@@ -282,8 +313,11 @@ def tti_blocks(draw) -> list[bytes]:
 
 
 @fuzz(250)
-@given(tti_blocks(), st.sampled_from([b"STL25.01", b"STL30.01", b"STL23.01"]),
-       mostly(st.just(b""), st.binary(max_size=130)))
+@given(
+    tti_blocks(),
+    st.sampled_from([b"STL25.01", b"STL30.01", b"STL23.01"]),
+    mostly(st.just(b""), st.binary(max_size=130)),
+)
 def test_ebu_stl_reader_on_gsi_and_tti_blocks(blocks, dfc, tail):
     event(check_captions(gsi(len(blocks), dfc) + b"".join(blocks) + tail, "fuzz.stl"))
 

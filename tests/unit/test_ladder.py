@@ -10,7 +10,6 @@ import pytest
 from ffargv import outputs
 
 from mediaflow import ladder, loudness
-from mediaflow_dev import samples
 from mediaflow.ladder import (
     avc_codec,
     master_playlist,
@@ -21,6 +20,7 @@ from mediaflow.ladder import (
     transcode_argv,
 )
 from mediaflow.spec import Loudness, load_specs
+from mediaflow_dev import samples
 
 SPECS = load_specs()
 SERIES = SPECS["series_episode"]
@@ -99,8 +99,16 @@ LOUD = Loudness(-23.0, -1.0)
 
 
 def argv_for(renditions, *, interlaced=False, has_audio=True, fps=25.0, loudness=LOUD):
-    return transcode_argv("/in/src.mxf", "/out", renditions, fps=fps, interlaced=interlaced, has_audio=has_audio,
-                          loudness=loudness, duration_s=60.0)
+    return transcode_argv(
+        "/in/src.mxf",
+        "/out",
+        renditions,
+        fps=fps,
+        interlaced=interlaced,
+        has_audio=has_audio,
+        loudness=loudness,
+        duration_s=60.0,
+    )
 
 
 def option_values(argv, flag):
@@ -121,8 +129,9 @@ def test_one_ffmpeg_decodes_once_and_encodes_every_rung():
     assert argv.count("ffmpeg") == 1
     assert option_values(argv, "-i") == ["/in/src.mxf"], "single input, decoded once"
     graph = graph_of(argv)
-    assert graph.count("split=") == 1 and f"split={len(rends) + 2}" in graph, \
+    assert graph.count("split=") == 1 and f"split={len(rends) + 2}" in graph, (
         "one branch per rung, the poster's and the poster candidates'"
+    )
     outs = outputs(argv)
     for r in rends:
         out = outs[f"/out/{r.name}/index.m3u8"]
@@ -151,8 +160,16 @@ def output_args(argv, path):
 def test_default_poster_is_unchanged():
     rends = select_renditions(SERIES.ladder, 1920, 1080)
     out = outputs(argv_for(rends))["/out/poster.jpg"]
-    assert out["filters"] == [["input=0:v:0", "fps=fps=25", f"split=outputs={len(rends) + 2}",
-                               "select=expr=gte(t,6.0)*lt(selected_n,1)", "scale=h=1080:w=1920", "setsar=r=1"]]
+    assert out["filters"] == [
+        [
+            "input=0:v:0",
+            "fps=fps=25",
+            f"split=outputs={len(rends) + 2}",
+            "select=expr=gte(t,6.0)*lt(selected_n,1)",
+            "scale=h=1080:w=1920",
+            "setsar=r=1",
+        ]
+    ]
     assert out["options"] == {"-frames:v": "1", "-q:v": "3", "-update": "1"}
 
 
@@ -187,8 +204,17 @@ def test_scene_gap_follows_the_title_length():
 
 def test_no_poster_no_candidates():
     rends = select_renditions(SERIES.ladder, 1920, 1080)
-    argv = transcode_argv("/in/src.mxf", "/out", rends[:1], fps=25.0, interlaced=False, has_audio=False,
-                          loudness=LOUD, duration_s=60.0, poster=False)
+    argv = transcode_argv(
+        "/in/src.mxf",
+        "/out",
+        rends[:1],
+        fps=25.0,
+        interlaced=False,
+        has_audio=False,
+        loudness=LOUD,
+        duration_s=60.0,
+        poster=False,
+    )
     graph = graph_of(argv)
     assert "split=1" in graph and "scene" not in graph and "select" not in graph
     assert not any(a.endswith(".jpg") for a in argv)
@@ -229,6 +255,7 @@ def test_poster_candidate_branch_follows_the_deinterlacer_and_frame_rate(interla
 
 # ---------------------------------------------------------------- poster candidates: picking and filling in
 
+
 def test_scene_picks_from_their_file_names():
     # -frame_pts names a pick by its pts, on the fps filter's 1/rate time base: its frame number
     names = ["scene_100000.jpg", "scene_75.jpg", "p1.jpg", "scene_.jpg", "scene_9.jpg.tmp"]
@@ -238,7 +265,10 @@ def test_scene_picks_from_their_file_names():
 
 
 def plan(scenes, duration_s, fps=25.0):
-    return [(c["variant"], c["time_s"], c["picked_by"], c["scene"]) for c in ladder.poster_plan(scenes, duration_s=duration_s, fps=fps)]
+    return [
+        (c["variant"], c["time_s"], c["picked_by"], c["scene"])
+        for c in ladder.poster_plan(scenes, duration_s=duration_s, fps=fps)
+    ]
 
 
 def test_poster_plan_three_scene_cuts():
@@ -279,14 +309,16 @@ def test_poster_frame_argv_fast_seek_then_decode_to_the_frame():
     # input seek (fast) to 5 s before half a frame ahead of the picture, then 5 s decoded (MPEG-TS lands late)
     assert argv[i - 2 : i] == ["-ss", "9.980000"], "an input option: before -i"
     assert outputs(argv)["/out/posters/p2.jpg"]["options"]["-ss"] == "5.000000", "an output option: decoded to it"
-    assert outputs(argv)["/out/posters/p2.jpg"]["filters"] == [["input=0:v:0", "scale=h=720:w=1280", "setsar=r=1"]], \
+    assert outputs(argv)["/out/posters/p2.jpg"]["filters"] == [["input=0:v:0", "scale=h=720:w=1280", "setsar=r=1"]], (
         "the default poster's size and pixels"
+    )
     assert option_values(argv, "-frames:v") == ["1"] and option_values(argv, "-q:v") == ["3"]
     assert option_values(argv, "-flags:v") == ["+bitexact"]
     early = ladder.poster_frame_argv("/in/a.mp4", "/o.jpg", top, time_s=2.0, fps=25.0, interlaced=True)
     assert option_values(early, "-ss") == ["0.000000", "1.980000"]
-    assert outputs(early)["/o.jpg"]["filters"] == [["input=0:v:0", "bwdif=deint=all:mode=send_frame",
-                                                    "scale=h=720:w=1280", "setsar=r=1"]]
+    assert outputs(early)["/o.jpg"]["filters"] == [
+        ["input=0:v:0", "bwdif=deint=all:mode=send_frame", "scale=h=720:w=1280", "setsar=r=1"]
+    ]
     ntsc = ladder.poster_frame_argv("/in/a.mp4", "/o.jpg", top, time_s=2.502, fps=29.97, interlaced=False)
     assert option_values(ntsc, "-ss") == ["0.000000", f"{2.502 - 1001 / 60000:.6f}"]
 
@@ -298,8 +330,10 @@ def test_loudness_normalised_to_the_spec_target(spec):
     (norm,) = [f for f in chain if f.startswith("loudnorm=")]
     named = dict(kv.split("=", 1) for kv in norm.removeprefix("loudnorm=").split(":"))
     # nothing measured (the benchmark): a dynamic pass, the peak aimed a margin under the ceiling
-    assert (float(named["I"]), float(named["TP"])) == (spec.loudness.target_lufs,
-                                                       spec.loudness.true_peak_dbtp - loudness.TP_MARGIN_DB)
+    assert (float(named["I"]), float(named["TP"])) == (
+        spec.loudness.target_lufs,
+        spec.loudness.true_peak_dbtp - loudness.TP_MARGIN_DB,
+    )
     downmix = outputs(["ffmpeg", "-i", "x", "-filter_complex", f"[0:a:0]{loudness.DOWNMIX}[a]", "-map", "[a]", "y"])
     assert chain[: len(downmix["y"]["filters"][0])] == downmix["y"]["filters"][0], "the defined downmix to stereo"
     measured = transcode_argv("/in/src.mxf", "/out", [], fps=25.0, interlaced=False, has_audio=True,
@@ -355,10 +389,24 @@ def test_output_fps():
 
 AUDIO = {"uri": "audio/index.m3u8", "peak_bps": 140_000, "avg_bps": 130_000, "language": "und", "name": "Main"}
 VARIANTS = [
-    {"uri": "v720/index.m3u8", "width": 1280, "height": 720, "fps": 25.0, "peak_bps": 3_000_000,
-     "avg_bps": 2_500_000, "codec": "avc1.64001f"},
-    {"uri": "v360/index.m3u8", "width": 640, "height": 360, "fps": 25.0, "peak_bps": 800_000,
-     "avg_bps": 700_000, "codec": "avc1.64001e"},
+    {
+        "uri": "v720/index.m3u8",
+        "width": 1280,
+        "height": 720,
+        "fps": 25.0,
+        "peak_bps": 3_000_000,
+        "avg_bps": 2_500_000,
+        "codec": "avc1.64001f",
+    },
+    {
+        "uri": "v360/index.m3u8",
+        "width": 640,
+        "height": 360,
+        "fps": 25.0,
+        "peak_bps": 800_000,
+        "avg_bps": 700_000,
+        "codec": "avc1.64001e",
+    },
 ]
 
 
@@ -372,10 +420,10 @@ def test_master_playlist_lists_every_variant_with_audio_group():
     assert text.startswith("#EXTM3U\n") and text.endswith("\n")
     media = [line for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
     assert len(media) == 1
-    assert 'TYPE=AUDIO' in media[0] and 'GROUP-ID="aud"' in media[0] and 'URI="audio/index.m3u8"' in media[0]
+    assert "TYPE=AUDIO" in media[0] and 'GROUP-ID="aud"' in media[0] and 'URI="audio/index.m3u8"' in media[0]
     infs = stream_infs(text)
     assert [uri for _, uri in infs] == ["v720/index.m3u8", "v360/index.m3u8"]
-    for (attrs, _), v in zip(infs, VARIANTS):
+    for (attrs, _), v in zip(infs, VARIANTS, strict=False):
         assert f"RESOLUTION={v['width']}x{v['height']}" in attrs
         assert re.search(rf"(^|[:,])BANDWIDTH={v['peak_bps'] + AUDIO['peak_bps']}(,|$)", attrs), attrs
         assert f"AVERAGE-BANDWIDTH={v['avg_bps'] + AUDIO['avg_bps']}" in attrs
@@ -441,8 +489,9 @@ def test_measured_bandwidth_peak_and_average():
 
 
 def ffprobe_json(path, *args):
-    proc = subprocess.run(["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", *args, str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout)
 
 
@@ -453,8 +502,9 @@ def test_real_ffmpeg_encode_of_a_tiny_source(tmp_path):
     rends = select_renditions(NEWS.ladder, 320, 240)
     assert dims(rends) == [(320, 240)]
     ladder.output_dirs(out, rends, True)
-    argv = transcode_argv(src, out, rends, fps=25, interlaced=False, has_audio=True, loudness=NEWS.loudness,
-                          duration_s=2.0)
+    argv = transcode_argv(
+        src, out, rends, fps=25, interlaced=False, has_audio=True, loudness=NEWS.loudness, duration_s=2.0
+    )
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -483,8 +533,9 @@ def test_encoding_twice_gives_identical_bytes(tmp_path):
     for attempt in ("a", "b"):
         out = tmp_path / attempt
         ladder.output_dirs(out, rends, True)
-        argv = transcode_argv(src, out, rends, fps=25, interlaced=False, has_audio=True, loudness=NEWS.loudness,
-                              duration_s=3.0)
+        argv = transcode_argv(
+            src, out, rends, fps=25, interlaced=False, has_audio=True, loudness=NEWS.loudness, duration_s=3.0
+        )
         subprocess.run(argv, capture_output=True, check=True, timeout=60)
         digests.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert digests[0].keys() == digests[1].keys()
@@ -495,16 +546,28 @@ def test_encoding_twice_gives_identical_bytes(tmp_path):
 def test_master_playlist_with_locales_reads_back_with_an_hls_parser():
     import m3u8
 
-    fr = {"uri": "audio_fr-FR/index.m3u8", "peak_bps": 150_000, "avg_bps": 128_000, "language": "fr-FR", "name": "Français"}
-    subs = [{"uri": "subs_en-US/index.m3u8", "language": "en-US", "name": "English"},
-            {"uri": "subs_es-ES/index.m3u8", "language": "es-ES", "name": "Español"}]
+    fr = {
+        "uri": "audio_fr-FR/index.m3u8",
+        "peak_bps": 150_000,
+        "avg_bps": 128_000,
+        "language": "fr-FR",
+        "name": "Français",
+    }
+    subs = [
+        {"uri": "subs_en-US/index.m3u8", "language": "en-US", "name": "English"},
+        {"uri": "subs_es-ES/index.m3u8", "language": "es-ES", "name": "Español"},
+    ]
     playlist = m3u8.loads(master_playlist(VARIANTS, [AUDIO, fr], subs))
     audio = [m for m in playlist.media if m.type == "AUDIO"]
-    assert [(m.language, m.default, m.uri) for m in audio] == [("und", "YES", "audio/index.m3u8"),
-                                                              ("fr-FR", "NO", "audio_fr-FR/index.m3u8")]
+    assert [(m.language, m.default, m.uri) for m in audio] == [
+        ("und", "YES", "audio/index.m3u8"),
+        ("fr-FR", "NO", "audio_fr-FR/index.m3u8"),
+    ]
     subtitles = [m for m in playlist.media if m.type == "SUBTITLES"]
-    assert [(m.language, m.group_id, m.uri) for m in subtitles] == [("en-US", "subs", "subs_en-US/index.m3u8"),
-                                                                   ("es-ES", "subs", "subs_es-ES/index.m3u8")]
+    assert [(m.language, m.group_id, m.uri) for m in subtitles] == [
+        ("en-US", "subs", "subs_en-US/index.m3u8"),
+        ("es-ES", "subs", "subs_es-ES/index.m3u8"),
+    ]
     for variant in playlist.playlists:
         assert variant.stream_info.audio == "aud" and variant.stream_info.subtitles == "subs"
     # bandwidth budgets for the largest audio rendition a player may pick

@@ -78,3 +78,19 @@ def test_the_production_image_needs_no_tooling():
         code = [ln.split("#", 1)[0] for ln in (PROJECT / name).read_text().splitlines()]
         used = [f"{name}:{n}: {ln.strip()}" for n, ln in enumerate(code, 1) if "mediaflow_dev" in ln or "tools" in ln]
         assert used == [], used
+
+
+def test_no_function_over_80_lines_without_a_reason():
+    """A function longer than 80 lines says why on the comment line above it (`# long: <reason>`); the rest are
+    split. Tests are exempt."""
+    unexplained = []
+    for folder in ("include", "plugins", "dags", "tools"):
+        for path in sorted((PROJECT / folder).rglob("*.py")):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 80:
+                    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                    if not lines[first - 2].strip().startswith("# long:"):
+                        length = node.end_lineno - node.lineno + 1
+                        unexplained.append(f"{path.relative_to(PROJECT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not unexplained, "functions over 80 lines with no `# long: <reason>` above them: " + ", ".join(unexplained)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from mediaflow import alerts, ledger
 from mediaflow.ledger import Ledger
 
-T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 DAG, RUN = "value_stream__news_clip", "manual__1"
 
 
@@ -123,10 +123,17 @@ def test_a_ledger_outage_never_raises_and_the_write_is_replayed(ledger_url, tmp_
                   state="success", started_at=at(0), ended_at=at(3))  # fmt: skip
     before = dict(ledger.OUTAGES)
     assert ledger.safe(lambda: url["value"], "record_attempt", retries=(0.0,), **kwargs) is False
-    assert ledger.OUTAGES["spooled"] == before["spooled"] + 1 and ledger.OUTAGES["failed_writes"] >= before["failed_writes"] + 2
+    assert (
+        ledger.OUTAGES["spooled"] == before["spooled"] + 1
+        and ledger.OUTAGES["failed_writes"] >= before["failed_writes"] + 2
+    )
     assert len(list((tmp_path / "spool").glob("*.jsonl"))) == 1
     url["value"] = good  # back: the next write replays what was spooled
-    assert ledger.safe(lambda: url["value"], "record_attempt", **{**kwargs, "task_id": "ingest.route", "started_at": at(4), "ended_at": at(5)})
+    assert ledger.safe(
+        lambda: url["value"],
+        "record_attempt",
+        **{**kwargs, "task_id": "ingest.route", "started_at": at(4), "ended_at": at(5)},
+    )
     rows = Ledger(good).attempts(DAG, RUN)
     assert [(r["task_id"], r["ended_at"]) for r in rows] == [("ingest.ingest_delivery", at(3)), ("ingest.route", at(5))]
     assert list((tmp_path / "spool").iterdir()) == []
@@ -173,7 +180,9 @@ def test_a_stage_that_ends_late_between_two_looks_alerts_on_completion(led):
     attempt(led, "publish.publish_channels", "success", 0, 90)
     attempt(led, "outcome", "success", 91, 92)
     pending, over = watch(led, 93)
-    assert over and [a["subject"] for a in pending] == ["[SLA] manual__1: publish stage over its 1m SLA (finished late)"]
+    assert over and [a["subject"] for a in pending] == [
+        "[SLA] manual__1: publish stage over its 1m SLA (finished late)"
+    ]
 
 
 def test_stages_within_their_sla_send_nothing_and_the_run_is_over_after_outcome(led):
@@ -224,7 +233,7 @@ def test_a_failed_attempt_keeps_its_error_and_the_outcome_says_it(led):
     """The listener records why an attempt failed; a `failed` title names the error, not just 'see the log'."""
     from mediaflow import flow
 
-    t0 = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
     publish = "publish.publish_channels"
     err = "StorageUnavailable: object storage unavailable: copy s3://w/a to s3://d/b still failing after 40 s"
     common = {"dag_id": DAG, "run_id": RUN, "task_id": publish, "map_index": -1}
@@ -291,7 +300,7 @@ def test_one_sender_at_a_time_takes_a_pending_alert(led):
     assert led.take_alert(alert["id"]) is True, "a failed send gives it back"
     assert led.take_alert(alert["id"], ttl_s=0) is False
     with led.engine.begin() as c:  # its sender died: the hold runs out
-        c.execute(sa.update(ledger.alerts).values(sending_until=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        c.execute(sa.update(ledger.alerts).values(sending_until=datetime(2026, 1, 1, tzinfo=UTC)))
     assert led.take_alert(alert["id"]) is True
     led.mark_sent(alert["id"])
     assert led.take_alert(alert["id"]) is False, "a sent alert is never taken again"
@@ -305,8 +314,10 @@ def test_a_fresh_ledger_takes_many_processes_starting_at_once(postgres):
 
     url = postgres.new_database()
     start_at = time.time() + 8  # every process has imported SQLAlchemy by then: they reach the database together
-    code = ("import sys, time\nfrom mediaflow.ledger import Ledger\ntime.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
-            "Ledger(sys.argv[1]).record_run(dag_id='value_stream__news_clip', run_id=sys.argv[3], state='running')")
+    code = (
+        "import sys, time\nfrom mediaflow.ledger import Ledger\ntime.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+        "Ledger(sys.argv[1]).record_run(dag_id='value_stream__news_clip', run_id=sys.argv[3], state='running')"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code, url, str(start_at), f"manual__{n}"], stderr=subprocess.PIPE,
                               text=True) for n in range(8)]  # fmt: skip
     errors = [p.communicate(timeout=120)[1] for p in procs]

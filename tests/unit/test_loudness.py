@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from mediaflow import compliance, flow, ladder, localize, loudness, media
+from mediaflow import compliance, flow, localize, loudness, media
 from mediaflow.spec import load_specs
 
 SPEC = load_specs()["feature_film"]  # -23 LUFS, -1 dBTP
@@ -159,7 +159,13 @@ def test_first_pass_is_linear_when_the_gain_keeps_the_peak_a_margin_under_the_ce
     assert loudness.first_pass(quiet, target_lufs=-23, true_peak_dbtp=-1) == loudness.Pass("linear", 7.0)
     peaky = {**quiet, "true_peak_dbtp": -8.5}  # -8.5 + 7 = -1.5: over -2, the ceiling less the margin
     p = loudness.first_pass(peaky, target_lufs=-23, true_peak_dbtp=-1)
-    assert (p.mode, p.gain_db, p.peak_dbtp, p.lra_lu, p.measured) == ("dynamic", 0.0, -2.0, 5.0, (-30.0, 5.0, -8.5, -40.0))
+    assert (p.mode, p.gain_db, p.peak_dbtp, p.lra_lu, p.measured) == (
+        "dynamic",
+        0.0,
+        -2.0,
+        5.0,
+        (-30.0, 5.0, -8.5, -40.0),
+    )
     silent = {"integrated_lufs": None, "lra_lu": 0.0, "true_peak_dbtp": None, "threshold_lufs": None}
     assert loudness.first_pass(silent, target_lufs=-23, true_peak_dbtp=-1).mode == "none"
     assert loudness.first_pass(None, target_lufs=-23, true_peak_dbtp=-1).mode == "dynamic"

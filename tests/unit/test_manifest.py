@@ -68,8 +68,15 @@ def test_design_example_parses():
 
 
 def test_minimal_manifest_parses_from_bytes_without_sha_or_sidecars():
-    raw = json.dumps({"asset_id": "clip-1", "title": "Clip", "value_stream": "news_clip",
-                      "source": {"file": "media/clip.mov"}, "territories": ["US"]}).encode()
+    raw = json.dumps(
+        {
+            "asset_id": "clip-1",
+            "title": "Clip",
+            "value_stream": "news_clip",
+            "source": {"file": "media/clip.mov"},
+            "territories": ["US"],
+        }
+    ).encode()
     m = parse_manifest(raw, known_streams=STREAMS)
     assert m.source_sha256 is None
     assert m.files() == ["media/clip.mov"]
@@ -184,8 +191,15 @@ def test_every_problem_is_reported_at_once():
     )
     problems = problems_for(data, known_streams=STREAMS)
     joined = "\n".join(problems)
-    for field in ("'asset_id'", "'title'", "'value_stream'", "'source.file'", "'source.sha256'", "'territories'",
-                  "'extra_field'"):
+    for field in (
+        "'asset_id'",
+        "'title'",
+        "'value_stream'",
+        "'source.file'",
+        "'source.sha256'",
+        "'territories'",
+        "'extra_field'",
+    ):
         assert field in joined, f"{field} not reported; got:\n{joined}"
     assert len(problems) == 7, joined
 
@@ -206,8 +220,17 @@ def test_asset_id_with_trailing_newline_is_rejected():
 
 def test_sidecar_only_delivery_needs_no_source():
     """Late captions/audio for a published title: no source file, nothing to transcode."""
-    m = parse_manifest(json.dumps({"asset_id": "clip-1", "title": "Clip", "value_stream": "news_clip",
-                                   "captions": [{"locale": "de-DE", "file": "de.srt"}],
-                                   "territories": ["DE"]}), known_streams=STREAMS)
+    m = parse_manifest(
+        json.dumps(
+            {
+                "asset_id": "clip-1",
+                "title": "Clip",
+                "value_stream": "news_clip",
+                "captions": [{"locale": "de-DE", "file": "de.srt"}],
+                "territories": ["DE"],
+            }
+        ),
+        known_streams=STREAMS,
+    )
     assert m.sidecar_only and m.source_file is None
     assert m.files() == ["de.srt"]

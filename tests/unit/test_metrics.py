@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -12,7 +12,7 @@ from mediaflow import metrics
 from mediaflow.spec import STAGE_ORDER
 from mediaflow.stages import stage_spans as reference_spans
 
-T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 DAG = "value_stream__news_clip"
 
 
@@ -63,7 +63,9 @@ def test_spans_agree_with_the_per_run_reference(spans, run):
     assert list(ours["stage"]) == [s["stage"] for s in ref]
     for (_, o), r in zip(ours.iterrows(), ref, strict=True):
         assert o["active_s"] == pytest.approx(r["active_s"]), r["stage"]
-        assert o["wait_s"] == pytest.approx(r["wait_s"]) if r["wait_s"] is not None else pd.isna(o["wait_s"]), r["stage"]
+        assert o["wait_s"] == pytest.approx(r["wait_s"]) if r["wait_s"] is not None else pd.isna(o["wait_s"]), r[
+            "stage"
+        ]
         assert o["attempts"] == r["attempts"]
         assert pd.isna(o["ended_at"]) == (r["ended_at"] is None)
 
@@ -78,7 +80,9 @@ def test_hand_worked_numbers(spans):
 
 
 def test_summary_per_stream_and_stage(spans):
-    summary = metrics.stage_summary(spans, {"news_clip": {"transcode": 60, "review": 600, "ingest": 5, "compliance": 60}})
+    summary = metrics.stage_summary(
+        spans, {"news_clip": {"transcode": 60, "review": 600, "ingest": 5, "compliance": 60}}
+    )
     t = summary.set_index("stage")
     assert list(summary["stage"]) == ["ingest", "transcode", "localize", "compliance", "review", "publish"]
     assert t.loc["transcode", "sla_attainment_pct"] == 0.0 and t.loc["transcode", "rework_pct"] == 100.0
@@ -103,7 +107,9 @@ def test_empty_ledger_gives_empty_frames():
 def test_wip_throughput_and_bottleneck(spans):
     assert metrics.wip_now(spans).to_dict("records") == [{"stream": "news_clip", "stage": "publish", "wip": 1}]
     flow = metrics.flow_efficiency(spans, RUNS)
-    assert metrics.throughput_per_day(flow, spans).to_dict("records") == [{"stream": "news_clip", "day": "2026-11-28", "finished": 1}]
+    assert metrics.throughput_per_day(flow, spans).to_dict("records") == [
+        {"stream": "news_clip", "day": "2026-11-28", "finished": 1}
+    ]
     summary = metrics.stage_summary(spans, {})
     (top,) = metrics.bottleneck(summary).to_dict("records")
     assert top["stage"] == "review" and top["wait_median_s"] == 5 and top["active_median_s"] == 190  # 390 s cycle
@@ -148,7 +154,11 @@ def test_compute_tables_for_a_window_with_parallel_stages_rework_and_a_title_in_
     (stream,) = t["streams"].to_dict("records")
     assert stream["titles"] == 2 and stream["finished"] == 1 and stream["in_progress"] == 1 and stream["wip"] == 1
     assert stream["lead_time_median_s"] == 210 and stream["bottleneck"] == "review"
-    assert stream["qc_findings_per_title"] == 2 and stream["locale_rejection_pct"] == 50 and stream["review_rejection_pct"] == 0
+    assert (
+        stream["qc_findings_per_title"] == 2
+        and stream["locale_rejection_pct"] == 50
+        and stream["review_rejection_pct"] == 0
+    )
     assert t["throughput"].to_dict("records") == [{"stream": "news_clip", "day": "2026-11-28", "finished": 1}]
     (lt,) = t["lead_times"].to_dict("records")
     assert lt["finished"] == 1 and lt["p50_s"] == 210
@@ -158,7 +168,9 @@ def test_compute_tables_for_a_window_with_parallel_stages_rework_and_a_title_in_
 def test_overlapping_stages_count_once_in_active_time():
     rows = [row("p", "transcode.transcode_ladder", 0, 100), row("p", "localize.localize_locale", 50, 150),
             row("p", "compliance.rights", 60, 120), row("p", "publish.publish_channels", 200, 210)]  # fmt: skip
-    runs = pd.DataFrame([{"dag_id": DAG, "run_id": "p", "stream": "news_clip", "queued_at": at(0), "delivered_at": at(0)}])
+    runs = pd.DataFrame(
+        [{"dag_id": DAG, "run_id": "p", "stream": "news_clip", "queued_at": at(0), "delivered_at": at(0)}]
+    )
     t = metrics.compute(pd.DataFrame(rows), runs, {}, since=at(-10), until=at(300), now=at(300))
     (run,) = t["runs"].to_dict("records")
     assert run["active_s"] == 160 and run["lead_time_s"] == 210  # 0-150 and 200-210, not 100+100+60+10
@@ -170,7 +182,9 @@ def test_an_empty_window_gives_empty_tables_not_errors():
     assert all(t[name].empty for name in ("spans", "runs", "throughput", "lead_times", "cfd"))
     # nothing queued in the window, but r2 is still publishing now: WIP shows it
     assert t["stages"][["stage", "count", "wip"]].to_dict("records") == [{"stage": "publish", "count": 0, "wip": 1}]
-    empty = metrics.compute(pd.DataFrame(columns=list(LEDGER[0])), RUNS.iloc[0:0], SLAS, since=at(0), until=NOW, now=NOW)
+    empty = metrics.compute(
+        pd.DataFrame(columns=list(LEDGER[0])), RUNS.iloc[0:0], SLAS, since=at(0), until=NOW, now=NOW
+    )
     assert all(frame.empty for frame in empty.values())
     assert metrics.to_json(empty)["stages"] == []
 
@@ -195,7 +209,14 @@ def test_value_stream_map_rows_sum_to_lead_and_value_added_time():
     t = metrics.compute(pd.DataFrame(LEDGER), RUNS, SLAS, since=at(-3600), until=NOW, now=NOW)
     vsm = metrics.value_stream_map(t["stages"], "news_clip")
     assert [b["stage"] for b in vsm] == ["ingest", "transcode", "localize", "compliance", "review", "publish"]
-    assert {"cycle_median_s", "active_median_s", "wait_median_s", "attempts_per_title", "complete_accurate_pct", "wip"} <= set(vsm[0])
+    assert {
+        "cycle_median_s",
+        "active_median_s",
+        "wait_median_s",
+        "attempts_per_title",
+        "complete_accurate_pct",
+        "wip",
+    } <= set(vsm[0])
 
 
 def test_quality_of_an_outcome_entry():
@@ -217,7 +238,7 @@ def test_a_generated_ledger_of_a_million_attempt_rows(capsys):
     import resource
     import time
 
-    until = datetime(2026, 11, 28, 21, 0, tzinfo=timezone.utc)
+    until = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
     attempts, runs = metrics.synthetic_ledger(1_000_000, until=until)
     assert 950_000 <= len(attempts) <= 1_050_000
     began = time.perf_counter()
@@ -225,8 +246,12 @@ def test_a_generated_ledger_of_a_million_attempt_rows(capsys):
     took = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with capsys.disabled():
-        print(f"\n[metrics] {len(attempts):,} attempt rows -> {len(t['spans']):,} spans in {took:.2f} s; peak RSS {peak:.0f} MB")
-    expected_spans = attempts[attempts["started_at"] >= until - timedelta(days=30)].drop_duplicates(["dag_id", "run_id", "stage"])
+        print(
+            f"\n[metrics] {len(attempts):,} attempt rows -> {len(t['spans']):,} spans in {took:.2f} s; peak RSS {peak:.0f} MB"
+        )
+    expected_spans = attempts[attempts["started_at"] >= until - timedelta(days=30)].drop_duplicates(
+        ["dag_id", "run_id", "stage"]
+    )
     assert len(t["spans"]) == t["stages"]["count"].sum()
     assert len(t["spans"]) >= len(expected_spans) * 0.99
     assert t["runs"]["lead_time_s"].dropna().ge(t["runs"]["active_s"].dropna().min()).all()
@@ -236,7 +261,9 @@ def test_a_generated_ledger_of_a_million_attempt_rows(capsys):
 def test_an_attempt_that_started_after_now_counts_nothing_rather_than_negative():
     """A live ledger read a moment after `now` holds attempts that started later still: they count zero."""
     rows = [row("late", "ingest.ingest_delivery", 0, 10), row("late", "transcode.transcode_ladder", 30, None)]
-    runs = pd.DataFrame([{"dag_id": DAG, "run_id": "late", "stream": "news_clip", "queued_at": at(0), "delivered_at": at(0)}])
+    runs = pd.DataFrame(
+        [{"dag_id": DAG, "run_id": "late", "stream": "news_clip", "queued_at": at(0), "delivered_at": at(0)}]
+    )
     t = metrics.compute(pd.DataFrame(rows), runs, {}, since=at(-10), until=at(20), now=at(20))
     transcode = t["spans"].set_index("stage").loc["transcode"]
     assert transcode["active_s"] == 0 and transcode["cycle_s"] == 0 and transcode["wait_s"] == 20

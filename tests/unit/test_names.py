@@ -125,7 +125,9 @@ def test_names_are_unique_where_they_must_be():
     assert set(names.TASKS_OF) == set(names.SERVICE_DAGS)
     assert not any(d.startswith(names.VALUE_STREAM_DAG_PREFIX) for d in names.SERVICE_DAGS)
     assert {names.stage_of(t) for t in full} - {None} == set(names.STAGE_ORDER)
-    assert set(names.CHECKS_OF) == set(names.BRANCHES) and sorted(c for cs in names.CHECKS_OF.values() for c in cs) == sorted(names.CHECKS)
+    assert set(names.CHECKS_OF) == set(names.BRANCHES) and sorted(
+        c for cs in names.CHECKS_OF.values() for c in cs
+    ) == sorted(names.CHECKS)
 
 
 def test_names_is_stdlib_only():

@@ -28,7 +28,9 @@ def test_a_night_is_mixed_and_says_what_becomes_of_each_delivery(made):
     kinds = {d.kind for d in night}
     assert {k for k, _ in samples.NIGHT_BROKEN} <= kinds  # 8 broken: one of each kind
     assert {"legal_by_spec", "no_rights"} <= kinds
-    assert {d.media.split(" ")[0] for d in night if d.status == "published"} >= set(samples.NIGHT_FORMATS) - {"audio_only"}
+    assert {d.media.split(" ")[0] for d in night if d.status == "published"} >= set(samples.NIGHT_FORMATS) - {
+        "audio_only"
+    }
     for d in night:
         assert (d.status == "published") == (d.kind in ("ok", "locale_rejected"))
         assert (d.reason is None) == (d.kind == "ok")

@@ -25,7 +25,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 SCANNED = [PROJECT / "include", PROJECT / "plugins", PROJECT / "tools"]
 
 # what a shell would act on: command separators, substitutions, globbing, quotes, whitespace, a newline
-HOSTILE = ["a;rm -rf ~", "$(id)", "`id`", "two  spaces & more", "new\nline", "it's \"quoted\" *?", "x|y>z"]
+HOSTILE = ["a;rm -rf ~", "$(id)", "`id`", "two  spaces & more", "new\nline", 'it\'s "quoted" *?', "x|y>z"]
 
 SPAWNERS = {  # module -> functions whose first argument is the program to run
     "subprocess": {"run", "Popen", "call", "check_call", "check_output"},
@@ -36,7 +36,9 @@ SHELL_ONLY = {  # these always go through a shell: never allowed
     "asyncio": {"create_subprocess_shell"},
     "subprocess": {"getoutput", "getstatusoutput"},
 }
-HOOK_METHODS = {"run_command"}  # SubprocessHook.run_command(command, ...): Popen(command) without a shell only for a list
+HOOK_METHODS = {
+    "run_command"
+}  # SubprocessHook.run_command(command, ...): Popen(command) without a shell only for a list
 
 
 # ---------------------------------------------------------------- the AST scan
@@ -112,7 +114,11 @@ def _name_is_listy(name: str, scope: ast.AST, seen: frozenset[str]) -> bool:
     for node in ast.walk(scope):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             bindings.append(node.value)
-        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name) and node.target.id == name:
+        elif (
+            isinstance(node, (ast.AnnAssign, ast.AugAssign))
+            and isinstance(node.target, ast.Name)
+            and node.target.id == name
+        ):
             if node.value is not None:
                 bindings.append(node.value)
         elif isinstance(node, ast.For) and isinstance(node.target, ast.Name) and node.target.id == name:
@@ -213,17 +219,20 @@ BUILDERS = {  # name -> (src, out) -> argv
     "media.decode_argv": lambda src, out: media.decode_argv(src, has_video=True, has_audio=True),
     "media.extract_captions_argv": lambda src, out: media.extract_captions_argv(src, out / "cc.vtt", "track"),
     "media.head_packets_argv": lambda src, out: media.head_packets_argv(src, stream_index=0),
-    "media.from_keyframe_argv": lambda src, out: media.from_keyframe_argv(src, out / "prepared.ts", video_index=3,
-                                                                          audio_index=5, muxer="mpegts"),
+    "media.from_keyframe_argv": lambda src, out: media.from_keyframe_argv(
+        src, out / "prepared.ts", video_index=3, audio_index=5, muxer="mpegts"
+    ),
     # the metadata files go to a folder of our own (a temporary one), never beside a delivered file
     "qc.detect_argv": lambda src, out: qc.detect_argv(src, has_video=True, has_audio=True, metadata_dir=QC_META),
     "loudness.measure_argv": lambda src, out: loudness.measure_argv(src),
-    "ladder.transcode_argv": lambda src, out: ladder.transcode_argv(src, out, [RUNG], fps=25.0, interlaced=True,
-                                                                   has_audio=True, loudness=LOUD, duration_s=4.0),  # fmt: skip
+    "ladder.transcode_argv": lambda src, out: ladder.transcode_argv(
+        src, out, [RUNG], fps=25.0, interlaced=True, has_audio=True, loudness=LOUD, duration_s=4.0
+    ),  # fmt: skip
     "ladder.locale_audio_argv": lambda src, out: ladder.locale_audio_argv(src, out, loudness=LOUD, duration_s=4.0),
     "ladder.audio_argv": lambda src, out: ladder.audio_argv(src, out / "audio", audio_filter="volume=1dB"),
-    "ladder.poster_frame_argv": lambda src, out: ladder.poster_frame_argv(src, out / "posters" / "p1.jpg", RUNG, time_s=2.0,
-                                                                         fps=25.0, interlaced=True),  # fmt: skip
+    "ladder.poster_frame_argv": lambda src, out: ladder.poster_frame_argv(
+        src, out / "posters" / "p1.jpg", RUNG, time_s=2.0, fps=25.0, interlaced=True
+    ),  # fmt: skip
 }
 
 
@@ -286,7 +295,9 @@ def test_ffmpeg_hook_runs_the_argv_as_given(tmp_path):
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
            "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")])}  # fmt: skip
     code = "import json, sys\nfrom mediaflow_airflow.hooks import FFmpegHook\nFFmpegHook().run(json.loads(sys.argv[1]))"
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], env=env, cwd=folder, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(argv)], env=env, cwd=folder, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert [p.name for p in folder.iterdir()] == [out.name]
     assert not list(tmp_path.rglob("PWNED"))

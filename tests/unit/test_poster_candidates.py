@@ -99,7 +99,7 @@ def test_scene_cuts_are_the_candidates(s3, sources, tmp_path):
     assert_layout(t)
     assert [p["picked_by"] for p in t["posters"]] == ["scene"] * 3
     times = [p["time_s"] for p in t["posters"]]
-    for got, cut in zip(times, [2.0, 4.4, 6.8]):
+    for got, cut in zip(times, [2.0, 4.4, 6.8], strict=False):
         assert abs(got - cut) <= FRAME_S, f"candidate at {got} s, the cut is at {cut} s: {times}"
     # the picture is the first frame of the shot, the frame at the reported time
     got = candidate_bytes(s3, t)
@@ -112,7 +112,11 @@ def test_scene_cuts_are_the_candidates(s3, sources, tmp_path):
 def test_a_title_without_cuts_gets_frames_at_even_spacing(s3, sources, tmp_path):
     t = transcode(s3, sources / "nocut.mp4")
     assert_layout(t)
-    assert [(p["time_s"], p["picked_by"]) for p in t["posters"]] == [(1.0, "spacing"), (2.0, "spacing"), (3.0, "spacing")]
+    assert [(p["time_s"], p["picked_by"]) for p in t["posters"]] == [
+        (1.0, "spacing"),
+        (2.0, "spacing"),
+        (3.0, "spacing"),
+    ]
     got = candidate_bytes(s3, t)
     for p in t["posters"]:
         n = round(p["time_s"] * FPS)
@@ -170,6 +174,13 @@ def test_a_work_folder_with_filtergraph_characters(s3, sources, tmp_path):
     store.upload(str(path), buckets.landing, "deliveries/odd/cuts.mp4")
     ingested = {"asset_id": "odd", "source_uri": f"s3://{buckets.landing}/deliveries/odd/cuts.mp4",
                 "source": media.probe(path)}  # fmt: skip
-    t = flow.transcode(store, buckets, ingested=ingested, spec=SPEC, run_id="manual__odd", workdir=str(odd),
-                       run_ffmpeg=lambda argv: subprocess.run(argv, check=True, capture_output=True, timeout=120))
+    t = flow.transcode(
+        store,
+        buckets,
+        ingested=ingested,
+        spec=SPEC,
+        run_id="manual__odd",
+        workdir=str(odd),
+        run_ffmpeg=lambda argv: subprocess.run(argv, check=True, capture_output=True, timeout=120),
+    )
     assert [p["picked_by"] for p in t["posters"]] == ["scene"] * 3

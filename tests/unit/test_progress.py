@@ -89,7 +89,9 @@ def test_segments_written_count_only_what_every_output_has_finished(tmp_path):
         (tmp_path / name).mkdir()
         for i in range(n):
             (tmp_path / name / f"seg_{i:05d}.ts").write_bytes(b"x")
-    assert flow.segments_written_s(tmp_path, renditions, True) == 3 * ladder.SEGMENT_S, "the slowest output, less the open segment"
+    assert flow.segments_written_s(tmp_path, renditions, True) == 3 * ladder.SEGMENT_S, (
+        "the slowest output, less the open segment"
+    )
 
 
 def test_transcode_and_publish_report_seconds_then_objects(s3, clip):

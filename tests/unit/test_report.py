@@ -5,14 +5,14 @@ Parquet round trips and the owners' digest."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
 from mediaflow import metrics, report
 
-UNTIL = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+UNTIL = datetime(2026, 11, 28, 12, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=30)
 WINDOW = {"since": "2026-10-29T12:00:00Z", "until": "2026-11-28T12:00:00Z"}
 HOSTILE = "<script>alert(1)</script>"
@@ -45,7 +45,7 @@ def hostile_tables():
 def stages_table(rows: list[tuple]) -> pd.DataFrame:
     cols = ["stage", "count", "cycle_median_s", "active_median_s", "wait_median_s", "attempts_per_title",
             "complete_accurate_pct", "wip", "sla_attainment_pct"]  # fmt: skip
-    return pd.DataFrame([dict(zip(cols, r), stream="news_clip") for r in rows])
+    return pd.DataFrame([dict(zip(cols, r, strict=False), stream="news_clip") for r in rows])
 
 
 def texts(svg: str) -> list[str]:
@@ -70,7 +70,7 @@ def test_vsm_of_hand_built_stages_in_stage_order_with_the_totals():
     assert [t for t in shown if t in ("ingest", "transcode", "legal_hold")] == ["ingest", "transcode", "legal_hold"]
     # lead time = waits + cycles = 10 + 50 + 120 + 3600 + 30 + 60; value-added = 40 + 3000 + 30; ratio 3070 / 3870
     i = shown.index("lead time")
-    assert shown[i:i + 6] == ["lead time", "1 h 04 m", "value-added", "51 m 10 s", "VA / lead time", "79.3 %"]
+    assert shown[i : i + 6] == ["lead time", "1 h 04 m", "value-added", "51 m 10 s", "VA / lead time", "79.3 %"]
     assert {"1 h 00 m", "50 m 00 s", "2 m 00 s", "1.50", "50.0 %", "WIP 2", "WIP 1", "10"} <= set(shown)
     assert "<svg" in svg and "<?xml" not in svg
 
@@ -103,7 +103,10 @@ def test_page_inlines_every_chart_with_no_script_and_no_external_url(tables, pag
     # no URL at all: the SVGs lose their prolog, metadata and namespace declarations; big scatters are data: images
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page.lower() and "<?xml" not in page and "<link" not in page and "@import" not in page
-    assert all(href.startswith("/dags/value_stream__") and "/runs/" in href for href in re.findall(r'href="([^"#][^"]*)"', page))
+    assert all(
+        href.startswith("/dags/value_stream__") and "/runs/" in href
+        for href in re.findall(r'href="([^"#][^"]*)"', page)
+    )
     # element ids stay unique across the many inlined charts, and every reference finds its element
     ids = re.findall(r' id="([^"]+)"', page)
     assert len(ids) == len(set(ids))
@@ -177,7 +180,10 @@ def test_digest_names_the_days_numbers_and_every_anomaly(tables):
     anomalies = tables["anomalies"]
     assert len(anomalies) > 0
     assert mail["to"] == ["a@example.com", "b@example.com"]
-    assert mail["subject"] == f"[mediaflow] value streams digest 2026-11-27: {finished} finished, {len(anomalies)} anomalies"
+    assert (
+        mail["subject"]
+        == f"[mediaflow] value streams digest 2026-11-27: {finished} finished, {len(anomalies)} anomalies"
+    )
     html = mail["html"]
     for stream in report.stream_names(tables):
         assert re.search(rf"<li>{stream}: \d+ finished · lead time .+ · flow efficiency .+ % · SLA \d+ of \d+ stages missed"

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -165,7 +165,7 @@ class TranscodingApi(FakeApi):
         super().__init__(1, frozen=True)
         self.runs["r0"]["state"] = "running"
         self.tis["r0"] = [self._ti("r0", "ingest.ingest_delivery", "success"), self._ti("r0", STAGES[1], "running")]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         fresh, old = iso_z(now), iso_z(now - timedelta(minutes=10))
         self.reports = [(0.0, fresh), (0.0, fresh), (3600.0, fresh), (3600.0, fresh), (3600.0, fresh), (HOURS_2, old)]
 
@@ -192,9 +192,11 @@ def test_a_running_transcode_shows_its_percent_when_it_moves(monkeypatch, capsys
 
 
 def test_progress_words_say_how_long_it_has_not_moved():
-    now = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
     report = {"stage": "publish", "phase": None, "done": 1200, "total": 4100, "unit": "objects"}
-    assert runner.progress_text({**report, "updated_at": "2026-12-04T02:59:50Z"}, now=now) == "publish 1200/4100 objects"
+    assert (
+        runner.progress_text({**report, "updated_at": "2026-12-04T02:59:50Z"}, now=now) == "publish 1200/4100 objects"
+    )
     assert runner.progress_text({**report, "updated_at": "2026-12-04T02:52:30Z"}, now=now) == \
         "publish 1200/4100 objects (no progress for 7:30)"  # fmt: skip
     assert runner.progress_text(report, now=now) == "publish 1200/4100 objects"

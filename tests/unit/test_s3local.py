@@ -30,7 +30,10 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.data_dir = data_dir
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
+        }
         argv = [sys.executable, "-m", "mediaflow_dev.s3local", "-H", "127.0.0.1", "-p", str(self.port), "--data-dir",
                 str(data_dir)]  # fmt: skip
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -84,11 +87,15 @@ def test_objects_come_back_byte_for_byte_and_live_as_files(server):
     # the bytes are in the data directory, one file per object
     assert sorted(server.files().values()) == sorted(bodies.values())
 
-    s3.copy_object(Bucket=BUCKET, Key="published/seg_00000.m4s", CopySource={"Bucket": BUCKET, "Key": "hls/v0/seg_00000.m4s"})
+    s3.copy_object(
+        Bucket=BUCKET, Key="published/seg_00000.m4s", CopySource={"Bucket": BUCKET, "Key": "hls/v0/seg_00000.m4s"}
+    )
     assert s3.get_object(Bucket=BUCKET, Key="published/seg_00000.m4s")["Body"].read() == bodies["hls/v0/seg_00000.m4s"]
     assert len(server.files()) == len(bodies) + 1
 
-    s3.put_object(Bucket=BUCKET, Key="hls/v0/index.m3u8", Body=b"#EXTM3U\n#EXT-X-ENDLIST\n")  # overwritten: old file gone
+    s3.put_object(
+        Bucket=BUCKET, Key="hls/v0/index.m3u8", Body=b"#EXTM3U\n#EXT-X-ENDLIST\n"
+    )  # overwritten: old file gone
     assert b"#EXTM3U\n" not in server.files().values()
     s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in bodies]})
     assert list(server.files().values()) == [bodies["hls/v0/seg_00000.m4s"]]  # the copy is all that is left
@@ -130,12 +137,16 @@ def test_a_whole_object_checksum_is_moto_s(server, tmp_path):
         assert checksum.value() == compute_checksum(data, algorithm).decode(), algorithm
 
     s3, parts, body = server.s3, [], os.urandom(2 * 5 * 2**20 + 100)
-    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    upload = s3.create_multipart_upload(
+        Bucket=BUCKET, Key="full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT"
+    )
     for n, start in enumerate(range(0, len(body), 5 * 2**20), start=1):
         got = s3.upload_part(Bucket=BUCKET, Key="full", UploadId=upload["UploadId"], PartNumber=n,
                              Body=body[start : start + 5 * 2**20], ChecksumAlgorithm="CRC32")  # fmt: skip
         parts.append({"PartNumber": n, "ETag": got["ETag"], "ChecksumCRC32": got["ChecksumCRC32"]})
-    s3.complete_multipart_upload(Bucket=BUCKET, Key="full", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts})
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key="full", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
     head = s3.head_object(Bucket=BUCKET, Key="full", ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == base64.b64encode(binascii.crc32(body).to_bytes(4, "big")).decode()
     assert s3.get_object(Bucket=BUCKET, Key="full")["Body"].read() == body

@@ -105,8 +105,10 @@ BROKEN = {
     "kbps not a number": (BASE.replace("video_kbps: 800", "video_kbps: fast"), "ladder[1].video_kbps"),
     "rung extra key": (BASE.replace("video_kbps: 800}", "video_kbps: 800, fps: 30}"), "ladder[1]"),
     "duplicate heights": (BASE.replace("{height: 360,", "{height: 720,"), "ladder"),
-    "empty ladder": (BASE.replace("ladder:\n  - {height: 720, video_kbps: 2500}\n  - {height: 360, video_kbps: 800}",
-                                  "ladder: []"), "ladder"),
+    "empty ladder": (
+        BASE.replace("ladder:\n  - {height: 720, video_kbps: 2500}\n  - {height: 360, video_kbps: 800}", "ladder: []"),
+        "ladder",
+    ),
     "bad stage sla": (BASE.replace("ingest: {sla: 2m}", "ingest: {sla: soon}"), "stages.ingest.sla"),
     "stage extra key": (BASE.replace("ingest: {sla: 2m}", "ingest: {sla: 2m, owner: x}"), "stages.ingest"),
     "bad lead time": (BASE.replace("lead_time_sla: 45m", "lead_time_sla: 45"), "lead_time_sla"),

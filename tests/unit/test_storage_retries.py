@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from fault_gate import FaultGate
 
+from fault_gate import FaultGate
 from mediaflow.store import StorageUnavailable, is_transient, with_retries
 
 
@@ -98,7 +98,7 @@ def test_the_waits_grow_exponentially_with_full_jitter():
         failures, waits = iter(range(7)), []
 
         def flaky() -> str:
-            if next(failures, None) is not None:
+            if next(failures, None) is not None:  # noqa: B023 (called within this iteration)
                 raise ConnectionError("endpoint down")
             return "ok"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -57,8 +57,13 @@ def test_buckets_default_prefix(monkeypatch):
         monkeypatch.delenv(f"MEDIAFLOW_BUCKET_{role.upper()}", raising=False)
     monkeypatch.delenv("MEDIAFLOW_BUCKET_PREFIX", raising=False)
     b = Buckets.from_env()
-    assert b.all() == ["mediaflow-landing", "mediaflow-work", "mediaflow-distribution", "mediaflow-quarantine",
-                       "mediaflow-reports"]
+    assert b.all() == [
+        "mediaflow-landing",
+        "mediaflow-work",
+        "mediaflow-distribution",
+        "mediaflow-quarantine",
+        "mediaflow-reports",
+    ]
 
 
 def test_buckets_honour_prefix_and_per_role_override(monkeypatch):
@@ -78,8 +83,17 @@ def test_buckets_honour_prefix_and_per_role_override(monkeypatch):
 
 
 def test_publish_order_segments_then_media_playlists_then_master_last():
-    files = ["master.m3u8", "v720/index.m3u8", "audio/index.m3u8", "v720/seg_00001.ts", "poster.jpg",
-             "v720/seg_00000.ts", "audio/seg_00000.ts", "v360/index.m3u8", "v360/seg_00000.ts"]
+    files = [
+        "master.m3u8",
+        "v720/index.m3u8",
+        "audio/index.m3u8",
+        "v720/seg_00001.ts",
+        "poster.jpg",
+        "v720/seg_00000.ts",
+        "audio/seg_00000.ts",
+        "v360/index.m3u8",
+        "v360/seg_00000.ts",
+    ]
     order = flow.publish_order(files)
     assert sorted(order) == sorted(files), "nothing dropped or added"
     assert order[-1] == "master.m3u8"
@@ -94,24 +108,38 @@ def test_publish_order_segments_then_media_playlists_then_master_last():
 
 # ---------------------------------------------------------------- outcome
 
-FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)
-ACCEPTED = {"status": "accepted", "reasons": [], "asset_id": "bbb-s01e01", "delivery_id": "bbb-s01e01",
-            "delivered_at": "2026-11-28T01:00:00Z", "source": {"duration_s": 8.0}, "quarantine_uri": None}
-PUBLISHED = [{"channel": "web", "territories": ["US"], "uri": "s3://dist/web/bbb-s01e01/master.m3u8",
-              "local_path": None}]
+FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
+ACCEPTED = {
+    "status": "accepted",
+    "reasons": [],
+    "asset_id": "bbb-s01e01",
+    "delivery_id": "bbb-s01e01",
+    "delivered_at": "2026-11-28T01:00:00Z",
+    "source": {"duration_s": 8.0},
+    "quarantine_uri": None,
+}
+PUBLISHED = [
+    {"channel": "web", "territories": ["US"], "uri": "s3://dist/web/bbb-s01e01/master.m3u8", "local_path": None}
+]
 
 
 def run_outcome(ingested, published, failed, locales=None, reasons=None):
     result = {"published": published, "locales": locales or {}, "reasons": reasons or [], "warnings": []}
-    return flow.outcome(dag_run_id="manual__1", value_stream="series_episode", ingested=ingested,
-                        published=result if published is not None else None, failed_tasks=failed,
-                        finished_at=FINISHED)
+    return flow.outcome(
+        dag_run_id="manual__1",
+        value_stream="series_episode",
+        ingested=ingested,
+        published=result if published is not None else None,
+        failed_tasks=failed,
+        finished_at=FINISHED,
+    )
 
 
 def test_outcome_with_a_rejected_locale_is_still_published_and_says_why():
     reason = "locale pt-BR (captions) rejected: pt-BR.srt: cue 2 (line 6): unparseable timestamp"
-    out = run_outcome(ACCEPTED, PUBLISHED, [], locales={"es-ES": "published", "pt-BR": "rejected: pt-BR.srt: cue 2"},
-                      reasons=[reason])
+    out = run_outcome(
+        ACCEPTED, PUBLISHED, [], locales={"es-ES": "published", "pt-BR": "rejected: pt-BR.srt: cue 2"}, reasons=[reason]
+    )
     assert out["status"] == "published"
     assert out["locales"] == {"es-ES": "published", "pt-BR": "rejected: pt-BR.srt: cue 2"}
     assert out["reasons"] == [reason]
@@ -123,8 +151,13 @@ def test_outcome_with_a_rejected_locale_is_still_published_and_says_why():
 
 
 def test_outcome_rejected_keeps_the_reasons():
-    ingested = {"status": "rejected", "reasons": ["manifest.json: required field 'title' is missing"],
-                "asset_id": None, "delivery_id": "d1", "quarantine_uri": "s3://quar/deliveries/d1/"}
+    ingested = {
+        "status": "rejected",
+        "reasons": ["manifest.json: required field 'title' is missing"],
+        "asset_id": None,
+        "delivery_id": "d1",
+        "quarantine_uri": "s3://quar/deliveries/d1/",
+    }
     out = run_outcome(ingested, None, ["transcode.transcode_ladder"])
     assert out["status"] == "rejected"
     assert out["reasons"] == ["manifest.json: required field 'title' is missing"]
@@ -156,7 +189,7 @@ def test_outcome_without_ingest_result_is_failed_with_a_reason():
 
 # ---------------------------------------------------------------- stage spans
 
-T0 = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 def at(minutes: float) -> str:
@@ -178,8 +211,13 @@ def test_stage_spans():
         {"stage": "ingest", "start": at(2), "end": at(4), "try_number": 1},
         {"stage": "publish", "start": at(30), "end": None, "try_number": 1},  # still running: an open span
     ]
-    spans = stage_spans(attempts, stage_order=["ingest", "transcode", "publish"], queued_at=at(0),
-                        slas_s={"ingest": 10 * 60, "transcode": 10 * 60}, now=T0 + timedelta(minutes=31))
+    spans = stage_spans(
+        attempts,
+        stage_order=["ingest", "transcode", "publish"],
+        queued_at=at(0),
+        slas_s={"ingest": 10 * 60, "transcode": 10 * 60},
+        now=T0 + timedelta(minutes=31),
+    )
     assert [s["stage"] for s in spans] == ["ingest", "transcode", "publish"]
     ingest, transcode, publish = spans
     assert publish["ended_at"] is None and publish["active_s"] == 60 and publish["wait_s"] == 3 * 60
@@ -196,10 +234,21 @@ def test_stage_spans():
 
 
 def test_stage_spans_without_queue_time_or_sla():
-    spans = stage_spans([{"stage": "custom", "start": at(0), "end": at(1)}], stage_order=["ingest"],
-                        queued_at=None, slas_s={})
-    assert spans == [{"stage": "custom", "started_at": at(0), "ended_at": at(1), "active_s": 60.0, "wait_s": None,
-                      "attempts": 1, "sla_s": None, "sla_missed": None}]
+    spans = stage_spans(
+        [{"stage": "custom", "start": at(0), "end": at(1)}], stage_order=["ingest"], queued_at=None, slas_s={}
+    )
+    assert spans == [
+        {
+            "stage": "custom",
+            "started_at": at(0),
+            "ended_at": at(1),
+            "active_s": 60.0,
+            "wait_s": None,
+            "attempts": 1,
+            "sla_s": None,
+            "sla_missed": None,
+        }
+    ]
 
 
 # ---------------------------------------------------------------- media
@@ -230,8 +279,9 @@ progress=end
 def test_parse_decode_log_errors_and_loudness():
     errors, loudness = media.parse_decode_log(DECODE_LOG, DECODE_STDOUT)
     assert errors == ["Invalid NAL unit size (1234 > 567).", "Error splitting the input into NAL units."]
-    assert loudness == {"integrated_lufs": -23.0, "lra_lu": 0.0, "true_peak_dbtp": -1.0, "threshold_lufs": None}, \
+    assert loudness == {"integrated_lufs": -23.0, "lra_lu": 0.0, "true_peak_dbtp": -1.0, "threshold_lufs": None}, (
         "figures from the metadata, never from the log's summary"
+    )
 
 
 def test_parse_decode_log_clean_and_silent():
@@ -245,17 +295,26 @@ def probe_doc(*streams, duration="10.0"):
     return {"format": {"format_name": "mov,mp4", "duration": duration}, "streams": list(streams)}
 
 
-VIDEO = {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080,
-         "avg_frame_rate": "25/1", "r_frame_rate": "25/1", "field_order": "progressive"}
+VIDEO = {
+    "codec_type": "video",
+    "codec_name": "h264",
+    "width": 1920,
+    "height": 1080,
+    "avg_frame_rate": "25/1",
+    "r_frame_rate": "25/1",
+    "field_order": "progressive",
+}
 AUDIO = {"codec_type": "audio", "codec_name": "aac", "channels": 2}
 
 
 @pytest.mark.parametrize(
     "rotation_fields",
-    [{"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]},
-     {"side_data_list": [{"rotation": 90}]},
-     {"tags": {"rotate": "90"}},
-     {"tags": {"rotate": "270"}}],
+    [
+        {"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]},
+        {"side_data_list": [{"rotation": 90}]},
+        {"tags": {"rotate": "90"}},
+        {"tags": {"rotate": "270"}},
+    ],
     ids=["display-matrix--90", "display-matrix-90", "tag-90", "tag-270"],
 )
 def test_facts_from_probe_rotation_swaps_width_and_height(rotation_fields):
@@ -265,8 +324,16 @@ def test_facts_from_probe_rotation_swaps_width_and_height(rotation_fields):
 
 def test_facts_from_probe_plain_video():
     facts = media.facts_from_probe(probe_doc(VIDEO, AUDIO))
-    assert facts["video"] == {"codec": "h264", "width": 1920, "height": 1080, "fps": 25.0, "interlaced": False,
-                              "vfr": False, "sar": 1.0, "index": 0}
+    assert facts["video"] == {
+        "codec": "h264",
+        "width": 1920,
+        "height": 1080,
+        "fps": 25.0,
+        "interlaced": False,
+        "vfr": False,
+        "sar": 1.0,
+        "index": 0,
+    }
     assert facts["audio_streams"] == 1 and facts["duration_s"] == 10.0
     assert facts["audio"] == {"codec": "aac", "channels": 2, "index": 1}
 
@@ -283,9 +350,14 @@ def test_a_broadcast_transport_stream_picks_the_largest_video_and_the_audio_of_i
         {**AUDIO, "index": 5, "codec_name": "mp2"},
         {"index": 6, "codec_type": "subtitle", "codec_name": "dvb_subtitle"},
     ]
-    doc = {"format": {"format_name": "mpegts", "duration": "10.0"}, "streams": streams,
-           "programs": [{"program_id": 1, "streams": [{"index": 0}, {"index": 1}, {"index": 2}]},
-                        {"program_id": 2, "streams": [{"index": 3}, {"index": 4}, {"index": 5}, {"index": 6}]}]}
+    doc = {
+        "format": {"format_name": "mpegts", "duration": "10.0"},
+        "streams": streams,
+        "programs": [
+            {"program_id": 1, "streams": [{"index": 0}, {"index": 1}, {"index": 2}]},
+            {"program_id": 2, "streams": [{"index": 3}, {"index": 4}, {"index": 5}, {"index": 6}]},
+        ],
+    }
     facts = media.facts_from_probe(doc)
     assert (facts["video"]["index"], facts["video"]["width"]) == (3, 720)
     assert (facts["audio"]["index"], facts["audio"]["codec"]) == (5, "mp2"), "the first audio of the video's programme"
@@ -301,8 +373,10 @@ def test_facts_from_probe_non_square_pixels():
     assert unknown["video"]["sar"] == 1.0
 
 
-@pytest.mark.parametrize("order,interlaced", [("tt", True), ("bb", True), ("tb", True), ("progressive", False),
-                                               ("unknown", False), (None, False)])
+@pytest.mark.parametrize(
+    "order,interlaced",
+    [("tt", True), ("bb", True), ("tb", True), ("progressive", False), ("unknown", False), (None, False)],
+)
 def test_facts_from_probe_field_order(order, interlaced):
     facts = media.facts_from_probe(probe_doc({**VIDEO, "field_order": order}))
     assert facts["video"]["interlaced"] is interlaced
@@ -350,8 +424,12 @@ def test_parallel_tasks_count_once_not_summed():
 
 
 def test_mapped_locales_and_a_retry_keep_every_attempt():
-    rows = [_row("localize", 10, 12), _row("localize", 10, 11),  # two map indexes in parallel
-            _row("localize", 13, 14, tries=1), _row("localize", 15, 17, tries=2)]  # a retry: both attempts count
+    rows = [
+        _row("localize", 10, 12),
+        _row("localize", 10, 11),  # two map indexes in parallel
+        _row("localize", 13, 14, tries=1),
+        _row("localize", 15, 17, tries=2),
+    ]  # a retry: both attempts count
     (span,) = stage_spans(rows, stage_order=["localize"], queued_at=None, slas_s={"localize": 5 * 60})
     assert span["attempts"] == 2
     assert span["active_s"] == (2 + 1 + 2) * 60, "the failed attempt's time is kept, not erased by the retry"
@@ -360,8 +438,9 @@ def test_mapped_locales_and_a_retry_keep_every_attempt():
 
 def test_review_rework_adds_time_instead_of_replacing_it():
     rows = [_row("review", 20, 30, tries=1), _row("review", 50, 55, tries=2)]  # rejected, reworked, approved
-    spans = stage_spans([_row("compliance", 10, 20)] + rows, stage_order=["compliance", "review"],
-                        queued_at=at(0), slas_s={})
+    spans = stage_spans(
+        [_row("compliance", 10, 20)] + rows, stage_order=["compliance", "review"], queued_at=at(0), slas_s={}
+    )
     review = spans[1]
     assert review["active_s"] == 15 * 60 and review["ended_at"] == at(55) and review["attempts"] == 2
     assert review["wait_s"] == 0.0 and spans[0]["wait_s"] == 10 * 60
@@ -370,13 +449,19 @@ def test_review_rework_adds_time_instead_of_replacing_it():
 def test_a_stage_still_running_is_open_and_can_already_miss_its_sla():
     now = T0 + timedelta(minutes=40)
     rows = [_row("ingest", 0, 2), _row("transcode", 3, None)]
-    ingest, transcode = stage_spans(rows, stage_order=["ingest", "transcode"], queued_at=at(0),
-                                    slas_s={"transcode": 30 * 60}, now=now)
+    ingest, transcode = stage_spans(
+        rows, stage_order=["ingest", "transcode"], queued_at=at(0), slas_s={"transcode": 30 * 60}, now=now
+    )
     assert transcode["ended_at"] is None
     assert transcode["active_s"] == 37 * 60 and transcode["wait_s"] == 60
     assert transcode["sla_missed"] is True
-    early = stage_spans(rows, stage_order=["ingest", "transcode"], queued_at=at(0), slas_s={"transcode": 30 * 60},
-                        now=T0 + timedelta(minutes=10))[1]
+    early = stage_spans(
+        rows,
+        stage_order=["ingest", "transcode"],
+        queued_at=at(0),
+        slas_s={"transcode": 30 * 60},
+        now=T0 + timedelta(minutes=10),
+    )[1]
     assert early["sla_missed"] is False and early["active_s"] == 7 * 60
 
 

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mediaflow import flow
 from mediaflow.ledger import Ledger
 from mediaflow.spec import load_specs
 from mediaflow.store import DELIVERIES, Buckets, outcome_key
-
 from mediaflow_dev import runner
 
 GOLDEN = Path(__file__).parent / "golden" / "summary_v1.json"
-NOW = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)
-FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
+FINISHED = datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
 SE, NC = "value_stream__series_episode", "value_stream__news_clip"
 
 
@@ -62,7 +61,12 @@ CHECKS = {
                  "gx": {"suite": "manifest_suite", "suite_version": "3", "success": True, "evaluated": 12,
                         "successful": 12, "failed": [], "extra": "not kept"}},
 }  # fmt: skip
-AUTO = {"branch": "editorial", "decision": "approved", "by": "auto", "comment": "editorial: automated checks passed (metadata)"}
+AUTO = {
+    "branch": "editorial",
+    "decision": "approved",
+    "by": "auto",
+    "comment": "editorial: automated checks passed (metadata)",
+}
 HUMAN_OK = {"branch": "legal", "decision": "approved", "by": "alice", "comment": ""}
 HUMAN_NO = {"branch": "legal", "decision": "rejected", "by": "bob", "comment": "wrong cut for GB"}
 LOCALIZED = [{"kind": "captions", "locale": "es-ES", "file": "es.vtt", "status": "ok", "reasons": [], "warnings": []},
@@ -133,17 +137,20 @@ def test_summary_json_is_byte_for_byte_the_v1_golden(s3, tmp_path, monkeypatch):
     store.put_bytes(json.dumps({"delivery_id": "bad-2", "status": "rejected", "reasons": ["manifest.json: not JSON"],
                                 "quarantine_uri": "s3://quarantine/deliveries/bad-2/"}).encode(),
                     buckets.reports, "deliveries/bad-2.json")  # fmt: skip
-    store.put_bytes(json.dumps({"asset_id": "bad-2", "value_stream": 7}).encode(), buckets.landing,
-                    f"{DELIVERIES}/bad-2/manifest.json")
+    store.put_bytes(
+        json.dumps({"asset_id": "bad-2", "value_stream": 7}).encode(),
+        buckets.landing,
+        f"{DELIVERIES}/bad-2/manifest.json",
+    )
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger(ledger_url)
-    ledger.record_run(dag_id=SE, run_id="r1", state="success", queued_at=datetime(2026, 11, 28, 1, 5, tzinfo=timezone.utc))
-    for i, (task, start, end) in enumerate([("ingest.ingest_delivery", (1, 6), (1, 8)),
+    ledger.record_run(dag_id=SE, run_id="r1", state="success", queued_at=datetime(2026, 11, 28, 1, 5, tzinfo=UTC))
+    for _i, (task, start, end) in enumerate([("ingest.ingest_delivery", (1, 6), (1, 8)),
                                             ("transcode.transcode_ladder", (1, 9), (2, 0)),
                                             ("publish.publish_channels", (3, 0), (3, 29))]):  # fmt: skip
         ledger.record_attempt(dag_id=SE, run_id="r1", task_id=task, map_index=-1, try_number=1, state="success",
-                              started_at=datetime(2026, 11, 28, *start, tzinfo=timezone.utc),
-                              ended_at=datetime(2026, 11, 28, *end, tzinfo=timezone.utc))  # fmt: skip
+                              started_at=datetime(2026, 11, 28, *start, tzinfo=UTC),
+                              ended_at=datetime(2026, 11, 28, *end, tzinfo=UTC))  # fmt: skip
     ledger.claim_alert(dag_id=SE, run_id="r1", kind="stage_sla", key="transcode", recipients=["vs-owner@example.com"],
                        subject="[mediaflow] bbb-s01e01: transcode over its SLA", html="<p>late</p>",
                        stream="series_episode", asset_id="bbb-s01e01", stage="transcode")  # fmt: skip
@@ -177,4 +184,12 @@ def test_summary_json_is_byte_for_byte_the_v1_golden(s3, tmp_path, monkeypatch):
         GOLDEN.write_bytes(written)
     assert written == GOLDEN.read_bytes(), "summary.json (v1) changed: see the module docstring"
     assert [a["status"] for a in json.loads(written)["assets"]] == [
-        "published", "rejected", "rejected", "rejected", "failed", "awaiting_review", "failed", "rejected"]
+        "published",
+        "rejected",
+        "rejected",
+        "rejected",
+        "failed",
+        "awaiting_review",
+        "failed",
+        "rejected",
+    ]

@@ -38,14 +38,13 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mediaflow import names
 from mediaflow_dev.devstack import PROJECT
 
-from mediaflow import names
-
-UNTIL = datetime(2026, 11, 28, 21, 0, tzinfo=timezone.utc)
+UNTIL = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
 CORES = os.cpu_count() or 1
 WORK = Path(os.environ.get("MEDIAFLOW_BENCH_DIR") or Path(tempfile.gettempdir()) / "mediaflow-bench")
 
@@ -86,7 +85,12 @@ def handoffs(tis: list[dict], upstream: dict) -> list[dict]:
         by_task.setdefault(ti["task"], []).append(ti)
     out = []
     for ti in tis:
-        ends = [u["end"] for up in upstream.get(ti["task"], ()) for u in by_task.get(up, ()) if u["end"] <= ti["start"] + 1e-3]
+        ends = [
+            u["end"]
+            for up in upstream.get(ti["task"], ())
+            for u in by_task.get(up, ())
+            if u["end"] <= ti["start"] + 1e-3
+        ]
         if ends:
             out.append({"task": ti["task"], "after": max(ends), "latency_s": round(ti["start"] - max(ends), 3)})
     return out
@@ -103,14 +107,16 @@ def critical_path(tis: list[dict], upstream: dict) -> dict:
     cur = max(tis, key=lambda t: t["end"])
     path = [cur]
     while True:
-        ups = [u for up in upstream.get(cur["task"], ()) for u in by_task.get(up, ()) if u["end"] <= cur["start"] + 1e-3]
+        ups = [
+            u for up in upstream.get(cur["task"], ()) for u in by_task.get(up, ()) if u["end"] <= cur["start"] + 1e-3
+        ]
         if not ups:
             break
         cur = max(ups, key=lambda t: t["end"])
         path.append(cur)
     path.reverse()
     active = sum(t["end"] - t["start"] for t in path)
-    gaps = sum(b["start"] - a["end"] for a, b in zip(path, path[1:]))
+    gaps = sum(b["start"] - a["end"] for a, b in zip(path, path[1:], strict=False))
     return {"tasks": [t["task"] for t in path], "active_s": round(active, 3), "gaps_s": round(gaps, 3),
             "start": path[0]["start"], "end": path[-1]["end"]}  # fmt: skip
 
@@ -150,7 +156,9 @@ def _timed(argv: list[str], **kw) -> dict:
     _, err = proc.communicate()
     wall = time.perf_counter() - began
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv[:8]))} ... exited {proc.returncode}: {err.decode(errors='replace')[-800:]}")
+        raise RuntimeError(
+            f"{' '.join(map(str, argv[:8]))} ... exited {proc.returncode}: {err.decode(errors='replace')[-800:]}"
+        )
     return {"wall_s": wall, "err": err.decode(errors="replace")}
 
 
@@ -251,11 +259,17 @@ def bench_ladder_source(src: Path, repeat: int, quality_s: float = 6.0) -> dict:
             runs = [_timed_cpu(argv) for argv in cmd["argvs"][name]]
             rnd[name] = {"wall_s": sum(r["wall_s"] for r in runs), "cpu_s": sum(r["cpu_s"] for r in runs)}
         rounds.append(rnd)
-        print(f"[bench]   {src.name} round {k + 1}: " + "  ".join(f"{n} {rnd[n]['wall_s']:.1f}s" for n in names), flush=True)
+        print(
+            f"[bench]   {src.name} round {k + 1}: " + "  ".join(f"{n} {rnd[n]['wall_s']:.1f}s" for n in names),
+            flush=True,
+        )
     # quality from the last round's outputs (every round's bytes are the same: sliced threads are deterministic)
     rungs = []
     for r in cmd["renditions"]:
-        q = {n: quality(out / n / r.name, src, r.width, r.height, cmd["fps"], quality_s) for n in ("ours", "naive", "hand_tuned")}
+        q = {
+            n: quality(out / n / r.name, src, r.width, r.height, cmd["fps"], quality_s)
+            for n in ("ours", "naive", "hand_tuned")
+        }
         rungs.append({"rung": r.name, "target_kbps": r.video_kbps, **q,
                       "psnr_diff_db": round(q["ours"]["psnr_db"] - q["naive"]["psnr_db"], 3),
                       "ssim_diff": round(q["ours"]["ssim"] - q["naive"]["ssim"], 4),
@@ -311,12 +325,12 @@ def _ffmpeg_version() -> str:
 
 # ---------------------------------------------------------------- 4. DAG parse time
 
-TRIVIAL_DAG = '''from airflow.sdk import DAG
+TRIVIAL_DAG = """from airflow.sdk import DAG
 from airflow.providers.standard.operators.empty import EmptyOperator
 
 with DAG("bench_trivial", schedule=None):
     EmptyOperator(task_id="only")
-'''
+"""
 
 
 def _parse_once(path: str, preloaded: bool = False) -> dict:
@@ -381,6 +395,7 @@ def bench_dag_parse(repeat: int | None = None) -> dict:
 
 # ---------------------------------------------------------------- 5. analytics over 1,000,000 ledger rows
 
+
 def _metrics_once(rows: int) -> dict:
     """One run in this process: generate the ledger (not timed), then time compute() over 30 days of it."""
     from mediaflow import metrics
@@ -391,7 +406,13 @@ def _metrics_once(rows: int) -> dict:
     tables = metrics.compute(attempts, runs, {}, since=UNTIL - timedelta(days=30), until=UNTIL, now=UNTIL)
     took = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"s": took, "peak_mb": peak, "generator_peak_mb": before, "rows": len(attempts), "spans": len(tables["spans"])}
+    return {
+        "s": took,
+        "peak_mb": peak,
+        "generator_peak_mb": before,
+        "rows": len(attempts),
+        "spans": len(tables["spans"]),
+    }
 
 
 def _reference_once(rows: int) -> dict:
@@ -437,8 +458,6 @@ def bench_metrics(repeat: int | None = None, rows: int = 1_000_000, reference_ro
     }}  # fmt: skip
 
 
-
-
 # ---------------------------------------------------------------- the local S3 API's memory
 
 
@@ -447,7 +466,11 @@ def proc_memory_mb(pid: int) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
     pss_kb = parse_smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
-    return {"rss_mb": round(rss_kb / 1024, 1), "pss_mb": round(pss_kb / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+    return {
+        "rss_mb": round(rss_kb / 1024, 1),
+        "pss_mb": round(pss_kb / 1024, 1),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
 
 
 def _s3_server_once(argv: list[str], *, port: int, count: int, size: int, big: Path, workers: int = 16) -> dict:
@@ -503,7 +526,9 @@ def _s3_server_once(argv: list[str], *, port: int, count: int, size: int, big: P
             raise RuntimeError(f"{argv[0]}: the big file came back different")
         Path(str(big) + ".back").unlink()
         steps["after_big"] = proc_memory_mb(proc.pid)
-        peak_mb = int(re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{proc.pid}/status").read_text(), re.M).group(1)) / 1024
+        peak_mb = (
+            int(re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{proc.pid}/status").read_text(), re.M).group(1)) / 1024
+        )
         return {**steps, "put_per_s": round(count / put_s, 1), "copy_per_s": round(count / copy_s, 1),
                 "big_mb": big.stat().st_size // 2**20, "big_up_s": round(big_up_s, 1), "big_down_s": round(big_down_s, 1),
                 "peak_rss_mb": round(peak_mb)}  # fmt: skip
@@ -622,7 +647,11 @@ class PssSampler(threading.Thread):
                 continue
             kind = "ffmpeg" if name in ("ffmpeg", "ffprobe") else "stack"
             kinds[kind] = kinds.get(kind, 0.0) + kb / 1024
-        return {"t": time.time(), "total_mb": round(sum(kinds.values()), 1), **{f"{k}_mb": round(v, 1) for k, v in kinds.items()}}
+        return {
+            "t": time.time(),
+            "total_mb": round(sum(kinds.values()), 1),
+            **{f"{k}_mb": round(v, 1) for k, v in kinds.items()},
+        }
 
     def run(self) -> None:
         while not self.stop.wait(self.interval):
@@ -631,7 +660,11 @@ class PssSampler(threading.Thread):
     def peak(self, since: float = 0.0, until: float = float("inf")) -> dict:
         s = [x for x in self.samples if since <= x["t"] <= until] or [{"total_mb": 0.0}]
         top = max(s, key=lambda x: x["total_mb"])
-        return {"total_mb": top["total_mb"], "stack_mb": top.get("stack_mb", 0.0), "ffmpeg_mb": top.get("ffmpeg_mb", 0.0)}
+        return {
+            "total_mb": top["total_mb"],
+            "stack_mb": top.get("stack_mb", 0.0),
+            "ffmpeg_mb": top.get("ffmpeg_mb", 0.0),
+        }
 
 
 def _delivery(folder: Path, asset_id: str, stream: str, source: Path, *, captions: bool = False) -> None:
@@ -651,9 +684,9 @@ def _delivery(folder: Path, asset_id: str, stream: str, source: Path, *, caption
 
 def _through(stack, folder: Path, tag: str) -> dict:
     """Upload every delivery in `folder`, run the nightly batch now and wait for every value-stream run."""
-    from mediaflow_dev import runner
     from mediaflow.alerts import WATCH_TASK
     from mediaflow.store import Buckets, outcome_key
+    from mediaflow_dev import runner
 
     runs = runner.submit(stack, folder)
     done = runner.wait(stack, runs, timeout_s=1800)
@@ -710,13 +743,18 @@ def _ffmpeg_only(sources: list[Path], stream: str) -> dict:
     """Baseline for the batch: the same titles' transcodes (the production argv) run without Airflow, one per core
     at a time, as a shell loop with `xargs -P cores` would."""
     base = _ffmpeg_only_mixed([(src, stream) for src in sources], out=WORK / "batch-baseline")
-    return {"wall_s": base["wall_s"], "cpu_s": base["cpu_s"], "saturation": base["saturation"],
-            "titles_per_hour": round(len(sources) * 3600 / base["wall_s"], 1) if base["wall_s"] else None}
+    return {
+        "wall_s": base["wall_s"],
+        "cpu_s": base["cpu_s"],
+        "saturation": base["saturation"],
+        "titles_per_hour": round(len(sources) * 3600 / base["wall_s"], 1) if base["wall_s"] else None,
+    }
 
 
 BATCH_TITLES = {2: (1280, 720, 20.0), 8: (640, 360, 6.0)}  # titles per core: the titles' shape (8 x cores: short ones)
 
 
+# long: tooling: one benchmark scenario from stack start to figures, step after step
 def bench_stack(repeat: int | None = None) -> dict:
     """One embedded stack of its own (state under the bench folder, free ports): a 60-s 1080p title through the
     whole stream, then the nightly batch with 2 x cores and 8 x cores titles; PSS sampled throughout."""
@@ -750,8 +788,11 @@ def bench_stack(repeat: int | None = None) -> dict:
                           captions=True)  # fmt: skip
             res = _through(stack, root / ("title" if not k else f"title{k}"), "title")
             flows.append(flow_figures(api, res))
-            print(f"[bench]   title: lead {flows[-1]['lead_time_s']:.0f}s, efficiency {flows[-1]['flow_efficiency']}, "
-                  f"median handoff {statistics.median(h['latency_s'] for h in flows[-1]['handoffs']):.2f}s", flush=True)
+            print(
+                f"[bench]   title: lead {flows[-1]['lead_time_s']:.0f}s, efficiency {flows[-1]['flow_efficiency']}, "
+                f"median handoff {statistics.median(h['latency_s'] for h in flows[-1]['handoffs']):.2f}s",
+                flush=True,
+            )
         phases["title"] = sampler.peak(t0)
         # the nightly batch at 2 x cores and 8 x cores titles
         batches = []
@@ -769,8 +810,11 @@ def bench_stack(repeat: int | None = None) -> dict:
             batches.append({"titles": n, "title": f"{src.name}", "wall_s": round(wall, 1), "ffmpeg_cpu_s": round(cpu, 1),
                             "saturation": saturation(cpu, CORES, wall), "titles_per_hour": round(n * 3600 / wall, 1),
                             "baseline_ffmpeg_only": base})  # fmt: skip
-            print(f"[bench]   batch of {n}: {wall:.0f}s, saturation {batches[-1]['saturation']}, "
-                  f"{batches[-1]['titles_per_hour']} titles/h (ffmpeg alone: {base['titles_per_hour']}/h)", flush=True)
+            print(
+                f"[bench]   batch of {n}: {wall:.0f}s, saturation {batches[-1]['saturation']}, "
+                f"{batches[-1]['titles_per_hour']} titles/h (ffmpeg alone: {base['titles_per_hour']}/h)",
+                flush=True,
+            )
     finally:
         sampler.stop.set()
         stack.down()
@@ -919,7 +963,9 @@ def night_outcomes(expected, summary: dict | None) -> dict:
         if a is None or a["status"] == "failed":
             failed.append({"delivery": d.delivery_id, "status": a and a["status"], "reasons": (a or {}).get("reasons")})
         elif a["status"] != d.status or (d.reason and not any(d.reason in r for r in a.get("reasons") or [])):
-            wrong.append({"delivery": d.delivery_id, "expected": [d.status, d.reason], "got": [a["status"], a.get("reasons")]})
+            wrong.append(
+                {"delivery": d.delivery_id, "expected": [d.status, d.reason], "got": [a["status"], a.get("reasons")]}
+            )
     return {"failed": failed, "wrong": wrong}
 
 
@@ -939,7 +985,12 @@ def _ffmpeg_only_mixed(jobs: list[tuple[Path, str]], out: Path = WORK / "night-b
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     shutil.rmtree(out, ignore_errors=True)
-    return {"titles": len(argvs), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "saturation": saturation(cpu, CORES, wall)}
+    return {
+        "titles": len(argvs),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "saturation": saturation(cpu, CORES, wall),
+    }
 
 
 def _wait_catch_up(api, timeout_s: float = 300) -> None:
@@ -948,12 +999,20 @@ def _wait_catch_up(api, timeout_s: float = 300) -> None:
     began = time.monotonic()
     while time.monotonic() - began < timeout_s:
         runs = api.request("GET", "/api/v2/dags/nightly_content_batch/dagRuns?limit=100")["dag_runs"]
-        if runs and all(r["state"] in ("success", "failed") for r in runs) or not runs and time.monotonic() - began > 60:
+        if (
+            runs
+            and all(r["state"] in ("success", "failed") for r in runs)
+            or not runs
+            and time.monotonic() - began > 60
+        ):
             return
         time.sleep(2)
 
 
-def bench_night(repeat: int | None = None, count: int | None = None, seconds: tuple[float, float] | None = None) -> dict:
+# long: tooling: one benchmark scenario from stack start to figures, step after step
+def bench_night(
+    repeat: int | None = None, count: int | None = None, seconds: tuple[float, float] | None = None
+) -> dict:
     """A night on its own embedded stack: `count` generated deliveries (samples.generate_night: mixed codecs and
     sizes, captions, extra audio, ~10 % broken, ~5 % for a person) uploaded and run as one batch, as
     `make run DELIVERIES=DIR` does; the stack's CPU, memory, API latency and DAG health watched throughout; then the
@@ -962,7 +1021,11 @@ def bench_night(repeat: int | None = None, count: int | None = None, seconds: tu
     from mediaflow_dev.devstack import Stack
 
     count = count or int(os.environ.get("MEDIAFLOW_NIGHT_COUNT") or NIGHT_COUNT)
-    seconds = seconds or tuple(float(x) for x in (os.environ.get("MEDIAFLOW_NIGHT_SECONDS") or "").split(",") if x) or NIGHT_SECONDS
+    seconds = (
+        seconds
+        or tuple(float(x) for x in (os.environ.get("MEDIAFLOW_NIGHT_SECONDS") or "").split(",") if x)
+        or NIGHT_SECONDS
+    )
     root = Path(tempfile.mkdtemp(prefix="night-", dir=WORK.mkdir(parents=True, exist_ok=True) or WORK))
     cpu_log = root / "ffmpeg-cpu.jsonl"
     os.environ["PATH"] = f"{install_shims(root / 'bin', cpu_log)}{os.pathsep}{os.environ['PATH']}"
@@ -971,7 +1034,9 @@ def bench_night(repeat: int | None = None, count: int | None = None, seconds: tu
     began = time.perf_counter()
     expected = samples.generate_night(root / "deliveries", count, seed=300, seconds=seconds, distinct=24)
     gen_s = time.perf_counter() - began
-    print(f"[bench]   night: {count} deliveries ({seconds[0]:g}-{seconds[1]:g} s) generated in {gen_s:.0f}s", flush=True)
+    print(
+        f"[bench]   night: {count} deliveries ({seconds[0]:g}-{seconds[1]:g} s) generated in {gen_s:.0f}s", flush=True
+    )
     roots = lambda: [p for p in stack.status().values() if p]  # noqa: E731
     pss = PssSampler(roots)
     summary, error, wall, cpu, ffmpeg_cpu = None, None, 0.0, 0.0, 0.0
@@ -1015,8 +1080,11 @@ def bench_night(repeat: int | None = None, count: int | None = None, seconds: tu
     one = lambda v: {"median": v, "min": v, "max": v}  # noqa: E731  one night: no spread
     if not error:
         shutil.rmtree(root, ignore_errors=True)  # a broken night keeps its logs (stack/logs) for the report
-    print(f"[bench]   night: {wall:.0f}s, {counts}, media share {share} (ffmpeg alone {base['saturation']}), "
-          f"orchestration {(cpu - ffmpeg_cpu) / titles:.1f} CPU s/title, API p95 {sampler.p95()}s", flush=True)
+    print(
+        f"[bench]   night: {wall:.0f}s, {counts}, media share {share} (ffmpeg alone {base['saturation']}), "
+        f"orchestration {(cpu - ffmpeg_cpu) / titles:.1f} CPU s/title, API p95 {sampler.p95()}s",
+        flush=True,
+    )
     return {
         "night_titles": {**one(titles), **common, "outcomes": counts,
                          "expected": {s: sum(1 for d in expected if d.status == s) for s in ("published", "awaiting_review", "rejected")},
@@ -1048,13 +1116,34 @@ def bench_night(repeat: int | None = None, count: int | None = None, seconds: tu
 
 # ---------------------------------------------------------------- the command
 
-BENCHMARKS = {"ladder": bench_ladder, "dag_parse": bench_dag_parse, "metrics": bench_metrics, "stack": bench_stack,
-              "night": bench_night, "s3": bench_s3}
+BENCHMARKS = {
+    "ladder": bench_ladder,
+    "dag_parse": bench_dag_parse,
+    "metrics": bench_metrics,
+    "stack": bench_stack,
+    "night": bench_night,
+    "s3": bench_s3,
+}
 DEFAULT = ["ladder", "dag_parse", "metrics", "stack"]  # night takes an hour or more, s3 is apart: only when named
-KEYS = ["ladder_speedup_vs_naive", "ladder_vs_hand_tuned", "handoff_latency_s", "flow_efficiency",
-        "batch_cpu_saturation", "dag_parse_max_s", "metrics_1m_rows_s", "stack_peak_pss_mb", "night_titles",
-        "night_failed", "night_wall_s", "night_media_share", "orchestration_cpu_s_per_title", "api_p95_s",
-        "dag_processor_kills", "dags_deactivated", "s3_server_pss_mb"]
+KEYS = [
+    "ladder_speedup_vs_naive",
+    "ladder_vs_hand_tuned",
+    "handoff_latency_s",
+    "flow_efficiency",
+    "batch_cpu_saturation",
+    "dag_parse_max_s",
+    "metrics_1m_rows_s",
+    "stack_peak_pss_mb",
+    "night_titles",
+    "night_failed",
+    "night_wall_s",
+    "night_media_share",
+    "orchestration_cpu_s_per_title",
+    "api_p95_s",
+    "dag_processor_kills",
+    "dags_deactivated",
+    "s3_server_pss_mb",
+]
 
 
 def goal_text(goal: dict) -> str:
@@ -1070,8 +1159,11 @@ def met(fig: dict) -> str:
 
 
 def baseline_text(base: dict) -> str:
-    nums = ", ".join(f"{k} {v['median'] if isinstance(v, dict) else v}" for k, v in base.items()
-                     if k != "name" and isinstance(v, (int, float, dict)) and (not isinstance(v, dict) or "median" in v))
+    nums = ", ".join(
+        f"{k} {v['median'] if isinstance(v, dict) else v}"
+        for k, v in base.items()
+        if k != "name" and isinstance(v, (int, float, dict)) and (not isinstance(v, dict) or "median" in v)
+    )
     return f"{nums}  ({base.get('name', '')})" if nums else base.get("name", "")
 
 
@@ -1080,7 +1172,11 @@ def print_table(results: dict) -> None:
     for key in KEYS:
         fig = results.get(key)
         if not isinstance(fig, dict) or "median" not in fig:
-            how = "make bench BENCH=night" if key.startswith(("night", "orchestration", "api_p95", "dag_proc", "dags_")) else "make bench"
+            how = (
+                "make bench BENCH=night"
+                if key.startswith(("night", "orchestration", "api_p95", "dag_proc", "dags_"))
+                else "make bench"
+            )
             how = "make bench BENCH=s3" if key.startswith("s3_") else how
             print(f"{key:<30} {'-':>8}   (not measured yet: {how})")
             continue
@@ -1093,9 +1189,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all but night: {', '.join(DEFAULT)})")
     ap.add_argument("--source", default=None, help="ladder source instead of the generated 60-s 1080p")
-    ap.add_argument("--repeat", type=int, default=None, help="rounds per benchmark (default: sized for 20 minutes on 2 cores)")
-    ap.add_argument("--night-count", type=int, default=None,
-                    help=f"deliveries in the night benchmark (default MEDIAFLOW_NIGHT_COUNT or {NIGHT_COUNT})")
+    ap.add_argument(
+        "--repeat", type=int, default=None, help="rounds per benchmark (default: sized for 20 minutes on 2 cores)"
+    )
+    ap.add_argument(
+        "--night-count",
+        type=int,
+        default=None,
+        help=f"deliveries in the night benchmark (default MEDIAFLOW_NIGHT_COUNT or {NIGHT_COUNT})",
+    )
     ap.add_argument("--night-seconds", default=None, help="the night's title durations MIN,MAX (default 10,60)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--rows", type=int, default=1_000_000, help=argparse.SUPPRESS)
@@ -1120,16 +1222,21 @@ def main(argv: list[str] | None = None) -> int:
         if name == "ladder":
             figures = fn(args.repeat, args.source)
         elif name == "night":
-            figures = fn(args.repeat, args.night_count,
-                         tuple(float(x) for x in args.night_seconds.split(",")) if args.night_seconds else None)
+            figures = fn(
+                args.repeat,
+                args.night_count,
+                tuple(float(x) for x in args.night_seconds.split(",")) if args.night_seconds else None,
+            )
         else:
             figures = fn(args.repeat)
-        for key, fig in figures.items():  # the load average says how shared the machine was meanwhile
-            fig.update(took_s=round(time.perf_counter() - began, 1), load_avg={"start": load, "end": os.getloadavg()[0]})
+        for fig in figures.values():  # the load average says how shared the machine was meanwhile
+            fig.update(
+                took_s=round(time.perf_counter() - began, 1), load_avg={"start": load, "end": os.getloadavg()[0]}
+            )
         results.update(figures)
         print(f"[bench] {name} took {time.perf_counter() - began:.0f}s", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)  # written after each benchmark: a later failure keeps these
-        results["machine"] = {"cores": CORES, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        results["machine"] = {"cores": CORES, "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
         out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\n[bench] wrote {out}")

@@ -39,8 +39,10 @@ def node_name() -> str:
 def redis_bin() -> str:
     path = shutil.which("redis-server")
     if not path:
-        raise StackError("redis-server not found: install Debian's redis-server (sudo apt-get install "
-                         "--no-install-recommends redis-server; `make scale-deps` does it as root)")
+        raise StackError(
+            "redis-server not found: install Debian's redis-server (sudo apt-get install "
+            "--no-install-recommends redis-server; `make scale-deps` does it as root)"
+        )
     return path
 
 
@@ -55,7 +57,7 @@ class Cluster(Stack):
     extra_env: dict = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
-    def from_env(cls, **over) -> "Cluster":
+    def from_env(cls, **over) -> Cluster:
         base = Stack.from_env()
         env = os.environ
         n = int(env.get("MEDIAFLOW_WORKERS", 2))
@@ -146,8 +148,10 @@ class Cluster(Stack):
         urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
         for name in workers:
             self._wait_worker(name)
-        print(f"[cluster] up in {time.monotonic() - started:.0f}s: Airflow {self.api_url} (CeleryExecutor, "
-              f"workers {', '.join(workers)}), PostgreSQL {HOST}:{self.pg_port}, Redis {HOST}:{self.redis_port}")
+        print(
+            f"[cluster] up in {time.monotonic() - started:.0f}s: Airflow {self.api_url} (CeleryExecutor, "
+            f"workers {', '.join(workers)}), PostgreSQL {HOST}:{self.pg_port}, Redis {HOST}:{self.redis_port}"
+        )
 
     def _spawn_worker(self, name: str) -> None:
         # own Celery node name; no log server (one per host port; the logs are on this host's disk anyway)

@@ -63,7 +63,7 @@ class Stack:
     api_client_port: int | None = None  # a proxy in front of the REST API for the batch's connection, if any
 
     @classmethod
-    def from_env(cls) -> "Stack":
+    def from_env(cls) -> Stack:
         env = os.environ
         return cls(
             state_dir=Path(env.get("MEDIAFLOW_STACK_DIR", PROJECT / ".stack")).resolve(),
@@ -121,6 +121,7 @@ class Stack:
     def log_file(self, service: str) -> Path:
         return self.state_dir / "logs" / f"{service}.log"
 
+    # long: one environment for every Airflow process, variable by variable, each commented
     def env(self) -> dict[str, str]:
         """Environment for Airflow, its tasks, the runner and the tests: set once, used everywhere."""
         venv_bin = str(Path(sys.executable).parent)
@@ -130,9 +131,15 @@ class Stack:
             "password": self.s3_secret,
             # botocore retries once; mediaflow's own retry (exponential backoff, jitter, a time budget:
             # MEDIAFLOW_S3_RETRY_BUDGET_S) rides out longer outages
-            "extra": {"endpoint_url": self.s3_client_url, "region_name": "us-east-1",
-                      "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 2}, "connect_timeout": 5,
-                                        "read_timeout": 60}},
+            "extra": {
+                "endpoint_url": self.s3_client_url,
+                "region_name": "us-east-1",
+                "config_kwargs": {
+                    "retries": {"mode": "standard", "max_attempts": 2},
+                    "connect_timeout": 5,
+                    "read_timeout": 60,
+                },
+            },
         }
         smtp = f"smtp://{HOST}:{self.smtp_port}?disable_ssl=true&disable_tls=true&from_email=mediaflow%40localhost"
         # The stack defines Airflow's whole configuration: settings inherited from the caller's shell (or a
@@ -195,10 +202,22 @@ class Stack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
-            **({"AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API": json.dumps({"conn_type": "http", "host": HOST,
-                "port": self.api_client_port or self.airflow_port,
-                "schema": "http", "login": SERVICE_USER, "password": self.password(SERVICE_USER)})}
-               if self.password(SERVICE_USER) else {}),  # fmt: skip
+            **(
+                {
+                    "AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API": json.dumps(
+                        {
+                            "conn_type": "http",
+                            "host": HOST,
+                            "port": self.api_client_port or self.airflow_port,
+                            "schema": "http",
+                            "login": SERVICE_USER,
+                            "password": self.password(SERVICE_USER),
+                        }
+                    )
+                }
+                if self.password(SERVICE_USER)
+                else {}
+            ),  # fmt: skip
             "AIRFLOW_CONN_MEDIAFLOW_LEDGER": json.dumps(self.postgres.connection("ledger")),
             "MEDIAFLOW_LEDGER_SPOOL": str(self.state_dir / "ledger-spool"),
             # a title's source is read from the S3 API once per machine, not by ingest, transcode and QC each
@@ -286,8 +305,12 @@ class Stack:
             try:
                 s.bind((HOST, port))
             except OSError:
-                var = {"s3": "MEDIAFLOW_S3_PORT", "smtp": "MEDIAFLOW_SMTP_PORT", "airflow": "MEDIAFLOW_AIRFLOW_PORT",
-                       "postgres": "MEDIAFLOW_PG_PORT"}[service]
+                var = {
+                    "s3": "MEDIAFLOW_S3_PORT",
+                    "smtp": "MEDIAFLOW_SMTP_PORT",
+                    "airflow": "MEDIAFLOW_AIRFLOW_PORT",
+                    "postgres": "MEDIAFLOW_PG_PORT",
+                }[service]
                 raise StackError(
                     f"{service}: port {HOST}:{port} is already in use by another process. Stop it, or choose "
                     f"another port with {var}=<port>."
@@ -353,8 +376,20 @@ class Stack:
         plan = {
             "postgres": (self.pg_port, None),
             "s3": (self.s3_port, self.s3_argv()),
-            "smtp": (self.smtp_port, [py, "-m", "mediaflow_dev.smtp_sink", "--host", HOST, "--port", str(self.smtp_port),
-                                      "--dir", str(self.out_dir / "mail")]),  # fmt: skip
+            "smtp": (
+                self.smtp_port,
+                [
+                    py,
+                    "-m",
+                    "mediaflow_dev.smtp_sink",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.smtp_port),
+                    "--dir",
+                    str(self.out_dir / "mail"),
+                ],
+            ),  # fmt: skip
             "airflow": (self.airflow_port, [str(bin_dir / "airflow"), "standalone"]),
         }
         running = {s for s in SERVICES if self._alive(s)}
@@ -403,8 +438,10 @@ class Stack:
             moved = self.postgres.retire()
         except PostgresError as e:
             raise StackError(str(e)) from None
-        print(f"[stack] the S3 API starts empty (its objects do not outlive it): the earlier Airflow runs and ledger "
-              f"are kept as databases {', '.join(moved)} on {HOST}:{self.pg_port}")
+        print(
+            f"[stack] the S3 API starts empty (its objects do not outlive it): the earlier Airflow runs and ledger "
+            f"are kept as databases {', '.join(moved)} on {HOST}:{self.pg_port}"
+        )
 
     def _create_databases(self) -> None:
         """Airflow's metadata DB and the ledger, where missing (a first `up`, or one after a retirement)."""
@@ -542,7 +579,7 @@ def main(argv: list[str]) -> int:
             stack.clean()
         elif cmd == "status":
             for service, pid in stack.status().items():
-                print(f"{service}: {'running (pid %s)' % pid if pid else 'stopped'}")
+                print(f"{service}: {f'running (pid {pid})' if pid else 'stopped'}")
         elif cmd == "env":
             for k, v in stack.env().items():
                 if k.startswith(("AIRFLOW", "MEDIAFLOW", "PYTHONPATH", "AWS_")):

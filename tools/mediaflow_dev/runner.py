@@ -28,22 +28,20 @@ import shutil
 import signal
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
-from mediaflow import analytics, batch, decisions, progress, rights
+from mediaflow import analytics, batch, decisions, names, progress, rights
+from mediaflow.alerts import WATCH_TASK, spans_of
+from mediaflow.batch import processed_key
+from mediaflow.ledger import Ledger
+from mediaflow.results import SummaryEntry, with_ledger
+from mediaflow.spec import STAGE_ORDER, load_specs
+from mediaflow.stages import iso_z
+from mediaflow.store import DELIVERIES, Buckets, each, outcome_key, parse_s3_uri, transfer_config
 from mediaflow_airflow.api_client import AirflowApi, ApiError
 from mediaflow_dev import samples
 from mediaflow_dev.devstack import PROJECT, Stack, StackError
-from mediaflow.batch import processed_key
-from mediaflow.spec import STAGE_ORDER, load_specs
-from mediaflow.alerts import WATCH_TASK, spans_of
-from mediaflow.ledger import Ledger
-from mediaflow.results import SummaryEntry, with_ledger
-from mediaflow.stages import iso_z
-from mediaflow.store import DELIVERIES, Buckets, each, outcome_key, parse_s3_uri, transfer_config
-from mediaflow import names
 
 TERMINAL = {"success", "failed"}
 BATCH_DAG_ID = names.CONTENT_BATCH_DAG
@@ -209,13 +207,15 @@ def upload(stack: Stack, deliveries_dir: Path) -> list[str]:
     return [upload_delivery(s3, buckets, folder) for folder in folders]
 
 
-def run_now(stack: Stack, dag_id: str, *, timeout_s: float | None = None, stall_s: float | None = None) -> tuple[str, dict]:
+def run_now(
+    stack: Stack, dag_id: str, *, timeout_s: float | None = None, stall_s: float | None = None
+) -> tuple[str, dict]:
     """Trigger `dag_id` now (run id `make_run__<stamp>`) and wait for it. (run id, its run). ApiError when the run
     ended failed; StillRunning (the run may still end well) when it changed nothing for `stall_s`
     (MEDIAFLOW_RUN_STALL_S) or outlived `timeout_s`."""
     api = _api(stack)
     stall_s = _env_float("MEDIAFLOW_RUN_STALL_S", STALL_S) if stall_s is None else stall_s
-    run_id = f"make_run__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+    run_id = f"make_run__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
     api.trigger(dag_id, run_id, {})
     print(f"[run] triggered {dag_id} {run_id}")
     started = last_change = time.monotonic()
@@ -240,7 +240,9 @@ def run_now(stack: Stack, dag_id: str, *, timeout_s: float | None = None, stall_
             raise StillRunning(f"{dag_id} {run_id}: nothing changed for {stall_s:.0f}s", [run_id])
         time.sleep(2)
     if run["state"] != "success":
-        failed = [t["task_id"] for t in api.task_instances(dag_id, run_id) if t["state"] in ("failed", "upstream_failed")]
+        failed = [
+            t["task_id"] for t in api.task_instances(dag_id, run_id) if t["state"] in ("failed", "upstream_failed")
+        ]
         raise ApiError(f"{dag_id} {run_id} failed (tasks: {', '.join(failed)}); see its logs in the Airflow UI")
     print(f"[run] {dag_id} done in {time.monotonic() - started:.0f}s")
     return run_id, run
@@ -261,7 +263,7 @@ def feedback_pass(stack: Stack, summary: dict) -> bool:
         return False
     buckets, s3 = Buckets.from_env(), stack.s3_client()
     events = feedback.synthetic_events(titles, seed=7, sessions_per_title=400)
-    key = f"{feedback.DROPS}/make-run-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
+    key = f"{feedback.DROPS}/make-run-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.csv"
     s3.put_object(Bucket=buckets.landing, Key=key, Body=events.to_csv(index=False).encode())
     print(f"[run] {len(events)} synthetic viewing events -> s3://{buckets.landing}/{key}")
     _, fed = run_now(stack, names.FEEDBACK_DAG)
@@ -336,18 +338,24 @@ def submit(stack: Stack, deliveries_dir: Path) -> Submitted:
             print(f"[run] {delivery_id}: manifest refused by the batch: {'; '.join(marker['reasons'])}")
         else:
             runs.append((delivery_id, marker["dag_id"], marker["run_id"], by_dag[marker["dag_id"]]))
-            note = "" if marker.get("batch_run_id") == batch_run_id else f" (taken by batch run {marker.get('batch_run_id')})"
+            note = (
+                ""
+                if marker.get("batch_run_id") == batch_run_id
+                else f" (taken by batch run {marker.get('batch_run_id')})"
+            )
             if len(delivery_ids) <= TITLE_LINES_UP_TO:
                 print(f"[run] {delivery_id}: {marker['dag_id']} {marker['run_id']}{note}")
     started = sum(1 for r in runs if r[3] is not None)
-    print(f"[run] {len(delivery_ids)} deliveries: {started} runs, {len(runs) - started} refused, {len(runs.pending)} pending")
+    print(
+        f"[run] {len(delivery_ids)} deliveries: {started} runs, {len(runs) - started} refused, {len(runs.pending)} pending"
+    )
     return runs
 
 
 def rerun(stack: Stack, delivery_ids: list[str], streams: list[str]) -> list[tuple]:
     """Start the value stream again for deliveries already processed, as a person does from the trigger form."""
     specs, api = load_specs(), _api(stack)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     runs = []
     for delivery_id, stream in zip(delivery_ids, streams, strict=True):
         run_id = f"manual__{stamp}__{delivery_id}"
@@ -434,7 +442,7 @@ class _Watch:
 
     def poll(self, *, parked_too: bool) -> set[tuple]:
         """Bring runs and task states up to date. Returns the runs with a task waiting for a person."""
-        began = datetime.now(timezone.utc)
+        began = datetime.now(UTC)
         if self.since is None:  # first poll: every live run, then the ones not live (ended, or missing) one by one
             self._take_runs(self.api.dag_runs_since(states=["queued", "running"]))
             for key in [k for k in self.wanted if k not in self.runs]:
@@ -475,6 +483,7 @@ def _outcome_status(s3, buckets: Buckets, dag_id: str, run_id: str, run: dict | 
     return (outcome or {}).get("status") or "failed"
 
 
+# long: make run's wait loop: polling, progress lines, stall and signal handling share its state
 def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, settle_on_review: bool = True,
          stall_s: float | None = None, poll_s: float = 2.0, done: dict | None = None) -> dict:  # fmt: skip
     """Until every run has ended, or (settle_on_review) waits only for a person. Returns {run_id: (run, tis)}; a
@@ -529,7 +538,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         if last and last[0] == words and (ended or now - last[1] < STALE_S):
             return
         shown_progress[ident] = (words, now)
-        say(f"{watch.wanted[key]:<32} {progress_text(report, now=datetime.now(timezone.utc))}")
+        say(f"{watch.wanted[key]:<32} {progress_text(report, now=datetime.now(UTC))}")
 
     def progress_tally() -> None:
         reads = 0
@@ -537,7 +546,11 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
             if key[1] in done:
                 continue
             for ti in list(watch.tis[key].values()):
-                if ti["state"] == "running" and names.stage_of(ti["task_id"]) in PROGRESS_STAGES and reads < PROGRESS_READS:
+                if (
+                    ti["state"] == "running"
+                    and names.stage_of(ti["task_id"]) in PROGRESS_STAGES
+                    and reads < PROGRESS_READS
+                ):
                     reads += 1
                     show_progress(key, ti, ended=False)
 
@@ -545,7 +558,11 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
         """A transcode or publish that has just ended: its last figure (the objects published), once."""
         for ti in list(watch.tis[key].values()):
             ident = (key, ti["task_id"], ti.get("map_index", -1))
-            if ti["state"] == "success" and names.stage_of(ti["task_id"]) in PROGRESS_STAGES and ident not in ended_progress:
+            if (
+                ti["state"] == "success"
+                and names.stage_of(ti["task_id"]) in PROGRESS_STAGES
+                and ident not in ended_progress
+            ):
                 ended_progress.add(ident)
                 if per_stage or ident in shown_progress:
                     show_progress(key, ti, ended=True)
@@ -620,7 +637,9 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
     api = _api(stack)
     ingested = api.xcom(dag_id, run_id, names.INGEST_ID) or {}
     waiting = sorted(t["task_id"] for t in tis if t["state"] == AWAITING)
-    checks = {c: api.xcom(dag_id, run_id, names.check_id(c)) or {} for c in {c for cs in CHECKS_OF.values() for c in cs}}
+    checks = {
+        c: api.xcom(dag_id, run_id, names.check_id(c)) or {} for c in {c for cs in CHECKS_OF.values() for c in cs}
+    }
     warnings = list(ingested.get("warnings") or []) + list(checks[names.TECHNICAL_QC].get("warnings") or [])
     return SummaryEntry(asset_id=ingested.get("asset_id"), delivery_id=delivery_id, value_stream=spec.name,
                         status="awaiting_review", dag_run_id=run_id, source=ingested.get("source"), warnings=warnings,
@@ -632,7 +651,9 @@ def refused_entry(s3, buckets: Buckets, delivery_id: str, batch_run_id: str) -> 
     """summary.json entry of a delivery whose manifest the batch refused (nothing of it ran)."""
     marker = _marker(s3, buckets, delivery_id) or {}
     try:
-        manifest = json.loads(s3.get_object(Bucket=buckets.landing, Key=f"{DELIVERIES}/{delivery_id}/manifest.json")["Body"].read())
+        manifest = json.loads(
+            s3.get_object(Bucket=buckets.landing, Key=f"{DELIVERIES}/{delivery_id}/manifest.json")["Body"].read()
+        )
     except Exception:  # missing or not JSON: that is why it was refused
         manifest = {}
     manifest = manifest if isinstance(manifest, dict) else {}
@@ -674,14 +695,14 @@ def summarize(stack: Stack, runs: list[tuple], done: dict, *, stopped: str | Non
                                      reasons=[f"run {state}; no outcome recorded; failed tasks: {failed or 'none'}"],
                                      dag_run_id=run_id).to_dict()  # fmt: skip
         # stages from the stage ledger (every attempt), alerts from its outbox
-        _, stages, _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(timezone.utc))
+        _, stages, _ = spans_of(ledger, dag_id, run_id, spec.stage_slas_s, datetime.now(UTC))
         with_ledger(entry, stages=stages, alerts=[
             {"kind": a["kind"], "stage": a["stage"], "subject": a["subject"], "recipients": a["recipients"],
              "status": a["status"], "sent_at": iso_z(a["sent_at"])} for a in ledger.alerts(dag_id, run_id)])  # fmt: skip
         export_published(s3, buckets, entry, out_dir)
         assets.append(entry)
     # deliveries with no run (the batch left them pending): beside the assets, never an asset status
-    summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": assets,
+    summary = {"generated_at": iso_z(datetime.now(UTC)), "assets": assets,
                "pending": [dict(p) for p in getattr(runs, "pending", [])]}  # fmt: skip
     if unfinished:
         summary["running"] = unfinished
@@ -705,7 +726,7 @@ def stopped_summary(stack: Stack, runs: list[tuple], done: dict, *, stopped: str
     try:
         return summarize(stack, runs, done, stopped=stopped)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - a second failure must not lose the summary
-        summary = {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": [],
+        summary = {"generated_at": iso_z(datetime.now(UTC)), "assets": [],
                    "pending": [dict(p) for p in getattr(runs, "pending", [])],
                    "stopped": f"{stopped}; outcomes not read ({type(e).__name__}: {e})",
                    "ended": [{"delivery_id": d, "dag_id": dag_id, "run_id": run_id,
@@ -742,7 +763,9 @@ def print_table(summary: dict) -> None:
         master = pub[0]["local_path"] if pub else None
         rungs = ""
         if master and Path(PROJECT / master).exists():
-            rungs = str(sum(1 for ln in Path(PROJECT / master).read_text().splitlines() if ln.startswith("#EXT-X-STREAM-INF")))
+            rungs = str(
+                sum(1 for ln in Path(PROJECT / master).read_text().splitlines() if ln.startswith("#EXT-X-STREAM-INF"))
+            )
         rows.append((
             a.get("asset_id") or a.get("delivery_id") or "?",
             a["value_stream"] or "-",
@@ -754,10 +777,12 @@ def print_table(summary: dict) -> None:
     for p in summary.get("pending", []):
         rows.append((p["delivery_id"], p.get("value_stream") or "-", "PENDING", "-", "-", p["reason"][:90]))
     for r in summary.get("running", []):
-        rows.append((r["delivery_id"], r.get("value_stream") or "-", "RUNNING", "-", "-", f"{r['dag_id']} {r['run_id']}"))
+        rows.append(
+            (r["delivery_id"], r.get("value_stream") or "-", "RUNNING", "-", "-", f"{r['dag_id']} {r['run_id']}")
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -797,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StackError, ApiError, KeyboardInterrupt) as e:  # before the wait (starting, submitting) or after it
         why = why_stopped(e)
         if summary is None:  # nothing had been waited for: say so, rather than leave an older run's summary
-            write_summary(stack.out_dir, {"generated_at": iso_z(datetime.now(timezone.utc)), "assets": [],
+            write_summary(stack.out_dir, {"generated_at": iso_z(datetime.now(UTC)), "assets": [],
                                           "pending": [], "stopped": f"{why} before the batch's runs were known"})  # fmt: skip
         else:
             print()
@@ -821,10 +846,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n[run] wrote {stack.out_dir / 'summary.json'} and {stack.out_dir / 'published'}/")
     print(f"[run] value-stream report: {report} (opens offline; data beside it in {report.parent / 'data'}/)")
     if feedback_report:
-        print(f"[run] audience feedback (synthetic viewers): {feedback_report} (retention, recommendations, poster A/B)")
+        print(
+            f"[run] audience feedback (synthetic viewers): {feedback_report} (retention, recommendations, poster A/B)"
+        )
     if waiting:
-        print(f"[run] {len(waiting)} title(s) wait for review: the stack stays up so you can answer in the UI at "
-              f"{stack.api_url} (login admin / {stack.password()}); `make down` when done")
+        print(
+            f"[run] {len(waiting)} title(s) wait for review: the stack stays up so you can answer in the UI at "
+            f"{stack.api_url} (login admin / {stack.password()}); `make down` when done"
+        )
     if summary.get("pending"):
         print(f"[run] {len(summary['pending'])} deliver{'ies' if len(summary['pending']) != 1 else 'y'} left pending "
               "(no run started; the next batch takes them): see `pending` in summary.json")  # fmt: skip
@@ -846,7 +875,9 @@ def _alive_runs(stack: Stack) -> list[str]:
         if not stack.is_up():
             return []
         ours = {BATCH_DAG_ID, *(s.dag_id for s in load_specs().values())}
-        return [r["dag_run_id"] for r in _api(stack).dag_runs_since(states=["queued", "running"]) if r["dag_id"] in ours]
+        return [
+            r["dag_run_id"] for r in _api(stack).dag_runs_since(states=["queued", "running"]) if r["dag_id"] in ours
+        ]
     except (ApiError, OSError):
         return []
 

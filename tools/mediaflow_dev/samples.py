@@ -34,13 +34,18 @@ def _ffmpeg(*args: str) -> None:
         raise RuntimeError(f"sample generation failed: {' '.join(argv)}\n{proc.stderr}")
 
 
-def make_video(path: Path, *, width: int, height: int, fps: int, seconds: float, audio: bool = True,
-               video_kbps: int | None = None) -> None:
+def make_video(
+    path: Path, *, width: int, height: int, fps: int, seconds: float, audio: bool = True, video_kbps: int | None = None
+) -> None:
     """H.264 (+ AAC) test pattern; video_kbps gives a constant-bitrate mezzanine instead of CRF 18."""
     inputs = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
     if audio:
         inputs += ["-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]
-    rate = ["-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps * 2}k"] if video_kbps else ["-crf", "18"]
+    rate = (
+        ["-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps * 2}k"]
+        if video_kbps
+        else ["-crf", "18"]
+    )
     codec = ["-c:v", "libx264", "-preset", "ultrafast", *rate, "-pix_fmt", "yuv420p", "-g", str(fps)]
     if audio:
         codec += ["-c:a", "aac", "-b:a", "192k", "-ac", "2"]
@@ -48,7 +53,19 @@ def make_video(path: Path, *, width: int, height: int, fps: int, seconds: float,
 
 
 def make_audio(path: Path, *, seconds: float) -> None:
-    _ffmpeg("-f", "lavfi", "-i", f"{TONE}:duration={seconds}", "-ac", "2", "-c:a", "pcm_s16le", "-fflags", "+bitexact", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE}:duration={seconds}",
+        "-ac",
+        "2",
+        "-c:a",
+        "pcm_s16le",
+        "-fflags",
+        "+bitexact",
+        str(path),
+    )
 
 
 def make_broadcast_ts(path: Path, *, seconds: float, programmes: int = 1) -> None:
@@ -125,9 +142,24 @@ def _cues(seconds: float) -> list[tuple[float, float]]:
 
 def write_captions(folder: Path, seconds: float) -> list[dict]:
     """Sidecars as vendors send them: WebVTT (UTF-8), SRT in Windows-1252, TTML."""
-    en = ["Previously, on Test Pattern...", "The colours are calibrated.", "Listen: the tone is steady.", "See you next week."]
-    es = ["Anteriormente, en Patrón de Prueba...", "¿Dónde está el niño?", "Canción de café, señal estable.", "¡Hasta la próxima!"]
-    de = ["Was bisher geschah...", "Die Farben sind kalibriert.", "Hören Sie: ein gleichmäßiger Ton.", "Bis nächste Woche."]
+    en = [
+        "Previously, on Test Pattern...",
+        "The colours are calibrated.",
+        "Listen: the tone is steady.",
+        "See you next week.",
+    ]
+    es = [
+        "Anteriormente, en Patrón de Prueba...",
+        "¿Dónde está el niño?",
+        "Canción de café, señal estable.",
+        "¡Hasta la próxima!",
+    ]
+    de = [
+        "Was bisher geschah...",
+        "Die Farben sind kalibriert.",
+        "Hören Sie: ein gleichmäßiger Ton.",
+        "Bis nächste Woche.",
+    ]
     cues = _cues(seconds)
     vtt = ["WEBVTT", ""]
     srt = []
@@ -204,19 +236,24 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
     return folders
 
 
-
-
 # ---------------------------------------------------------------- a night's batch (load test and benchmark)
 
 # Containers and codecs a night brings: (file extension, video codec argv, audio codec argv). Each is cheap to make
 # with Debian's ffmpeg 5.1 (ProRes is not: prores_ks takes ~4.5 s per second of 1080p, so DNxHR LB stands for the
 # intermediate codecs, and only at small sizes, where its bitrate stays modest).
 NIGHT_FORMATS = {
-    "h264_mp4": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"], ["-c:a", "aac", "-b:a", "160k"]),
+    "h264_mp4": (
+        "mp4",
+        ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+        ["-c:a", "aac", "-b:a", "160k"],
+    ),
     "mpeg2_ts": ("ts", ["-c:v", "mpeg2video", "-g", "12", "-bf", "2"], ["-c:a", "mp2", "-b:a", "192k"]),
     "dnxhr_mov": ("mov", ["-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"], ["-c:a", "pcm_s16le"]),
-    "vp9_webm": ("webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
-                 ["-c:a", "libopus", "-b:a", "128k"]),
+    "vp9_webm": (
+        "webm",
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
+        ["-c:a", "libopus", "-b:a", "128k"],
+    ),
     "mpeg4_mkv": ("mkv", ["-c:v", "mpeg4", "-q:v", "5"], ["-c:a", "ac3", "-b:a", "192k"]),
     "audio_only": ("m4a", [], ["-c:a", "aac", "-b:a", "160k"]),
 }
@@ -281,7 +318,11 @@ def make_media(path: Path, *, fmt: str, height: int, fps: int, seconds: float, a
     if fmt != "audio_only":
         inputs += ["-f", "lavfi", "-i", f"testsrc2=size={NIGHT_SIZES[height]}x{height}:rate={fps}:duration={seconds}"]
         kbps = NIGHT_KBPS[height]
-        rate = [] if fmt in ("dnxhr_mov", "mpeg4_mkv") else ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k"]
+        rate = (
+            []
+            if fmt in ("dnxhr_mov", "mpeg4_mkv")
+            else ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k"]
+        )
         codec += [*vcodec, *rate] + (["-g", str(fps)] if fmt in ("h264_mp4", "vp9_webm") else [])
     if audio or fmt == "audio_only":
         inputs += ["-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]
@@ -328,6 +369,7 @@ def _palette(rng: random.Random, count: int, seconds: tuple[float, float], heigh
     return out
 
 
+# long: tooling: the night's sample mix, one kind of delivery after another
 def generate_night(
     dest: str | Path,
     n: int,
@@ -419,7 +461,13 @@ def generate_night(
             body = body.replace('"title":', '"title"', 1)  # hand-edited: a colon lost
         (folder / "manifest.json").write_text(body)
         avails += [f"{asset_id},{t},web,2020-01-01T00:00:00Z,2099-01-01T00:00:00Z,false" for t in rights_for]
-        status = "rejected" if kind in dict(NIGHT_BROKEN) else "awaiting_review" if kind in dict(NIGHT_REVIEW) else "published"
+        status = (
+            "rejected"
+            if kind in dict(NIGHT_BROKEN)
+            else "awaiting_review"
+            if kind in dict(NIGHT_REVIEW)
+            else "published"
+        )
         out.append(NightDelivery(delivery_id=delivery_id, asset_id=asset_id, value_stream=stream, kind=kind,
                                  status=status, reason=reason, media=media.label if media else "",
                                  source=source if (folder / source).exists() else None))  # fmt: skip
@@ -470,8 +518,14 @@ def write_feature_captions(folder: Path, seconds: float, locales: int = 10) -> l
     return entries
 
 
-def generate_feature(dest: str | Path, *, minutes: float = 120.0, height: int = 180, locales: int = 10,
-                     delivery_id: str = "feature-length") -> Path:
+def generate_feature(
+    dest: str | Path,
+    *,
+    minutes: float = 120.0,
+    height: int = 180,
+    locales: int = 10,
+    delivery_id: str = "feature-length",
+) -> Path:
     """One feature-length delivery in dest/<delivery_id>: a `minutes`-long test pattern (moving, so QC finds no
     frozen picture) at `height` lines (16:9, 25 fps, H.264 + AAC stereo in MP4), `locales` caption sidecars with
     a cue every 2 s, into feature_film on web and ott_partner with rights in dest/avails.csv. Writes
@@ -544,12 +598,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-s", type=float, default=60.0, help="longest title (seconds)")
     ap.add_argument("--distinct", type=int, default=16, help="distinct media files made (reused across deliveries)")
     args = ap.parse_args(argv[1:])
-    night = generate_night(args.dest, args.count, seed=args.seed, seconds=(args.min_s, args.max_s), distinct=args.distinct)
+    night = generate_night(
+        args.dest, args.count, seed=args.seed, seconds=(args.min_s, args.max_s), distinct=args.distinct
+    )
     counts: dict[str, int] = {}
     for d in night:
         counts[d.status] = counts.get(d.status, 0) + 1
-    print(f"{len(night)} deliveries in {args.dest} ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "
-          f"rights in {Path(args.dest) / 'avails.csv'}, what should become of each in {Path(args.dest) / 'expected.json'}")
+    print(
+        f"{len(night)} deliveries in {args.dest} ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "
+        f"rights in {Path(args.dest) / 'avails.csv'}, what should become of each in {Path(args.dest) / 'expected.json'}"
+    )
     print(f"process them: make run DELIVERIES={args.dest}")
     return 0
 

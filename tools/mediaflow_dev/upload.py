@@ -24,16 +24,22 @@ def main(argv: list[str]) -> int:
     folders = [Path(a) for a in argv]
     bad = [str(f) for f in folders if not (f / "manifest.json").is_file()]
     if not folders or bad:
-        print(__doc__ if not folders else f"not a delivery folder (no manifest.json): {', '.join(bad)}", file=sys.stderr)
+        print(
+            __doc__ if not folders else f"not a delivery folder (no manifest.json): {', '.join(bad)}", file=sys.stderr
+        )
         return 2
     stack = Stack.from_env()
     s3, buckets = stack.s3_client(), Buckets.from_env()
     ids = [upload_delivery(s3, buckets, f) for f in folders]
     print(f"[upload] {', '.join(ids)} -> s3://{buckets.landing}/deliveries/")
     try:
-        AirflowApi(stack.api_url, SERVICE_USER, stack.password(SERVICE_USER) or "").asset_event(LANDING_ASSET, {"deliveries": ids})
+        AirflowApi(stack.api_url, SERVICE_USER, stack.password(SERVICE_USER) or "").asset_event(
+            LANDING_ASSET, {"deliveries": ids}
+        )
     except ApiError as e:
-        print(f"[upload] uploaded, but the landing event failed ({e}); the nightly batch will take them", file=sys.stderr)
+        print(
+            f"[upload] uploaded, but the landing event failed ({e}); the nightly batch will take them", file=sys.stderr
+        )
         return 1
     print("[upload] landing event recorded: nightly_content_batch starts now")
     return 0
