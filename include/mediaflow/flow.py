@@ -29,7 +29,7 @@ from mediaflow import (
     media,
     names,
     posters,
-    trigger,
+    trigger_form,
 )
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
@@ -186,7 +186,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
     embedded = embedded_caption_item(manifest, facts, source_uri) if source_uri else None
     if embedded:
         items.append(embedded)
-    items, skipped = trigger.select_locales(items, locales)
+    items, skipped = trigger_form.select_locales(items, locales)
     return {
         **result,
         "status": "accepted",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
-from mediaflow import names, trigger
+from mediaflow import names, trigger_form
 from mediaflow.results import HumanAnswer
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
@@ -67,7 +67,7 @@ class IngestOperator(_StreamOperator):
             spec=specs[self.value_stream],
             known_streams=set(specs),
             run_id=context["run_id"],
-            locales=trigger.wanted_locales(self.locales),
+            locales=trigger_form.wanted_locales(self.locales),
         )
         self.log.info("delivery %s: %s %s", result["delivery_id"], result["status"], "; ".join(result["reasons"]))
         if result.get("locales_skipped"):
@@ -361,7 +361,7 @@ class ReviewApprovalOperator(ApprovalOperator):
 
     def execute(self, context):
         reviewer = (context.get("params") or {}).get("reviewer")
-        self.assigned_users = trigger.review_assignees(reviewer, self.spec_reviewers)
+        self.assigned_users = trigger_form.review_assignees(reviewer, self.spec_reviewers)
         self.log.info("review assigned to %s", [u["name"] for u in self.assigned_users or []] or "anyone")
         return super().execute(context)
 

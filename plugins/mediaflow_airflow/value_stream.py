@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, task
 
-from mediaflow import compliance, decisions, trigger
+from mediaflow import compliance, decisions, trigger_form
 from mediaflow.capacity import capacity
 from mediaflow.names import (
     BRANCHES,
@@ -123,7 +123,7 @@ def trigger_params(spec: StreamSpec) -> dict[str, Param]:
             "",
             type="string",
             minLength=1,
-            pattern=trigger.DELIVERY_PATTERN,
+            pattern=trigger_form.DELIVERY_PATTERN,
             title="Delivery",
             description="Delivery id: the folder name under deliveries/ in the landing bucket (letters, digits, "
             "'.', '_', '-'; e.g. bbb-s01e01), or an s3://bucket/prefix/ holding manifest.json.",
@@ -139,7 +139,7 @@ def trigger_params(spec: StreamSpec) -> dict[str, Param]:
         "locales": Param(
             [],
             type=["array", "null"],
-            items={"type": "string", "pattern": trigger.LOCALE_PATTERN},
+            items={"type": "string", "pattern": trigger_form.LOCALE_PATTERN},
             uniqueItems=True,
             title="Locales",
             description="Only these caption/audio locales, one per line as BCP-47 tags (es-ES, pt-BR, fr; 'es' "
@@ -149,7 +149,7 @@ def trigger_params(spec: StreamSpec) -> dict[str, Param]:
         "reviewer": Param(
             None,
             type=["string", "null"],
-            pattern=trigger.REVIEWER_PATTERN,
+            pattern=trigger_form.REVIEWER_PATTERN,
             title="Reviewer",
             description=f"Airflow user name who must answer this title's human reviews. Empty: the stream's "
             f"reviewers ({reviewers}).",
@@ -189,7 +189,7 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
         response_timeout=timedelta(seconds=spec.review_timeout_s),
         params={"comment": Param("", type="string", title="Comment", description="Why (shown in the summary)")},
         spec_reviewers=spec.reviewers,  # or the run's `reviewer` param, set when the task runs
-        assigned_users=trigger.review_assignees(None, spec.reviewers),
+        assigned_users=trigger_form.review_assignees(None, spec.reviewers),
         # the owners are mailed why (check, figure, limit) and where to answer, once the request is written
         notifiers=[
             ReviewRequestNotifier(

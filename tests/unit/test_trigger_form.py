@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mediaflow import flow, trigger
+from mediaflow import flow, trigger_form
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets, published_state_key
 
@@ -21,52 +21,52 @@ def items(*locales):
     (["es-ES"], ["es-ES"]), (["es-ES", "", "fr"], ["es-ES", "fr"]), ("es-ES\nfr", ["es-ES", "fr"]), ("es-ES, fr", ["es-ES", "fr"]),
 ])  # fmt: skip
 def test_wanted_locales_empty_means_all(value, expected):
-    assert trigger.wanted_locales(value) == expected
+    assert trigger_form.wanted_locales(value) == expected
 
 
 def test_select_locales_exact_and_language_prefix_case_insensitive():
     all_items = items("en-US", "es-ES", "es-419", "pt-BR", "zh-Hant-TW")
-    kept, skipped = trigger.select_locales(all_items, ["es"])
+    kept, skipped = trigger_form.select_locales(all_items, ["es"])
     assert [i["locale"] for i in kept] == ["es-ES", "es-419"]
     assert skipped == ["en-US", "pt-BR", "zh-Hant-TW"]
-    kept, _ = trigger.select_locales(all_items, ["ES-es", "zh-Hant"])
+    kept, _ = trigger_form.select_locales(all_items, ["ES-es", "zh-Hant"])
     assert [i["locale"] for i in kept] == ["es-ES", "zh-Hant-TW"]
     # "es" selects es-*, but "e" is no prefix of a tag: only whole subtags match
-    assert trigger.select_locales(all_items, ["e"])[0] == []
+    assert trigger_form.select_locales(all_items, ["e"])[0] == []
 
 
 def test_select_locales_empty_keeps_all_and_missing_locale_selects_nothing():
     all_items = items("en-US", "es-ES")
-    assert trigger.select_locales(all_items, None) == (all_items, [])
-    assert trigger.select_locales(all_items, []) == (all_items, [])
-    assert trigger.select_locales(all_items, ["de-DE"]) == ([], ["en-US", "es-ES"])
+    assert trigger_form.select_locales(all_items, None) == (all_items, [])
+    assert trigger_form.select_locales(all_items, []) == (all_items, [])
+    assert trigger_form.select_locales(all_items, ["de-DE"]) == ([], ["en-US", "es-ES"])
 
 
 @pytest.mark.parametrize("tag", ["en", "es-ES", "pt-BR", "es-419", "zh-Hant-TW", "fil"])
 def test_locale_pattern_accepts_bcp47_tags(tag):
-    assert re.fullmatch(trigger.LOCALE_PATTERN, tag)
+    assert re.fullmatch(trigger_form.LOCALE_PATTERN, tag)
 
 
 @pytest.mark.parametrize("tag", ["", "e", "es_ES", "es-", "english", "es-ES-x", "../etc", "es ES"])
 def test_locale_pattern_refuses_other_strings(tag):
-    assert not re.fullmatch(trigger.LOCALE_PATTERN, tag)
+    assert not re.fullmatch(trigger_form.LOCALE_PATTERN, tag)
 
 
 @pytest.mark.parametrize("name", ["", "admin", "jane.doe", "ops-reviewer", "a.b@example.com"])
 def test_reviewer_pattern_accepts_user_names_or_empty(name):
-    assert re.fullmatch(trigger.REVIEWER_PATTERN, name)
+    assert re.fullmatch(trigger_form.REVIEWER_PATTERN, name)
 
 
 @pytest.mark.parametrize("name", [" admin", "a b", "-x", "x" * 129, "root;rm"])
 def test_reviewer_pattern_refuses_other_strings(name):
-    assert not re.fullmatch(trigger.REVIEWER_PATTERN, name)
+    assert not re.fullmatch(trigger_form.REVIEWER_PATTERN, name)
 
 
 def test_review_assignees_override_then_spec_then_anyone():
-    assert trigger.review_assignees("jane", ["legal-team"]) == [{"id": "jane", "name": "jane"}]
-    assert trigger.review_assignees(None, ["a", "b"]) == [{"id": "a", "name": "a"}, {"id": "b", "name": "b"}]
-    assert trigger.review_assignees("  ", ("a",)) == [{"id": "a", "name": "a"}]
-    assert trigger.review_assignees("", []) is None
+    assert trigger_form.review_assignees("jane", ["legal-team"]) == [{"id": "jane", "name": "jane"}]
+    assert trigger_form.review_assignees(None, ["a", "b"]) == [{"id": "a", "name": "a"}, {"id": "b", "name": "b"}]
+    assert trigger_form.review_assignees("  ", ("a",)) == [{"id": "a", "name": "a"}]
+    assert trigger_form.review_assignees("", []) is None
 
 
 class MemoryStore:
