@@ -331,7 +331,7 @@ def compute(events: pd.DataFrame, catalog: dict[str, dict], *, min_starts: int =
 
 
 # ---------------------------------------------------------------- ingest: validate, quarantine bad rows
-SUITE_PATH = __import__("pathlib").Path(__file__).resolve().parent.parent / "gx" / "feedback" / "events.json"
+SUITE_PATH = __import__("pathlib").Path(__file__).resolve().parents[2] / "gx" / "feedback" / "events.json"
 DROPS = "viewing-events"  # landing bucket: CSV or Parquet drops of viewing events
 FEEDBACK = "feedback"  # reports bucket: feedback/events/ (valid rows), feedback/ingested/ (markers), feedback/latest/
 
