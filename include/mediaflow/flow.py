@@ -33,7 +33,7 @@ from mediaflow import (
 )
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
-from mediaflow.results import Localized, Review, SummaryEntry
+from mediaflow.results import Ingested, Localized, Review, SummaryEntry, Transcoded
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
 from mediaflow.store import (
@@ -93,16 +93,20 @@ def ingest(
 # long: ingest's checks in the order a delivery fails them, each returning a rejection with its reason
 def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, known_streams: set[str], run_id: str,
             locales: list[str] | None, tmp: Path) -> dict:  # fmt: skip
-    result: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
+    known: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
+
+    def rejected(reasons: list[str], quarantine_uri: str | None = None) -> dict:
+        return Ingested(**known, status="rejected", reasons=reasons, quarantine_uri=quarantine_uri).to_dict()
+
     try:
         bucket, prefix, delivery_id = delivery_location(delivery, buckets)
     except ValueError as e:
-        return {**result, "status": "rejected", "reasons": [str(e)], "quarantine_uri": None}
-    result["delivery_id"] = delivery_id
+        return rejected([str(e)])
+    known["delivery_id"] = delivery_id
     objects = store.list(bucket, prefix)
     present = {key[len(prefix) :]: meta for key, meta in objects.items()}
-    if not present:
-        return {**result, "status": "rejected", "quarantine_uri": None,
+    if not present:  # reasons after quarantine_uri: the key order this payload has always had on XCom
+        return {**Ingested(**known, status="rejected", quarantine_uri=None).to_dict(),
                 "reasons": [f"delivery {delivery_id}: nothing found at s3://{bucket}/{prefix}"]}  # fmt: skip
 
     reasons: list[str] = []
@@ -115,7 +119,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
         except ManifestError as e:
             reasons += e.problems
     if manifest:
-        result["asset_id"] = manifest.asset_id
+        known["asset_id"] = manifest.asset_id
         if manifest.value_stream != spec.name:
             reasons.append(
                 f"{MANIFEST_NAME}: field 'value_stream' is {manifest.value_stream!r} but this run is the "
@@ -164,7 +168,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
         uri = quarantine_delivery(store, buckets, source_bucket=bucket, prefix=prefix, delivery_id=delivery_id,
                                   record={"delivery": delivery, "run_id": run_id, "reasons": reasons})  # fmt: skip
         log.warning("delivery %s rejected: %s", delivery_id, "; ".join(reasons))
-        return {**result, "status": "rejected", "reasons": reasons, "quarantine_uri": uri}
+        return rejected(reasons, uri)
 
     # Freeze the exact bytes we checked: later steps read these copies, never the landing zone.
     wprefix = work_prefix(manifest.asset_id, run_id)
@@ -187,22 +191,22 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
     if embedded:
         items.append(embedded)
     items, skipped = trigger_form.select_locales(items, locales)
-    return {
-        **result,
-        "status": "accepted",
-        "mode": "sidecars" if manifest.sidecar_only else "full",
-        "reasons": [],
-        "warnings": warnings,
-        "title": manifest.title,
-        "source_uri": source_uri,
-        "source": facts,
-        "previous": previous,
-        "locales": items,
-        "locales_skipped": skipped,
-        "territories": list(manifest.territories),
-        "channels": [c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
-        "delivered_at": iso_z(arrival),
-    }
+    return Ingested(
+        **known,
+        status="accepted",
+        mode="sidecars" if manifest.sidecar_only else "full",
+        reasons=[],
+        warnings=warnings,
+        title=manifest.title,
+        source_uri=source_uri,
+        source=facts,
+        previous=previous,
+        locales=items,
+        locales_skipped=skipped,
+        territories=list(manifest.territories),
+        channels=[c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
+        delivered_at=iso_z(arrival),
+    ).to_dict()
 
 
 def locale_items(store: Store, buckets: Buckets, manifest, *, bucket: str, prefix: str, present: set[str],
@@ -282,7 +286,7 @@ def transcode(
     store: Store,
     buckets: Buckets,
     *,
-    ingested: dict,
+    ingested: Ingested | dict,
     spec: StreamSpec,
     run_id: str,
     run_ffmpeg: Callable[[list[str]], None],
@@ -296,8 +300,9 @@ def transcode(
 
     posters: [{variant, file, time_s, picked_by}] the candidates (ladder.poster_plan) in time order, p1 first:
     scene cuts the single graph picked, then a frame each at even spacing for those a title has no cut for."""
-    src_bucket, src_key = parse_s3_uri(ingested["source_uri"])
-    facts = ingested["source"]
+    ingested = Ingested.from_dict(ingested)
+    src_bucket, src_key = parse_s3_uri(ingested.source_uri)
+    facts = ingested.source
     video = facts.get("video")
     has_audio = facts.get("audio_streams", 0) > 0
     renditions = (
@@ -306,7 +311,7 @@ def transcode(
         else []
     )
     fps = ladder.output_fps(video["fps"]) if video else 0.0
-    out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
+    out_prefix = work_prefix(ingested.asset_id, run_id) + "hls/"
     with tempfile.TemporaryDirectory(prefix="mediaflow-transcode-", dir=workdir) as tmp:
         src = Path(tmp) / PurePosixPath(src_key).name
         out = Path(tmp) / "hls"
@@ -354,15 +359,15 @@ def transcode(
         uploaded = progress_.Count(report, stage=names.TRANSCODE, phase="upload", total=len(files))
         each(uploaded.wrap(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())),
              files)  # fmt: skip
-    return {
-        "hls_uri": f"s3://{buckets.work}/{out_prefix}",
-        "files": [p.relative_to(out).as_posix() for p in files],
-        "variants": packaged["variants"],
-        "audios": packaged["audios"],
-        "fps": fps,
-        "posters": [{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
-        "loudness": normalised,
-    }
+    return Transcoded(
+        hls_uri=f"s3://{buckets.work}/{out_prefix}",
+        files=[p.relative_to(out).as_posix() for p in files],
+        variants=packaged["variants"],
+        audios=packaged["audios"],
+        fps=fps,
+        posters=[{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
+        loudness=normalised,
+    ).to_dict()
 
 
 # ---------------------------------------------------------------- localize
@@ -372,7 +377,7 @@ def localize_locale(
     store: Store,
     buckets: Buckets,
     *,
-    ingested: dict,
+    ingested: Ingested | dict,
     item: dict,
     spec: StreamSpec,
     run_id: str,
@@ -382,12 +387,12 @@ def localize_locale(
 
     Bad input in one locale never raises (the title publishes without it); storage or ffmpeg trouble does.
     """
-    result = {"kind": item["kind"], "locale": item["locale"], "file": item["file"], "status": "rejected",
-              "reasons": [], "warnings": [], "hls_uri": None, "files": [], "rendition": None, "loudness": None}  # fmt: skip
+    which = {"kind": item["kind"], "locale": item["locale"], "file": item["file"]}
     if item.get("problem"):
-        return {**result, "reasons": [item["problem"]]}
-    out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
-    duration = ingested["source"]["duration_s"]
+        return Localized(**which, reasons=[item["problem"]]).to_dict()
+    ingested = Ingested.from_dict(ingested)
+    out_prefix = work_prefix(ingested.asset_id, run_id) + "hls/"
+    duration = ingested.source["duration_s"]
     with tempfile.TemporaryDirectory(prefix="mediaflow-localize-") as tmp:
         src = Path(tmp) / "in" / PurePosixPath(item["uri"]).name
         src.parent.mkdir()
@@ -406,13 +411,13 @@ def localize_locale(
                                              loudness=spec.loudness, run_ffmpeg=run_ffmpeg)  # fmt: skip
         except (captions.CaptionError, media.MediaError) as e:
             log.warning("locale %s (%s) rejected: %s", item["locale"], item["file"], e)
-            return {**result, "reasons": [str(e)]}
+            return Localized(**which, reasons=[str(e)]).to_dict()
         files = sorted(p for p in out.rglob("*") if p.is_file())
         for path in files:
             store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())
-    return {**result, "status": "ok", "warnings": done["warnings"], "hls_uri": f"s3://{buckets.work}/{out_prefix}",
-            "files": [p.relative_to(out).as_posix() for p in files], "rendition": done["rendition"],
-            "loudness": done.get("normalised")}  # fmt: skip
+    return Localized(**which, status="ok", warnings=done["warnings"], hls_uri=f"s3://{buckets.work}/{out_prefix}",
+                     files=[p.relative_to(out).as_posix() for p in files], rendition=done["rendition"],
+                     loudness=done.get("normalised")).to_dict()  # fmt: skip
 
 
 # ---------------------------------------------------------------- publish
