@@ -33,7 +33,7 @@ from mediaflow import (
 )
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
-from mediaflow.results import Ingested, Localized, Review, SummaryEntry, Transcoded
+from mediaflow.results import Ingested, Localized, Published, Review, SummaryEntry, Transcoded
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
 from mediaflow.store import (
@@ -423,19 +423,19 @@ def localize_locale(
 # ---------------------------------------------------------------- publish
 
 
-def superseded_by(live: dict | None, ingested: dict) -> str | None:
+def superseded_by(live: dict | None, ingested: Ingested | dict) -> str | None:
     """Why this delivery must not replace what is live: the live version comes from a delivery that arrived later
     (two deliveries of one asset in flight: the newest wins, whichever finishes first). None: go ahead."""
     if not live or not live.get("delivered_at") or not ingested.get("delivered_at"):
         return None
     if live.get("delivery_id") == ingested.get("delivery_id"):
         return None
-    if instant(live["delivered_at"]) <= instant(ingested["delivered_at"]):
+    if instant(live["delivered_at"]) <= instant(ingested.get("delivered_at")):
         return None
     return (
-        f"asset {ingested['asset_id']}: not published: the live version comes from delivery "
+        f"asset {ingested.get('asset_id')}: not published: the live version comes from delivery "
         f"{live.get('delivery_id')} (delivered {live['delivered_at']}), newer than this delivery "
-        f"{ingested.get('delivery_id')} (delivered {ingested['delivered_at']}); the newer one stays live"
+        f"{ingested.get('delivery_id')} (delivered {ingested.get('delivered_at')}); the newer one stays live"
     )
 
 
@@ -456,9 +456,9 @@ def publish(
     store: Store,
     buckets: Buckets,
     *,
-    ingested: dict,
+    ingested: Ingested | dict,
     transcoded: dict | None,
-    localized: list[dict] | None,
+    localized: list[Localized | dict] | None,
     rights_check: dict | None = None,
     progress: progress_.Report | None = None,
 ) -> dict:
@@ -469,31 +469,33 @@ def publish(
     A sidecar-only delivery re-publishes the title as the last publish left it plus its new locales (same
     locale: replaced). Returns {published: [...], locales: {locale: status}, reasons: [...], warnings: [...]}.
     """
-    asset_id = ingested["asset_id"]
+    ingested = Ingested.from_dict(ingested)
+    asset_id = ingested.asset_id
     live_now = published_state(store, buckets, asset_id)  # read again here: the lease makes this the latest
     newer = superseded_by(live_now, ingested)
-    if newer:
+    if newer:  # not Published(...): this payload has always had its keys in this order on XCom
         return {"published": [], "locales": {}, "warnings": [], "superseded_by": live_now.get("delivery_id"),
                 "reasons": [newer]}  # fmt: skip
     # a sidecar-only delivery extends what is live now, not what was live when it was ingested
     previous = (live_now if not transcoded and live_now else ingested.get("previous")) or {}
     video = transcoded if transcoded else previous.get("video")
     if not video:
-        raise RuntimeError(f"asset {ingested['asset_id']}: nothing transcoded and no earlier publish to extend")
+        raise RuntimeError(f"asset {asset_id}: nothing transcoded and no earlier publish to extend")
     video = {k: video[k] for k in ("hls_uri", "files", "variants", "audios", "posters") if k in video}
     # the same pictures again (sidecar-only): keep the default poster the A/B test chose; a new transcode resets it
     chosen = previous.get("poster") if not transcoded else None
     poster_from = posters.source_of_default(previous) if chosen else ladder.POSTER
     live = dict(previous.get("locales", {})) if not transcoded else {}
     statuses, reasons, warnings = {}, [], []
-    for r in localized or []:
-        if r["status"] == "ok":
-            live[f"{r['kind']}:{r['locale']}"] = {k: r[k] for k in ("kind", "locale", "hls_uri", "files", "rendition")}
-            statuses[r["locale"]] = "published"
-            warnings += r["warnings"]
+    for r in map(Localized.from_dict, localized or []):
+        if r.ok:
+            live[f"{r.kind}:{r.locale}"] = {"kind": r.kind, "locale": r.locale, "hls_uri": r.hls_uri, "files": r.files,
+                                            "rendition": r.rendition}  # fmt: skip
+            statuses[r.locale] = "published"
+            warnings += r.warnings
         else:
-            statuses[r["locale"]] = "rejected: " + "; ".join(r["reasons"])
-            reasons += [f"locale {r['locale']} ({r['kind']}) rejected: {reason}" for reason in r["reasons"]]
+            statuses[r.locale] = r.locale_status
+            reasons += [f"locale {r.locale} ({r.kind}) rejected: {reason}" for reason in r.reasons]
 
     ordered = sorted(live.values(), key=lambda x: (x["kind"], x["locale"]))
     master = ladder.master_playlist(
@@ -503,11 +505,11 @@ def publish(
     )
     parts = [video] + ordered  # (hls_uri, files) to copy: the ladder, then each locale's rendition
     plans = []  # (channel, territories, prefix, copies): what goes out where
-    for channel in ingested["channels"]:
-        territories = compliance.publishable_territories(rights_check, channel, ingested["territories"])
+    for channel in ingested.channels:
+        territories = compliance.publishable_territories(rights_check, channel, ingested.territories)
         if not territories:  # no open window anywhere on this channel: nothing goes out there
             continue
-        prefix = distribution_prefix(channel, ingested["asset_id"])
+        prefix = distribution_prefix(channel, asset_id)
         copies = []  # (rank, source bucket, source key, name)
         for part in parts:
             src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
@@ -535,22 +537,22 @@ def publish(
             "local_path": None,
         })  # fmt: skip
     state = {
-        "asset_id": ingested["asset_id"],
+        "asset_id": asset_id,
         "delivery_id": ingested.get("delivery_id"),
         "delivered_at": ingested.get("delivered_at"),
-        "source": ingested["source"],
+        "source": ingested.source,
         "channels": [p["channel"] for p in published],
-        "territories": ingested["territories"],
+        "territories": ingested.territories,
         "video": video,
         "locales": live,
         **({"poster": chosen} if chosen else {}),
     }
-    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(ingested["asset_id"]))
+    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(asset_id))
     if rights_check:
         reasons += rights_check["problems"]
     all_locales = {x["locale"]: "published" for x in ordered}
     all_locales.update(statuses)
-    return {"published": published, "locales": all_locales, "reasons": reasons, "warnings": warnings}
+    return Published(published=published, locales=all_locales, reasons=reasons, warnings=warnings).to_dict()
 
 
 # ---------------------------------------------------------------- outcome
