@@ -33,7 +33,7 @@ from mediaflow import (
 )
 from mediaflow import progress as progress_
 from mediaflow.manifest import MANIFEST_NAME, ManifestError, parse_manifest
-from mediaflow.results import Localized, Review, SummaryEntry
+from mediaflow.results import Ingested, Localized, Published, Review, SummaryEntry, Transcoded
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
 from mediaflow.store import (
@@ -93,16 +93,20 @@ def ingest(
 # long: ingest's checks in the order a delivery fails them, each returning a rejection with its reason
 def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, known_streams: set[str], run_id: str,
             locales: list[str] | None, tmp: Path) -> dict:  # fmt: skip
-    result: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
+    known: dict = {"delivery": delivery, "delivery_id": None, "asset_id": None, "value_stream": spec.name}
+
+    def rejected(reasons: list[str], quarantine_uri: str | None = None) -> dict:
+        return Ingested(**known, status="rejected", reasons=reasons, quarantine_uri=quarantine_uri).to_dict()
+
     try:
         bucket, prefix, delivery_id = delivery_location(delivery, buckets)
     except ValueError as e:
-        return {**result, "status": "rejected", "reasons": [str(e)], "quarantine_uri": None}
-    result["delivery_id"] = delivery_id
+        return rejected([str(e)])
+    known["delivery_id"] = delivery_id
     objects = store.list(bucket, prefix)
     present = {key[len(prefix) :]: meta for key, meta in objects.items()}
-    if not present:
-        return {**result, "status": "rejected", "quarantine_uri": None,
+    if not present:  # reasons after quarantine_uri: the key order this payload has always had on XCom
+        return {**Ingested(**known, status="rejected", quarantine_uri=None).to_dict(),
                 "reasons": [f"delivery {delivery_id}: nothing found at s3://{bucket}/{prefix}"]}  # fmt: skip
 
     reasons: list[str] = []
@@ -115,7 +119,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
         except ManifestError as e:
             reasons += e.problems
     if manifest:
-        result["asset_id"] = manifest.asset_id
+        known["asset_id"] = manifest.asset_id
         if manifest.value_stream != spec.name:
             reasons.append(
                 f"{MANIFEST_NAME}: field 'value_stream' is {manifest.value_stream!r} but this run is the "
@@ -164,7 +168,7 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
         uri = quarantine_delivery(store, buckets, source_bucket=bucket, prefix=prefix, delivery_id=delivery_id,
                                   record={"delivery": delivery, "run_id": run_id, "reasons": reasons})  # fmt: skip
         log.warning("delivery %s rejected: %s", delivery_id, "; ".join(reasons))
-        return {**result, "status": "rejected", "reasons": reasons, "quarantine_uri": uri}
+        return rejected(reasons, uri)
 
     # Freeze the exact bytes we checked: later steps read these copies, never the landing zone.
     wprefix = work_prefix(manifest.asset_id, run_id)
@@ -187,22 +191,22 @@ def _ingest(store: Store, buckets: Buckets, *, delivery: str, spec: StreamSpec, 
     if embedded:
         items.append(embedded)
     items, skipped = trigger_form.select_locales(items, locales)
-    return {
-        **result,
-        "status": "accepted",
-        "mode": "sidecars" if manifest.sidecar_only else "full",
-        "reasons": [],
-        "warnings": warnings,
-        "title": manifest.title,
-        "source_uri": source_uri,
-        "source": facts,
-        "previous": previous,
-        "locales": items,
-        "locales_skipped": skipped,
-        "territories": list(manifest.territories),
-        "channels": [c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
-        "delivered_at": iso_z(arrival),
-    }
+    return Ingested(
+        **known,
+        status="accepted",
+        mode="sidecars" if manifest.sidecar_only else "full",
+        reasons=[],
+        warnings=warnings,
+        title=manifest.title,
+        source_uri=source_uri,
+        source=facts,
+        previous=previous,
+        locales=items,
+        locales_skipped=skipped,
+        territories=list(manifest.territories),
+        channels=[c for c in (manifest.channels or spec.channels) if c in spec.channels] or list(spec.channels),
+        delivered_at=iso_z(arrival),
+    ).to_dict()
 
 
 def locale_items(store: Store, buckets: Buckets, manifest, *, bucket: str, prefix: str, present: set[str],
@@ -282,7 +286,7 @@ def transcode(
     store: Store,
     buckets: Buckets,
     *,
-    ingested: dict,
+    ingested: Ingested | dict,
     spec: StreamSpec,
     run_id: str,
     run_ffmpeg: Callable[[list[str]], None],
@@ -296,8 +300,9 @@ def transcode(
 
     posters: [{variant, file, time_s, picked_by}] the candidates (ladder.poster_plan) in time order, p1 first:
     scene cuts the single graph picked, then a frame each at even spacing for those a title has no cut for."""
-    src_bucket, src_key = parse_s3_uri(ingested["source_uri"])
-    facts = ingested["source"]
+    ingested = Ingested.from_dict(ingested)
+    src_bucket, src_key = parse_s3_uri(ingested.source_uri)
+    facts = ingested.source
     video = facts.get("video")
     has_audio = facts.get("audio_streams", 0) > 0
     renditions = (
@@ -306,7 +311,7 @@ def transcode(
         else []
     )
     fps = ladder.output_fps(video["fps"]) if video else 0.0
-    out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
+    out_prefix = work_prefix(ingested.asset_id, run_id) + "hls/"
     with tempfile.TemporaryDirectory(prefix="mediaflow-transcode-", dir=workdir) as tmp:
         src = Path(tmp) / PurePosixPath(src_key).name
         out = Path(tmp) / "hls"
@@ -354,15 +359,15 @@ def transcode(
         uploaded = progress_.Count(report, stage=names.TRANSCODE, phase="upload", total=len(files))
         each(uploaded.wrap(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())),
              files)  # fmt: skip
-    return {
-        "hls_uri": f"s3://{buckets.work}/{out_prefix}",
-        "files": [p.relative_to(out).as_posix() for p in files],
-        "variants": packaged["variants"],
-        "audios": packaged["audios"],
-        "fps": fps,
-        "posters": [{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
-        "loudness": normalised,
-    }
+    return Transcoded(
+        hls_uri=f"s3://{buckets.work}/{out_prefix}",
+        files=[p.relative_to(out).as_posix() for p in files],
+        variants=packaged["variants"],
+        audios=packaged["audios"],
+        fps=fps,
+        posters=[{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
+        loudness=normalised,
+    ).to_dict()
 
 
 # ---------------------------------------------------------------- localize
@@ -372,7 +377,7 @@ def localize_locale(
     store: Store,
     buckets: Buckets,
     *,
-    ingested: dict,
+    ingested: Ingested | dict,
     item: dict,
     spec: StreamSpec,
     run_id: str,
@@ -382,12 +387,12 @@ def localize_locale(
 
     Bad input in one locale never raises (the title publishes without it); storage or ffmpeg trouble does.
     """
-    result = {"kind": item["kind"], "locale": item["locale"], "file": item["file"], "status": "rejected",
-              "reasons": [], "warnings": [], "hls_uri": None, "files": [], "rendition": None, "loudness": None}  # fmt: skip
+    which = {"kind": item["kind"], "locale": item["locale"], "file": item["file"]}
     if item.get("problem"):
-        return {**result, "reasons": [item["problem"]]}
-    out_prefix = work_prefix(ingested["asset_id"], run_id) + "hls/"
-    duration = ingested["source"]["duration_s"]
+        return Localized(**which, reasons=[item["problem"]]).to_dict()
+    ingested = Ingested.from_dict(ingested)
+    out_prefix = work_prefix(ingested.asset_id, run_id) + "hls/"
+    duration = ingested.source["duration_s"]
     with tempfile.TemporaryDirectory(prefix="mediaflow-localize-") as tmp:
         src = Path(tmp) / "in" / PurePosixPath(item["uri"]).name
         src.parent.mkdir()
@@ -406,31 +411,31 @@ def localize_locale(
                                              loudness=spec.loudness, run_ffmpeg=run_ffmpeg)  # fmt: skip
         except (captions.CaptionError, media.MediaError) as e:
             log.warning("locale %s (%s) rejected: %s", item["locale"], item["file"], e)
-            return {**result, "reasons": [str(e)]}
+            return Localized(**which, reasons=[str(e)]).to_dict()
         files = sorted(p for p in out.rglob("*") if p.is_file())
         for path in files:
             store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())
-    return {**result, "status": "ok", "warnings": done["warnings"], "hls_uri": f"s3://{buckets.work}/{out_prefix}",
-            "files": [p.relative_to(out).as_posix() for p in files], "rendition": done["rendition"],
-            "loudness": done.get("normalised")}  # fmt: skip
+    return Localized(**which, status="ok", warnings=done["warnings"], hls_uri=f"s3://{buckets.work}/{out_prefix}",
+                     files=[p.relative_to(out).as_posix() for p in files], rendition=done["rendition"],
+                     loudness=done.get("normalised")).to_dict()  # fmt: skip
 
 
 # ---------------------------------------------------------------- publish
 
 
-def superseded_by(live: dict | None, ingested: dict) -> str | None:
+def superseded_by(live: dict | None, ingested: Ingested | dict) -> str | None:
     """Why this delivery must not replace what is live: the live version comes from a delivery that arrived later
     (two deliveries of one asset in flight: the newest wins, whichever finishes first). None: go ahead."""
     if not live or not live.get("delivered_at") or not ingested.get("delivered_at"):
         return None
     if live.get("delivery_id") == ingested.get("delivery_id"):
         return None
-    if instant(live["delivered_at"]) <= instant(ingested["delivered_at"]):
+    if instant(live["delivered_at"]) <= instant(ingested.get("delivered_at")):
         return None
     return (
-        f"asset {ingested['asset_id']}: not published: the live version comes from delivery "
+        f"asset {ingested.get('asset_id')}: not published: the live version comes from delivery "
         f"{live.get('delivery_id')} (delivered {live['delivered_at']}), newer than this delivery "
-        f"{ingested.get('delivery_id')} (delivered {ingested['delivered_at']}); the newer one stays live"
+        f"{ingested.get('delivery_id')} (delivered {ingested.get('delivered_at')}); the newer one stays live"
     )
 
 
@@ -451,9 +456,9 @@ def publish(
     store: Store,
     buckets: Buckets,
     *,
-    ingested: dict,
+    ingested: Ingested | dict,
     transcoded: dict | None,
-    localized: list[dict] | None,
+    localized: list[Localized | dict] | None,
     rights_check: dict | None = None,
     progress: progress_.Report | None = None,
 ) -> dict:
@@ -464,31 +469,33 @@ def publish(
     A sidecar-only delivery re-publishes the title as the last publish left it plus its new locales (same
     locale: replaced). Returns {published: [...], locales: {locale: status}, reasons: [...], warnings: [...]}.
     """
-    asset_id = ingested["asset_id"]
+    ingested = Ingested.from_dict(ingested)
+    asset_id = ingested.asset_id
     live_now = published_state(store, buckets, asset_id)  # read again here: the lease makes this the latest
     newer = superseded_by(live_now, ingested)
-    if newer:
+    if newer:  # not Published(...): this payload has always had its keys in this order on XCom
         return {"published": [], "locales": {}, "warnings": [], "superseded_by": live_now.get("delivery_id"),
                 "reasons": [newer]}  # fmt: skip
     # a sidecar-only delivery extends what is live now, not what was live when it was ingested
     previous = (live_now if not transcoded and live_now else ingested.get("previous")) or {}
     video = transcoded if transcoded else previous.get("video")
     if not video:
-        raise RuntimeError(f"asset {ingested['asset_id']}: nothing transcoded and no earlier publish to extend")
+        raise RuntimeError(f"asset {asset_id}: nothing transcoded and no earlier publish to extend")
     video = {k: video[k] for k in ("hls_uri", "files", "variants", "audios", "posters") if k in video}
     # the same pictures again (sidecar-only): keep the default poster the A/B test chose; a new transcode resets it
     chosen = previous.get("poster") if not transcoded else None
     poster_from = posters.source_of_default(previous) if chosen else ladder.POSTER
     live = dict(previous.get("locales", {})) if not transcoded else {}
     statuses, reasons, warnings = {}, [], []
-    for r in localized or []:
-        if r["status"] == "ok":
-            live[f"{r['kind']}:{r['locale']}"] = {k: r[k] for k in ("kind", "locale", "hls_uri", "files", "rendition")}
-            statuses[r["locale"]] = "published"
-            warnings += r["warnings"]
+    for r in map(Localized.from_dict, localized or []):
+        if r.ok:
+            live[f"{r.kind}:{r.locale}"] = {"kind": r.kind, "locale": r.locale, "hls_uri": r.hls_uri, "files": r.files,
+                                            "rendition": r.rendition}  # fmt: skip
+            statuses[r.locale] = "published"
+            warnings += r.warnings
         else:
-            statuses[r["locale"]] = "rejected: " + "; ".join(r["reasons"])
-            reasons += [f"locale {r['locale']} ({r['kind']}) rejected: {reason}" for reason in r["reasons"]]
+            statuses[r.locale] = r.locale_status
+            reasons += [f"locale {r.locale} ({r.kind}) rejected: {reason}" for reason in r.reasons]
 
     ordered = sorted(live.values(), key=lambda x: (x["kind"], x["locale"]))
     master = ladder.master_playlist(
@@ -498,11 +505,11 @@ def publish(
     )
     parts = [video] + ordered  # (hls_uri, files) to copy: the ladder, then each locale's rendition
     plans = []  # (channel, territories, prefix, copies): what goes out where
-    for channel in ingested["channels"]:
-        territories = compliance.publishable_territories(rights_check, channel, ingested["territories"])
+    for channel in ingested.channels:
+        territories = compliance.publishable_territories(rights_check, channel, ingested.territories)
         if not territories:  # no open window anywhere on this channel: nothing goes out there
             continue
-        prefix = distribution_prefix(channel, ingested["asset_id"])
+        prefix = distribution_prefix(channel, asset_id)
         copies = []  # (rank, source bucket, source key, name)
         for part in parts:
             src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
@@ -530,22 +537,22 @@ def publish(
             "local_path": None,
         })  # fmt: skip
     state = {
-        "asset_id": ingested["asset_id"],
+        "asset_id": asset_id,
         "delivery_id": ingested.get("delivery_id"),
         "delivered_at": ingested.get("delivered_at"),
-        "source": ingested["source"],
+        "source": ingested.source,
         "channels": [p["channel"] for p in published],
-        "territories": ingested["territories"],
+        "territories": ingested.territories,
         "video": video,
         "locales": live,
         **({"poster": chosen} if chosen else {}),
     }
-    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(ingested["asset_id"]))
+    store.put_bytes(json.dumps(state, indent=2).encode(), buckets.reports, published_state_key(asset_id))
     if rights_check:
         reasons += rights_check["problems"]
     all_locales = {x["locale"]: "published" for x in ordered}
     all_locales.update(statuses)
-    return {"published": published, "locales": all_locales, "reasons": reasons, "warnings": warnings}
+    return Published(published=published, locales=all_locales, reasons=reasons, warnings=warnings).to_dict()
 
 
 # ---------------------------------------------------------------- outcome

@@ -103,7 +103,7 @@ def test_a_sidecar_only_publish_keeps_the_chosen_poster_and_a_new_transcode_rese
     _set(store, buckets, "p2")
     ingested = {"asset_id": ASSET, "delivery_id": "d2", "delivered_at": "2026-11-29T01:00:00Z", "channels": CHANNELS,
                 "territories": ["US"], "source": state["source"]}  # fmt: skip
-    caption = {"kind": "captions", "locale": "es-ES", "status": "ok", "warnings": [], "reasons": [],
+    caption = {"kind": "captions", "locale": "es-ES", "file": "es.vtt", "status": "ok", "warnings": [], "reasons": [],
                "hls_uri": f"s3://{buckets.work}/{ASSET}/run2/hls/", "files": ["subs/es-ES/index.m3u8"],
                "rendition": {"uri": "subs/es-ES/index.m3u8", "language": "es-ES", "name": "Español"}}  # fmt: skip
     store.put_bytes(b"#EXTM3U\n", buckets.work, f"{ASSET}/run2/hls/subs/es-ES/index.m3u8")
