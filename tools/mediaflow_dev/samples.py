@@ -46,7 +46,7 @@ def tone(seconds: float, *, frequency: int = 1000) -> ffmpeg.nodes.FilterableStr
     return lavfi("sine", frequency=frequency, sample_rate=48000, duration=seconds)
 
 
-def _argv(output) -> list[str]:
+def _compile(output) -> list[str]:
     return graphs.command(output, global_args=GLOBAL)
 
 
@@ -68,7 +68,7 @@ def video_argv(
     if audio:
         streams.append(tone(seconds))
         options |= {"c:a": "aac", "b:a": "192k", "ac": 2}
-    return _argv(ffmpeg.output(*streams, str(path), movflags="+faststart", **options, **BITEXACT))
+    return _compile(ffmpeg.output(*streams, str(path), movflags="+faststart", **options, **BITEXACT))
 
 
 def make_video(
@@ -81,7 +81,7 @@ def make_video(
 
 def audio_argv(path: Path, *, seconds: float, frequency: int = 1000) -> list[str]:
     """A stereo 16-bit WAV of a tone (1 kHz: a podcast's source; 660 Hz: an extra language track)."""
-    return _argv(ffmpeg.output(tone(seconds, frequency=frequency), str(path), ac=2, fflags="+bitexact",
+    return _compile(ffmpeg.output(tone(seconds, frequency=frequency), str(path), ac=2, fflags="+bitexact",
                                **{"c:a": "pcm_s16le"}))  # fmt: skip
 
 
@@ -99,10 +99,10 @@ def broadcast_ts_argv(path: Path, *, seconds: float, programmes: int = 1) -> lis
     """make_broadcast_ts's argv."""
     main = [lavfi("testsrc2", size="720x576", rate=25, duration=seconds), tone(seconds)]
     if programmes == 1:
-        return _argv(ffmpeg.output(*main, str(path), **BROADCAST))
+        return _compile(ffmpeg.output(*main, str(path), **BROADCAST))
     other = [lavfi("testsrc", size="352x288", rate=25, duration=seconds), tone(seconds, frequency=300)]
     streams = [other[0]["v"], other[1]["a"], main[0]["v"], main[1]["a"]]
-    argv = _argv(ffmpeg.output(*streams, str(path), **BROADCAST))
+    argv = _compile(ffmpeg.output(*streams, str(path), **BROADCAST))
     # -program is given twice; ffmpeg-python 0.2.0 gives an option one value: they go in before the output file
     return [*argv[:-1], *(x for p in PROGRAMMES for x in ("-program", p)), argv[-1]]
 
@@ -350,7 +350,7 @@ def media_argv(path: Path, *, fmt: str, height: int, fps: int, seconds: float, a
     if audio or fmt == "audio_only":
         streams.append(tone(seconds))
         options |= {**acodec, "ac": 2}
-    return _argv(ffmpeg.output(*streams, str(path), **options, **BITEXACT))
+    return _compile(ffmpeg.output(*streams, str(path), **options, **BITEXACT))
 
 
 def make_media(path: Path, *, fmt: str, height: int, fps: int, seconds: float, audio: bool = True) -> None:
@@ -593,7 +593,7 @@ def feature_argv(path: Path, *, width: int, height: int, seconds: float) -> list
     streams = [lavfi("testsrc2", size=f"{width}x{height}", rate=25, duration=seconds), tone(seconds)]
     options = {"c:v": "libx264", "preset": "ultrafast", "crf": 23, "pix_fmt": "yuv420p", "g": 50,
                "c:a": "aac", "b:a": "128k", "ac": 2}  # fmt: skip
-    return _argv(ffmpeg.output(*streams, str(path), movflags="+faststart", **options, **BITEXACT))
+    return _compile(ffmpeg.output(*streams, str(path), movflags="+faststart", **options, **BITEXACT))
 
 
 def _even_width(height: int) -> int:
