@@ -3,6 +3,10 @@ The benchmarks themselves never run in the test suite (`make bench`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import ffargv
+
 from mediaflow_dev import bench
 
 PSNR_LOG = """[Parsed_psnr_2 @ 0x55d] PSNR y:38.123456 u:44.5 v:45.0 average:39.876543 min:37.1 max:41.2
@@ -121,3 +125,26 @@ def test_night_outcomes_count_lost_and_failed_deliveries_as_failed():
     summary["assets"][1]["reasons"] = ["something else"]
     assert [w["delivery"] for w in bench.night_outcomes(expected, summary)["wrong"]] == ["n-1"]
     assert len(bench.night_outcomes(expected, None)["failed"]) == 4  # the night broke before any outcome
+
+
+# quality()'s argv as written by hand before it moved to ffmpeg-python (main f5d3d9a)
+QUALITY_GOLDEN = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-t", "10", "-i", "/w/v360/index.m3u8", "-t", "10",
+                  "-i", "/in/src.mp4", "-filter_complex",
+                  "[1:v]fps=30000/1001,scale=640:360:flags=bicubic,setsar=1,format=yuv420p,split[r1][r2];"
+                  "[0:v]setsar=1,format=yuv420p,split[d1][d2];[d1][r1]psnr[p];[d2][r2]ssim[s]",
+                  "-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]  # fmt: skip
+
+
+def _quality_read(argv: list[str]) -> tuple:
+    """Inputs (with their -t), and per null output the filters feeding it (ffargv; split's default is 2 outputs)."""
+    graph = argv[argv.index("-filter_complex") + 1].replace("split[", "split=2[")
+    produced = ffargv.parse_graph(graph)
+    inputs = [(argv[i + 1], argv[i - 1]) for i, a in enumerate(argv) if a == "-i"]
+    maps = [ffargv.resolve(argv[i + 1].strip("[]"), produced) for i, a in enumerate(argv) if a == "-map"]
+    return inputs, maps, argv.count("null")
+
+
+def test_quality_graph_is_the_hand_written_one():
+    argv = bench.quality_argv(Path("/w/v360"), Path("/in/src.mp4"), 640, 360, 29.97, 10.0)
+    assert _quality_read(argv) == _quality_read(QUALITY_GOLDEN)
+    assert "-nostats" in argv  # the summaries only

@@ -233,6 +233,12 @@ BUILDERS = {  # name -> (src, out) -> argv
     "ladder.poster_frame_argv": lambda src, out: ladder.poster_frame_argv(
         src, out / "posters" / "p1.jpg", RUNG, time_s=2.0, fps=25.0, interlaced=True
     ),  # fmt: skip
+    # the sample generator's builders read lavfi sources and write the file they are given: a hostile one here
+    "samples.video_argv": lambda src, out: samples.video_argv(src, width=320, height=180, fps=25, seconds=2.0),
+    "samples.audio_argv": lambda src, out: samples.audio_argv(src, seconds=2.0, frequency=660),
+    "samples.broadcast_ts_argv": lambda src, out: samples.broadcast_ts_argv(src, seconds=2.0, programmes=2),
+    "samples.media_argv": lambda src, out: samples.media_argv(src, fmt="vp9_webm", height=360, fps=25, seconds=2.0),
+    "samples.feature_argv": lambda src, out: samples.feature_argv(src, width=320, height=180, seconds=2.0),
 }
 
 

@@ -149,17 +149,15 @@ def ran(ti_rows: list[dict], dag: str, skip: tuple[str, ...] = ()) -> list[dict]
 # ---------------------------------------------------------------- measuring processes
 
 
-def _timed(argv: list[str], **kw) -> dict:
-    """Run argv; wall seconds and the CPU seconds (user + system) of it and its children."""
+def _timed(argv: list[str]) -> dict:
+    """Run an ffmpeg argv through the domain's runner (mediaflow.ffrun: its own process group, media priority, as
+    production runs it); its wall seconds and stderr. FFmpegError (a RuntimeError) with ffmpeg's error lines when
+    it fails."""
+    from mediaflow import ffrun
+
     began = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
-    _, err = proc.communicate()
-    wall = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(map(str, argv[:8]))} ... exited {proc.returncode}: {err.decode(errors='replace')[-800:]}"
-        )
-    return {"wall_s": wall, "err": err.decode(errors="replace")}
+    proc = ffrun.run(argv, purpose="benchmark", check=True)
+    return {"wall_s": time.perf_counter() - began, "err": proc.stderr}
 
 
 def _timed_cpu(argv: list[str]) -> dict:
@@ -227,15 +225,28 @@ def _fresh_outputs(out: Path, rends, has_audio: bool) -> None:
     ladder.output_dirs(out, rends, has_audio)
 
 
+def quality_argv(rung_dir: Path, src: Path, width: int, height: int, fps: float, seconds: float) -> list[str]:
+    """ffmpeg comparing an encoded rung (its playlist) with the source scaled the same way (fps, bicubic scale,
+    square pixels, 4:2:0) over the first `seconds`: the psnr and ssim filters write their summaries to stderr. Built
+    with ffmpeg-python (mediaflow.graphs)."""
+    import ffmpeg
+
+    from mediaflow import graphs, ladder
+
+    encoded = graphs.source(rung_dir / "index.m3u8", t=f"{seconds:g}")["v"]
+    ref = graphs.source(src, t=f"{seconds:g}")["v"].filter("fps", ladder.fps_expr(fps))
+    ref = ref.filter("scale", width, height, flags="bicubic").filter("setsar", 1).filter("format", "yuv420p").split()
+    enc = encoded.filter("setsar", 1).filter("format", "yuv420p").split()
+    psnr = ffmpeg.filter([enc[0], ref[0]], "psnr")
+    ssim = ffmpeg.filter([enc[1], ref[1]], "ssim")
+    return graphs.command(graphs.null_output(psnr), graphs.null_output(ssim), global_args=(*graphs.GLOBAL, "-nostats"))
+
+
 def quality(rung_dir: Path, src: Path, width: int, height: int, fps: float, seconds: float) -> dict:
     """PSNR and SSIM of an encoded rung against the source scaled the same way, over the first `seconds`."""
     from mediaflow import ladder
 
-    graph = (f"[1:v]fps={ladder.fps_expr(fps)},scale={width}:{height}:flags=bicubic,setsar=1,format=yuv420p,split[r1][r2];"
-             f"[0:v]setsar=1,format=yuv420p,split[d1][d2];[d1][r1]psnr[p];[d2][r2]ssim[s]")  # fmt: skip
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-t", f"{seconds:g}", "-i", str(rung_dir / "index.m3u8"),
-            "-t", f"{seconds:g}", "-i", str(src), "-filter_complex", graph,
-            "-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]  # fmt: skip
+    argv = quality_argv(rung_dir, src, width, height, fps, seconds)
     peak, avg = ladder.playlist_bandwidth(rung_dir / "index.m3u8")
     return {**parse_quality(_timed(argv)["err"]), "avg_kbps": round(avg / 1000), "peak_kbps": round(peak / 1000)}
 
@@ -319,7 +330,9 @@ def bench_ladder(repeat: int | None = None, source: str | None = None) -> dict:
 
 
 def _ffmpeg_version() -> str:
-    out = subprocess.run(["ffmpeg", "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    from mediaflow import ffrun
+
+    out = ffrun.run(["ffmpeg", "-hide_banner", "-version"], purpose="version", timeout=ffrun.PROBE_TIMEOUT_S).stdout
     return out.split("\n", 1)[0]
 
 

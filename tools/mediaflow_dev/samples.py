@@ -17,78 +17,107 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mediaflow import rights
+import ffmpeg
 
-TONE = "sine=frequency=1000:sample_rate=48000"  # about -18 dBFS, like a line-up tone
+from mediaflow import ffrun, graphs, rights
+
+TONE = "sine=frequency=1000:sample_rate=48000"  # about -18 dBFS, like a line-up tone (tone() as a lavfi string)
+GLOBAL = ("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
+BITEXACT = {"fflags": "+bitexact", "map_metadata": "-1"}  # no encoder version or creation time in the file
+
+# Every sample is an ffmpeg-python graph of lavfi sources compiled to an argv (the *_argv functions: pure, tested
+# against the argv written by hand before, tests/unit/test_samples_graphs.py) and run by mediaflow.ffrun: no shell,
+# a timeout, its own process group. ffmpeg-python maps the sources explicitly (-map 0 -map 1) and writes options in
+# name order: the same streams and options as before, so the same bytes.
 
 
-def _ffmpeg(*args: str) -> None:
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"sample generation failed: {' '.join(argv)}\n{proc.stderr}")
+def lavfi(name: str, **options) -> ffmpeg.nodes.FilterableStream:
+    """A lavfi source as an input: lavfi("testsrc2", size="320x180", rate=25) -> -f lavfi -i testsrc2=size=...:rate=25
+    (options in the order given; plain values only, no escaping)."""
+    return ffmpeg.input(f"{name}=" + ":".join(f"{k}={v}" for k, v in options.items()), f="lavfi")
+
+
+def tone(seconds: float, *, frequency: int = 1000) -> ffmpeg.nodes.FilterableStream:
+    """A sine at `frequency` Hz, 48 kHz, `seconds` long (1 kHz: TONE)."""
+    return lavfi("sine", frequency=frequency, sample_rate=48000, duration=seconds)
+
+
+def _compile(output) -> list[str]:
+    return graphs.command(output, global_args=GLOBAL)
+
+
+def _ffmpeg(argv: list[str], *, seconds: float) -> None:
+    """Run one sample's argv (mediaflow.ffrun): FFmpegError (a RuntimeError) with ffmpeg's error lines if it fails."""
+    ffrun.run(argv, purpose="sample generation", timeout=ffrun.budget_s(seconds), check=True)
+
+
+def video_argv(
+    path: Path, *, width: int, height: int, fps: int, seconds: float, audio: bool = True, video_kbps: int | None = None
+) -> list[str]:
+    """H.264 (+ AAC) test pattern in MP4; video_kbps gives a constant-bitrate mezzanine instead of CRF 18."""
+    streams = [lavfi("testsrc2", size=f"{width}x{height}", rate=fps, duration=seconds)]
+    options: dict = {"c:v": "libx264", "preset": "ultrafast", "pix_fmt": "yuv420p", "g": fps}
+    if video_kbps:
+        options |= {"b:v": f"{video_kbps}k", "maxrate": f"{video_kbps}k", "bufsize": f"{video_kbps * 2}k"}
+    else:
+        options["crf"] = 18
+    if audio:
+        streams.append(tone(seconds))
+        options |= {"c:a": "aac", "b:a": "192k", "ac": 2}
+    return _compile(ffmpeg.output(*streams, str(path), movflags="+faststart", **options, **BITEXACT))
 
 
 def make_video(
     path: Path, *, width: int, height: int, fps: int, seconds: float, audio: bool = True, video_kbps: int | None = None
 ) -> None:
     """H.264 (+ AAC) test pattern; video_kbps gives a constant-bitrate mezzanine instead of CRF 18."""
-    inputs = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
-    if audio:
-        inputs += ["-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]
-    rate = (
-        ["-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps * 2}k"]
-        if video_kbps
-        else ["-crf", "18"]
-    )
-    codec = ["-c:v", "libx264", "-preset", "ultrafast", *rate, "-pix_fmt", "yuv420p", "-g", str(fps)]
-    if audio:
-        codec += ["-c:a", "aac", "-b:a", "192k", "-ac", "2"]
-    _ffmpeg(*inputs, *codec, "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1", str(path))
+    argv = video_argv(path, width=width, height=height, fps=fps, seconds=seconds, audio=audio, video_kbps=video_kbps)
+    _ffmpeg(argv, seconds=seconds)
 
 
-def make_audio(path: Path, *, seconds: float) -> None:
-    _ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"{TONE}:duration={seconds}",
-        "-ac",
-        "2",
-        "-c:a",
-        "pcm_s16le",
-        "-fflags",
-        "+bitexact",
-        str(path),
-    )
+def audio_argv(path: Path, *, seconds: float, frequency: int = 1000) -> list[str]:
+    """A stereo 16-bit WAV of a tone (1 kHz: a podcast's source; 660 Hz: an extra language track)."""
+    return _compile(ffmpeg.output(tone(seconds, frequency=frequency), str(path), ac=2, fflags="+bitexact",
+                               **{"c:a": "pcm_s16le"}))  # fmt: skip
+
+
+def make_audio(path: Path, *, seconds: float, frequency: int = 1000) -> None:
+    _ffmpeg(audio_argv(path, seconds=seconds, frequency=frequency), seconds=seconds)
+
+
+# broadcast MPEG-2 576i: open GOPs of 12 with B-frames, interlaced (top field first), MPEG-1 Layer II audio
+BROADCAST = {"c:v": "mpeg2video", "b:v": "4M", "g": 12, "bf": 2, "flags": "+ildct+ilme", "top": 1,
+             "c:a": "mp2", "b:a": "192k", "format": "mpegts"}  # fmt: skip
+PROGRAMMES = ("title=sd:st=0:st=1", "title=main:st=2:st=3")
+
+
+def broadcast_ts_argv(path: Path, *, seconds: float, programmes: int = 1) -> list[str]:
+    """make_broadcast_ts's argv."""
+    main = [lavfi("testsrc2", size="720x576", rate=25, duration=seconds), tone(seconds)]
+    if programmes == 1:
+        return _compile(ffmpeg.output(*main, str(path), **BROADCAST))
+    other = [lavfi("testsrc", size="352x288", rate=25, duration=seconds), tone(seconds, frequency=300)]
+    streams = [other[0]["v"], other[1]["a"], main[0]["v"], main[1]["a"]]
+    argv = _compile(ffmpeg.output(*streams, str(path), **BROADCAST))
+    # -program is given twice; ffmpeg-python 0.2.0 gives an option one value: they go in before the output file
+    return [*argv[:-1], *(x for p in PROGRAMMES for x in ("-program", p)), argv[-1]]
 
 
 def make_broadcast_ts(path: Path, *, seconds: float, programmes: int = 1) -> None:
     """A broadcast-like MPEG-2 576i transport stream: 720x576 25 fps interlaced (top field first) MPEG-2 video in
     open GOPs of 12 with B-frames, MPEG-1 Layer II audio. With programmes=2, a smaller SD service (352x288, its own
     tone) comes first in the multiplex, the way a DVB recording of a whole transponder carries several."""
-    video = ["-c:v", "mpeg2video", "-b:v", "4M", "-g", "12", "-bf", "2", "-flags", "+ildct+ilme", "-top", "1",
-             "-c:a", "mp2", "-b:a", "192k"]  # fmt: skip
-    main = ["-f", "lavfi", "-i", f"testsrc2=size=720x576:rate=25:duration={seconds}",
-            "-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]  # fmt: skip
-    if programmes == 1:
-        _ffmpeg(*main, *video, "-f", "mpegts", str(path))
-        return
-    other = ["-f", "lavfi", "-i", f"testsrc=size=352x288:rate=25:duration={seconds}",
-             "-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=48000:duration={seconds}"]  # fmt: skip
-    _ffmpeg(*other, *main, "-map", "0:v", "-map", "1:a", "-map", "2:v", "-map", "3:a", *video,
-            "-program", "title=sd:st=0:st=1", "-program", "title=main:st=2:st=3", "-f", "mpegts", str(path))  # fmt: skip
+    _ffmpeg(broadcast_ts_argv(path, seconds=seconds, programmes=programmes), seconds=seconds)
 
 
 def _starts_with_keyframe(path: Path) -> bool:
-    proc = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_entries", "packet=flags",
-                           "-read_intervals", "%+#1", "-of", "csv=p=0", str(path)], capture_output=True, text=True)  # fmt: skip
-    return proc.stdout.strip().startswith("K")
+    argv = ["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_entries", "packet=flags", "-read_intervals",
+            "%+#1", "-of", "csv=p=0", str(path)]  # fmt: skip
+    return ffrun.run(argv, purpose="keyframe check", timeout=ffrun.PROBE_TIMEOUT_S).stdout.strip().startswith("K")
 
 
 def cut_mid_gop(src: Path, dst: Path, *, at: float = 0.15) -> int:
@@ -199,8 +228,7 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
             source = "feature.mp4"
             make_video(folder / source, width=1920, height=1080, fps=25, seconds=seconds)
             extra["captions"] = write_captions(folder, seconds)
-            _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}", "-ac", "2",
-                    "-c:a", "pcm_s16le", "-fflags", "+bitexact", str(folder / "fr-FR.wav"))  # fmt: skip
+            make_audio(folder / "fr-FR.wav", seconds=seconds, frequency=660)
             extra["audio"] = [{"locale": "fr-FR", "file": "fr-FR.wav"}]
         elif delivery_id == "sample-news-720p":
             source = "news.mp4"
@@ -242,20 +270,16 @@ def generate(out_dir: str | Path, *, seconds: float = 8.0) -> list[Path]:
 # with Debian's ffmpeg 5.1 (ProRes is not: prores_ks takes ~4.5 s per second of 1080p, so DNxHR LB stands for the
 # intermediate codecs, and only at small sizes, where its bitrate stays modest).
 NIGHT_FORMATS = {
-    "h264_mp4": (
-        "mp4",
-        ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
-        ["-c:a", "aac", "-b:a", "160k"],
-    ),
-    "mpeg2_ts": ("ts", ["-c:v", "mpeg2video", "-g", "12", "-bf", "2"], ["-c:a", "mp2", "-b:a", "192k"]),
-    "dnxhr_mov": ("mov", ["-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"], ["-c:a", "pcm_s16le"]),
+    "h264_mp4": ("mp4", {"c:v": "libx264", "preset": "ultrafast", "pix_fmt": "yuv420p"}, {"c:a": "aac", "b:a": "160k"}),
+    "mpeg2_ts": ("ts", {"c:v": "mpeg2video", "g": 12, "bf": 2}, {"c:a": "mp2", "b:a": "192k"}),
+    "dnxhr_mov": ("mov", {"c:v": "dnxhd", "profile:v": "dnxhr_lb", "pix_fmt": "yuv422p"}, {"c:a": "pcm_s16le"}),
     "vp9_webm": (
         "webm",
-        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
-        ["-c:a", "libopus", "-b:a", "128k"],
+        {"c:v": "libvpx-vp9", "deadline": "realtime", "cpu-used": 8, "row-mt": 1},
+        {"c:a": "libopus", "b:a": "128k"},
     ),
-    "mpeg4_mkv": ("mkv", ["-c:v", "mpeg4", "-q:v", "5"], ["-c:a", "ac3", "-b:a", "192k"]),
-    "audio_only": ("m4a", [], ["-c:a", "aac", "-b:a", "160k"]),
+    "mpeg4_mkv": ("mkv", {"c:v": "mpeg4", "q:v": 5}, {"c:a": "ac3", "b:a": "192k"}),
+    "audio_only": ("m4a", {}, {"c:a": "aac", "b:a": "160k"}),
 }
 NIGHT_SIZES = {360: 640, 480: 854, 720: 1280, 1080: 1920}
 NIGHT_KBPS = {360: 900, 480: 1500, 720: 3000, 1080: 6000}  # source bitrates (the ones that take one) by height
@@ -311,23 +335,27 @@ class _Media:
         return f"{self.fmt}{pic} {self.seconds:g}s{'' if self.audio else ' no audio'}"
 
 
+def media_argv(path: Path, *, fmt: str, height: int, fps: int, seconds: float, audio: bool = True) -> list[str]:
+    """make_media's argv."""
+    _ext, vcodec, acodec = NIGHT_FORMATS[fmt]
+    streams, options = [], {}
+    if fmt != "audio_only":
+        streams.append(lavfi("testsrc2", size=f"{NIGHT_SIZES[height]}x{height}", rate=fps, duration=seconds))
+        kbps = NIGHT_KBPS[height]
+        options |= vcodec
+        if fmt not in ("dnxhr_mov", "mpeg4_mkv"):
+            options |= {"b:v": f"{kbps}k", "maxrate": f"{kbps}k", "bufsize": f"{kbps * 2}k"}
+        if fmt in ("h264_mp4", "vp9_webm"):
+            options["g"] = fps
+    if audio or fmt == "audio_only":
+        streams.append(tone(seconds))
+        options |= {**acodec, "ac": 2}
+    return _compile(ffmpeg.output(*streams, str(path), **options, **BITEXACT))
+
+
 def make_media(path: Path, *, fmt: str, height: int, fps: int, seconds: float, audio: bool = True) -> None:
     """A test pattern (testsrc2: moving, so QC finds no frozen picture) with a tone, in one of NIGHT_FORMATS."""
-    ext, vcodec, acodec = NIGHT_FORMATS[fmt]
-    inputs, codec = [], []
-    if fmt != "audio_only":
-        inputs += ["-f", "lavfi", "-i", f"testsrc2=size={NIGHT_SIZES[height]}x{height}:rate={fps}:duration={seconds}"]
-        kbps = NIGHT_KBPS[height]
-        rate = (
-            []
-            if fmt in ("dnxhr_mov", "mpeg4_mkv")
-            else ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k"]
-        )
-        codec += [*vcodec, *rate] + (["-g", str(fps)] if fmt in ("h264_mp4", "vp9_webm") else [])
-    if audio or fmt == "audio_only":
-        inputs += ["-f", "lavfi", "-i", f"{TONE}:duration={seconds}"]
-        codec += [*acodec, "-ac", "2"]
-    _ffmpeg(*inputs, *codec, "-fflags", "+bitexact", "-map_metadata", "-1", str(path))
+    _ffmpeg(media_argv(path, fmt=fmt, height=height, fps=fps, seconds=seconds, audio=audio), seconds=seconds)
 
 
 def _write_night_captions(folder: Path, seconds: float, locales: list[str]) -> list[dict]:
@@ -429,8 +457,7 @@ def generate_night(
                 extra.setdefault("captions", []).append({"locale": "pt-BR", "file": "pt-BR.srt"})
                 kind, reason = "locale_rejected", "locale pt-BR (captions) rejected"
             if i % 5 == 2 and media.audio:
-                _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={media.seconds}",
-                        "-ac", "2", "-c:a", "pcm_s16le", "-fflags", "+bitexact", str(folder / "fr-FR.wav"))  # fmt: skip
+                make_audio(folder / "fr-FR.wav", seconds=media.seconds, frequency=660)
                 extra["audio"] = [{"locale": "fr-FR", "file": "fr-FR.wav"}]
         rights_for = territories
         if kind == "legal_by_spec":
@@ -540,11 +567,7 @@ def generate_feature(
         for old in folder.glob("feature-*.mp4"):
             old.unlink()
         part = source.with_suffix(".part.mp4")
-        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
-                "-f", "lavfi", "-i", f"{TONE}:duration={seconds}",
-                "-c:v", "libx264", "-preset", "ultrafast", "-crf", "23", "-pix_fmt", "yuv420p", "-g", "50",
-                "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", "-fflags", "+bitexact",
-                "-map_metadata", "-1", str(part))  # fmt: skip
+        _ffmpeg(feature_argv(part, width=width, height=height, seconds=seconds), seconds=seconds)
         part.replace(source)
     for old in folder.glob("*.*"):
         if old.suffix in (".vtt", ".srt", ".ttml"):
@@ -563,6 +586,14 @@ def generate_feature(
                              source=source.name)  # fmt: skip
     (dest / "expected.json").write_text(json.dumps([asdict(expected)], indent=2) + "\n")
     return folder
+
+
+def feature_argv(path: Path, *, width: int, height: int, seconds: float) -> list[str]:
+    """generate_feature's media: H.264 CRF 23 (GOP 2 s) + AAC stereo in MP4, 25 fps."""
+    streams = [lavfi("testsrc2", size=f"{width}x{height}", rate=25, duration=seconds), tone(seconds)]
+    options = {"c:v": "libx264", "preset": "ultrafast", "crf": 23, "pix_fmt": "yuv420p", "g": 50,
+               "c:a": "aac", "b:a": "128k", "ac": 2}  # fmt: skip
+    return _compile(ffmpeg.output(*streams, str(path), movflags="+faststart", **options, **BITEXACT))
 
 
 def _even_width(height: int) -> int:
