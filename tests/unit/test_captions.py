@@ -597,3 +597,12 @@ def test_ffmpeg_accepts_our_webvtt(tmp_path):
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(vtt), "-f", "srt", "-"], capture_output=True, check=True)
     text = out.stdout.decode("utf-8")
     assert "00:00:01,000 --> 00:00:03,500" in text and "¿Dónde está el niño?" in text
+
+
+def test_ttml_declaring_an_unknown_encoding_is_rejected_with_the_reason_not_a_crash(tmp_path):
+    """expat raises LookupError for an encoding Python does not know: that is bad input (the locale is rejected
+    with its reason), never a failed task."""
+    path = tmp_path / "es.ttml"
+    path.write_bytes(b'<?xml version="1.0" encoding="UTF-3"?>\n' + TTML.split("?>", 1)[-1].lstrip().encode())
+    with pytest.raises(CaptionError, match=r"es\.ttml: .*unknown encoding"):
+        read_captions(path)

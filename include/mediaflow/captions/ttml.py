@@ -111,6 +111,10 @@ def _refuse_entity_declarations(data: bytes, file: str) -> None:
         parser.Parse(data, True)
     except (_StopScan, xml.parsers.expat.ExpatError):
         pass  # malformed XML is reported by the real parse
+    except LookupError as e:  # the XML declaration names an encoding Python does not know (encoding="UTF-3")
+        raise CaptionError(
+            [_error("parse", file, f"the XML declaration names an unknown encoding: {e}", line=1)]
+        ) from None
     if found:
         name, line = found[0]
         detail = f"declares the XML entity '{name}': entity declarations are not allowed in TTML (entity expansion)"
@@ -124,6 +128,10 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
     _refuse_entity_declarations(data, file)
     try:
         root = ET.fromstring(data)
+    except LookupError as e:
+        raise CaptionError(
+            [_error("parse", file, f"the XML declaration names an unknown encoding: {e}", line=1)]
+        ) from None
     except ET.ParseError as e:
         line = e.position[0] if getattr(e, "position", None) else None
         raise CaptionError([_error("parse", file, f"not well-formed XML: {e}", line=line)]) from None
