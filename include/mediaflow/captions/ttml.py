@@ -121,11 +121,8 @@ def _refuse_entity_declarations(data: bytes, file: str) -> None:
         raise CaptionError([_error("parse", file, detail, line=line)])
 
 
-def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
-    from ttconv.imsc import reader as imsc_reader
-
-    data = _xml_bytes(data, file)
-    _refuse_entity_declarations(data, file)
+def _xml_root(data: bytes, file: str) -> ET.Element:
+    """The parsed document; an unknown declared encoding or malformed XML is a CaptionError naming the file."""
     try:
         root = ET.fromstring(data)
     except LookupError as e:
@@ -135,6 +132,15 @@ def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
     except ET.ParseError as e:
         line = e.position[0] if getattr(e, "position", None) else None
         raise CaptionError([_error("parse", file, f"not well-formed XML: {e}", line=line)]) from None
+    return root
+
+
+def _parse_ttml(data: bytes, file: str) -> tuple[list[Cue], list[Finding]]:
+    from ttconv.imsc import reader as imsc_reader
+
+    data = _xml_bytes(data, file)
+    _refuse_entity_declarations(data, file)
+    root = _xml_root(data, file)
     if not (isinstance(root.tag, str) and root.tag.rsplit("}", 1)[-1] == "tt"):
         raise CaptionError([_error("parse", file, f"root element is <{root.tag}>, not a TTML <tt>", line=1)])
     _rename_legacy_namespaces(root)
