@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from mediaflow import localcache, loudness, metadata_quality, names, qc, rights
+from mediaflow import localcache, loudness, metadata_quality, names, qc, quality, rights
 from mediaflow.results import CheckResult, Review
 from mediaflow.spec import StreamSpec
 from mediaflow.store import Buckets, Store, parse_s3_uri, run_key
@@ -83,10 +83,12 @@ def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded
                               "normalisation": normalisation or None}).to_dict()  # fmt: skip
 
 
-def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec) -> dict:
+def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec,
+                       transcoded: dict | None = None) -> dict:  # fmt: skip
     """Black frames, frozen video and silence in the source, as time ranges judged with the spec's head/tail
     allowances and mid-programme limits (mediaflow.qc): errors are `problems` (a person decides), warnings only
-    listed."""
+    listed. Then the quality gate: each rung's VMAF (scored by transcode, mediaflow.quality) against the stream's
+    floor; a rung below it is a problem naming the rung and its score (`renditions`: every rung's scores)."""
     if not ingested.get("source_uri"):
         return CheckResult(
             check=names.TECHNICAL_QC,
@@ -108,12 +110,19 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     judged = qc.judge(detections, duration_s=facts["duration_s"], thresholds=spec.qc, name=name)
     problems = [f["message"] for f in judged if f["severity"] == "error"]
     warnings = [f["message"] for f in judged if f["severity"] == "warning"]
+    scored = list((transcoded or {}).get("renditions") or [])
+    gate = quality.gate(scored, spec.quality)
+    extra = {"findings": judged, "detections": detections}
+    if scored:
+        extra["renditions"] = scored
+        extra["quality_gate"] = {"floors": quality.floors_of(scored, spec.quality), "failed": gate,
+                                 "on_fail": spec.quality.on_fail if spec.quality else None}  # fmt: skip
     return CheckResult(
         check=names.TECHNICAL_QC,
-        passed=not problems,
-        problems=problems,
+        passed=not problems and not gate,
+        problems=problems + gate,
         warnings=warnings,
-        extra={"findings": judged, "detections": detections},
+        extra=extra,
     ).to_dict()
 
 

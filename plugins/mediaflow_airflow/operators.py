@@ -232,12 +232,21 @@ class LoudnessCheckOperator(_CheckOperator):
 
 
 class TechnicalQCOperator(_CheckOperator):
-    """Black frames, frozen video and silence in the source (ffmpeg detectors, the spec's thresholds)."""
+    """Black frames, frozen video and silence in the source (ffmpeg detectors, the spec's thresholds), and each
+    rung's VMAF (scored by transcode) against the stream's quality floor."""
+
+    template_fields: Sequence[str] = ("ingested", "transcode_task_id")
+
+    def __init__(self, *, transcode_task_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.transcode_task_id = transcode_task_id
 
     def check(self, store, buckets, context):
         from mediaflow import compliance
 
-        return compliance.check_technical_qc(store, buckets, ingested=self.ingested, spec=self._spec())
+        transcoded = context["ti"].xcom_pull(task_ids=self.transcode_task_id, default=None)
+        return compliance.check_technical_qc(store, buckets, ingested=self.ingested, spec=self._spec(),
+                                             transcoded=transcoded)  # fmt: skip
 
 
 class MetadataQualityOperator(_CheckOperator):
