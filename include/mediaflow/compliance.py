@@ -145,7 +145,12 @@ def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_stre
 
 
 def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str, list[str]]:
-    """('auto' | 'human', why). A failed check forces a person whatever the policy (rights -> legal, QC -> qc)."""
+    """('auto' | 'human' | 'reject', why). A failed check forces a person whatever the policy (rights -> legal,
+    QC -> qc); a rung below the stream's quality floor rejects the title outright when the stream says
+    `quality.on_fail: reject` (technical QC's `quality_gate`), naming each rung and its score."""
+    gate = (checks.get(names.TECHNICAL_QC) or {}).get("quality_gate") or {}
+    if names.TECHNICAL_QC in CHECKS_OF[branch] and gate.get("failed") and gate.get("on_fail") == "reject":
+        return "reject", list(gate["failed"])
     problems = [p for name in CHECKS_OF[branch] for p in (checks.get(name) or {}).get("problems", [])]
     if policy == "human":
         return "human", problems or [f"the stream's policy asks for {branch} review by a person"]
@@ -157,6 +162,21 @@ def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str,
 def auto_approval(branch: str, why: list[str]) -> dict:
     """The review decision of a branch the automated checks approved (review_mode gave 'auto')."""
     return Review(branch=branch, decision="approved", by="auto", comment="; ".join(why)).to_dict()
+
+
+QUALITY_GATE = "quality gate"  # who rejected a title whose rung fell below the stream's floor (on_fail: reject)
+
+
+def auto_rejection(branch: str, why: list[str]) -> dict:
+    """The review decision of a branch the quality gate rejected (review_mode gave 'reject')."""
+    return Review(branch=branch, decision="rejected", by=QUALITY_GATE, comment="; ".join(why)).to_dict()
+
+
+def refused_reviews(reviews: list[dict | None]) -> list[str]:
+    """Why publish must not run: each branch an automatic decision rejected (the person's Reject skips publish
+    itself), as the outcome words it."""
+    refused = [Review.from_dict(r) for r in reviews if r and r.get("decision") == "rejected"]
+    return [f"{r.branch} review rejected by {r.by}: {r.comment or 'no comment'}" for r in refused]
 
 
 def publishable_territories(rights_check: dict | None, channel: str, territories: list[str]) -> list[str]:

@@ -281,8 +281,17 @@ class PublishOperator(_StreamOperator):
         from mediaflow.ledger import Ledger
         from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mediaflow import compliance
+
         ti = context["ti"]
         asset_id = self.ingested["asset_id"]
+        refused = compliance.refused_reviews(
+            [ti.xcom_pull(task_ids=names.policy_id(b), key=names.REVIEW_KEY, default=None) for b in names.BRANCHES]
+        )
+        if refused:  # an automatic rejection (the quality gate) skipped the person: nothing goes out
+            raise AirflowSkipException("; ".join(refused))
         # One publish of an asset at a time, across workers: two deliveries of it in flight never interleave their
         # copies (a torn title); the second waits, then publishes only if it is the newer delivery.
         with Ledger(LedgerHook().url()).lease(

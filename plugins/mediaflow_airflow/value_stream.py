@@ -172,6 +172,9 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
         mode, why = compliance.review_mode(branch, policy, results)
         if mode == "human":
             return [ask_person]
+        if mode == "reject":  # the quality gate refused it: no person asked, publish will not run
+            ti.xcom_push(key=REVIEW_KEY, value=compliance.auto_rejection(branch, why))
+            return []
         ti.xcom_push(key=REVIEW_KEY, value=compliance.auto_approval(branch, why))
         return []  # approved: the person's task is skipped
 

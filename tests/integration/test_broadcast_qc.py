@@ -74,7 +74,11 @@ def outcome(stack, api, tmp_path_factory):
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
             "-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
             str(busy))  # fmt: skip
+    refused = made / "refused"
+    refused.mkdir()
+    (refused / "busy.mp4").write_bytes(busy.read_bytes())
     _delivery(deliveries, "quality-starved", busy, stream="quality_drill")
+    _delivery(deliveries, "quality-refused", refused / "busy.mp4", stream="quality_reject")
     recording = made / "recording.ts"
     samples.make_broadcast_ts(recording, seconds=8)
     (made / "off-air").mkdir()
@@ -218,3 +222,16 @@ def test_a_rung_starved_of_bits_waits_for_qc_review_naming_its_vmaf(outcome, sta
     assert not any("v180" in r for r in entry["reasons"]), "the rung with bits enough passes its floor"
     [mail] = [m for m in _mails_about(stack, "quality-starved") if m["Subject"].startswith("[REVIEW]")]
     assert "v360" in mail["Subject"] and f"VMAF {top['vmaf']:.1f}" in mail["Subject"], mail["Subject"]
+
+
+def test_a_stream_that_rejects_below_its_floor_publishes_nothing_and_says_why(outcome, stack):
+    results, _ = outcome
+    entry = results["quality-refused"]
+    assert entry["status"] == "rejected", entry
+    top = entry["renditions"][0]
+    [reason] = entry["reasons"]
+    assert reason.startswith("qc review rejected by quality gate: ") and "v360" in reason, reason
+    assert f"VMAF {top['vmaf']:.1f}" in reason, reason
+    assert entry["published"] == [], "nothing reached a channel"
+    [mail] = [m for m in _mails_about(stack, "quality-refused") if m["Subject"].startswith("[REJECTED]")]
+    assert "v360" in mail["Subject"], mail["Subject"]
