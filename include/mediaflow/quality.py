@@ -6,17 +6,19 @@ The scorer is a pinned ffmpeg 6.0 with libvmaf (Debian 12's ffmpeg 5.1 has psnr 
 `$(VENV)/ffmpeg6` by `make deps` and into /opt/ffmpeg6 in the image (its Python package is named `ffmpeg` and would
 shadow ffmpeg-python's). `scorer_path()` finds it; MEDIAFLOW_SCORE_FFMPEG overrides.
 
-One ffmpeg run per (rung, window), built with ffmpeg-python (mediaflow.graphs) and run through the caller's
+Three ffmpeg runs per (rung, window), built with ffmpeg-python (mediaflow.graphs) and run through the caller's
 `run_ffmpeg(argv)` (flow.transcode's runner, mediaflow.ffrun):
-- reference: the source from a little before the window (bwdif decoding context, a keyframe), deinterlaced (bwdif)
+- reference (the pipeline's ffmpeg, raw frames to a NUT file): the source from PREROLL_S before the window (bwdif decoding context, a keyframe), deinterlaced (bwdif)
   when interlaced, through the ladder's fps filter (ladder.fps_expr), trimmed to the window's frames, scaled
   bicubic to the rung's size, setsar 1, yuv420p: exactly ladder.transcode_argv's chain, on the same frame grid
   (the seek point is a whole number of output frames, so each output frame gets the same source picture);
 - distorted: the rung's segments that hold the window, copied (no re-encode) into one file by the pipeline's
   ffmpeg (the scorer build's MPEG-TS demuxer crashes), trimmed to the same frames (each segment starts on a
   keyframe at a known frame: the sum of the EXTINF durations before it);
-- libvmaf (built-in model vmaf_v0.6.1, JSON log), psnr and ssim (stats files), all three in the one run.
-Alignment is checked by the tests: an unimpaired encode scores VMAF > 90, a starved one far lower.
+- the scorer: libvmaf (built-in model vmaf_v0.6.1, JSON log), psnr and ssim (stats files), all three in one run.
+Alignment is checked by the tests: an unimpaired encode scores VMAF > 90, one frame off or a starved one far lower.
+Checked by hand as well (12-s sources, windows at 1.0, 5.0 and 9.3 s): a 576i25 MPEG-2 TS with open GOPs through
+bwdif, VMAF 97.7-98.3; a 29.97 fps source, 99.4-99.9.
 
 Cost, measured on this machine (2 cores shared with other sessions, load 9-19; CPU seconds, user+sys, per second of
 video; a 10-s testsrc2 1920x1080 25 fps source; one window of the whole 10 s, all frames):
@@ -27,7 +29,8 @@ video; a 10-s testsrc2 1920x1080 25 fps source; one window of the whole 10 s, al
 So scoring a second of every rung costs 3.8x the transcode of that second, and BUDGET (15 %) of the transcode buys
 SCORED_SHARE = 0.15 x 1.44 / 5.46 = 3.9 % of the title: the rule of windows(). A 2-hour title: 47 windows of 6 s
 (281 s scored, ~26 CPU-min against ~173 CPU-min of transcode). Titles up to WHOLE_S (20 s) are scored whole: that
-costs 3.8x their transcode, a few CPU-seconds, and a short title has no slice that stands for the rest. Longer ones
+costs 3.8x their transcode (up to ~110 CPU-s for 20 s of the 4-rung 1080p ladder), accepted because a short title
+has no slice that stands for the rest (a trailer, a promo: every second is seen). Longer ones
 get at least 3 windows (opening, middle, end) of MIN_WINDOW_S..WINDOW_S, one in the middle of each equal slice of
 the title (stratified: every act of a title is sampled, evenly, none twice), never in the first or last EDGE_S
 (fades, slates, black), at most WINDOWS_MAX. A content-aware ladder with fewer rungs scores proportionally cheaper.
@@ -69,7 +72,7 @@ WINDOW_S = 6.0  # longest window
 MIN_WINDOW_S = 2.0  # shortest window
 MIN_WINDOWS = 3  # opening, middle, end
 WINDOWS_MAX = 60
-PREROLL_S = 2.0  # the reference's seek lands this far before the window: bwdif's context, a keyframe before it
+PREROLL_S = ladder.SEEK_PREROLL_S  # the reference seeks this far before the window (a keyframe, bwdif context)
 
 
 class ScorerMissing(RuntimeError):
@@ -394,7 +397,11 @@ def score_rendition(
         copy_argv, copy_start = distorted_argv(playlist, win, logs.distorted, fps=fps)
         run_ffmpeg(copy_argv)
         run_ffmpeg(score_argv(logs, win, fps=fps, copy_start=copy_start, scorer=scorer))
-        figures = figures + read_logs(logs)
+        got = read_logs(logs)
+        if not len(got.vmaf) == len(got.mse) == len(got.ssim):
+            raise RuntimeError(f"{rendition.name} window {win}: libvmaf, psnr and ssim saw different frame counts "
+                               f"({len(got.vmaf)}, {len(got.mse)}, {len(got.ssim)})")  # fmt: skip
+        figures = figures + got
         logs.clean()
     return RungScore.of(rendition, figures, wins)
 
