@@ -115,7 +115,8 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     extra = {"findings": judged, "detections": detections}
     if scored:
         extra["renditions"] = scored
-        extra["quality_gate"] = {"floors": quality.floors_of(scored, spec.quality), "failed": gate,
+        floors = {r["rendition"]: quality.floor_for(r["height"], spec.quality) for r in scored}
+        extra["quality_gate"] = {"floors": floors, "failed": gate,
                                  "on_fail": spec.quality.on_fail if spec.quality else None}  # fmt: skip
     return CheckResult(
         check=names.TECHNICAL_QC,

@@ -373,7 +373,7 @@ def transcode(
         fps=fps,
         posters=[{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
         loudness=normalised,
-        renditions=scored_rungs(scores, packaged["variants"]) if scores is not None else UNSET,
+        renditions=scored_rungs([s.to_dict() for s in scores], packaged["variants"]) if scores is not None else UNSET,
     ).to_dict()
 
 

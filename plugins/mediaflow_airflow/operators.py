@@ -277,13 +277,11 @@ class PublishOperator(_StreamOperator):
         self.rights_task_id = rights_task_id
 
     def execute(self, context) -> dict[str, Any]:
-        from mediaflow import flow
-        from mediaflow.ledger import Ledger
-        from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
-
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mediaflow import compliance
+        from mediaflow import compliance, flow
+        from mediaflow.ledger import Ledger
+        from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
         ti = context["ti"]
         asset_id = self.ingested["asset_id"]

@@ -295,7 +295,9 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 LOUDNESS: LoudnessCheckOperator(
                     task_id=LOUDNESS, transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common, **MEDIA
                 ),
-                TECHNICAL_QC: TechnicalQCOperator(task_id=TECHNICAL_QC, transcode_task_id=TRANSCODE_ID, **common, **MEDIA),
+                TECHNICAL_QC: TechnicalQCOperator(
+                    task_id=TECHNICAL_QC, transcode_task_id=TRANSCODE_ID, **common, **MEDIA
+                ),
                 METADATA: MetadataQualityOperator(task_id=METADATA, **common),
             }
         for upstream in (routed, transcoded, localized):
