@@ -615,16 +615,16 @@ SUMMARY_RENDITION = ("rendition", "width", "height", "bitrate_kbps", "vmaf", "vm
 
 
 def scored_rungs(scores: list[dict], variants: list[dict]) -> list[dict]:
-    """Each rung's scores (mediaflow.quality) beside its bitrate measured from the segments (package's variants:
-    average and peak, kb/s), in ladder order."""
+    """Each rung's scores (mediaflow.quality.RungScore dicts, every field kept: the gate reads them back) beside its
+    bitrate measured from the segments (package's variants: average and peak, kb/s), in ladder order."""
     rates = {v["uri"].split("/", 1)[0]: v for v in variants}
     out = []
     for s in scores:
         v = rates.get(s["rendition"], {})
-        out.append({"rendition": s["rendition"], "width": s.get("width"), "height": s.get("height"),
+        out.append({"rendition": s["rendition"], "width": s["width"], "height": s["height"],
                     "bitrate_kbps": round(v["avg_bps"] / 1000) if v else None,
                     "peak_kbps": round(v["peak_bps"] / 1000) if v else None,
-                    **{k: s.get(k) for k in ("vmaf", "vmaf_min", "psnr", "ssim", "windows")}})  # fmt: skip
+                    **{k: v for k, v in s.items() if k not in ("rendition", "width", "height")}})  # fmt: skip
     return out
 
 

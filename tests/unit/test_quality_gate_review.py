@@ -3,7 +3,7 @@ or rejects it outright when the stream says `on_fail: reject`; an automatic reje
 
 from __future__ import annotations
 
-from mediaflow import compliance, names
+from mediaflow import compliance, flow, names, quality
 from mediaflow.decisions import outcome_status
 
 BELOW = "rendition v1080: VMAF 41.2 below the stream's floor 80"
@@ -50,3 +50,25 @@ def test_publish_is_refused_only_by_a_rejected_review():
     rejected = compliance.auto_rejection(names.QC, [BELOW])
     assert compliance.refused_reviews([approved, None]) == []
     assert compliance.refused_reviews([approved, rejected, None]) == [f"qc review rejected by quality gate: {BELOW}"]
+
+
+def test_the_gate_reads_the_rungs_as_transcode_hands_them_on():
+    """flow.scored_rungs (transcode's `renditions`) -> quality.gate, as technical QC calls it."""
+    scores = [quality.RungScore(rendition="v360", width=640, height=360, vmaf=49.8, vmaf_min=30.1, vmaf_hmean=45.0,
+                                psnr=27.3, ssim=0.81, windows=[[0.0, 6.0]], frames=150).to_dict(),
+              quality.RungScore(rendition="v180", width=320, height=180, vmaf=91.0, vmaf_min=85.0, vmaf_hmean=90.8,
+                                psnr=39.0, ssim=0.97, windows=[[0.0, 6.0]], frames=150).to_dict()]  # fmt: skip
+    variants = [
+        {"uri": "v360/index.m3u8", "avg_bps": 101_000, "peak_bps": 130_000},
+        {"uri": "v180/index.m3u8", "avg_bps": 590_000, "peak_bps": 650_000},
+    ]
+    rungs = flow.scored_rungs(scores, variants)
+    assert [(r["rendition"], r["bitrate_kbps"], r["peak_kbps"]) for r in rungs] == [
+        ("v360", 101, 130),
+        ("v180", 590, 650),
+    ]
+    spec = quality.Quality(vmaf_floor=((360, 80.0), (180, 60.0)), on_fail="review")
+    assert quality.gate(rungs, spec) == ["rendition v360: VMAF 49.8 below the stream's floor 80 (windows 0:00-0:06)"]
+    checks = {names.TECHNICAL_QC: {"renditions": rungs}}
+    assert [r["rendition"] for r in flow.rendition_scores(checks)] == ["v360", "v180"]
+    assert set(flow.rendition_scores(checks)[0]) == set(flow.SUMMARY_RENDITION)
