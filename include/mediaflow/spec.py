@@ -38,8 +38,16 @@ _KEYS = {
     "review_default",
     "reviewers",
     "retries",
+    "ladder_mode",
+    "target_vmaf",
 }
 REVIEW_DEFAULTS = ("approve", "reject")
+# the ladder: the spec's bitrates as written (fixed), or each rung's bitrate from a probe of the source, at most the
+# spec's (content_aware: mediaflow.complexity); target_vmaf only with content_aware, within the calibrated range
+FIXED, CONTENT_AWARE = "fixed", "content_aware"
+LADDER_MODES = (FIXED, CONTENT_AWARE)
+DEFAULT_TARGET_VMAF = 93.0
+TARGET_VMAF_RANGE = (80.0, 97.0)
 
 
 class SpecError(ValueError):
@@ -75,6 +83,8 @@ class StreamSpec:
     reviewers: tuple[str, ...] = ()
     retries: int = 2  # Airflow retries of a failed task (infrastructure trouble; bad input never fails a task)
     retry_delay_s: float = 10.0  # the first retry's delay; each next one doubles (at most 5 minutes)
+    ladder_mode: str = FIXED  # fixed | content_aware (mediaflow.complexity)
+    target_vmaf: float | None = None  # content_aware: each rung's VMAF target
     path: str = field(default="", compare=False)
 
     @property
@@ -223,6 +233,7 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         retry_delay = parse_duration(retry_conf.get("delay", "10s"))
     except ValueError as e:
         raise _fail(path, "retries.delay", str(e)) from None
+    ladder_mode, target_vmaf = _ladder_mode(path, data)
     return StreamSpec(
         name=name,
         owners=tuple(owners),
@@ -239,8 +250,23 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         reviewers=tuple(reviewers),
         retries=int(retries),
         retry_delay_s=retry_delay,
+        ladder_mode=ladder_mode,
+        target_vmaf=target_vmaf,
         path=path,
     )
+
+
+def _ladder_mode(path: str, data: dict) -> tuple[str, float | None]:
+    """ladder_mode (default fixed) and target_vmaf (content_aware only; default DEFAULT_TARGET_VMAF)."""
+    mode = data.get("ladder_mode", FIXED)
+    if mode not in LADDER_MODES:
+        raise _fail(path, "ladder_mode", f"{mode!r} must be one of {', '.join(LADDER_MODES)}")
+    if mode != CONTENT_AWARE:
+        if "target_vmaf" in data:
+            raise _fail(path, "target_vmaf", f"only with ladder_mode: {CONTENT_AWARE}")
+        return mode, None
+    lo, hi = TARGET_VMAF_RANGE
+    return mode, _number(path, "target_vmaf", data.get("target_vmaf", DEFAULT_TARGET_VMAF), lo=lo, hi=hi)
 
 
 def load_spec(path: str | Path) -> StreamSpec:
