@@ -47,7 +47,7 @@ REVIEW_DEFAULTS = ("approve", "reject")
 FIXED, CONTENT_AWARE = "fixed", "content_aware"
 LADDER_MODES = (FIXED, CONTENT_AWARE)
 DEFAULT_TARGET_VMAF = 93.0
-TARGET_VMAF_RANGE = (80.0, 97.0)
+TARGET_VMAF_RANGE = (85.0, 97.0)
 
 
 class SpecError(ValueError):

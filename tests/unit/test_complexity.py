@@ -151,7 +151,7 @@ def test_a_stream_opts_in_with_its_vmaf_target(tmp_path):
     [
         ("ladder_mode: per_title", "ladder_mode", "'per_title' must be one of fixed, content_aware"),
         ("target_vmaf: 93", "target_vmaf", "only with ladder_mode: content_aware"),
-        ("ladder_mode: content_aware\ntarget_vmaf: 99.5", "target_vmaf", "99.5 is outside 80.0..97.0"),
+        ("ladder_mode: content_aware\ntarget_vmaf: 99.5", "target_vmaf", "99.5 is outside 85.0..97.0"),
         ("ladder_mode: content_aware\ntarget_vmaf: high", "target_vmaf", "must be a number"),
     ],
 )
