@@ -100,7 +100,7 @@ def test_probe_windows_spread_over_the_title_and_stay_small():
     assert len(wins) == 8 and all(n == complexity.WINDOW_S for _, n in wins)
     assert wins[0][0] < 60 and wins[-1][0] > 500, "beginning and end of the title both seen"
     assert sum(n for _, n in wins) / 600.0 <= 0.05
-    assert len(complexity.windows(60.0)) == 2
+    assert len(complexity.windows(60.0)) == 1 and len(complexity.windows(61.0)) == 2
 
 
 def test_the_probe_argv_is_the_ladder_chain_at_a_fixed_crf(tmp_path):

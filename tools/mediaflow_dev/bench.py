@@ -363,25 +363,14 @@ def cae_source(name: str, seconds: float = CAE_SECONDS) -> Path:
 
 
 def _score(src: Path, hls: Path, rends, fps: float, duration_s: float) -> list[float]:
-    """VMAF of each rung against the source scaled the same way (whole title: the sources are short)."""
-    return [_vmaf_private(hls / r.name / "index.m3u8", src, r, fps) for r in rends]
+    """VMAF of each rung against the source scaled the same way (mediaflow.quality: the production scorer; a title
+    this short is scored whole)."""
+    from mediaflow import ffrun, quality
 
-
-def _vmaf_private(playlist: Path, src: Path, r, fps: float) -> float:
-    """The pinned scorer (ffmpeg 6.0 + libvmaf) crashes on MPEG-TS input: the rung is remuxed to MP4 first."""
-    import ffmpeg
-
-    from mediaflow import graphs, ladder
-
-    dist = playlist.with_suffix(".mp4")
-    _timed(graphs.command(graphs.source(playlist).output(str(dist), c="copy", an=None)))
-    ref = graphs.source(src)["v:0"].filter("fps", ladder.fps_expr(fps)).filter("setpts", "PTS-STARTPTS")
-    ref = ref.filter("scale", r.width, r.height, flags="bicubic").filter("setsar", 1).filter("format", "yuv420p")
-    dis = graphs.source(dist)["v:0"].filter("setpts", "PTS-STARTPTS").filter("setsar", 1).filter("format", "yuv420p")
-    argv = graphs.command(graphs.null_output(ffmpeg.filter([dis, ref], "libvmaf", n_threads=2)),
-                          global_args=(*graphs.GLOBAL, "-nostats"))  # fmt: skip
-    argv[0] = os.environ.get("MEDIAFLOW_SCORE_FFMPEG", "/tmp/ffb/ffmpeg/binaries/ffmpeg")
-    return float(re.search(r"VMAF score: ([\d.]+)", _timed(argv)["err"]).group(1))
+    scores = quality.score_ladder(src, hls, rends, fps=fps, interlaced=False, duration_s=duration_s,
+                                  run_ffmpeg=lambda a: ffrun.run(a, purpose="benchmark score", check=True),
+                                  workdir=hls.parent / "scores")  # fmt: skip
+    return [s.vmaf for s in scores]
 
 
 def bench_ladder_bits_source(name: str) -> dict:
@@ -397,6 +386,7 @@ def bench_ladder_bits_source(name: str) -> dict:
     fixed = ladder.select_renditions(spec.ladder, v["width"], v["height"])
     out = WORK / "ladder-bits" / name
     shutil.rmtree(out, ignore_errors=True)
+    (out / "scores").mkdir(parents=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     fitted = complexity.fit(src, fixed, fps=fps, interlaced=v["interlaced"], duration_s=dur, target_vmaf=93.0,
                             run_ffmpeg=lambda a: ffrun.run(a, purpose="probe", check=True), workdir=out / "probe")  # fmt: skip
