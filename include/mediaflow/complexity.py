@@ -33,6 +33,7 @@ MAX_WINDOWS = 8  # ... at most this many (a 98-minute title: 8 windows, 24 s pro
 MIN_STEP = 1.25  # a rung must need >= 25 % more bits than the kept rung below it, else it is a near-duplicate
 MIN_BPP = 0.012  # floor: bits per pixel per frame (1080p25: 622 kb/s, 360p25: 69 kb/s) ...
 MIN_KBPS = 150  # ... and never below this
+CAP_OVER = 2.0  # the probe's rate cap: this many times the probe figure that already means "the fixed bitrate"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def windows(duration_s: float) -> list[tuple[float, float]]:
 
 
 def probe_argv(src: str | Path, out_dir: str | Path, renditions: list[Rendition], *, start: float, length: float,
-               fps: float, interlaced: bool, preset: str = "veryfast") -> list[str]:  # fmt: skip
+               fps: float, interlaced: bool, preset: str = "veryfast", caps: dict[str, int] | None = None) -> list[str]:  # fmt: skip
     """One window of the source, every rung encoded at PROBE_CRF into <out_dir>/<rung>.h264 (raw H.264: its size is
     the bits). The ladder's chain and encoder settings (transcode_argv), one decode split once per rung."""
     rate = ladder.output_fps(fps)
@@ -91,8 +92,9 @@ def probe_argv(src: str | Path, out_dir: str | Path, renditions: list[Rendition]
         )
         outputs.append(rung.output(str(Path(out_dir) / f"{r.name}.h264"), **{
             "an": None, "c:v": "libx264", "preset": preset, "profile:v": "high", "crf": str(PROBE_CRF),
-            "x264-params": "sliced-threads=1", "g": gop, "keyint_min": gop, "sc_threshold": "0", "format": "h264"}))  # fmt: skip
-    return graphs.command(*outputs, global_args=graphs.QUIET)
+            "x264-params": "sliced-threads=1", "g": gop, "keyint_min": gop, "sc_threshold": "0", "format": "h264",
+            **({"maxrate": f"{caps[r.name]}k", "bufsize": f"{caps[r.name]}k"} if caps else {})}))  # fmt: skip
+    return graphs.command(*outputs, global_args=(*graphs.QUIET, "-y"))
 
 
 def _calibration(target_vmaf: float) -> tuple[float, float]:
@@ -115,6 +117,16 @@ def needed_kbps(probe_kbps: float, r: Rendition, *, fps: float, target_vmaf: flo
     a, b = _calibration(target_vmaf)
     x = max(_bpp(probe_kbps, r, fps), 1e-6)
     return math.exp(a) * x**b * ABR_MARGIN * r.width * r.height * ladder.output_fps(fps) / 1000.0
+
+
+def probe_cap_kbps(r: Rendition, *, fps: float, target_vmaf: float) -> int:
+    """The probe's rate cap for rung `r`: CAP_OVER times the probe figure at which the target needs the fixed
+    rung's whole bitrate. Past it the rung gets the fixed bitrate whatever the picture, so x264 need not spend
+    (and entropy-code) the 50 Mb/s heavy grain takes at CRF 24."""
+    a, b = _calibration(target_vmaf)
+    px = r.width * r.height * ladder.output_fps(fps)
+    at_fixed = (r.video_kbps * 1000.0 / px / (math.exp(a) * ABR_MARGIN)) ** (1.0 / b) * px / 1000.0
+    return int(math.ceil(CAP_OVER * at_fixed))
 
 
 def floor_kbps(r: Rendition, fps: float) -> int:
@@ -189,10 +201,12 @@ def fit(src: str | Path, renditions: list[Rendition], *, fps: float, interlaced:
     the kept rungs at their chosen bitrates, highest first."""
     spans = windows(duration_s)
     seen: dict[str, list[float]] = {r.name: [] for r in renditions}
+    caps = {r.name: probe_cap_kbps(r, fps=fps, target_vmaf=target_vmaf) for r in renditions}
     for k, (start, length) in enumerate(spans):
         out = Path(workdir) / f"w{k}"
         out.mkdir(parents=True, exist_ok=True)
-        run_ffmpeg(probe_argv(src, out, renditions, start=start, length=length, fps=fps, interlaced=interlaced))
+        run_ffmpeg(probe_argv(src, out, renditions, start=start, length=length, fps=fps, interlaced=interlaced,
+                              caps=caps))  # fmt: skip
         for r in renditions:
             seen[r.name].append((out / f"{r.name}.h264").stat().st_size * 8 / 1000.0 / length)
     choices = choose(renditions, seen, fps=fps, target_vmaf=target_vmaf)

@@ -94,6 +94,16 @@ def test_near_duplicate_rungs_are_dropped_bottom_up_and_the_top_rung_stays():
     assert "under" in picks[1].why
 
 
+def test_the_probe_cap_never_changes_a_choice():
+    # the cap is past the point where a rung gets the fixed bitrate anyway: a probe held at the cap still does
+    for r in FIXED:
+        cap = complexity.probe_cap_kbps(r, fps=25.0, target_vmaf=93.0)
+        capped = complexity.choose([r], {r.name: [cap]}, fps=25.0, target_vmaf=93.0)[0]
+        assert capped.chosen_kbps == r.video_kbps
+        at_half = complexity.needed_kbps(cap / complexity.CAP_OVER, r, fps=25.0, target_vmaf=93.0)
+        assert at_half == pytest.approx(r.video_kbps, rel=0.01)
+
+
 def test_probe_windows_spread_over_the_title_and_stay_small():
     assert complexity.windows(2.0) == [(0.0, 2.0)]
     wins = complexity.windows(600.0)
@@ -111,6 +121,10 @@ def test_the_probe_argv_is_the_ladder_chain_at_a_fixed_crf(tmp_path):
     assert argv[argv.index("-ss") + 1] == "10.000" and argv.index("-ss") < argv.index("-i")
     assert argv.count("-crf") == 2 and argv[argv.index("-crf") + 1] == str(complexity.PROBE_CRF)
     assert str(tmp_path / "v360.h264") in argv and str(tmp_path / "v288.h264") in argv
+    assert "-maxrate" not in argv and "-y" in argv
+    capped = complexity.probe_argv("src.mxf", tmp_path, FIXED[:1], start=0, length=3, fps=25, interlaced=False,
+                                   caps={"v360": 4000})  # fmt: skip
+    assert capped[capped.index("-maxrate") + 1] == "4000k" and capped[capped.index("-bufsize") + 1] == "4000k"
 
 
 # ---------------------------------------------------------------- the spec's opt-in
