@@ -141,6 +141,7 @@ class Transcoded(Result):
     fps: float
     posters: list[dict]
     loudness: dict | None = None
+    ladder: dict = UNSET  # content-aware ladders only: the probe's figures and each rung's choice (complexity.Fitted)
     extra: dict = field(default_factory=dict)
 
 
