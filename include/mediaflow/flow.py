@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from mediaflow import (
     captions,
+    complexity,
     compliance,
     decisions,
     ffrun,
@@ -317,8 +318,13 @@ def transcode(
         src = Path(tmp) / PurePosixPath(src_key).name
         out = Path(tmp) / "hls"
         localcache.fetch(store, src_bucket, src_key, src)
-        ladder.output_dirs(out, renditions, has_audio)
         interlaced = bool(video and video["interlaced"])
+        fitted = None  # opt-in: each rung's bitrate (and whether it is kept) from a probe of the source
+        if renditions and spec.ladder_mode == complexity.CONTENT_AWARE:
+            fitted = complexity.fit(src, renditions, fps=fps, interlaced=interlaced, duration_s=facts["duration_s"],
+                                    target_vmaf=spec.target_vmaf, run_ffmpeg=run_ffmpeg, workdir=Path(tmp) / "probe")  # fmt: skip
+            renditions = fitted.renditions
+        ladder.output_dirs(out, renditions, has_audio)
         first = normalised = None
         if has_audio:  # the loudness normaliser's first pass, from the source as it will be heard (stereo)
             measured = loudness.measure(src, chain=loudness.DOWNMIX, name=src.name, duration_s=facts["duration_s"])
@@ -374,6 +380,7 @@ def transcode(
         posters=[{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
         loudness=normalised,
         renditions=scored_rungs([s.to_dict() for s in scores], packaged["variants"]) if scores is not None else UNSET,
+        ladder=fitted.figures() if fitted else UNSET,
     ).to_dict()
 
 

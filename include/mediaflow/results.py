@@ -142,6 +142,7 @@ class Transcoded(Result):
     posters: list[dict]
     loudness: dict | None = None
     renditions: list[dict] = UNSET  # each video rung's scores (mediaflow.quality.score_ladder); not for audio-only
+    ladder: dict = UNSET  # content-aware ladders only: the probe's figures and each rung's choice (complexity.Fitted)
     extra: dict = field(default_factory=dict)
 
 

@@ -38,10 +38,18 @@ _KEYS = {
     "review_default",
     "reviewers",
     "retries",
+    "ladder_mode",
+    "target_vmaf",
     "quality",
 }
 REVIEW_DEFAULTS = ("approve", "reject")
 QUALITY_ON_FAIL = ("review", "reject")
+# the ladder: the spec's bitrates as written (fixed), or each rung's bitrate from a probe of the source, at most the
+# spec's (content_aware: mediaflow.complexity); target_vmaf only with content_aware, within the calibrated range
+FIXED, CONTENT_AWARE = "fixed", "content_aware"
+LADDER_MODES = (FIXED, CONTENT_AWARE)
+DEFAULT_TARGET_VMAF = 93.0
+TARGET_VMAF_RANGE = (85.0, 97.0)
 
 
 class SpecError(ValueError):
@@ -87,6 +95,8 @@ class StreamSpec:
     reviewers: tuple[str, ...] = ()
     retries: int = 2  # Airflow retries of a failed task (infrastructure trouble; bad input never fails a task)
     retry_delay_s: float = 10.0  # the first retry's delay; each next one doubles (at most 5 minutes)
+    ladder_mode: str = FIXED  # fixed | content_aware (mediaflow.complexity)
+    target_vmaf: float | None = None  # content_aware: each rung's VMAF target
     quality: Quality | None = None  # no gate (the scores are still recorded)
     path: str = field(default="", compare=False)
 
@@ -236,6 +246,7 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         retry_delay = parse_duration(retry_conf.get("delay", "10s"))
     except ValueError as e:
         raise _fail(path, "retries.delay", str(e)) from None
+    ladder_mode, target_vmaf = _ladder_mode(path, data)
     return StreamSpec(
         name=name,
         owners=tuple(owners),
@@ -252,6 +263,8 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         reviewers=tuple(reviewers),
         retries=int(retries),
         retry_delay_s=retry_delay,
+        ladder_mode=ladder_mode,
+        target_vmaf=target_vmaf,
         quality=_quality(path, data.get("quality")),
         path=path,
     )
@@ -279,6 +292,19 @@ def _quality(path: str, conf: object) -> Quality | None:
     if on_fail not in QUALITY_ON_FAIL:
         raise _fail(path, "quality.on_fail", f"{on_fail!r} must be one of {', '.join(QUALITY_ON_FAIL)}")
     return Quality(vmaf_floor=floor, on_fail=on_fail)
+
+
+def _ladder_mode(path: str, data: dict) -> tuple[str, float | None]:
+    """ladder_mode (default fixed) and target_vmaf (content_aware only; default DEFAULT_TARGET_VMAF)."""
+    mode = data.get("ladder_mode", FIXED)
+    if mode not in LADDER_MODES:
+        raise _fail(path, "ladder_mode", f"{mode!r} must be one of {', '.join(LADDER_MODES)}")
+    if mode != CONTENT_AWARE:
+        if "target_vmaf" in data:
+            raise _fail(path, "target_vmaf", f"only with ladder_mode: {CONTENT_AWARE}")
+        return mode, None
+    lo, hi = TARGET_VMAF_RANGE
+    return mode, _number(path, "target_vmaf", data.get("target_vmaf", DEFAULT_TARGET_VMAF), lo=lo, hi=hi)
 
 
 def load_spec(path: str | Path) -> StreamSpec:

@@ -326,7 +326,107 @@ def bench_ladder(repeat: int | None = None, source: str | None = None) -> dict:
             "baseline": {"name": "best single ffmpeg command written by hand (see docs/performance.md)",
                          "wall_s": first["hand_tuned_wall_s"], "ours_wall_s": first["ours_wall_s"]},
         },
+        "ladder_bits_saved_pct": bench_ladder_bits(),
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------- 1b. content-aware ladder: bits saved
+
+# sample sources (1080p25 lavfi pictures, kept near-lossless): easy = testsrc2 (flat colours, moving graphics, like
+# animation), busy = the same under strong temporal noise (film grain at its worst)
+CAE_SOURCES = {
+    "easy": "testsrc2=size=1920x1080:rate=25",
+    "busy": "testsrc2=size=1920x1080:rate=25,noise=alls=40:allf=t",
+}
+CAE_SECONDS = 8.0
+CAE_STREAM = "feature_film"  # its fixed ladder is the baseline; the content-aware one targets VMAF 93
+CAE_VMAF_TOLERANCE = 0.5  # VMAF points: what two scorings of one encode can differ by, well under a visible step (~6)
+
+
+def cae_source(name: str, seconds: float = CAE_SECONDS) -> Path:
+    """A content-aware sample source, made once and kept in the bench folder: x264 CRF 10 (near-lossless) capped at
+    40 Mb/s, a mezzanine's rate (uncapped, the grain takes 300 Mb/s, and decoding it would be most of the bench)."""
+    import ffmpeg
+
+    from mediaflow import ffrun, graphs
+
+    path = WORK / "media" / f"cae-{name}-{seconds:g}s.mp4"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part.mp4")
+        pic = ffmpeg.input(f"{CAE_SOURCES[name]},trim=duration={seconds:g}", f="lavfi")
+        ffrun.run(graphs.command(pic.output(str(tmp), **{"c:v": "libx264", "preset": "veryfast", "crf": "10", "maxrate": "40M", "bufsize": "80M",
+                                                         "pix_fmt": "yuv420p"})),
+                  purpose="bench source", check=True)  # fmt: skip
+        tmp.rename(path)
+    return path
+
+
+def _score(src: Path, hls: Path, rends, fps: float, duration_s: float) -> list[float]:
+    """VMAF of each rung against the source scaled the same way (mediaflow.quality: the production scorer; a title
+    this short is scored whole)."""
+    from mediaflow import ffrun, quality
+
+    scores = quality.score_ladder(src, hls, rends, fps=fps, interlaced=False, duration_s=duration_s,
+                                  run_ffmpeg=lambda a: ffrun.run(a, purpose="benchmark score", check=True),
+                                  workdir=hls.parent / "scores")  # fmt: skip
+    return [s.vmaf for s in scores]
+
+
+def bench_ladder_bits_source(name: str) -> dict:
+    """One sample: the fixed ladder and the content-aware one encoded (production's command), each rung scored."""
+    from mediaflow import complexity, ffrun, ladder, media
+    from mediaflow.spec import load_specs
+
+    src = cae_source(name)
+    spec = load_specs()[CAE_STREAM]
+    facts = media.probe(src)
+    v, dur = facts["video"], facts["duration_s"]
+    fps = ladder.output_fps(v["fps"])
+    fixed = ladder.select_renditions(spec.ladder, v["width"], v["height"])
+    out = WORK / "ladder-bits" / name
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "scores").mkdir(parents=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fitted = complexity.fit(src, fixed, fps=fps, interlaced=v["interlaced"], duration_s=dur, target_vmaf=93.0,
+                            run_ffmpeg=lambda a: ffrun.run(a, purpose="probe", check=True), workdir=out / "probe")  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    probe_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    sets, rows = {"fixed": fixed, "content_aware": fitted.renditions}, {}
+    for label, rends in sets.items():
+        _fresh_outputs(out / label, rends, False)
+        argv = ladder.transcode_argv(src, out / label, rends, fps=fps, interlaced=v["interlaced"], has_audio=False,
+                                     loudness=spec.loudness, duration_s=dur, poster=False)  # fmt: skip
+        cpu = _timed_cpu(argv)["cpu_s"]
+        vmafs = _score(src, out / label, rends, fps, dur)
+        rungs = [{"rung": r.name, "video_kbps": r.video_kbps,
+                  "avg_kbps": round(ladder.playlist_bandwidth(out / label / r.name / "index.m3u8")[1] / 1000),
+                  "vmaf": round(q, 2)} for r, q in zip(rends, vmafs, strict=True)]  # fmt: skip
+        rows[label] = {"encode_cpu_s": round(cpu, 2), "rungs": rungs, "kbps": sum(r["avg_kbps"] for r in rungs)}
+    fixed_vmaf = {r["rung"]: r["vmaf"] for r in rows["fixed"]["rungs"]}
+    # a kept rung holds when it reaches the target or the fixed rung's VMAF (whichever is lower), within tolerance
+    held = all(r["vmaf"] >= min(fitted.target_vmaf, fixed_vmaf[r["rung"]]) - CAE_VMAF_TOLERANCE
+               for r in rows["content_aware"]["rungs"])  # fmt: skip
+    saved = 100.0 * (1 - rows["content_aware"]["kbps"] / rows["fixed"]["kbps"])
+    return {"source": CAE_SOURCES[name], "duration_s": dur, "saved_pct": round(saved, 1), "quality_held": held,
+            "probe_cpu_s": round(probe_cpu, 2),
+            "probe_cpu_share": round(probe_cpu / rows["content_aware"]["encode_cpu_s"], 3),
+            "probe": fitted.figures(), **rows}  # fmt: skip
+
+
+def bench_ladder_bits() -> dict:
+    """ladder_bits_saved_pct: the content-aware ladder's bits against the fixed ladder's at equal-or-better VMAF per
+    rung (the target or the fixed rung's, whichever is lower), per sample and on average. The figure is the easy
+    sample's (the goal is for easy content); min/max span the samples."""
+    per = {name: bench_ladder_bits_source(name) for name in CAE_SOURCES}
+    for name, p in per.items():
+        print(f"[bench]   ladder bits {name}: saved {p['saved_pct']}% quality held {p['quality_held']}", flush=True)
+    pcts = [p["saved_pct"] for p in per.values()]
+    return {"median": per["easy"]["saved_pct"], "min": min(pcts), "max": max(pcts), "goal": {"min": 15},
+            "average": round(sum(pcts) / len(pcts), 1), "quality_held": all(p["quality_held"] for p in per.values()),
+            "target_vmaf": 93.0, "vmaf_tolerance": CAE_VMAF_TOLERANCE, "samples": per,
+            "baseline": {"name": f"the fixed ladder of {CAE_STREAM} (same command, same sources)",
+                         "kbps": {n: p["fixed"]["kbps"] for n, p in per.items()}}}  # fmt: skip
 
 
 def _ffmpeg_version() -> str:
@@ -1141,6 +1241,7 @@ DEFAULT = ["ladder", "dag_parse", "metrics", "stack"]  # night takes an hour or 
 KEYS = [
     "ladder_speedup_vs_naive",
     "ladder_vs_hand_tuned",
+    "ladder_bits_saved_pct",
     "handoff_latency_s",
     "flow_efficiency",
     "batch_cpu_saturation",
