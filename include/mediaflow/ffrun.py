@@ -205,15 +205,15 @@ def run_together(calls: list[Callable[[], object]], *, kill: Callable[[], object
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread below
             with lock:
                 errors.append(e)
-                first = len(errors) == 1
-            if first and kill is not None and not isinstance(e, FFmpegKilled):
-                kill()
 
     threads = [threading.Thread(target=one, args=(c,), name=f"ffmpeg-{i}", daemon=True) for i, c in enumerate(calls)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        while t.is_alive():
+            t.join(timeout=0.2)
+            if kill is not None and any(not isinstance(e, FFmpegKilled) for e in errors):
+                kill()  # again while any is left: a command that started after the failure is ended too
     if errors:
         raise next((e for e in errors if not isinstance(e, FFmpegKilled)), errors[0])
 

@@ -670,3 +670,21 @@ def test_group_argvs_each_decode_once_and_size_the_posters_by_the_top_rung():
 def test_groups_must_be_at_least_one():
     with pytest.raises(ValueError, match="at least 1"):
         ladder.plan_groups(select_renditions(FILM.ladder, 640, 360), has_audio=True, groups=0)
+
+
+def test_a_failing_group_ends_the_others_and_fails_the_transcode_naming_its_rungs(tmp_path):
+    from mediaflow import ffrun, flow
+
+    runner = ffrun.Runner()
+    rends = select_renditions(FILM.ladder, 1280, 720)
+    endless = ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-f", "null", "-"]
+    broken = ["ffmpeg", "-nostdin", "-i", str(tmp_path / "missing.mov"), "-f", "null", "-"]
+    groups = [(ladder.Group((rends[0],), posters=False, audio=True), endless),
+              (ladder.Group(tuple(rends[1:]), posters=True, audio=False), broken)]  # fmt: skip
+    heard = []
+    with pytest.raises(ffrun.FFmpegError, match=r"transcode group 2 of 2 \(v480, v360, posters\): .*missing.mov") as e:
+        flow.encode_groups(groups, workdir=tmp_path, out=tmp_path, total_s=60.0, report=heard.append,
+                           run_ffmpeg=lambda argv: runner.run(argv, check=True), kill_ffmpeg=runner.kill)  # fmt: skip
+    assert not isinstance(e.value, ffrun.FFmpegKilled)
+    assert runner.pid is None, "the endless group was ended with the failing one"
+    assert heard and heard[0]["done"] == 0.0
