@@ -90,7 +90,8 @@ def describe(argv: list[str], purpose: str | None) -> str:
 
 
 class Runner:
-    """Runs one ffmpeg/ffprobe at a time in its own process group; kill() from any thread ends the current one."""
+    """Runs ffmpeg/ffprobe, each in its own process group; kill() from any thread ends every one running now
+    (one, or the ladder's groups run at once from several threads: run_together)."""
 
     def __init__(self, *, on_line: Callable[[str], None] | None = None) -> None:
         self.on_line = on_line

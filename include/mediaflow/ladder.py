@@ -1,8 +1,11 @@
 """Adaptive-bitrate ladder: rung selection, the single-decode ffmpeg graph, and the HLS master playlist.
 
-One ffmpeg process decodes the source once and encodes every rung (filter_complex split): decoding a
-mezzanine is a large share of the work, so doing it once per title instead of once per rung is the win.
+One ffmpeg process decodes the source once and encodes several rungs (filter_complex split): decoding a
+mezzanine is a share of the work, so doing it once per group of rungs instead of once per rung saves it.
 The same graph writes the default poster and picks the poster candidates (scene cuts) for A/B tests.
+ffmpeg 5.1 and 6.0 run every encoder of a command in its one main thread, so on several cores the ladder is
+split over one such process per core (plan_groups, group_argvs: rungs balanced by their work, the audio and the
+posters in one of them); the groups write the same files with the same bytes as the one command.
 Building the argv is a pure function (the graph built with ffmpeg-python, mediaflow.graphs); running it is
 mediaflow.ffrun's job.
 """

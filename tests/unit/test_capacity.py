@@ -28,6 +28,13 @@ def test_defaults_follow_the_core_count():
     assert capacity.capacity({}).cores == len(os.sched_getaffinity(0))
 
 
+def test_the_ladder_is_split_over_one_process_per_core_unless_told():
+    """ffmpeg 5.1/6.0 run a command's encoders in one thread: a transcode's ladder goes over one process per core."""
+    assert capacity.capacity({"MEDIAFLOW_CORES": "2"}).ladder_groups == 2
+    assert capacity.capacity({"MEDIAFLOW_CORES": "8"}).ladder_groups == 8
+    assert capacity.capacity({"MEDIAFLOW_CORES": "8", "MEDIAFLOW_LADDER_GROUPS": "1"}).ladder_groups == 1
+
+
 def test_every_number_can_be_overridden():
     cap = capacity.capacity({"MEDIAFLOW_CORES": "2", "MEDIAFLOW_MEDIA_SLOTS": "3", "MEDIAFLOW_TRANSCODE_SLOTS": "2",
                              "MEDIAFLOW_MAX_ACTIVE_RUNS": "5", "MEDIAFLOW_PARALLELISM": "9",
@@ -54,6 +61,7 @@ def test_every_number_can_be_overridden():
         ({"MEDIAFLOW_MAX_ACTIVE_RUNS": "1.5"}, "MEDIAFLOW_MAX_ACTIVE_RUNS", "not a whole number"),
         ({"MEDIAFLOW_MEDIA_NICE": "20"}, "MEDIAFLOW_MEDIA_NICE", "between 0 and 19"),
         ({"MEDIAFLOW_TASK_NICE": "12"}, "MEDIAFLOW_TASK_NICE", "between 0 and 10"),  # never below ffmpeg
+        ({"MEDIAFLOW_LADDER_GROUPS": "0"}, "MEDIAFLOW_LADDER_GROUPS", "at least 1"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(env, named, why):
