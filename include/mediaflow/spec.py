@@ -38,8 +38,10 @@ _KEYS = {
     "review_default",
     "reviewers",
     "retries",
+    "quality",
 }
 REVIEW_DEFAULTS = ("approve", "reject")
+QUALITY_ON_FAIL = ("review", "reject")
 
 
 class SpecError(ValueError):
@@ -59,6 +61,16 @@ class Loudness:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """The stream's quality gate (mediaflow.quality.gate): a VMAF floor for every rung (a number) or per rung height
+    ({height: floor}; a height not listed takes the floor of the nearest listed height below it, else the smallest
+    listed floor), and what a rung below its floor does to the title: QC `review` (default) or `reject`."""
+
+    vmaf_floor: float | tuple[tuple[int, float], ...] | None = None
+    on_fail: str = "review"
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     name: str
     owners: tuple[str, ...]
@@ -75,6 +87,7 @@ class StreamSpec:
     reviewers: tuple[str, ...] = ()
     retries: int = 2  # Airflow retries of a failed task (infrastructure trouble; bad input never fails a task)
     retry_delay_s: float = 10.0  # the first retry's delay; each next one doubles (at most 5 minutes)
+    quality: Quality | None = None  # no gate (the scores are still recorded)
     path: str = field(default="", compare=False)
 
     @property
@@ -239,8 +252,33 @@ def parse_spec(data: object, path: str) -> StreamSpec:
         reviewers=tuple(reviewers),
         retries=int(retries),
         retry_delay_s=retry_delay,
+        quality=_quality(path, data.get("quality")),
         path=path,
     )
+
+
+def _quality(path: str, conf: object) -> Quality | None:
+    """The optional `quality` field: {vmaf_floor: 70 | {1080: 85, 720: 80}, on_fail: review | reject}."""
+    if conf is None:
+        return None
+    if not isinstance(conf, dict) or not conf or set(conf) - {"vmaf_floor", "on_fail"}:
+        raise _fail(path, "quality", "must be a mapping with vmaf_floor and/or on_fail (e.g. {vmaf_floor: 70})")
+    floor = conf.get("vmaf_floor")
+    if isinstance(floor, dict):
+        if not floor:
+            raise _fail(path, "quality.vmaf_floor", "must list at least one height: floor")
+        per_height = []
+        for height, value in floor.items():
+            if isinstance(height, bool) or not isinstance(height, int) or not 144 <= height <= 4320:
+                raise _fail(path, f"quality.vmaf_floor.{height}", "must be a rung height (a whole number 144..4320)")
+            per_height.append((height, _number(path, f"quality.vmaf_floor.{height}", value, lo=0, hi=100)))
+        floor = tuple(sorted(per_height, reverse=True))
+    elif floor is not None:
+        floor = _number(path, "quality.vmaf_floor", floor, lo=0, hi=100)
+    on_fail = conf.get("on_fail", "review")
+    if on_fail not in QUALITY_ON_FAIL:
+        raise _fail(path, "quality.on_fail", f"{on_fail!r} must be one of {', '.join(QUALITY_ON_FAIL)}")
+    return Quality(vmaf_floor=floor, on_fail=on_fail)
 
 
 def load_spec(path: str | Path) -> StreamSpec:

