@@ -133,15 +133,16 @@ def lower_priority(pid: int = 0, *, nice: int, io_level: int | None = None) -> N
         _ioprio_set(pid, IOPRIO_CLASS_BE, io_level)
 
 
-def media_priority(env: Mapping[str, str] | None = None):
-    """A callable that puts the calling process at media priority (MEDIAFLOW_MEDIA_NICE, lowest best-effort I/O).
+def media_priority(env: Mapping[str, str] | None = None, *, pid: int = 0):
+    """A callable that puts the calling process at media priority (MEDIAFLOW_MEDIA_NICE, lowest best-effort I/O);
+    `pid`: that one instead (Linux keeps niceness per thread: os.getpid() is a process's main thread, 0 the caller).
 
     The one place every ffmpeg/ffprobe gets its priority: the runner (mediaflow.ffrun) passes it as the child's
     preexec_fn; FFmpegHook also calls it in the task process before it starts ffmpeg. The setting is read here,
     in the parent; the callable makes only system calls, so it is safe between fork and exec."""
     nice = capacity(env).media_nice
     _ioprio_syscall()  # resolved here, not in the child
-    return functools.partial(lower_priority, 0, nice=nice, io_level=MEDIA_IO_LEVEL)
+    return functools.partial(lower_priority, pid, nice=nice, io_level=MEDIA_IO_LEVEL)
 
 
 def _ioprio_set(pid: int, ioclass: int, level: int) -> None:

@@ -166,3 +166,26 @@ def test_ffmpeg_hook_runs_ffmpeg_niced(tmp_path):
 
     nice, io = _niceness_of_child(run, "ffmpeg", parent=lambda: procs[0].pid if procs else -1)
     assert nice == 11 and io == "best-effort: prio 7"
+
+
+def test_ffmpeg_hook_called_from_a_thread_lowers_the_task_process_itself(tmp_path):
+    """The ladder's groups call FFmpegHook.run from threads of their own; Linux keeps niceness per thread, so the hook
+    lowers the task's main thread (what uploads the files afterwards), not only the thread that called it."""
+    code = (
+        "import os, threading\n"
+        "from mediaflow_airflow.hooks import FFmpegHook\n"
+        "t = threading.Thread(target=lambda: FFmpegHook().run(['ffmpeg', '-nostdin', '-hide_banner', '-f', 'lavfi',\n"
+        "                     '-i', 'testsrc2=size=64x64:rate=25:duration=1', '-f', 'null', '-']))\n"
+        "t.start(); t.join()\n"
+        "print('main thread nice', os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
+        "MEDIAFLOW_MEDIA_NICE": "11",
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "main thread nice 11" in out.stdout
