@@ -10,6 +10,7 @@ One place for the numbers. The embedded stack (devstack: pools, `[core] parallel
 | MEDIAFLOW_CORES | cores available | the core count the defaults below are derived from |
 | MEDIAFLOW_MEDIA_SLOTS | cores | slots of the `media` pool: ffmpeg/ffprobe-heavy tasks running at once |
 | MEDIAFLOW_TRANSCODE_SLOTS | 1 | `media` slots one transcode takes (at most MEDIAFLOW_MEDIA_SLOTS) |
+| MEDIAFLOW_LADDER_GROUPS | cores | ffmpeg processes one transcode splits its ladder over (mediaflow.ladder.plan_groups) |
 | MEDIAFLOW_MAX_ACTIVE_RUNS | 8 x cores | active runs per value-stream DAG; the rest wait queued in Airflow |
 | MEDIAFLOW_PARALLELISM | 3 x cores | Airflow `[core] parallelism`: task slots of the whole stack |
 | MEDIAFLOW_MEDIA_NICE | 10 | niceness of every ffmpeg/ffprobe process (and of a task once it starts one) |
@@ -39,7 +40,7 @@ from mediaflow import names
 MEDIA_POOL = names.MEDIA_POOL
 DEFAULT_POOL = names.DEFAULT_POOL  # Airflow's own: every task that runs no ffmpeg
 VARIABLES = ("MEDIAFLOW_CORES", "MEDIAFLOW_MEDIA_SLOTS", "MEDIAFLOW_TRANSCODE_SLOTS", "MEDIAFLOW_MAX_ACTIVE_RUNS",
-             "MEDIAFLOW_PARALLELISM", "MEDIAFLOW_MEDIA_NICE", "MEDIAFLOW_TASK_NICE")  # fmt: skip
+             "MEDIAFLOW_PARALLELISM", "MEDIAFLOW_MEDIA_NICE", "MEDIAFLOW_TASK_NICE", "MEDIAFLOW_LADDER_GROUPS")  # fmt: skip
 # Linux I/O priority: best-effort class, lowest level (the idle class could starve media I/O behind any other I/O)
 IOPRIO_CLASS_BE, MEDIA_IO_LEVEL = 2, 7
 
@@ -64,6 +65,7 @@ class Capacity:
     parallelism: int
     media_nice: int
     task_nice: int
+    ladder_groups: int = 1
 
     def pools(self) -> list[Pool]:
         """Every pool the DAGs use, as Airflow must have it before the scheduler starts."""
@@ -112,8 +114,11 @@ def capacity(env: Mapping[str, str] | None = None) -> Capacity:
     parallelism = _int(env, "MEDIAFLOW_PARALLELISM", max(3 * cores, media + 2), low=media + 1)
     media_nice = _int(env, "MEDIAFLOW_MEDIA_NICE", 10, low=0, high=19)
     task_nice = _int(env, "MEDIAFLOW_TASK_NICE", 5, low=0, high=media_nice)
+    # one process per core: ffmpeg 5.1/6.0 run a command's encoders in its one main thread (docs/performance.md)
+    groups = _int(env, "MEDIAFLOW_LADDER_GROUPS", cores, low=1)
     return Capacity(cores=cores, media_slots=media, transcode_slots=transcode, max_active_runs=runs,
-                    parallelism=parallelism, media_nice=media_nice, task_nice=task_nice)  # fmt: skip
+                    parallelism=parallelism, media_nice=media_nice, task_nice=task_nice,
+                    ladder_groups=groups)  # fmt: skip
 
 
 # ---------------------------------------------------------------- process priority
@@ -128,15 +133,16 @@ def lower_priority(pid: int = 0, *, nice: int, io_level: int | None = None) -> N
         _ioprio_set(pid, IOPRIO_CLASS_BE, io_level)
 
 
-def media_priority(env: Mapping[str, str] | None = None):
-    """A callable that puts the calling process at media priority (MEDIAFLOW_MEDIA_NICE, lowest best-effort I/O).
+def media_priority(env: Mapping[str, str] | None = None, *, pid: int = 0):
+    """A callable that puts the calling process at media priority (MEDIAFLOW_MEDIA_NICE, lowest best-effort I/O);
+    `pid`: that one instead (Linux keeps niceness per thread: os.getpid() is a process's main thread, 0 the caller).
 
     The one place every ffmpeg/ffprobe gets its priority: the runner (mediaflow.ffrun) passes it as the child's
     preexec_fn; FFmpegHook also calls it in the task process before it starts ffmpeg. The setting is read here,
     in the parent; the callable makes only system calls, so it is safe between fork and exec."""
     nice = capacity(env).media_nice
     _ioprio_syscall()  # resolved here, not in the child
-    return functools.partial(lower_priority, 0, nice=nice, io_level=MEDIA_IO_LEVEL)
+    return functools.partial(lower_priority, pid, nice=nice, io_level=MEDIA_IO_LEVEL)
 
 
 def _ioprio_set(pid: int, ioclass: int, level: int) -> None:

@@ -90,30 +90,33 @@ def describe(argv: list[str], purpose: str | None) -> str:
 
 
 class Runner:
-    """Runs one ffmpeg/ffprobe at a time in its own process group; kill() from any thread ends the current one."""
+    """Runs ffmpeg/ffprobe, each in its own process group; kill() from any thread ends every one running now
+    (one, or the ladder's groups run at once from several threads: run_together)."""
 
     def __init__(self, *, on_line: Callable[[str], None] | None = None) -> None:
         self.on_line = on_line
         self._lock = threading.RLock()  # kill() may run in a signal handler on the thread inside run()
-        self._proc: subprocess.Popen | None = None
-        self._killed = False
+        self._procs: dict[int, subprocess.Popen] = {}  # running now, by pid: one, or the ladder's groups at once
+        self._killed: set[int] = set()
 
     @property
     def pid(self) -> int | None:
-        """The running command's pid (= its process group id), None between commands."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
+        """The running command's pid (= its process group id; the first started when several run), None between
+        commands."""
+        running = [p for p in list(self._procs.values()) if p.poll() is None]
+        return running[0].pid if running else None
 
     def kill(self, sig: int = signal.SIGTERM) -> bool:
-        """End the running command's whole process group (SIGTERM; SIGKILL after KILL_GRACE_S if it stays).
+        """End every running command's whole process group (SIGTERM; SIGKILL after KILL_GRACE_S if it stays).
         False when nothing runs."""
         with self._lock:
-            proc = self._proc
-            if proc is None or proc.poll() is not None:
-                return False
-            self._killed = True
-        _end_group(proc, sig)
-        return True
+            running = [p for p in self._procs.values() if p.poll() is None]
+            self._killed.update(p.pid for p in running)
+        for proc in running[1:]:  # all signalled first, so the grace periods overlap
+            _signal_group(proc, sig)
+        for proc in running:
+            _end_group(proc, sig)
+        return bool(running)
 
     def run(self, argv: list[str], *, purpose: str | None = None, timeout: float | None = None, check: bool = False,
             progress=None, cwd: str | Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
@@ -128,11 +131,11 @@ class Runner:
         timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
         what = describe(argv, purpose)
         with self._lock:
-            self._killed = False
-            self._proc = proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
                 start_new_session=True, preexec_fn=media_priority(),
             )  # fmt: skip
+            self._procs[proc.pid] = proc
         out: list[bytes] = []
         err: list[str] = []
         readers = [threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True),
@@ -153,13 +156,15 @@ class Runner:
             raise
         finally:
             with self._lock:
-                self._proc = None
+                self._procs.pop(proc.pid, None)
+                killed = proc.pid in self._killed
+                self._killed.discard(proc.pid)
         stdout = b"".join(out).decode("utf-8", errors="backslashreplace")
         stderr = "".join(err)
         if timed_out:
             raise FFmpegTimeout(f"{what}: still running after {timeout:g} s: its process group was killed",
                                 argv=argv, returncode=proc.returncode, stderr=stderr)  # fmt: skip
-        if self._killed:
+        if killed:
             raise FFmpegKilled(f"{what}: killed (the task was stopped)", argv=argv, returncode=proc.returncode,
                                stderr=stderr)  # fmt: skip
         if check and proc.returncode != 0:
@@ -176,6 +181,42 @@ class Runner:
                     self.on_line(line.rstrip("\r\n"))
                 except Exception:  # noqa: BLE001 - a log that fails must not stop reading (ffmpeg would block)
                     pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def run_together(calls: list[Callable[[], object]], *, kill: Callable[[], object] | None = None) -> None:
+    """Several commands at once: each call (one command through a Runner's run, a hook's) in a thread of its own.
+    The first to fail ends the others (`kill`: ends every command running, e.g. Runner.kill) and its error is
+    raised, not theirs (FFmpegKilled). Without `kill` the others run to their end first. One call runs inline."""
+    if len(calls) == 1:
+        calls[0]()
+        return
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def one(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread below
+            with lock:
+                errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(c,), name=f"ffmpeg-{i}", daemon=True) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(timeout=0.2)
+            if kill is not None and any(not isinstance(e, FFmpegKilled) for e in errors):
+                kill()  # again while any is left: a command that started after the failure is ended too
+    if errors:
+        raise next((e for e in errors if not isinstance(e, FFmpegKilled)), errors[0])
 
 
 def _end_group(proc: subprocess.Popen, sig: int) -> None:

@@ -8,6 +8,8 @@ system fault, for Airflow to retry.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import html
 import json
 import logging
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from mediaflow import (
+    capacity,
     captions,
     complexity,
     compliance,
@@ -283,7 +286,35 @@ def segments_written_s(out: Path, renditions: list[ladder.Rendition], has_audio:
     return float(max(0, min(started) - 1) * ladder.SEGMENT_S) if started else None
 
 
-# long: one single-decode ffmpeg run with its progress, uploads and poster picks; the steps share its state
+def encode_groups(groups: list[tuple[ladder.Group, list[str]]], *, workdir: Path, out: Path, total_s: float,
+                  report: progress_.Report, run_ffmpeg: Callable[[list[str]], None],
+                  kill_ffmpeg: Callable[[], object] | None = None) -> None:  # fmt: skip
+    """The ladder's groups (ladder.group_argvs) at once, each through run_ffmpeg with a -progress file of its own;
+    the progress reported is the slowest group's. The first group to fail ends the others (kill_ffmpeg) and its
+    error, naming the group's rungs, fails the transcode."""
+    slowest = progress_.Slowest(report, parts=len(groups))
+
+    def run(i: int, group: ladder.Group, argv: list[str]) -> None:
+        try:
+            run_ffmpeg(argv)
+        except ffrun.FFmpegError as e:
+            if len(groups) == 1 or isinstance(e, ffrun.FFmpegKilled):
+                raise
+            what = ", ".join([r.name for r in group.renditions] + ["audio"] * group.audio + ["posters"] * group.posters)
+            raise ffrun.FFmpegError(f"transcode group {i + 1} of {len(groups)} ({what}): {e}", argv=e.argv,
+                                    returncode=e.returncode, stderr=e.stderr) from e  # fmt: skip
+
+    with contextlib.ExitStack() as stack:
+        calls = []
+        for i, (group, argv) in enumerate(groups):
+            watched = stack.enter_context(progress_.FFmpegProgress(
+                workdir / f"progress-{i}.txt", total_s=total_s, report=slowest.part(i), stage=names.TRANSCODE,
+                poll_s=1.0, fallback=functools.partial(segments_written_s, out, list(group.renditions), group.audio)))  # fmt: skip
+            calls.append(functools.partial(run, i, group, progress_.with_progress(argv, watched.path)))
+        ffrun.run_together(calls, kill=kill_ffmpeg)
+
+
+# long: the ladder's ffmpeg runs with their progress, uploads and poster picks; the steps share their state
 def transcode(
     store: Store,
     buckets: Buckets,
@@ -294,8 +325,12 @@ def transcode(
     run_ffmpeg: Callable[[list[str]], None],
     workdir: str | None = None,
     progress: progress_.Report | None = None,
+    kill_ffmpeg: Callable[[], object] | None = None,
 ) -> dict:
     """Source -> HLS ladder + audio rendition + poster + poster candidates, uploaded under the run's work prefix.
+
+    The ladder runs as one ffmpeg per group of rungs at once (ladder.plan_groups, capacity's ladder_groups): see
+    encode_groups. `kill_ffmpeg` ends every ffmpeg `run_ffmpeg` has running (FFmpegHook.send_sigterm).
 
     `progress` hears how far the encode is (seconds of the source, read from ffmpeg's -progress output while it
     runs), then how many of the files are uploaded (phase "upload").
@@ -330,16 +365,14 @@ def transcode(
             measured = loudness.measure(src, chain=loudness.DOWNMIX, name=src.name, duration_s=facts["duration_s"])
             first = loudness.first_pass(measured, target_lufs=spec.loudness.target_lufs,
                                         true_peak_dbtp=spec.loudness.true_peak_dbtp)  # fmt: skip
-        argv = ladder.transcode_argv(
-            src, out, renditions, fps=fps, interlaced=interlaced, has_audio=has_audio,
-            loudness=spec.loudness, duration_s=facts["duration_s"],
+        groups = ladder.group_argvs(
+            src, out, renditions, groups=capacity.capacity().ladder_groups, fps=fps, interlaced=interlaced,
+            has_audio=has_audio, loudness=spec.loudness, duration_s=facts["duration_s"],
             audio_filter=loudness.audio_filter(first, target_lufs=spec.loudness.target_lufs) if first else None,
         )  # fmt: skip
         report = progress or progress_.ignore
-        with progress_.FFmpegProgress(Path(tmp) / "progress.txt", total_s=facts["duration_s"], report=report,
-                                      stage=names.TRANSCODE, poll_s=1.0,
-                                      fallback=lambda: segments_written_s(out, renditions, has_audio)) as watched:  # fmt: skip
-            run_ffmpeg(progress_.with_progress(argv, watched.path))
+        encode_groups(groups, workdir=Path(tmp), out=out, total_s=facts["duration_s"], report=report,
+                      run_ffmpeg=run_ffmpeg, kill_ffmpeg=kill_ffmpeg)  # fmt: skip
         if has_audio:  # the encoded audio measured, and encoded again (alone) until it lands
             normalised = loudness.normalise_rendition(
                 out / ladder.AUDIO_DIR, first=first, source=measured, target_lufs=spec.loudness.target_lufs,

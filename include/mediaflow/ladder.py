@@ -1,8 +1,11 @@
 """Adaptive-bitrate ladder: rung selection, the single-decode ffmpeg graph, and the HLS master playlist.
 
-One ffmpeg process decodes the source once and encodes every rung (filter_complex split): decoding a
-mezzanine is a large share of the work, so doing it once per title instead of once per rung is the win.
+One ffmpeg process decodes the source once and encodes several rungs (filter_complex split): decoding a
+mezzanine is a share of the work, so doing it once per group of rungs instead of once per rung saves it.
 The same graph writes the default poster and picks the poster candidates (scene cuts) for A/B tests.
+ffmpeg 5.1 and 6.0 run every encoder of a command in its one main thread, so on several cores the ladder is
+split over one such process per core (plan_groups, group_argvs: rungs balanced by their work, the audio and the
+posters in one of them); the groups write the same files with the same bytes as the one command.
 Building the argv is a pure function (the graph built with ffmpeg-python, mediaflow.graphs); running it is
 mediaflow.ffrun's job.
 """
@@ -35,6 +38,9 @@ SCENE_SKIP_S = 1.0  # no candidate from the first second: a cut onto the first p
 # pick's time is in its name and no path has to go into the filtergraph; renamed to p<i> once all are known
 SCENE_FRAME = "scene_%d.jpg"
 SEEK_PREROLL_S = 5.0  # a spacing candidate's input seek lands this far before its frame (a GOP or more)
+# x264's threading: sliced threads give the same bytes from one run to the next more often than frame threads
+# (which under VBV never do); docs/performance.md has the speed of each
+X264_PARAMS = "sliced-threads=1"
 
 
 @dataclass(frozen=True)
@@ -106,16 +112,22 @@ def transcode_argv(
     preset: str = "veryfast",
     poster: bool = True,
     audio_filter: str | None = None,
+    top: Rendition | None = None,
+    x264_params: str = X264_PARAMS,
 ) -> list[str]:
     """The single ffmpeg command: HLS per video rung, one stereo AAC audio rendition, a poster frame and up to
     POSTER_CANDIDATES scene-cut frames into POSTERS_DIR (SCENE_FRAME; see poster_plan) unless
     poster=False: the benchmark's one-command-per-rung baseline makes them once, not once per rung.
     `audio_filter` is the audio's first normalisation pass (see _audio_chain); audio_argv makes the next ones.
+    `top`: the ladder's top rung, the posters' size (default renditions[0]; a group without it passes it, see
+    group_argvs); with renditions=[] and poster=True, the posters alone. `x264_params`: the encoders' threading.
     The graph is built with ffmpeg-python (mediaflow.graphs): one decode, split once per branch."""
     out = Path(out_dir)
     inp = graphs.source(src)
     outputs = []
-    if renditions:
+    top = top or (renditions[0] if renditions else None)
+    poster = poster and top is not None
+    if renditions or poster:
         rate = output_fps(fps or 0)
         video = inp["v:0"]
         if interlaced:
@@ -131,7 +143,7 @@ def transcode_argv(
                 "an": None, "c:v": "libx264", "preset": preset, "profile:v": "high",
                 # x264's frame threads under VBV give different bytes run to run; sliced threads are repeatable,
                 # so publishing again gives the same objects (measured: ~30-40% slower on 2 cores)
-                "x264-params": "sliced-threads=1",
+                "x264-params": x264_params,
                 "b:v": f"{r.video_kbps}k", "maxrate": f"{int(r.video_kbps * 1.1)}k", "bufsize": f"{r.video_kbps * 2}k",
                 "g": gop, "keyint_min": gop, "sc_threshold": "0",
                 "map_metadata": "-1", "fflags": "+bitexact", "flags:v": "+bitexact",
@@ -141,10 +153,10 @@ def transcode_argv(
         if poster:
             poster_t = round(min(max(duration_s * 0.1, 0.0), 10.0), 3)
             k = len(renditions)
-            still = _poster_sized(split[k].filter("select", f"gte(t,{poster_t})*lt(selected_n,1)"), renditions[0])
+            still = _poster_sized(split[k].filter("select", f"gte(t,{poster_t})*lt(selected_n,1)"), top)
             outputs.append(still.output(str(out / POSTER), **{"frames:v": "1", "q:v": "3", "update": "1"}))
             # vfr: each picked frame once (an image muxer is cfr by default: it would repeat frames to fill the gaps)
-            picks = _poster_sized(split[k + 1].filter("select", scene_expr(duration_s)), renditions[0])
+            picks = _poster_sized(split[k + 1].filter("select", scene_expr(duration_s)), top)
             outputs.append(picks.output(str(out / POSTERS_DIR / SCENE_FRAME), **{
                 "fps_mode": "vfr", "frames:v": str(POSTER_CANDIDATES), "q:v": "3", "flags:v": "+bitexact",
                 "frame_pts": "1"}))  # fmt: skip
@@ -152,6 +164,80 @@ def transcode_argv(
         outputs.append(_audio_hls_output(graphs.apply_chain(inp["a:0"], _audio_chain(loudness, audio_filter)),
                                          out / AUDIO_DIR))  # fmt: skip
     return graphs.command(*outputs)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One ffmpeg process of the ladder (group_argvs): its rungs (one decode for all of them), whether it makes the
+    posters (the default poster and the scene picks) and the audio rendition."""
+
+    renditions: tuple[Rendition, ...]
+    posters: bool
+    audio: bool
+
+
+# The work of each part of the graph, in pixels encoded per frame, for balancing the groups (plan_groups). Measured
+# (CPU seconds, ffmpeg 5.1, x264 veryfast, a 20-s 1080p25 source; docs/performance.md): a rung costs a fixed part
+# (its scaler, x264's per-frame work) plus a part that follows its size: 1080p 11.7 s, 720p 6.2 s, 480p 4.3 s,
+# 360p 2.9 s = about 1.8 s + 4.8 s per million pixels; the audio rendition (loudness filter, AAC) 1.1 s and the
+# posters (scene score of every frame, a few stills) 0.4 s, which do not grow with the rungs.
+RUNG_FIXED_PX = 380_000
+AUDIO_PX = 230_000
+POSTERS_PX = 80_000
+
+
+def rung_cost(r: Rendition) -> int:
+    """A rung's share of the encoding work, in pixels per frame (every rung has the same frame rate)."""
+    return r.width * r.height + RUNG_FIXED_PX
+
+
+# long: a greedy split with its placement rules spelled out; short steps, one idea each
+def plan_groups(renditions: list[Rendition], *, has_audio: bool, poster: bool = True, groups: int = 1) -> list[Group]:
+    """The ladder's work split over at most `groups` ffmpeg processes, balanced by the work of each part.
+
+    Every rung is in exactly one group, the posters (when there are rungs and `poster`) and the audio in exactly
+    one. The parts go largest first, each to the group with the least work so far (LPT: within 4/3 of the best
+    split; rung_cost, AUDIO_PX, POSTERS_PX). Rungs first fill the groups (no group decodes the source for no rung);
+    the posters need a decoded picture, so they go to the lightest group with rungs. The audio needs no video
+    decode: with fewer rungs than groups it gets a process of its own (a one-rung title: the loudness filter and
+    AAC beside the video instead of in its main thread). Groups are listed in ladder order (the top rung's first);
+    groups=1 is the single command of before.
+    """
+    if groups < 1:
+        raise ValueError(f"groups must be at least 1, got {groups}")
+    n_video = min(groups, len(renditions))
+    rungs: list[list[Rendition]] = [[] for _ in range(n_video)]
+    load = [0] * n_video
+    extras = {"posters": POSTERS_PX if poster and renditions else 0, "audio": AUDIO_PX if has_audio else 0}
+    own_audio = has_audio and n_video < groups
+    parts = [(rung_cost(r), k, r) for k, r in enumerate(renditions)]
+    parts += [(cost, len(renditions) + j, name) for j, (name, cost) in enumerate(extras.items())
+              if cost and not (name == "audio" and own_audio)]  # fmt: skip
+    placed: dict[str, int] = {}
+    for cost, _, part in sorted(parts, key=lambda p: (-p[0], p[1])):
+        i = min(range(n_video), key=lambda j: (load[j], j))
+        if isinstance(part, Rendition):
+            rungs[i].append(part)
+        else:
+            placed[part] = i
+        load[i] += cost
+    order = {r.name: k for k, r in enumerate(renditions)}
+    ranked = sorted(range(n_video), key=lambda i: min(order[r.name] for r in rungs[i]))
+    out = [Group(tuple(sorted(rungs[i], key=lambda r: order[r.name])), posters=placed.get("posters") == i,
+                 audio=placed.get("audio") == i) for i in ranked]  # fmt: skip
+    if has_audio and (own_audio or not out):
+        out.append(Group((), posters=False, audio=True))
+    return out
+
+
+def group_argvs(src: str | Path, out_dir: str | Path, renditions: list[Rendition], *, groups: int, has_audio: bool,
+                poster: bool = True, **kwargs) -> list[tuple[Group, list[str]]]:  # fmt: skip
+    """The ladder as one ffmpeg per group (plan_groups), each decoding the source once for its own rungs: the same
+    files as transcode_argv with every rung, each rung with the same options. `kwargs`: transcode_argv's."""
+    top = renditions[0] if renditions else None
+    plan = plan_groups(renditions, has_audio=has_audio, poster=poster, groups=groups)
+    return [(g, transcode_argv(src, out_dir, list(g.renditions), has_audio=g.audio, poster=g.posters, top=top,
+                               **kwargs)) for g in plan]  # fmt: skip
 
 
 def _hls(rdir: Path) -> dict[str, str]:

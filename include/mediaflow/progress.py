@@ -147,6 +147,35 @@ class FFmpegProgress:
         self.report(progress(stage=self.stage, phase=self.phase, done=round(seconds, 3), total=self.total_s, unit="s"))
 
 
+class Slowest:
+    """Several ffmpeg commands working through the same source at once (the ladder's groups), reported as one: the
+    seconds the slowest of them has encoded (so the figure never runs ahead of a rung still being written).
+
+        slowest = Slowest(report, parts=2)
+        with FFmpegProgress(path0, report=slowest.part(0), ...), FFmpegProgress(path1, report=slowest.part(1), ...):
+    """
+
+    def __init__(self, report: Report, *, parts: int) -> None:
+        self.report = report
+        self._done: list[float | None] = [None] * parts
+        self._last: Progress | None = None
+        self._lock = threading.Lock()
+
+    def part(self, i: int) -> Report:
+        def heard(p: Progress) -> None:
+            with self._lock:
+                self._done[i] = p.get("done") or 0.0
+                if any(d is None for d in self._done):
+                    return  # a part not heard from yet: nothing to say about the slowest
+                slowest = {**p, "done": min(self._done)}
+                if self._last is not None and slowest["done"] <= self._last["done"]:
+                    return
+                self._last = slowest
+            self.report(slowest)
+
+        return heard
+
+
 # ---------------------------------------------------------------- objects moved
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -85,7 +86,7 @@ class FFmpegHook(BaseHook):
         self.runner = ffrun.Runner(on_line=lambda line: self.log.info("%s", line))
 
     def run(self, argv: list[str], *, purpose: str | None = None, timeout: float | None = None) -> None:
-        media_priority()()
+        media_priority(pid=os.getpid())()  # the task's main thread: the ladder's groups call from threads of their own
         self.log.info("Running command: %s", argv)
         self.runner.run(argv, purpose=purpose, timeout=timeout or self.timeout_s, check=True)
 

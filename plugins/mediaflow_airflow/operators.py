@@ -117,7 +117,7 @@ class TaskProgress:
 
 
 class TranscodeOperator(_StreamOperator):
-    """One ffmpeg process: decode once, encode every rung of the stream's ladder to HLS."""
+    """The stream's ladder to HLS: one ffmpeg per group of rungs (one decode each), the groups at once."""
 
     template_fields: Sequence[str] = ("ingested",)
 
@@ -139,6 +139,7 @@ class TranscodeOperator(_StreamOperator):
             spec=self._spec(),
             run_id=context["run_id"],
             run_ffmpeg=self.hook.run,
+            kill_ffmpeg=self.hook.send_sigterm,  # the ladder's groups run at once: a failing one ends the others
             progress=TaskProgress(context["ti"], self.log),
         )
 

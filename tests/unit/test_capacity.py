@@ -28,6 +28,13 @@ def test_defaults_follow_the_core_count():
     assert capacity.capacity({}).cores == len(os.sched_getaffinity(0))
 
 
+def test_the_ladder_is_split_over_one_process_per_core_unless_told():
+    """ffmpeg 5.1/6.0 run a command's encoders in one thread: a transcode's ladder goes over one process per core."""
+    assert capacity.capacity({"MEDIAFLOW_CORES": "2"}).ladder_groups == 2
+    assert capacity.capacity({"MEDIAFLOW_CORES": "8"}).ladder_groups == 8
+    assert capacity.capacity({"MEDIAFLOW_CORES": "8", "MEDIAFLOW_LADDER_GROUPS": "1"}).ladder_groups == 1
+
+
 def test_every_number_can_be_overridden():
     cap = capacity.capacity({"MEDIAFLOW_CORES": "2", "MEDIAFLOW_MEDIA_SLOTS": "3", "MEDIAFLOW_TRANSCODE_SLOTS": "2",
                              "MEDIAFLOW_MAX_ACTIVE_RUNS": "5", "MEDIAFLOW_PARALLELISM": "9",
@@ -54,6 +61,7 @@ def test_every_number_can_be_overridden():
         ({"MEDIAFLOW_MAX_ACTIVE_RUNS": "1.5"}, "MEDIAFLOW_MAX_ACTIVE_RUNS", "not a whole number"),
         ({"MEDIAFLOW_MEDIA_NICE": "20"}, "MEDIAFLOW_MEDIA_NICE", "between 0 and 19"),
         ({"MEDIAFLOW_TASK_NICE": "12"}, "MEDIAFLOW_TASK_NICE", "between 0 and 10"),  # never below ffmpeg
+        ({"MEDIAFLOW_LADDER_GROUPS": "0"}, "MEDIAFLOW_LADDER_GROUPS", "at least 1"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(env, named, why):
@@ -158,3 +166,26 @@ def test_ffmpeg_hook_runs_ffmpeg_niced(tmp_path):
 
     nice, io = _niceness_of_child(run, "ffmpeg", parent=lambda: procs[0].pid if procs else -1)
     assert nice == 11 and io == "best-effort: prio 7"
+
+
+def test_ffmpeg_hook_called_from_a_thread_lowers_the_task_process_itself(tmp_path):
+    """The ladder's groups call FFmpegHook.run from threads of their own; Linux keeps niceness per thread, so the hook
+    lowers the task's main thread (what uploads the files afterwards), not only the thread that called it."""
+    code = (
+        "import os, threading\n"
+        "from mediaflow_airflow.hooks import FFmpegHook\n"
+        "t = threading.Thread(target=lambda: FFmpegHook().run(['ffmpeg', '-nostdin', '-hide_banner', '-f', 'lavfi',\n"
+        "                     '-i', 'testsrc2=size=64x64:rate=25:duration=1', '-f', 'null', '-']))\n"
+        "t.start(); t.join()\n"
+        "print('main thread nice', os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT / "include"), str(PROJECT / "plugins"), str(PROJECT / "tools")]),
+        "MEDIAFLOW_MEDIA_NICE": "11",
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "main thread nice 11" in out.stdout

@@ -313,3 +313,47 @@ def test_outputs_have_the_golden_bytes(name, clip, tmp_path):
         seen.append(_run(golden(name, str(clip), str(again)), again, name))
     assert differing() == {}, f"files with other bytes than any of {len(seen)} golden run(s) gave"
     assert new.keys() == old.keys()
+
+
+# ---------------------------------------------------------------- the ladder over several processes: the same bytes
+
+GROUPED = {  # golden single command -> the same title as ladder.group_argvs builds it (groups=2)
+    "small_two_rungs_audio_posters_measured": lambda src, out: ladder.group_argvs(
+        src,
+        out,
+        small(),
+        groups=2,
+        fps=25.0,
+        interlaced=False,
+        has_audio=True,
+        loudness=FF.loudness,
+        duration_s=3.0,
+        audio_filter=MEASURED,
+    ),  # fmt: skip
+    "small_no_audio_interlaced_ntsc": lambda src, out: ladder.group_argvs(
+        src, out, small(), groups=2, fps=29.97, interlaced=True, has_audio=False, loudness=FF.loudness, duration_s=3.0
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_the_ladder_split_over_processes_writes_the_golden_bytes(name, clip, tmp_path):
+    """Two processes (one per rung here, the audio and posters with one of them) write every file the single
+    command wrote, byte for byte: each rung's encoder gets the same pictures and options, wherever it runs."""
+    pairs = GROUPED[name](str(clip), str(tmp_path / "new"))
+    assert len(pairs) == 2 and all(g.renditions for g, _ in pairs)
+    new: dict[str, str] = {}
+    for _, argv in pairs:
+        files = _run(argv, tmp_path / "new", name)
+        new.update(files)
+    old = _run(golden(name, str(clip), str(tmp_path / "old")), tmp_path / "old", name)
+    assert new.keys() == old.keys()
+    seen = [old]  # the golden argv itself is not always repeatable (test_outputs_have_the_golden_bytes)
+
+    def differing() -> dict[str, str]:
+        return {k: v for k, v in new.items() if all(run.get(k) != v for run in seen)}
+
+    while differing() and len(seen) < 3:
+        again = tmp_path / f"old{len(seen) + 1}"
+        seen.append(_run(golden(name, str(clip), str(again)), again, name))
+    assert differing() == {}, f"files with other bytes than any of {len(seen)} golden run(s) gave"

@@ -155,3 +155,30 @@ def test_kill_from_a_signal_handler_on_the_running_thread():
             runner.run(FOREVER, purpose="transcode", timeout=60)
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_commands_run_together_and_the_first_failure_ends_the_others(tmp_path):
+    """The ladder's groups: two commands at once through one Runner; the one that fails ends the other (killed, its
+    whole group) and its own error is what the caller gets, naming its input."""
+    runner = ffrun.Runner()
+    endless = ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-f", "null", "-"]
+    broken = ["ffmpeg", "-nostdin", "-i", str(tmp_path / "missing.mov"), "-f", "null", "-"]
+    outcome = {}
+
+    def first():
+        try:
+            runner.run(endless, check=True)
+        except ffrun.FFmpegError as e:
+            outcome["endless"] = e
+            raise
+
+    def second():
+        while runner.pid is None:  # the endless one is running before this one fails
+            time.sleep(0.05)
+        runner.run(broken, check=True)
+
+    with pytest.raises(ffrun.FFmpegError, match="missing.mov") as raised:
+        ffrun.run_together([first, second], kill=runner.kill)
+    assert not isinstance(raised.value, ffrun.FFmpegKilled)
+    assert isinstance(outcome["endless"], ffrun.FFmpegKilled), "the endless command was ended, not waited for"
+    assert runner.pid is None and not runner.kill(), "nothing left running"

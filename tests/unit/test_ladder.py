@@ -572,3 +572,119 @@ def test_master_playlist_with_locales_reads_back_with_an_hls_parser():
         assert variant.stream_info.audio == "aud" and variant.stream_info.subtitles == "subs"
     # bandwidth budgets for the largest audio rendition a player may pick
     assert playlist.playlists[0].stream_info.bandwidth == VARIANTS[0]["peak_bps"] + fr["peak_bps"]
+
+
+# ---------------------------------------------------------------- the ladder over several processes (plan_groups)
+
+FILM = SPECS["feature_film"]
+SHAPES = [(1920, 1080), (1280, 720), (854, 480), (640, 360), (320, 240), (1080, 1920)]
+
+
+def _load(group):
+    return (
+        sum(ladder.rung_cost(r) for r in group.renditions)
+        + ladder.POSTERS_PX * group.posters
+        + (ladder.AUDIO_PX * group.audio)
+    )
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("has_audio", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_rung_is_in_one_group_and_the_audio_and_posters_once(shape, has_audio, groups):
+    for spec in SPECS.values():
+        rends = select_renditions(spec.ladder, *shape)
+        plan = ladder.plan_groups(rends, has_audio=has_audio, groups=groups)
+        placed = [r for g in plan for r in g.renditions]
+        assert sorted(placed, key=rends.index) == rends and len(placed) == len(set(placed)), "every rung exactly once"
+        assert sum(g.posters for g in plan) == 1, "the posters made once"
+        assert all(g.renditions for g in plan if g.posters), "the posters ride on a group that decodes the picture"
+        assert sum(g.audio for g in plan) == int(has_audio), "the audio rendition made once (or not at all)"
+        assert 1 <= len(plan) <= groups
+        assert all(g.renditions or g.audio for g in plan), "no process without work"
+        assert plan[0].renditions[0] == rends[0], "the top rung's group first"
+        for g in plan:  # within a group, the ladder's order
+            assert list(g.renditions) == sorted(g.renditions, key=rends.index)
+
+
+def test_one_group_is_the_single_command_of_before():
+    rends = select_renditions(FILM.ladder, 1920, 1080)
+    kw = dict(fps=25.0, interlaced=False, loudness=LOUD, duration_s=60.0)
+    ((group, argv),) = ladder.group_argvs("/in/src.mxf", "/out", rends, groups=1, has_audio=True, **kw)
+    assert group == ladder.Group(tuple(rends), posters=True, audio=True)
+    assert argv == transcode_argv("/in/src.mxf", "/out", rends, has_audio=True, **kw)
+
+
+def test_two_groups_split_the_1080p_ladder_by_work():
+    """1080p alone against 720p + 480p + 360p: the split whose two sides are closest in work (the 1080p rung's
+    group also makes the light extras)."""
+    rends = select_renditions(FILM.ladder, 1920, 1080)
+    plan = ladder.plan_groups(rends, has_audio=True, groups=2)
+    assert [[r.name for r in g.renditions] for g in plan] == [["v1080"], ["v720", "v480", "v360"]]
+    assert (plan[0].audio, plan[0].posters) == (True, True)
+    a, b = (_load(g) for g in plan)
+    assert abs(a - b) / max(a, b) < 0.05, (a, b)
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+@pytest.mark.parametrize("shape", [(1920, 1080), (1280, 720)])
+def test_the_split_is_within_lpts_bound_of_the_best_one(shape, groups):
+    """Greedy largest-first is within 4/3 of the best split: checked against every split, found by brute force."""
+    import itertools
+
+    rends = select_renditions(FILM.ladder, *shape)
+    plan = ladder.plan_groups(rends, has_audio=True, groups=groups)
+    parts = [ladder.rung_cost(r) for r in rends] + [ladder.AUDIO_PX, ladder.POSTERS_PX]
+    best = min(
+        max(sum(c for c, k in zip(parts, assign, strict=True) if k == g) for g in range(groups))
+        for assign in itertools.product(range(groups), repeat=len(parts))
+    )
+    assert max(_load(g) for g in plan) <= best * 4 / 3
+
+
+def test_a_one_rung_title_gets_its_audio_in_a_process_of_its_own():
+    """A 360p title has one rung: two cores are used only when the audio (loudness filter, AAC) runs beside it."""
+    rends = select_renditions(FILM.ladder, 640, 360)
+    plan = ladder.plan_groups(rends, has_audio=True, groups=2)
+    assert plan == [ladder.Group(tuple(rends), posters=True, audio=False), ladder.Group((), posters=False, audio=True)]
+    assert ladder.plan_groups(rends, has_audio=False, groups=2) == [ladder.Group(tuple(rends), True, False)]
+    assert ladder.plan_groups([], has_audio=True, groups=2) == [ladder.Group((), posters=False, audio=True)]
+
+
+def test_group_argvs_each_decode_once_and_size_the_posters_by_the_top_rung():
+    rends = select_renditions(FILM.ladder, 1280, 720)
+    kw = dict(fps=25.0, interlaced=False, loudness=LOUD, duration_s=60.0)
+    pairs = ladder.group_argvs("/in/src.mxf", "/out", rends, groups=2, has_audio=True, **kw)
+    assert len(pairs) == 2
+    written = []
+    for group, argv in pairs:
+        assert option_values(argv, "-i") == ["/in/src.mxf"], "one input, decoded once per group"
+        outs = outputs(argv)
+        written += list(outs)
+        if group.posters:
+            (chain,) = outs["/out/poster.jpg"]["filters"]
+            assert "scale=h=720:w=1280" in chain, "the poster at the top rung's size, wherever it is made"
+    assert sorted(written) == sorted(outputs(transcode_argv("/in/src.mxf", "/out", rends, has_audio=True, **kw)))
+
+
+def test_groups_must_be_at_least_one():
+    with pytest.raises(ValueError, match="at least 1"):
+        ladder.plan_groups(select_renditions(FILM.ladder, 640, 360), has_audio=True, groups=0)
+
+
+def test_a_failing_group_ends_the_others_and_fails_the_transcode_naming_its_rungs(tmp_path):
+    from mediaflow import ffrun, flow
+
+    runner = ffrun.Runner()
+    rends = select_renditions(FILM.ladder, 1280, 720)
+    endless = ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-f", "null", "-"]
+    broken = ["ffmpeg", "-nostdin", "-i", str(tmp_path / "missing.mov"), "-f", "null", "-"]
+    groups = [(ladder.Group((rends[0],), posters=False, audio=True), endless),
+              (ladder.Group(tuple(rends[1:]), posters=True, audio=False), broken)]  # fmt: skip
+    heard = []
+    with pytest.raises(ffrun.FFmpegError, match=r"transcode group 2 of 2 \(v480, v360, posters\): .*missing.mov") as e:
+        flow.encode_groups(groups, workdir=tmp_path, out=tmp_path, total_s=60.0, report=heard.append,
+                           run_ffmpeg=lambda argv: runner.run(argv, check=True), kill_ffmpeg=runner.kill)  # fmt: skip
+    assert not isinstance(e.value, ffrun.FFmpegKilled)
+    assert runner.pid is None, "the endless group was ended with the failing one"
+    assert heard and heard[0]["done"] == 0.0

@@ -131,3 +131,24 @@ def test_the_words_for_a_report():
         "publish 1200/4100 objects"  # fmt: skip
     assert progress.describe(progress.progress(stage="transcode", phase="upload", done=3, total=9, unit="objects")) == \
         "transcode upload 3/9 objects"  # fmt: skip
+
+
+def test_the_ladder_groups_report_as_their_slowest():
+    """Several ffmpeg at once (the ladder's groups): the figure is the slowest one's, never ahead of a rung still
+    being written, and only once every group has said where it is."""
+    seen = []
+    slowest = progress.Slowest(seen.append, parts=2)
+    a, b = slowest.part(0), slowest.part(1)
+
+    def at(done):
+        return progress.progress(stage="transcode", done=done, total=10.0, unit="s")
+
+    a(at(0.0))
+    b(at(0.0))
+    a(at(6.0))
+    b(at(4.0))
+    b(at(9.0))
+    a(at(10.0))
+    b(at(10.0))
+    assert [p["done"] for p in seen] == [0.0, 4.0, 6.0, 9.0, 10.0]
+    assert all(p["stage"] == "transcode" and p["total"] == 10.0 for p in seen)

