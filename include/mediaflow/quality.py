@@ -16,8 +16,9 @@ Three ffmpeg runs per (rung, window), built with ffmpeg-python (mediaflow.graphs
   same source picture. That time is not the picture's start when the sound starts first: the transcode reads the
   audio too, and starts at the container's start (a transport stream: the earliest of the streams it reads), its
   constant-rate output repeating the first picture up to it; the reference's fps filter repeats it the same way.
-  (Found on an off-air recording cut mid-GOP: ingest's copy from the first keyframe keeps the sound from 0.6 s
-  before the picture; scored from the picture's start, every frame was 15 frames off: PSNR 20.2 dB, VMAF 17.)
+  Only the ffmpeg that read the audio starts there: with the ladder over several processes (ladder.group_argvs)
+  the caller names its rungs (score_ladder's audio_with). (Found on an off-air recording cut mid-GOP: ingest's copy from the first keyframe keeps the sound from 0.6 s
+  before the picture; scored from the picture's start, every frame was 15 frames off: PSNR 20.2 dB, VMAF 17.);
 - distorted: the rung's segments that hold the window, copied (no re-encode) into one file by the pipeline's
   ffmpeg (the scorer build's MPEG-TS demuxer crashes), trimmed to the same frames (each segment starts on a
   keyframe at a known frame: the sum of the EXTINF durations before it);
@@ -53,7 +54,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -223,12 +224,17 @@ def timeline_of(probe: dict, *, has_audio: bool | None = None) -> Timeline:
     return Timeline(origin_s=min(starts) if ts_like and starts else container, container_start_s=container)
 
 
-def source_timeline(src: str | Path, *, has_audio: bool | None = None) -> Timeline:
-    """timeline_of the source, probed (the pipeline's ffprobe: the same demuxer as the transcode's ffmpeg)."""
+def probe_start_times(src: str | Path) -> dict:
+    """timeline_of's input: the pipeline's ffprobe (the same demuxer as the transcode's ffmpeg) on the source."""
     argv = ["ffprobe", "-v", "error", "-show_entries", "format=format_name,start_time:stream=codec_type,start_time",
             "-of", "json", str(src)]  # fmt: skip
     proc = ffrun.run(argv, purpose="source start times", timeout=ffrun.PROBE_TIMEOUT_S, check=True)
-    return timeline_of(json.loads(proc.stdout or "{}"), has_audio=has_audio)
+    return json.loads(proc.stdout or "{}")
+
+
+def source_timeline(src: str | Path, *, has_audio: bool | None = None) -> Timeline:
+    """timeline_of the source, probed."""
+    return timeline_of(probe_start_times(src), has_audio=has_audio)
 
 
 def reference_argv(
@@ -481,14 +487,19 @@ def score_ladder(
     run_ffmpeg: Callable[[list[str]], None],
     workdir: str | Path,
     wins: list[tuple[float, float]] | None = None,
-    has_audio: bool | None = None,
+    audio_with: Collection[str] | None = None,
 ) -> list[RungScore]:
-    """Every rung scored on the same windows (score_rendition), highest rung first as given."""
+    """Every rung scored on the same windows (score_rendition), highest rung first as given. `audio_with`: the
+    names of the rungs whose ffmpeg read the source's audio too (ladder.group_argvs: the rungs of the group with
+    `audio`); None: every rung's, when the source has audio (one command, ladder.transcode_argv). It matters: a
+    transport stream's timeline starts at the earliest stream a command reads (timeline_of)."""
     wins = windows(duration_s) if wins is None else wins
     scorer = scorer_path()
-    timeline = source_timeline(src, has_audio=has_audio)
+    probe = probe_start_times(src)
+    timelines = {True: timeline_of(probe), False: timeline_of(probe, has_audio=False)}
     return [score_rendition(src, hls_dir, r, fps=fps, interlaced=interlaced, duration_s=duration_s,
-                            run_ffmpeg=run_ffmpeg, workdir=workdir, wins=wins, scorer=scorer, timeline=timeline)
+                            run_ffmpeg=run_ffmpeg, workdir=workdir, wins=wins, scorer=scorer,
+                            timeline=timelines[audio_with is None or r.name in audio_with])
             for r in renditions]  # fmt: skip
 
 

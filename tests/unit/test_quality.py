@@ -152,6 +152,31 @@ def test_a_source_whose_picture_starts_late_scores_its_rungs_frame_for_frame(mak
     assert score.frames == round(encoded * fps), score  # every frame of the rung scored, none twice
 
 
+def test_a_ladder_over_two_processes_scores_every_rung_frame_for_frame(tmp_path):
+    """The ladder as two ffmpeg processes (ladder.group_argvs), only one of them reading the sound: each rung is
+    scored on its own process's timeline (audio_with names the rungs whose process read the sound)."""
+    (prepared := tmp_path / "prepared").mkdir()
+    facts = media.inspect_source(_mid_gop_recording(tmp_path), min_duration_s=1, workdir=prepared)
+    src, video = prepared / facts["prepared"], facts["video"]
+    rends = ladder.select_renditions((Rung(576, 2000), Rung(360, 1200)), round(video["width"] * video["sar"]),
+                                     video["height"])  # fmt: skip
+    hls = tmp_path / "hls"
+    ladder.output_dirs(hls, rends, True)
+    fps = ladder.output_fps(video["fps"])
+    groups = ladder.group_argvs(src, hls, rends, groups=2, has_audio=True, fps=fps, interlaced=video["interlaced"],
+                                loudness=Loudness(-23, -1), duration_s=facts["duration_s"], poster=False)  # fmt: skip
+    assert len(groups) == 2 and sum(g.audio for g, _ in groups) == 1
+    for _, argv in groups:
+        run_ffmpeg(argv)
+    (work := tmp_path / "work").mkdir()
+    scores = quality.score_ladder(src, hls, rends, fps=fps, interlaced=video["interlaced"],
+                                  duration_s=facts["duration_s"], run_ffmpeg=run_ffmpeg, workdir=work,
+                                  audio_with={r.name for g, _ in groups if g.audio for r in g.renditions})  # fmt: skip
+    assert [s.rendition for s in scores] == ["v576", "v360"]
+    for score in scores:
+        assert score.vmaf > 85 and score.psnr > 30, score
+
+
 def test_the_timeline_follows_ffmpegs_start_rule():
     """A transport stream's timeline starts at the earliest of the streams the transcode reads; any other
     container's at its own start."""
