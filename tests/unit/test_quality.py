@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from mediaflow import ladder, quality
+from mediaflow import ladder, media, quality
 from mediaflow.quality import RungScore
 from mediaflow.spec import Loudness, Quality, Rung, SpecError, parse_spec
+from mediaflow_dev import samples
 
 SECONDS = 10.0  # two and a half HLS segments: a window in the third one exercises both seeks
 
@@ -104,6 +106,88 @@ def test_one_frame_off_would_show(encoded, tmp_path):
         run_ffmpeg(quality.score_argv(logs, win, fps=25, copy_start=copy_start - shift))
         vmaf[shift] = quality.read_logs(logs).vmaf_mean
     assert vmaf[0] > 90 and vmaf[1] < vmaf[0] - 15, vmaf
+
+
+def _mid_gop_recording(tmp) -> Path:
+    """An off-air recording that starts mid-GOP: 576i25 MPEG-2 in TS, open GOPs, cut where no keyframe is."""
+    whole, cut = tmp / "offair.ts", tmp / "offair-cut.ts"
+    samples.make_broadcast_ts(whole, seconds=8)
+    samples.cut_mid_gop(whole, cut)
+    return cut
+
+
+def _late_video_mp4(tmp) -> Path:
+    """An MP4 whose picture starts 0.6 s after its sound (the container starts at the sound)."""
+    both, late = tmp / "both.mp4", tmp / "late.mp4"
+    run_ffmpeg(["ffmpeg", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6", "-f",
+                "lavfi", "-i", "sine=f=440:d=6", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-c:a", "aac",
+                str(both)])  # fmt: skip
+    run_ffmpeg(["ffmpeg", "-nostdin", "-y", "-itsoffset", "0.6", "-i", str(both), "-i", str(both), "-map", "0:v",
+                "-map", "1:a", "-c", "copy", str(late)])  # fmt: skip
+    return late
+
+
+@pytest.mark.parametrize("make", [_mid_gop_recording, _late_video_mp4], ids=["mid_gop_ts", "late_video_mp4"])
+def test_a_source_whose_picture_starts_late_scores_its_rungs_frame_for_frame(make, tmp_path):
+    """A recording that starts mid-GOP, as ingest prepares it (its copy from the first keyframe: the sound starts
+    0.6 s before the picture), and an MP4 whose picture starts after its sound: the transcode puts the first
+    picture at the sound's start (repeated to fill the gap); the reference must follow, frame for frame, or an
+    unimpaired rung scores like noise (before the fix: PSNR 20 dB, VMAF 13-17)."""
+    (prepared := tmp_path / "prepared").mkdir()
+    src = make(tmp_path)
+    facts = media.inspect_source(src, min_duration_s=1, workdir=prepared)  # as ingest does
+    src = prepared / facts["prepared"] if facts.get("prepared") else src
+    video = facts["video"]
+    rends = ladder.select_renditions((Rung(360, 1200),), round(video["width"] * video["sar"]), video["height"])
+    fps = ladder.output_fps(video["fps"])
+    hls = tmp_path / "hls"
+    ladder.output_dirs(hls, rends, True)
+    run_ffmpeg(ladder.transcode_argv(src, hls, rends, fps=fps, interlaced=video["interlaced"], has_audio=True,
+                                     loudness=Loudness(-23, -1), duration_s=facts["duration_s"], poster=False))  # fmt: skip
+    (work := tmp_path / "work").mkdir()
+    (score,) = quality.score_ladder(src, hls, rends, fps=fps, interlaced=video["interlaced"],
+                                    duration_s=facts["duration_s"], run_ffmpeg=run_ffmpeg, workdir=work)  # fmt: skip
+    assert score.vmaf > 85 and score.psnr > 30 and score.ssim > 0.97, score
+    encoded = sum(d for d, _ in ladder.playlist_segments((hls / rends[0].name / "index.m3u8").read_text()))
+    assert score.frames == round(encoded * fps), score  # every frame of the rung scored, none twice
+
+
+def test_a_ladder_over_two_processes_scores_every_rung_frame_for_frame(tmp_path):
+    """The ladder as two ffmpeg processes (ladder.group_argvs), only one of them reading the sound: each rung is
+    scored on its own process's timeline (audio_with names the rungs whose process read the sound)."""
+    (prepared := tmp_path / "prepared").mkdir()
+    facts = media.inspect_source(_mid_gop_recording(tmp_path), min_duration_s=1, workdir=prepared)
+    src, video = prepared / facts["prepared"], facts["video"]
+    rends = ladder.select_renditions((Rung(576, 2000), Rung(360, 1200)), round(video["width"] * video["sar"]),
+                                     video["height"])  # fmt: skip
+    hls = tmp_path / "hls"
+    ladder.output_dirs(hls, rends, True)
+    fps = ladder.output_fps(video["fps"])
+    groups = ladder.group_argvs(src, hls, rends, groups=2, has_audio=True, fps=fps, interlaced=video["interlaced"],
+                                loudness=Loudness(-23, -1), duration_s=facts["duration_s"], poster=False)  # fmt: skip
+    assert len(groups) == 2 and sum(g.audio for g, _ in groups) == 1
+    for _, argv in groups:
+        run_ffmpeg(argv)
+    (work := tmp_path / "work").mkdir()
+    scores = quality.score_ladder(src, hls, rends, fps=fps, interlaced=video["interlaced"],
+                                  duration_s=facts["duration_s"], run_ffmpeg=run_ffmpeg, workdir=work,
+                                  audio_with={r.name for g, _ in groups if g.audio for r in g.renditions})  # fmt: skip
+    assert [s.rendition for s in scores] == ["v576", "v360"]
+    for score in scores:
+        assert score.vmaf > 85 and score.psnr > 30, score
+
+
+def test_the_timeline_follows_ffmpegs_start_rule():
+    """A transport stream's timeline starts at the earliest of the streams the transcode reads; any other
+    container's at its own start."""
+    probe = {"format": {"format_name": "mpegts", "start_time": "1.000000"},
+             "streams": [{"codec_type": "subtitle", "start_time": "1.000000"},
+                         {"codec_type": "video", "start_time": "2.010000"},
+                         {"codec_type": "audio", "start_time": "1.400000"}]}  # fmt: skip
+    assert quality.timeline_of(probe) == quality.Timeline(origin_s=1.4, container_start_s=1.0)
+    assert quality.timeline_of(probe, has_audio=False).origin_s == 2.01
+    mp4 = {**probe, "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "start_time": "1.000000"}}
+    assert quality.timeline_of(mp4) == quality.Timeline(origin_s=1.0, container_start_s=1.0)
 
 
 def test_parsers_read_the_stats_files_and_refuse_empty_ones():
