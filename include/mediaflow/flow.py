@@ -397,9 +397,12 @@ def transcode(
         packaged = package(out, renditions, fps=fps, has_audio=has_audio)
         # each rung against the source scaled the same way (VMAF, PSNR, SSIM on sampled windows): the quality gate's
         # figures, kept out of the uploaded folder
+        # (a transport stream's timeline starts at the earliest stream its command read: the rungs that shared a
+        # process with the audio are scored on that timeline)
         scores = quality.score_ladder(src, out, renditions, fps=fps, interlaced=interlaced,
-                                      duration_s=facts["duration_s"], run_ffmpeg=run_ffmpeg,
-                                      workdir=Path(tmp)) if renditions else None  # fmt: skip
+                                      duration_s=facts["duration_s"], run_ffmpeg=run_ffmpeg, workdir=Path(tmp),
+                                      audio_with={r.name for g, _ in groups if g.audio for r in g.renditions},
+                                      ) if renditions else None  # fmt: skip
         files = sorted(p for p in out.rglob("*") if p.is_file())
         uploaded = progress_.Count(report, stage=names.TRANSCODE, phase="upload", total=len(files))
         each(uploaded.wrap(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())),
