@@ -593,7 +593,9 @@ def publish(
         territories = compliance.publishable_territories(rights_check, channel, ingested.territories)
         if territories:  # no open window anywhere on this channel: nothing goes out there
             plans.append((channel, territories, distribution_prefix(channel, asset_id)))
-    count = progress_.Count(progress or progress_.ignore, stage=names.PUBLISH, total=len(plans) * (len(objects) + 1))
+    switches = 1 + (poster is not None)  # the master, and the default poster when the title has pictures
+    count = progress_.Count(progress or progress_.ignore, stage=names.PUBLISH,
+                            total=len(plans) * (len(objects) + switches))  # fmt: skip
     published = []
     for channel, territories, prefix in plans:
         here = prefix + version + "/"
@@ -606,7 +608,7 @@ def publish(
                                                             cache_control=IMMUTABLE)),
                  sorted(o for o in todo if o[0] == rank))  # fmt: skip
         replaced = _switch(store, buckets, prefix=prefix, master=master, poster=poster, etags=etags)
-        count.add()
+        count.add(switches)
         _retire(store, buckets, prefix=prefix, version=version, replaced=replaced)
         published.append({
             "channel": channel,
