@@ -506,10 +506,13 @@ def _switch(store: Store, buckets: Buckets, *, prefix: str, master: str, poster:
     return old
 
 
-def _retire(store: Store, buckets: Buckets, *, prefix: str, version: str, replaced: str | None) -> None:
+def _retire(store: Store, buckets: Buckets, *, prefix: str, version: str, replaced: str | None,
+            recorded: str | None) -> None:  # fmt: skip
     """Delete what neither the new master nor the one it replaced refers to: versions older than the previous
-    one (players and caches may still hold the previous master for its max-age, never an older one)."""
-    keep = {f"{version}/"} | referenced_folders(replaced)
+    one (players and caches may still hold the previous master for its max-age, never an older one). `recorded`:
+    the version the published state names (the previous one, also when a try of this publish died after its
+    master switch, so the master it replaced is this one)."""
+    keep = {f"{version}/"} | referenced_folders(replaced) | ({f"{recorded}/"} if recorded else set())
     switches = {prefix + ladder.MASTER, prefix + ladder.POSTER}
     stale = sorted(k for k in store.list(buckets.distribution, prefix)
                    if k not in switches and not any(k.startswith(prefix + f) for f in keep))  # fmt: skip
@@ -609,7 +612,8 @@ def publish(
                  sorted(o for o in todo if o[0] == rank))  # fmt: skip
         replaced = _switch(store, buckets, prefix=prefix, master=master, poster=poster, etags=etags)
         count.add(switches)
-        _retire(store, buckets, prefix=prefix, version=version, replaced=replaced)
+        _retire(store, buckets, prefix=prefix, version=version, replaced=replaced,
+                recorded=(live_now or {}).get("version"))  # fmt: skip
         published.append({
             "channel": channel,
             "territories": territories,

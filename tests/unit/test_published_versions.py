@@ -157,3 +157,32 @@ def test_every_channel_gets_the_same_version(s3, channels):
     version = flow.published_state(store, buckets, ASSET)["version"]
     for ch in channels:
         assert f"{ch}/{ASSET}/{version}/v360/index.m3u8" in store.list(buckets.distribution, f"{ch}/{ASSET}/")
+
+
+class _DiesAfterTheSwitch:
+    """The store, except that the first listing of the whole title folder (publish's clean-up, after the master
+    switch) fails, as when the worker dies there; the task's retry then runs on the plain store."""
+
+    def __init__(self, store, prefix: str):
+        self.store, self.prefix, self.died = store, prefix, False
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def list(self, bucket, prefix):
+        if prefix == self.prefix and not self.died:
+            self.died = True
+            raise ConnectionError("worker died")
+        return self.store.list(bucket, prefix)
+
+
+def test_a_publish_retried_after_its_master_switch_still_keeps_the_previous_version(s3):
+    store, buckets = s3
+    _publish(store, buckets, "run1", _title())
+    v2 = _publish(store, buckets, "run2", _title(**{"v360/seg_00000.ts": b"take 2"}))
+    dying = _DiesAfterTheSwitch(store, f"web/{ASSET}/")
+    with pytest.raises(ConnectionError):
+        _publish(dying, buckets, "run3", _title(**{"v360/seg_00000.ts": b"take 3"}))
+    v3 = _publish(store, buckets, "run3", _title(**{"v360/seg_00000.ts": b"take 3"}))  # Airflow's retry
+    folders = {k.split("/")[2] for k in store.list(buckets.distribution, f"web/{ASSET}/") if k.count("/") > 2}
+    assert folders == {v2, v3}, "the version live before this publish stays: players may still hold its master"
