@@ -611,7 +611,8 @@ def publish(
                                                             cache_control=IMMUTABLE)),
                  sorted(o for o in todo if o[0] == rank))  # fmt: skip
         replaced = _switch(store, buckets, prefix=prefix, master=master, poster=poster, etags=etags)
-        count.add(switches)
+        for _ in range(switches):  # one object at a time, as the copies count
+            count.add()
         _retire(store, buckets, prefix=prefix, version=version, replaced=replaced,
                 recorded=(live_now or {}).get("version"))  # fmt: skip
         published.append({
