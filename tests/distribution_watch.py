@@ -21,15 +21,22 @@ class DistributionWatch(threading.Thread):
         self.looks = 0
         self.stop = threading.Event()
 
+    def _keys(self) -> set[str]:
+        return {o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix).get("Contents", [])}
+
     def run(self) -> None:
         while not self.stop.is_set():
-            keys = {
-                o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix).get("Contents", [])
-            }
-            for key in (k for k in keys if k.endswith(".m3u8")):
+            bodies = {}
+            for key in (k for k in self._keys() if k.endswith(".m3u8")):
                 try:
-                    body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+                    bodies[key] = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
                 except self.s3.exceptions.NoSuchKey:
+                    continue
+            # listed again after reading the playlists: a publish writes what a playlist names before the playlist
+            # (a new version's objects before the master that names them), so these keys must all be there
+            keys = self._keys()
+            for key, body in bodies.items():
+                if key not in keys:  # a version older than the previous one, deleted since: no master names it
                     continue
                 base = key.rsplit("/", 1)[0] + "/"
                 playlist = m3u8.loads(body)

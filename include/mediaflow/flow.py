@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import html
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,6 +44,8 @@ from mediaflow.results import UNSET, Ingested, Localized, Published, Review, Sum
 from mediaflow.spec import StreamSpec
 from mediaflow.stages import instant, iso_z
 from mediaflow.store import (
+    IMMUTABLE,
+    SWITCH,
     Buckets,
     Store,
     delivery_location,
@@ -501,7 +505,73 @@ def publish_order(files: list[str]) -> list[str]:
     return sorted(files, key=lambda f: (publish_rank(f), f))
 
 
-# long: the publish order (segments, playlists, master last, stale keys) reads as one sequence
+VERSION_CHARS = 12  # 48 bits of SHA-256: a title has a handful of versions, never billions
+
+
+def publish_version(objects: dict[str, str]) -> str:
+    """The version id of a publish: a short hash over every object it puts under the version (relative name ->
+    content hash: the source object's ETag), in name order. The same bytes under the same names give the same id
+    (publishing them again writes nothing); one byte more or less anywhere gives another."""
+    digest = hashlib.sha256()
+    for name in sorted(objects):
+        digest.update(f"{name}\t{objects[name]}\n".encode())
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def versioned(renditions: list[dict], version: str) -> list[dict]:
+    """Master playlist entries whose URIs point into the version's folder."""
+    return [{**r, "uri": f"{version}/{r['uri']}"} for r in renditions]
+
+
+def referenced_folders(master: str | None) -> set[str]:
+    """The top folders ('<version>/') a master playlist's URIs point into: what its players may still fetch.
+    A master written before versions existed names rung folders ('v720/', 'audio/'): those are kept the same way."""
+    uris = [ln for ln in (master or "").splitlines() if ln.strip() and not ln.startswith("#")]
+    uris += re.findall(r'URI="([^"]+)"', master or "")
+    return {u.split("/", 1)[0] + "/" for u in uris if "/" in u}
+
+
+def _source_etags(store: Store, parts: list[dict]) -> dict[tuple[str, str], str]:
+    """(bucket, key) -> ETag of every object under the parts' source folders (one listing per folder)."""
+    etags = {}
+    for uri in sorted({p["hls_uri"] for p in parts}):
+        bucket, prefix = parse_s3_uri(uri)
+        etags.update({(bucket, k): meta["etag"] for k, meta in store.list(bucket, prefix).items()})
+    return etags
+
+
+def _switch(store: Store, buckets: Buckets, *, prefix: str, master: str, poster: tuple[str, str, str] | None,
+            etags: dict) -> str | None:  # fmt: skip
+    """Point the title at the new version: the default poster (when the title has pictures), then the master
+    playlist, each only when its bytes change. Returns the master it replaced (None: there was none)."""
+    dist, master_key = buckets.distribution, prefix + ladder.MASTER
+    if poster:
+        src_bucket, src_key, _ = poster
+        live = store.list(dist, prefix + ladder.POSTER).get(prefix + ladder.POSTER)
+        if not live or live["etag"] != etags[(src_bucket, src_key)]:
+            store.copy(src_bucket, src_key, dist, prefix + ladder.POSTER, cache_control=SWITCH)
+    old = store.get_bytes(dist, master_key).decode() if master_key in store.list(dist, master_key) else None
+    if old != master:
+        store.put_bytes(master.encode(), dist, master_key, cache_control=SWITCH)  # last: the title goes live
+    return old
+
+
+def _retire(store: Store, buckets: Buckets, *, prefix: str, version: str, replaced: str | None,
+            recorded: str | None) -> None:  # fmt: skip
+    """Delete what neither the new master nor the one it replaced refers to: versions older than the previous
+    one (players and caches may still hold the previous master for its max-age, never an older one). `recorded`:
+    the version the published state names (the previous one, also when a try of this publish died after its
+    master switch, so the master it replaced is this one)."""
+    keep = {f"{version}/"} | referenced_folders(replaced) | ({f"{recorded}/"} if recorded else set())
+    switches = {prefix + ladder.MASTER, prefix + ladder.POSTER}
+    stale = sorted(k for k in store.list(buckets.distribution, prefix)
+                   if k not in switches and not any(k.startswith(prefix + f) for f in keep))  # fmt: skip
+    if stale:
+        log.info("publish: %d objects of older versions under %s deleted", len(stale), prefix)
+        store.delete(buckets.distribution, stale)
+
+
+# long: the publish order (version objects, default poster, master last, older versions) reads as one sequence
 def publish(
     store: Store,
     buckets: Buckets,
@@ -512,7 +582,10 @@ def publish(
     rights_check: dict | None = None,
     progress: progress_.Report | None = None,
 ) -> dict:
-    """Publish the title to every channel under <channel>/<asset_id>/ with the master playlist written last.
+    """Publish the title to every channel under <channel>/<asset_id>/<version>/ (content-addressed: the same bytes
+    give the same version and write nothing), then switch the stable <channel>/<asset_id>/master.m3u8 (and the
+    default poster.jpg) to it, last. A published URL never changes its bytes except those two switch points.
+    The version the replaced master named is kept; older ones are deleted.
 
     `progress` hears how many of the objects (every channel's) are published.
 
@@ -548,38 +621,50 @@ def publish(
             reasons += [f"locale {r.locale} ({r.kind}) rejected: {reason}" for reason in r.reasons]
 
     ordered = sorted(live.values(), key=lambda x: (x["kind"], x["locale"]))
-    master = ladder.master_playlist(
-        video["variants"],
-        video["audios"] + [x["rendition"] for x in ordered if x["kind"] == "audio"],
-        [x["rendition"] for x in ordered if x["kind"] == "captions"],
-    )
     parts = [video] + ordered  # (hls_uri, files) to copy: the ladder, then each locale's rendition
-    plans = []  # (channel, territories, prefix, copies): what goes out where
+    etags = _source_etags(store, parts)
+    objects = []  # (rank, source bucket, source key, name under the version)
+    for part in parts:
+        src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
+        for name in part["files"]:
+            if name == ladder.MASTER:  # the title's master is written for the version, never copied into it
+                continue
+            if (src_bucket, src_prefix + name) not in etags:
+                raise RuntimeError(f"asset {asset_id}: s3://{src_bucket}/{src_prefix}{name} is missing")
+            objects.append((publish_rank(name), src_bucket, src_prefix + name, name))
+    version = publish_version({name: etags[(b, k)] for _, b, k, name in objects})
+    master = ladder.master_playlist(
+        versioned(video["variants"], version),
+        versioned(video["audios"] + [x["rendition"] for x in ordered if x["kind"] == "audio"], version),
+        versioned([x["rendition"] for x in ordered if x["kind"] == "captions"], version),
+    )
+    video_bucket, video_prefix = parse_s3_uri(video["hls_uri"])
+    # the default poster at the title's stable URL: the A/B test's choice, else the one transcode made
+    poster = (video_bucket, video_prefix + poster_from, ladder.POSTER) if ladder.POSTER in video["files"] else None
+    plans = []  # (channel, territories, prefix): where it goes out
     for channel in ingested.channels:
         territories = compliance.publishable_territories(rights_check, channel, ingested.territories)
-        if not territories:  # no open window anywhere on this channel: nothing goes out there
-            continue
-        prefix = distribution_prefix(channel, asset_id)
-        copies = []  # (rank, source bucket, source key, name)
-        for part in parts:
-            src_bucket, src_prefix = parse_s3_uri(part["hls_uri"])
-            for name in part["files"]:
-                src_name = poster_from if part is video and name == ladder.POSTER else name
-                copies.append((publish_rank(name), src_bucket, src_prefix + src_name, name))
-        plans.append((channel, territories, prefix, copies))
-    # every channel's copies and its master
-    count = progress_.Count(progress or progress_.ignore, stage=names.PUBLISH, total=sum(len(c) + 1 for *_, c in plans))
+        if territories:  # no open window anywhere on this channel: nothing goes out there
+            plans.append((channel, territories, distribution_prefix(channel, asset_id)))
+    switches = 1 + (poster is not None)  # the master, and the default poster when the title has pictures
+    count = progress_.Count(progress or progress_.ignore, stage=names.PUBLISH,
+                            total=len(plans) * (len(objects) + switches))  # fmt: skip
     published = []
-    for channel, territories, prefix, copies in plans:
-        wanted = {prefix + ladder.MASTER} | {prefix + c[3] for c in copies}
-        for rank in sorted({c[0] for c in copies}):  # every segment before any playlist: many at once within a rank
-            each(count.wrap(lambda c, prefix=prefix: store.copy(c[1], c[2], buckets.distribution, prefix + c[3])),
-                 sorted(c for c in copies if c[0] == rank))  # fmt: skip
-        store.put_bytes(master.encode(), buckets.distribution, prefix + ladder.MASTER)  # last: the title goes live
-        count.add()
-        stale = sorted(set(store.list(buckets.distribution, prefix)) - wanted)
-        if stale:  # a re-delivery with fewer rungs: drop what the new master no longer lists
-            store.delete(buckets.distribution, stale)
+    for channel, territories, prefix in plans:
+        here = prefix + version + "/"
+        there = store.list(buckets.distribution, here)  # the same version published before: those objects stay
+        todo = [o for o in objects if here + o[3] not in there]
+        if len(todo) < len(objects):
+            count.add(len(objects) - len(todo))
+        for rank in sorted({o[0] for o in todo}):  # every segment before any playlist: many at once within a rank
+            each(count.wrap(lambda o, here=here: store.copy(o[1], o[2], buckets.distribution, here + o[3],
+                                                            cache_control=IMMUTABLE)),
+                 sorted(o for o in todo if o[0] == rank))  # fmt: skip
+        replaced = _switch(store, buckets, prefix=prefix, master=master, poster=poster, etags=etags)
+        for _ in range(switches):  # one object at a time, as the copies count
+            count.add()
+        _retire(store, buckets, prefix=prefix, version=version, replaced=replaced,
+                recorded=(live_now or {}).get("version"))  # fmt: skip
         published.append({
             "channel": channel,
             "territories": territories,
@@ -593,6 +678,7 @@ def publish(
         "source": ingested.source,
         "channels": [p["channel"] for p in published],
         "territories": ingested.territories,
+        "version": version,
         "video": video,
         "locales": live,
         **({"poster": chosen} if chosen else {}),

@@ -1,9 +1,11 @@
 """The default poster: which of a title's poster candidates players show first, set from the poster A/B test.
 
 Transcode writes the default `poster.jpg` and candidates `posters/p1.jpg`..`p3.jpg` (scene-detected frames);
-publish copies them all under `<channel>/<asset_id>/`. When the audience feedback loop declares a winner
-(feedback.ab_decisions), `set_default_poster` copies that candidate over `poster.jpg` on every channel the title
-is live on and records the choice in the title's published state, so a later sidecar-only publish keeps it.
+publish copies them all into the title's version folder `<channel>/<asset_id>/<version>/` (immutable), and the
+default one to the title's stable `<channel>/<asset_id>/poster.jpg` (a switch point, like the master playlist,
+cached briefly). When the audience feedback loop declares a winner (feedback.ab_decisions), `set_default_poster`
+copies that candidate of the live version over the stable `poster.jpg` on every channel the title is live on and
+records the choice in the title's published state, so a later sidecar-only publish keeps it.
 Callers hold the asset's publish lease (`publish:<asset_id>`) around it: it is a publish of the title.
 A new source (a re-delivery that is transcoded again) brings new candidates and the default poster again.
 """
@@ -11,16 +13,21 @@ A new source (a re-delivery that is transcoded again) brings new candidates and 
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from mediaflow import ladder
-from mediaflow.store import Buckets, Store, distribution_prefix, published_state, published_state_key
+from mediaflow.store import (
+    SWITCH,
+    Buckets,
+    Store,
+    distribution_prefix,
+    published_state,
+    published_state_key,
+    version_prefix,
+)
 
 VARIANT = re.compile(r"^p[1-9][0-9]?$")
 POSTER, POSTERS_DIR = ladder.POSTER, ladder.POSTERS_DIR
-# "poster": a listing under it holds poster.jpg and posters/, not every segment of the title
-PICTURES = os.path.commonprefix([POSTER, POSTERS_DIR])
 
 
 def candidate_file(variant: str) -> str:
@@ -71,14 +78,15 @@ def set_default_poster(store: Store, buckets: Buckets, *, asset_id: str, variant
     changed = []
     for channel in state.get("channels") or []:
         prefix = distribution_prefix(channel, asset_id)
-        listing = store.list(buckets.distribution, prefix + PICTURES)
-        src, dst = listing.get(prefix + candidate_file(variant)), listing.get(prefix + POSTER)
+        src_key = version_prefix(channel, asset_id, state.get("version")) + candidate_file(variant)
+        src = store.list(buckets.distribution, src_key).get(src_key)
+        dst = store.list(buckets.distribution, prefix + POSTER).get(prefix + POSTER)
         if src is None:
-            raise RuntimeError(f"asset {asset_id}: s3://{buckets.distribution}/{prefix}{candidate_file(variant)} is "
+            raise RuntimeError(f"asset {asset_id}: s3://{buckets.distribution}/{src_key} is "
                                "missing although the published state lists it")  # fmt: skip
         if dst is not None and dst["etag"] == src["etag"]:
             continue  # already this candidate: a re-run changes nothing
-        store.copy(buckets.distribution, prefix + candidate_file(variant), buckets.distribution, prefix + POSTER)
+        store.copy(buckets.distribution, src_key, buckets.distribution, prefix + POSTER, cache_control=SWITCH)
         changed.append(channel)
     if previous == variant and not changed:
         return {**out, "status": "unchanged", "channels": state.get("channels") or []}

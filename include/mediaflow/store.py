@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 DELIVERIES = "deliveries"
+# Cache-Control of published objects: a version's objects never change bytes (content-addressed), so caches may
+# keep them for a year; the switch points (the master playlist, the default poster) change, so caches re-ask often
+IMMUTABLE = "public, max-age=31536000, immutable"
+SWITCH = "public, max-age=60"
 DEFAULT_RETRY_BUDGET_S = 60.0
 # S3's own codes for "try again": throttling and server trouble, never a missing key or a refused request
 RETRYABLE_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
@@ -57,9 +61,11 @@ class Store(Protocol):
     def list_folders(self, bucket: str, prefix: str) -> list[str]: ...  # the "sub-folder" prefixes under prefix
     def download(self, bucket: str, key: str, path: str) -> None: ...
     def upload(self, path: str, bucket: str, key: str) -> None: ...
-    def put_bytes(self, data: bytes, bucket: str, key: str) -> None: ...
+    # cache_control: the object's Cache-Control header (published objects: IMMUTABLE or SWITCH); None: none set
+    def put_bytes(self, data: bytes, bucket: str, key: str, *, cache_control: str | None = None) -> None: ...
     def get_bytes(self, bucket: str, key: str) -> bytes: ...
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None: ...
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             cache_control: str | None = None) -> None: ...  # fmt: skip
     def delete(self, bucket: str, keys: list[str]) -> None: ...
 
 
@@ -99,6 +105,12 @@ def work_prefix(asset_id: str, run: str) -> str:
 
 def distribution_prefix(channel: str, asset_id: str) -> str:
     return f"{channel}/{asset_id}/"
+
+
+def version_prefix(channel: str, asset_id: str, version: str | None) -> str:
+    """Where a published version's objects live: <channel>/<asset_id>/<version>/ (the title's folder itself for
+    a publish recorded before versions existed: version None)."""
+    return distribution_prefix(channel, asset_id) + (f"{version}/" if version else "")
 
 
 def quarantine_prefix(delivery_id: str) -> str:

@@ -16,6 +16,16 @@ from mediaflow.store import transfer_config, with_retries
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".vtt": "text/vtt"}
 
 
+def content_type(key: str) -> str:
+    return CONTENT_TYPES.get(Path(key).suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def cache_args(key: str, cache_control: str | None) -> dict:
+    """put/copy arguments that set Cache-Control (and the Content-Type again: a copy that replaces the metadata
+    keeps none of the source's)."""
+    return {"CacheControl": cache_control, "ContentType": content_type(key)} if cache_control else {}
+
+
 class MediaStoreHook(S3Hook):
     """The mediaflow Store interface on an S3 connection (any S3 API: AWS, MinIO, moto).
 
@@ -46,23 +56,25 @@ class MediaStoreHook(S3Hook):
                      f"download s3://{bucket}/{key}")  # fmt: skip
 
     def upload(self, path: str, bucket: str, key: str) -> None:
-        ctype = CONTENT_TYPES.get(Path(key).suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        with_retries(lambda: self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": ctype},
+        with_retries(lambda: self.get_conn().upload_file(path, bucket, key, ExtraArgs={"ContentType": content_type(key)},
                                                          Config=transfer_config()),
                      f"upload to s3://{bucket}/{key}")  # fmt: skip
 
-    def put_bytes(self, data: bytes, bucket: str, key: str) -> None:
-        with_retries(
-            lambda: self.get_conn().put_object(Bucket=bucket, Key=key, Body=data), f"write s3://{bucket}/{key}"
-        )
+    def put_bytes(self, data: bytes, bucket: str, key: str, *, cache_control: str | None = None) -> None:
+        with_retries(lambda: self.get_conn().put_object(Bucket=bucket, Key=key, Body=data,
+                                                        **cache_args(key, cache_control)),
+                     f"write s3://{bucket}/{key}")  # fmt: skip
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         return with_retries(lambda: self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read(),
                             f"read s3://{bucket}/{key}")  # fmt: skip
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
-        # managed copy: multipart for sources over 5 GB
-        with_retries(lambda: self.get_conn().copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key),
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             cache_control: str | None = None) -> None:  # fmt: skip
+        # managed copy: multipart for sources over 5 GB; new metadata needs MetadataDirective=REPLACE
+        extra = {"MetadataDirective": "REPLACE", **cache_args(dst_key, cache_control)} if cache_control else None
+        with_retries(lambda: self.get_conn().copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key,
+                                                  ExtraArgs=extra),
                      f"copy s3://{src_bucket}/{src_key} to s3://{dst_bucket}/{dst_key}")  # fmt: skip
 
     def delete(self, bucket: str, keys: list[str]) -> None:

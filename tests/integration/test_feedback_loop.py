@@ -163,8 +163,12 @@ def test_a_clear_poster_winner_becomes_the_default_poster_and_noise_changes_noth
     def poster(channel: str) -> bytes:
         return s3.get_object(Bucket=buckets.distribution, Key=f"{channel}/{asset}/poster.jpg")["Body"].read()
 
-    def candidate(channel: str, v: str) -> bytes:
-        return s3.get_object(Bucket=buckets.distribution, Key=f"{channel}/{asset}/posters/{v}.jpg")["Body"].read()
+    def candidate(channel: str, v: str) -> bytes:  # in the published version's folder
+        version = json.loads(s3.get_object(Bucket=buckets.reports, Key=f"published/{asset}.json")["Body"].read())[
+            "version"
+        ]
+        key = f"{channel}/{asset}/{version}/posters/{v}.jpg"
+        return s3.get_object(Bucket=buckets.distribution, Key=key)["Body"].read()
 
     original = poster("web")
     assert len({candidate("web", v) for v in ("p1", "p2", "p3")}) == 3, "three different pictures to test"

@@ -45,10 +45,19 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, dict]:
     return {o["Key"]: {"size": o["Size"], "etag": o["ETag"]} for p in pages for o in p.get("Contents", [])}
 
 
+def _live_version(s3, bucket: str, prefix: str) -> str:
+    """The version folder the live master names (every URI in it starts with it)."""
+    master = m3u8.loads(s3.get_object(Bucket=bucket, Key=prefix + "master.m3u8")["Body"].read().decode())
+    (version,) = {p.uri.split("/", 1)[0] for p in master.playlists}
+    return version
+
+
 def _named_by_playlists(s3, bucket: str, prefix: str) -> set[str]:
-    """Every key the live master names, directly or through its media playlists, the master, the title's poster
-    and its poster candidates included."""
-    named = {prefix + "poster.jpg"} | {f"{prefix}posters/p{i}.jpg" for i in range(1, ladder.POSTER_CANDIDATES + 1)}
+    """Every key the live master names, directly or through its media playlists, the master, the title's default
+    poster and its version's posters (transcode's default and the candidates) included."""
+    version = _live_version(s3, bucket, prefix)
+    named = {prefix + "poster.jpg", f"{prefix}{version}/poster.jpg"}
+    named |= {f"{prefix}{version}/posters/p{i}.jpg" for i in range(1, ladder.POSTER_CANDIDATES + 1)}
     todo = [prefix + "master.m3u8"]
     while todo:
         key = todo.pop()
@@ -99,9 +108,10 @@ def test_storage_down_30s_during_ingest_and_during_publish_is_ridden_out(stack, 
     live = _objects(s3, buckets.distribution, prefix)
     assert set(live) == _named_by_playlists(s3, buckets.distribution, prefix), "no stray or duplicate objects"
     work = _objects(s3, buckets.work, work_prefix(asset_id, run_id))
+    version = _live_version(s3, buckets.distribution, prefix)
     for key, obj in live.items():
         if not key.endswith("master.m3u8"):
-            name = key[len(prefix) :]
+            name = key[len(prefix) :].removeprefix(version + "/")
             copies = [w for k, w in work.items() if k.endswith("/" + name)]
             assert copies and copies[0]["etag"] == obj["etag"], f"{key} differs from its work copy"
 

@@ -208,15 +208,16 @@ def test_good_delivery_published_with_every_rung(batch, s3, tmp_path, delivery_i
     listing = _download(s3, bucket, f"web/{entry['asset_id']}/", tmp_path)
     master = (tmp_path / "master.m3u8").read_text()
     variant_uris = [ln for ln in master.splitlines() if ln and not ln.startswith("#")]
+    (version,) = {_version(uri) for uri in variant_uris}  # every object under the publish's version folder
 
     if not expected:  # audio-only: the master lists the audio playlist itself
-        assert variant_uris == ["audio/index.m3u8"]
-        probe = _ffprobe(tmp_path / "audio" / "index.m3u8")
+        assert variant_uris == [f"{version}/audio/index.m3u8"]
+        probe = _ffprobe(tmp_path / version / "audio" / "index.m3u8")
         assert [s["codec_name"] for s in probe["streams"]] == ["aac"]
         assert abs(float(probe["format"]["duration"]) - source_duration) <= 0.5
         return
 
-    assert variant_uris == [f"v{min(w, h)}/index.m3u8" for w, h in expected]
+    assert variant_uris == [f"{version}/v{min(w, h)}/index.m3u8" for w, h in expected]
     assert "TYPE=AUDIO" in master if entry["source"]["audio_streams"] else "TYPE=AUDIO" not in master
     for (width, height), uri in zip(expected, variant_uris, strict=False):
         assert f"RESOLUTION={width}x{height}" in master
@@ -228,7 +229,7 @@ def test_good_delivery_published_with_every_rung(batch, s3, tmp_path, delivery_i
         assert v.get("field_order", "progressive") == "progressive", f"{uri} is still interlaced"
         assert v["r_frame_rate"] == v["avg_frame_rate"], f"{uri} is not constant frame rate"
         assert abs(float(probe["format"]["duration"]) - source_duration) <= 0.5, uri
-    assert "poster.jpg" in listing
+    assert "poster.jpg" in listing and f"{version}/poster.jpg" in listing
     assert all(meta["size"] > 0 for meta in listing.values())
 
 
@@ -280,21 +281,30 @@ def test_published_objects_exported_to_out(batch, stack):
         assert path.read_text().startswith("#EXTM3U")
 
 
-def test_running_again_publishes_the_same_objects(batch, stack, s3, api, tmp_path):
+def test_running_again_changes_no_published_url_and_switches_the_master_last(batch, stack, s3, api, tmp_path):
+    """A re-run transcodes again, and x264 under VBV is not bit-exact run to run: every URL published before keeps
+    its bytes (the master excepted: the switch point); new bytes are under a new version the master now names."""
     results, deliveries = batch
     bucket = Buckets.from_env().distribution
     prefix = "web/sample-feature-1080p/"
 
-    def listing():
-        return {o["Key"]: (o["Size"], o["ETag"]) for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    def published() -> dict[str, bytes]:
+        keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for o in p.get("Contents", [])]  # fmt: skip
+        return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
-    before = listing()
+    before = published()
     # the batch never starts a processed delivery twice: a person re-runs it from the trigger form
     runs = runner.rerun(stack, ["sample-feature-1080p"], ["feature_film"])
     (entry,) = runner.summarize(stack, runs, runner.wait(stack, runs, timeout_s=900))["assets"]
     assert entry["status"] == "published"
     assert entry["dag_run_id"] != results["sample-feature-1080p"]["dag_run_id"]
-    assert listing() == before
+    after = published()
+    assert [k for k in before if k != prefix + "master.m3u8" and after.get(k) != before[k]] == []
+    old, new = (_version(_master(s3, "sample-feature-1080p", body=x[prefix + "master.m3u8"]).playlists[0].uri)
+                for x in (before, after))  # fmt: skip
+    new_keys = sorted(set(after) - set(before))
+    assert (new_keys == [] and new == old) or {k.split("/")[2] for k in new_keys} == {new} != {old}, new_keys
 
 
 def test_the_same_batch_three_times_publishes_nothing_new_and_mails_nobody(batch, stack, s3, api):
@@ -345,11 +355,23 @@ def test_the_same_batch_three_times_publishes_nothing_new_and_mails_nobody(batch
 # ---------------------------------------------------------------- localize
 
 
-def _master(s3, asset: str, channel: str = "web"):
+def _master(s3, asset: str, channel: str = "web", *, body: bytes | None = None):
     import m3u8
 
-    body = s3.get_object(Bucket=Buckets.from_env().distribution, Key=f"{channel}/{asset}/master.m3u8")["Body"].read()
+    if body is None:
+        key = f"{channel}/{asset}/master.m3u8"
+        body = s3.get_object(Bucket=Buckets.from_env().distribution, Key=key)["Body"].read()
     return m3u8.loads(body.decode())
+
+
+def _version(uri: str) -> str:
+    """The version folder a master's URI points into (its first path segment)."""
+    return uri.split("/", 1)[0]
+
+
+def _in_version(uri: str) -> str:
+    """A master's URI relative to its version folder."""
+    return uri.split("/", 1)[1]
 
 
 def test_localize_runs_one_task_per_locale_named_by_locale(batch, api):
@@ -368,17 +390,19 @@ def test_captions_and_extra_audio_published_as_hls_renditions(batch, s3, tmp_pat
     assert entry["locales"] == {"en-US": "published", "es-ES": "published", "de-DE": "published",
                                 "fr-FR": "published"}  # fmt: skip
     master = _master(s3, "sample-feature-1080p")
-    subs = {m.language: m.uri for m in master.media if m.type == "SUBTITLES"}
+    version = _version(master.playlists[0].uri)
+    subs = {m.language: _in_version(m.uri) for m in master.media if m.type == "SUBTITLES"}
     assert subs == {
         "de-DE": "subs_de-DE/index.m3u8",
         "en-US": "subs_en-US/index.m3u8",
         "es-ES": "subs_es-ES/index.m3u8",
     }
-    audio = {m.language: (m.uri, m.default) for m in master.media if m.type == "AUDIO"}
+    audio = {m.language: (_in_version(m.uri), m.default) for m in master.media if m.type == "AUDIO"}
+    assert {_version(m.uri) for m in master.media} == {version}
     assert audio == {"und": ("audio/index.m3u8", "YES"), "fr-FR": ("audio_fr-FR/index.m3u8", "NO")}
     assert all(p.stream_info.subtitles == "subs" and p.stream_info.audio == "aud" for p in master.playlists)
 
-    listing = _download(s3, Buckets.from_env().distribution, "web/sample-feature-1080p/", tmp_path)
+    listing = _download(s3, Buckets.from_env().distribution, f"web/sample-feature-1080p/{version}/", tmp_path)
     probe = _ffprobe(tmp_path / "audio_fr-FR" / "index.m3u8")
     assert [s["codec_name"] for s in probe["streams"]] == ["aac"]
     assert abs(float(probe["format"]["duration"]) - entry["source"]["duration_s"]) <= 0.5
@@ -425,7 +449,14 @@ def test_late_sidecars_add_a_locale_without_transcoding(batch, stack, s3, api, t
     assert [m.language for m in after.media if m.type == "AUDIO"] == [
         m.language for m in before.media if m.type == "AUDIO"
     ]
-    assert [p.uri for p in after.playlists] == [p.uri for p in before.playlists]
+    # the same ladder under the sidecar publish's new version: the same bytes as before, not a new encode
+    assert [_in_version(p.uri) for p in after.playlists] == [_in_version(p.uri) for p in before.playlists]
+    old, new = _version(before.playlists[0].uri), _version(after.playlists[0].uri)
+    assert new != old
+    bucket = Buckets.from_env().distribution
+    ladder = {v: {o["Key"].split("/", 3)[3]: o["ETag"] for o in s3.list_objects_v2(
+        Bucket=bucket, Prefix=f"web/sample-feature-1080p/{v}/v")["Contents"]} for v in (old, new)}  # fmt: skip
+    assert ladder[new] == ladder[old]
 
 
 def test_late_sidecars_for_an_unpublished_asset_are_rejected(batch, stack, api, tmp_path):
@@ -443,8 +474,10 @@ def test_embedded_cea608_captions_become_a_subtitle_locale(batch, s3, tmp_path):
     entry = results["edge-embedded-cc"]
     assert entry["locales"] == {"en-US": "published"}, entry
     master = _master(s3, "edge-embedded-cc")
-    assert [(m.language, m.uri) for m in master.media if m.type == "SUBTITLES"] == [("en-US", "subs_en-US/index.m3u8")]
-    key = "web/edge-embedded-cc/subs_en-US/en-US.vtt"
+    subs = [(m.language, m.uri) for m in master.media if m.type == "SUBTITLES"]
+    version = _version(master.playlists[0].uri)
+    assert subs == [("en-US", f"{version}/subs_en-US/index.m3u8")]
+    key = f"web/edge-embedded-cc/{version}/subs_en-US/en-US.vtt"
     vtt = s3.get_object(Bucket=Buckets.from_env().distribution, Key=key)["Body"].read().decode()
     assert "HELLO WORLD" in vtt
 

@@ -207,4 +207,6 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
     expect(chosen.nth(4)).to_have_text("web")
     shots(page, "dashboard-5-audience-feedback")
     poster = s3.get_object(Bucket=buckets.distribution, Key=f"web/{asset_id}/poster.jpg")["Body"].read()
-    assert poster == s3.get_object(Bucket=buckets.distribution, Key=f"web/{asset_id}/posters/p2.jpg")["Body"].read()
+    state = json.loads(s3.get_object(Bucket=buckets.reports, Key=f"published/{asset_id}.json")["Body"].read())
+    p2 = f"web/{asset_id}/{state['version']}/posters/p2.jpg"  # the candidate in the published version's folder
+    assert poster == s3.get_object(Bucket=buckets.distribution, Key=p2)["Body"].read()

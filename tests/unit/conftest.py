@@ -40,14 +40,17 @@ class BotoStore:
     def download(self, bucket, key, path):
         self.c.download_file(bucket, key, path)
 
-    def put_bytes(self, data, bucket, key):
-        self.c.put_object(Bucket=bucket, Key=key, Body=data)
+    def put_bytes(self, data, bucket, key, *, cache_control=None):
+        self.c.put_object(
+            Bucket=bucket, Key=key, Body=data, **({"CacheControl": cache_control} if cache_control else {})
+        )
 
     def get_bytes(self, bucket, key):
         return self.c.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def copy(self, sb, sk, db, dk):
-        self.c.copy({"Bucket": sb, "Key": sk}, db, dk)
+    def copy(self, sb, sk, db, dk, *, cache_control=None):
+        extra = {"MetadataDirective": "REPLACE", "CacheControl": cache_control} if cache_control else None
+        self.c.copy({"Bucket": sb, "Key": sk}, db, dk, ExtraArgs=extra)
 
     def delete(self, bucket, keys):
         if keys:

@@ -3,13 +3,10 @@ live version has, kept by a later sidecar-only publish, reset by a new transcode
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from mediaflow import flow, ladder, posters
 from mediaflow.ledger import Ledger
-from mediaflow.store import published_state_key
 
 ASSET = "show-s01e02"
 CHANNELS = ["web", "ott_partner"]
@@ -21,19 +18,21 @@ VARIANTS = [{"uri": "v360/index.m3u8", "width": 640, "height": 360, "fps": 25.0,
 
 
 def _live_title(store, buckets) -> dict:
-    """A title as publish leaves it: the work copy of its transcode, the objects on each channel, its state."""
+    """A title as publish leaves it: the work copy of its transcode published to each channel; its state."""
     work = f"{ASSET}/run1/hls/"
     body = {**PICTURES, "master.m3u8": b"#EXTM3U\n", "v360/index.m3u8": b"#EXTM3U\n", "v360/seg_00000.ts": b"ts"}
     for name, data in body.items():
         store.put_bytes(data, buckets.work, work + name)
-        for ch in CHANNELS:
-            store.put_bytes(data, buckets.distribution, f"{ch}/{ASSET}/{name}")
-    state = {"asset_id": ASSET, "delivery_id": "d1", "delivered_at": "2026-11-28T01:00:00Z",
-             "source": {"duration_s": 60.0}, "channels": CHANNELS, "territories": ["US"],
-             "video": {"hls_uri": f"s3://{buckets.work}/{work}", "files": FILES, "variants": VARIANTS, "audios": []},
-             "locales": {}}  # fmt: skip
-    store.put_bytes(json.dumps(state).encode(), buckets.reports, published_state_key(ASSET))
-    return state
+    ingested = {"asset_id": ASSET, "delivery_id": "d1", "delivered_at": "2026-11-28T01:00:00Z", "channels": CHANNELS,
+                "territories": ["US"], "source": {"duration_s": 60.0}}  # fmt: skip
+    video = {"hls_uri": f"s3://{buckets.work}/{work}", "files": FILES, "variants": VARIANTS, "audios": []}
+    flow.publish(store, buckets, ingested=ingested, transcoded=video, localized=[])
+    return flow.published_state(store, buckets, ASSET)
+
+
+def _candidate_on(store, buckets, channel: str, variant: str) -> bytes:
+    version = flow.published_state(store, buckets, ASSET)["version"]
+    return store.get_bytes(buckets.distribution, f"{channel}/{ASSET}/{version}/posters/{variant}.jpg")
 
 
 def _poster_on(store, buckets, channel: str) -> bytes:
@@ -53,7 +52,7 @@ def test_the_winner_becomes_poster_jpg_on_every_channel_and_in_the_state(s3):
     assert done["status"] == "changed" and done["previous"] is None and sorted(done["channels"]) == sorted(CHANNELS)
     for ch in CHANNELS:
         assert _poster_on(store, buckets, ch) == b"scene two"
-        assert store.get_bytes(buckets.distribution, f"{ch}/{ASSET}/posters/p1.jpg") == b"scene one", "candidates stay"
+        assert _candidate_on(store, buckets, ch, "p1") == b"scene one", "candidates stay"
     state = flow.published_state(store, buckets, ASSET)
     assert state["poster"]["variant"] == "p2" and state["poster"]["decided_by"] == "feedback-run-1"
     assert state["poster"]["p_value"] == 0.0004 and state["poster"]["ctr"]["p2"] == 0.58

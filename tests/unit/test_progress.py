@@ -118,7 +118,7 @@ def test_transcode_and_publish_report_seconds_then_objects(s3, clip):
 
     heard.clear()
     flow.publish(store, buckets, ingested=ingested, transcoded=transcoded, localized=[], progress=report)
-    total = 2 * (len(transcoded["files"]) + 1)  # two channels: every file and the master
+    total = 2 * (len(transcoded["files"]) + 2)  # two channels: every file, the default poster and the master
     assert {(p["stage"], p["unit"], p["total"]) for p in heard} == {("publish", "objects", total)}
     assert sorted(p["done"] for p in heard) == list(range(total + 1))
     assert progress.describe(heard[-1]) == f"publish {total}/{total} objects"

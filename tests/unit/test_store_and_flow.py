@@ -494,12 +494,12 @@ class SlowRecordingStore:
     def get_bytes(self, bucket, key):
         return self.objects[(bucket, key)]
 
-    def put_bytes(self, data, bucket, key):
+    def put_bytes(self, data, bucket, key, *, cache_control=None):
         with self.lock:
             self.objects[(bucket, key)] = data
             self.writes.append(key)
 
-    def copy(self, src_bucket, src_key, dst_bucket, dst_key):
+    def copy(self, src_bucket, src_key, dst_bucket, dst_key, *, cache_control=None):
         import time
 
         with self.lock:
@@ -518,7 +518,8 @@ class SlowRecordingStore:
 
 def test_publish_copies_many_segments_at_once_and_still_no_playlist_before_its_segments():
     """A long title has thousands of segments: they are copied several at a time, yet a reader of the channel never
-    finds a playlist whose segments are not there yet, nor the master before every playlist."""
+    finds a playlist whose segments are not there yet, nor the master before every playlist: the version's objects
+    first (media, then playlists), then the switch points, the default poster and the master last."""
     files = [f"v{h}/seg_{i:05d}.ts" for h in (720, 360) for i in range(60)] + ["v720/index.m3u8", "v360/index.m3u8",
              "audio/seg_00000.ts", "audio/index.m3u8", "poster.jpg"]  # fmt: skip
     store = SlowRecordingStore({("work", f"a1/r/hls/{f}"): b"x" for f in files})
@@ -530,10 +531,13 @@ def test_publish_copies_many_segments_at_once_and_still_no_playlist_before_its_s
     result = flow.publish(store, BUCKETS, ingested=ingested, transcoded=transcoded, localized=[])
     assert [p["channel"] for p in result["published"]] == ["web"]
     written = [w for w in store.writes if w.startswith("web/a1/")]
-    assert sorted(written) == sorted([f"web/a1/{f}" for f in files] + ["web/a1/master.m3u8"])
-    last_media = max(i for i, w in enumerate(written) if not w.endswith(".m3u8"))
-    first_playlist = min(i for i, w in enumerate(written) if w.endswith(".m3u8"))
-    assert last_media < first_playlist and written[-1] == "web/a1/master.m3u8"
+    version = flow.published_state(store, BUCKETS, "a1")["version"]
+    assert sorted(written) == sorted([f"web/a1/{version}/{f}" for f in files] + ["web/a1/poster.jpg",
+                                                                                  "web/a1/master.m3u8"])  # fmt: skip
+    assert written[-2:] == ["web/a1/poster.jpg", "web/a1/master.m3u8"]
+    last_media = max(i for i, w in enumerate(written[:-2]) if not w.endswith(".m3u8"))
+    first_playlist = min(i for i, w in enumerate(written[:-2]) if w.endswith(".m3u8"))
+    assert last_media < first_playlist
     assert store.most_in_flight > 1, "segments were copied one at a time"
 
 

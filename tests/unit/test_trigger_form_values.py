@@ -82,10 +82,10 @@ class MemoryStore:
     def get_bytes(self, bucket, key):
         return self.objects[(bucket, key)]
 
-    def put_bytes(self, data, bucket, key):
+    def put_bytes(self, data, bucket, key, *, cache_control=None):
         self.objects[(bucket, key)] = data
 
-    def copy(self, src_bucket, src_key, dst_bucket, dst_key):
+    def copy(self, src_bucket, src_key, dst_bucket, dst_key, *, cache_control=None):
         self.objects[(dst_bucket, dst_key)] = self.objects[(src_bucket, src_key)]
 
     def delete(self, bucket, keys):

@@ -511,6 +511,23 @@ class Stack:
         print(f"[stack] scheduler: restarted (pid {pid} -> {new})")
         return new
 
+    def fresh_airflow(self) -> None:
+        """A new Airflow on the same object store: Airflow stopped, its metadata DB and the ledger retired (kept as
+        <db>_prev_<time>, as `up` does after a fresh S3 API), then `up` starts Airflow on fresh ones; the S3 API,
+        its buckets and objects, the SMTP sink and PostgreSQL stay up. What a redeploy of Airflow against a kept
+        bucket looks like (the distribution bucket behind a CDN outlives any Airflow)."""
+        if pid := self._alive("scheduler"):
+            _stop_group(pid)
+            self.pid_file("scheduler").unlink(missing_ok=True)
+        if pid := self._alive("airflow"):
+            _stop_group(pid)
+            self.pid_file("airflow").unlink(missing_ok=True)
+        try:
+            self.postgres.retire()
+        except PostgresError as e:
+            raise StackError(str(e)) from None
+        self.up()
+
     def down(self) -> None:
         if pid := self._alive("scheduler"):  # a scheduler started by restart_scheduler
             _stop_group(pid)
