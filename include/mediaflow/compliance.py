@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from mediaflow import localcache, loudness, metadata_quality, names, qc, rights
+from mediaflow import localcache, loudness, metadata_quality, names, qc, quality, rights
 from mediaflow.results import CheckResult, Review
 from mediaflow.spec import StreamSpec
 from mediaflow.store import Buckets, Store, parse_s3_uri, run_key
@@ -83,10 +83,12 @@ def check_loudness(store: Store, buckets: Buckets, *, ingested: dict, transcoded
                               "normalisation": normalisation or None}).to_dict()  # fmt: skip
 
 
-def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec) -> dict:
+def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: StreamSpec,
+                       transcoded: dict | None = None) -> dict:  # fmt: skip
     """Black frames, frozen video and silence in the source, as time ranges judged with the spec's head/tail
     allowances and mid-programme limits (mediaflow.qc): errors are `problems` (a person decides), warnings only
-    listed."""
+    listed. Then the quality gate: each rung's VMAF (scored by transcode, mediaflow.quality) against the stream's
+    floor; a rung below it is a problem naming the rung and its score (`renditions`: every rung's scores)."""
     if not ingested.get("source_uri"):
         return CheckResult(
             check=names.TECHNICAL_QC,
@@ -108,12 +110,20 @@ def check_technical_qc(store: Store, buckets: Buckets, *, ingested: dict, spec: 
     judged = qc.judge(detections, duration_s=facts["duration_s"], thresholds=spec.qc, name=name)
     problems = [f["message"] for f in judged if f["severity"] == "error"]
     warnings = [f["message"] for f in judged if f["severity"] == "warning"]
+    scored = list((transcoded or {}).get("renditions") or [])
+    gate = quality.gate(scored, spec.quality)
+    extra = {"findings": judged, "detections": detections}
+    if scored:
+        extra["renditions"] = scored
+        floors = {r["rendition"]: quality.floor_for(r["height"], spec.quality) for r in scored}
+        extra["quality_gate"] = {"floors": floors, "failed": gate,
+                                 "on_fail": spec.quality.on_fail if spec.quality else None}  # fmt: skip
     return CheckResult(
         check=names.TECHNICAL_QC,
-        passed=not problems,
-        problems=problems,
+        passed=not problems and not gate,
+        problems=problems + gate,
         warnings=warnings,
-        extra={"findings": judged, "detections": detections},
+        extra=extra,
     ).to_dict()
 
 
@@ -136,7 +146,12 @@ def check_metadata(store: Store, buckets: Buckets, *, ingested: dict, known_stre
 
 
 def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str, list[str]]:
-    """('auto' | 'human', why). A failed check forces a person whatever the policy (rights -> legal, QC -> qc)."""
+    """('auto' | 'human' | 'reject', why). A failed check forces a person whatever the policy (rights -> legal,
+    QC -> qc); a rung below the stream's quality floor rejects the title outright when the stream says
+    `quality.on_fail: reject` (technical QC's `quality_gate`), naming each rung and its score."""
+    gate = (checks.get(names.TECHNICAL_QC) or {}).get("quality_gate") or {}
+    if names.TECHNICAL_QC in CHECKS_OF[branch] and gate.get("failed") and gate.get("on_fail") == "reject":
+        return "reject", list(gate["failed"])
     problems = [p for name in CHECKS_OF[branch] for p in (checks.get(name) or {}).get("problems", [])]
     if policy == "human":
         return "human", problems or [f"the stream's policy asks for {branch} review by a person"]
@@ -148,6 +163,21 @@ def review_mode(branch: str, policy: str, checks: dict[str, dict]) -> tuple[str,
 def auto_approval(branch: str, why: list[str]) -> dict:
     """The review decision of a branch the automated checks approved (review_mode gave 'auto')."""
     return Review(branch=branch, decision="approved", by="auto", comment="; ".join(why)).to_dict()
+
+
+QUALITY_GATE = "quality gate"  # who rejected a title whose rung fell below the stream's floor (on_fail: reject)
+
+
+def auto_rejection(branch: str, why: list[str]) -> dict:
+    """The review decision of a branch the quality gate rejected (review_mode gave 'reject')."""
+    return Review(branch=branch, decision="rejected", by=QUALITY_GATE, comment="; ".join(why)).to_dict()
+
+
+def refused_reviews(reviews: list[dict | None]) -> list[str]:
+    """Why publish must not run: each branch an automatic decision rejected (the person's Reject skips publish
+    itself), as the outcome words it."""
+    refused = [Review.from_dict(r) for r in reviews if r and r.get("decision") == "rejected"]
+    return [f"{r.branch} review rejected by {r.by}: {r.comment or 'no comment'}" for r in refused]
 
 
 def publishable_territories(rights_check: dict | None, channel: str, territories: list[str]) -> list[str]:

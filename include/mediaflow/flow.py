@@ -35,6 +35,7 @@ from mediaflow import (
     media,
     names,
     posters,
+    quality,
     trigger_form,
 )
 from mediaflow import progress as progress_
@@ -398,6 +399,14 @@ def transcode(
             if made != sorted(c["file"] for c in candidates):
                 raise RuntimeError(f"poster candidates: expected {[c['file'] for c in candidates]}, found {made}")
         packaged = package(out, renditions, fps=fps, has_audio=has_audio)
+        # each rung against the source scaled the same way (VMAF, PSNR, SSIM on sampled windows): the quality gate's
+        # figures, kept out of the uploaded folder
+        # (a transport stream's timeline starts at the earliest stream its command read: the rungs that shared a
+        # process with the audio are scored on that timeline)
+        scores = quality.score_ladder(src, out, renditions, fps=fps, interlaced=interlaced,
+                                      duration_s=facts["duration_s"], run_ffmpeg=run_ffmpeg, workdir=Path(tmp),
+                                      audio_with={r.name for g, _ in groups if g.audio for r in g.renditions},
+                                      ) if renditions else None  # fmt: skip
         files = sorted(p for p in out.rglob("*") if p.is_file())
         uploaded = progress_.Count(report, stage=names.TRANSCODE, phase="upload", total=len(files))
         each(uploaded.wrap(lambda path: store.upload(str(path), buckets.work, out_prefix + path.relative_to(out).as_posix())),
@@ -410,6 +419,7 @@ def transcode(
         fps=fps,
         posters=[{k: c[k] for k in ("variant", "file", "time_s", "picked_by")} for c in candidates],
         loudness=normalised,
+        renditions=scored_rungs([s.to_dict() for s in scores], packaged["variants"]) if scores is not None else UNSET,
         ladder=fitted.figures() if fitted else UNSET,
     ).to_dict()
 
@@ -718,6 +728,7 @@ def outcome(
         stages=None,
         locales=locales or None,
         published=published.get("published", []),
+        renditions=rendition_scores(checks),
         # what did not stop the title but a person may want to know: ingest's (e.g. frames skipped before the
         # first keyframe), technical QC's (black/silence/freeze within the allowances), localize's
         warnings=list(ingested.get("warnings") or [])
@@ -729,9 +740,35 @@ def outcome(
     ).to_dict()
 
 
+SUMMARY_RENDITION = ("rendition", "width", "height", "bitrate_kbps", "vmaf", "vmaf_min", "psnr", "ssim")
+
+
+def scored_rungs(scores: list[dict], variants: list[dict]) -> list[dict]:
+    """Each rung's scores (mediaflow.quality.RungScore dicts, every field kept: the gate reads them back) beside its
+    bitrate measured from the segments (package's variants: average and peak, kb/s), in ladder order."""
+    rates = {v["uri"].split("/", 1)[0]: v for v in variants}
+    out = []
+    for s in scores:
+        v = rates.get(s["rendition"], {})
+        out.append({"rendition": s["rendition"], "width": s["width"], "height": s["height"],
+                    "bitrate_kbps": round(v["avg_bps"] / 1000) if v else None,
+                    "peak_kbps": round(v["peak_bps"] / 1000) if v else None,
+                    **{k: v for k, v in s.items() if k not in ("rendition", "width", "height")}})  # fmt: skip
+    return out
+
+
+def rendition_scores(checks: dict | None) -> list[dict]:
+    """summary.json's `renditions` (v1.1): each rung's scores as technical QC judged them; UNSET when the run scored
+    none (no video, a sidecar-only delivery, a run that stopped before its checks)."""
+    scored = ((checks or {}).get(names.TECHNICAL_QC) or {}).get("renditions")
+    return [{k: r.get(k) for k in SUMMARY_RENDITION} for r in scored] if scored else UNSET
+
+
 def quality_of(entry: dict) -> dict:
     """The scorecard's inputs from one summary.json asset entry (the run's outcome): its status, how many review
-    answers there were and how many rejected, QC findings, locales delivered and rejected."""
+    answers there were and how many rejected, QC findings, locales delivered and rejected, each rung's scores and
+    the lowest rung's VMAF."""
+    renditions = list(entry.get("renditions") or [])
     reviews = [r for r in entry.get("reviews") or [] if r]
     qc = ((entry.get("compliance") or {}).get(names.TECHNICAL_QC) or {}).get("findings") or []
     locales = entry.get("locales") or {}
@@ -743,6 +780,8 @@ def quality_of(entry: dict) -> dict:
         "locales_total": len(locales),
         "locales_rejected": sum(1 for v in locales.values() if str(v).startswith("rejected")),
         "warnings": list(entry.get("warnings") or []),
+        "vmaf_min": min((r["vmaf"] for r in renditions if r.get("vmaf") is not None), default=None),
+        "renditions": renditions,
     }
 
 

@@ -94,6 +94,8 @@ runs = sa.Table(
     sa.Column("locales_total", sa.Integer),
     sa.Column("locales_rejected", sa.Integer),
     sa.Column("warnings", sa.Text),  # JSON list: what did not stop the title (QC within allowances, frames skipped)
+    sa.Column("vmaf_min", sa.Float),  # the title's lowest rung VMAF (mediaflow.quality): the scorecard's picture figure
+    sa.Column("renditions", sa.Text),  # JSON list: each rung's height, bitrate, VMAF, PSNR, SSIM
 )
 
 # The outbox: every alert is written here first (its key makes it exactly once), then delivered, and
@@ -268,12 +270,15 @@ class Ledger:
             "locales_total",
             "locales_rejected",
             "warnings",
+            "vmaf_min",
+            "renditions",
         }
         unknown = set(fields) - allowed
         if unknown:
             raise TypeError(f"unknown run fields {sorted(unknown)}")
-        if isinstance(fields.get("warnings"), list):
-            fields["warnings"] = json.dumps(fields["warnings"])
+        for column in ("warnings", "renditions"):
+            if isinstance(fields.get(column), list):
+                fields[column] = json.dumps(fields[column])
         row = {"dag_id": dag_id, "run_id": run_id, "stream": stream_of(dag_id), "state": state, **fields}
         stmt = self._insert(runs).values(**row)
         updates = {k: sa.func.coalesce(stmt.excluded[k], runs.c[k]) for k in ["state", *fields]}
@@ -303,6 +308,7 @@ class Ledger:
             return None
         out = dict(row._mapping)
         out["warnings"] = json.loads(out["warnings"]) if out.get("warnings") else []
+        out["renditions"] = json.loads(out["renditions"]) if out.get("renditions") else []
         return out
 
     def alerts(self, dag_id: str, run_id: str | None = None) -> list[dict]:

@@ -188,6 +188,7 @@ def anomalies(spans: pd.DataFrame, *, day: str, history_days: int = 30, quantile
 # ---------------------------------------------------------------- the whole picture for a window
 
 QUALITY = ["status", "reviews_total", "reviews_rejected", "qc_findings", "locales_total", "locales_rejected"]
+PICTURE = ["vmaf_min"]  # the title's lowest rung VMAF (mediaflow.quality); None before scoring existed
 
 
 def first_time_right(spans: pd.DataFrame) -> pd.DataFrame:
@@ -217,15 +218,18 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
     r = runs[runs["status"].notna()] if "status" in runs else runs.iloc[0:0]
     if r.empty:
         return pd.DataFrame(columns=["stream", "titles", "published_pct", "rejected_pct", "failed_pct",
-                                     "review_rejection_pct", "qc_findings_per_title", "locale_rejection_pct"])  # fmt: skip
+                                     "review_rejection_pct", "qc_findings_per_title", "locale_rejection_pct",
+                                     "lowest_rung_vmaf_median"])  # fmt: skip
     num = r[QUALITY[1:]].apply(pd.to_numeric, errors="coerce").fillna(0)
-    r = r.assign(**{c: num[c] for c in num}, published=r["status"] == "published", rejected=r["status"] == "rejected",
+    vmaf = pd.to_numeric(r["vmaf_min"], errors="coerce") if "vmaf_min" in r else pd.Series(float("nan"), index=r.index)
+    r = r.assign(**{c: num[c] for c in num}, vmaf_min=vmaf, published=r["status"] == "published", rejected=r["status"] == "rejected",
                  failed=r["status"] == "failed")  # fmt: skip
     g = r.groupby("stream")
     out = g.agg(titles=("run_id", "size"), published=("published", "mean"), rejected=("rejected", "mean"),
                 failed=("failed", "mean"), reviews_total=("reviews_total", "sum"),
                 reviews_rejected=("reviews_rejected", "sum"), qc_findings_per_title=("qc_findings", "mean"),
-                locales_total=("locales_total", "sum"), locales_rejected=("locales_rejected", "sum")).reset_index()  # fmt: skip
+                locales_total=("locales_total", "sum"), locales_rejected=("locales_rejected", "sum"),
+                lowest_rung_vmaf_median=("vmaf_min", "median")).reset_index()  # fmt: skip
     for c in ("published", "rejected", "failed"):
         out[f"{c}_pct"] = (out.pop(c).astype(float) * 100).round(1)
     out["review_rejection_pct"] = (
@@ -235,8 +239,9 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
         100 * out["locales_rejected"] / out["locales_total"].where(out["locales_total"] > 0)
     ).round(1)
     out["qc_findings_per_title"] = out["qc_findings_per_title"].astype(float).round(2)
+    out["lowest_rung_vmaf_median"] = out["lowest_rung_vmaf_median"].astype(float).round(1)
     return out[["stream", "titles", "published_pct", "rejected_pct", "failed_pct", "review_rejection_pct",
-                "qc_findings_per_title", "locale_rejection_pct"]]  # fmt: skip
+                "qc_findings_per_title", "locale_rejection_pct", "lowest_rung_vmaf_median"]]  # fmt: skip
 
 
 _BUCKETS = [("1min", 60), ("5min", 300), ("15min", 900), ("1h", 3600), ("6h", 21600), ("1D", 86400)]
@@ -301,7 +306,7 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
     now = pd.Timestamp(now or datetime.now(UTC))
     since, until = pd.Timestamp(since), pd.Timestamp(until)
     runs = runs.copy()
-    for c in ("stream", "asset_id", "delivered_at", "queued_at", "ended_at", "state", *QUALITY):
+    for c in ("stream", "asset_id", "delivered_at", "queued_at", "ended_at", "state", *QUALITY, *PICTURE):
         if c not in runs:
             runs[c] = None
     runs["queued_at"] = _utc(
@@ -326,7 +331,8 @@ def compute(attempts: pd.DataFrame, runs: pd.DataFrame, slas_s: dict[str, dict[s
 
     flow = flow_efficiency(spans, in_window, run_active_seconds(attempts, now=now)) if not spans.empty else pd.DataFrame(
         columns=["dag_id", "run_id", "stream", "lead_time_s", "active_s", "flow_efficiency"])  # fmt: skip
-    per_run = in_window[["dag_id", "run_id", "stream", "asset_id", "state", "status", "queued_at", *QUALITY[1:]]].merge(
+    per_run = in_window[["dag_id", "run_id", "stream", "asset_id", "state", "status", "queued_at", *QUALITY[1:],
+                         *PICTURE]].merge(
         flow.drop(columns=["stream"]), on=["dag_id", "run_id"], how="left")  # fmt: skip
     ends = (
         spans.groupby(["dag_id", "run_id"])["ended_at"].max().rename("finished_at").reset_index()

@@ -521,6 +521,7 @@ def _scorecard(s: dict) -> list[tuple[str, str]]:
         ("published", _pct(s.get("published_pct"))), ("rejected", _pct(s.get("rejected_pct"))),
         ("failed", _pct(s.get("failed_pct"))), ("review rejection", _pct(s.get("review_rejection_pct"))),
         ("QC findings / title", _num(s.get("qc_findings_per_title"))), ("locale rejection", _pct(s.get("locale_rejection_pct"))),
+        ("lowest rung VMAF (median)", _num(s.get("lowest_rung_vmaf_median"))),
     ]  # fmt: skip
 
 

@@ -141,6 +141,7 @@ class Transcoded(Result):
     fps: float
     posters: list[dict]
     loudness: dict | None = None
+    renditions: list[dict] = UNSET  # each video rung's scores (mediaflow.quality.score_ladder); not for audio-only
     ladder: dict = UNSET  # content-aware ladders only: the probe's figures and each rung's choice (complexity.Fitted)
     extra: dict = field(default_factory=dict)
 
@@ -246,6 +247,9 @@ class SummaryEntry(Result):
     stages: list[dict] | None = UNSET
     locales: dict[str, str] | None = None
     published: list[dict] = field(default_factory=list)
+    # v1.1: each video rung as encoded and scored (mediaflow.quality): rendition, width, height, bitrate_kbps (from
+    # the segments), vmaf, vmaf_min, psnr, ssim; not written for a title without video or from before v1.1
+    renditions: list[dict] = UNSET
     warnings: list[str] = UNSET
     reviews: list[Review] | None = UNSET
     compliance: dict | None = UNSET

@@ -200,7 +200,7 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
     row = (metrics.records(tables["runs"]) or [{}])[0]
     delivered = run["delivered_at"]
     return {"run": {**row, "delivered_at": iso_z(delivered) if delivered else None, "as_of": iso_z(now),
-                    "warnings": run.get("warnings") or []},
+                    "warnings": run.get("warnings") or [], "renditions": run.get("renditions") or []},
             "stages": metrics.records(tables["spans"].drop(columns=["dag_id", "run_id", "asset_id"])),
             "attempts": metrics.records(frame.drop(columns=["dag_id", "run_id", "stream"]))}  # fmt: skip
 

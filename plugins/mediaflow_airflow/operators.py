@@ -233,12 +233,21 @@ class LoudnessCheckOperator(_CheckOperator):
 
 
 class TechnicalQCOperator(_CheckOperator):
-    """Black frames, frozen video and silence in the source (ffmpeg detectors, the spec's thresholds)."""
+    """Black frames, frozen video and silence in the source (ffmpeg detectors, the spec's thresholds), and each
+    rung's VMAF (scored by transcode) against the stream's quality floor."""
+
+    template_fields: Sequence[str] = ("ingested", "transcode_task_id")
+
+    def __init__(self, *, transcode_task_id: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.transcode_task_id = transcode_task_id
 
     def check(self, store, buckets, context):
         from mediaflow import compliance
 
-        return compliance.check_technical_qc(store, buckets, ingested=self.ingested, spec=self._spec())
+        transcoded = context["ti"].xcom_pull(task_ids=self.transcode_task_id, default=None)
+        return compliance.check_technical_qc(store, buckets, ingested=self.ingested, spec=self._spec(),
+                                             transcoded=transcoded)  # fmt: skip
 
 
 class MetadataQualityOperator(_CheckOperator):
@@ -269,12 +278,19 @@ class PublishOperator(_StreamOperator):
         self.rights_task_id = rights_task_id
 
     def execute(self, context) -> dict[str, Any]:
-        from mediaflow import flow
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mediaflow import compliance, flow
         from mediaflow.ledger import Ledger
         from mediaflow_airflow.hooks import LedgerHook, MediaStoreHook
 
         ti = context["ti"]
         asset_id = self.ingested["asset_id"]
+        refused = compliance.refused_reviews(
+            [ti.xcom_pull(task_ids=names.policy_id(b), key=names.REVIEW_KEY, default=None) for b in names.BRANCHES]
+        )
+        if refused:  # an automatic rejection (the quality gate) skipped the person: nothing goes out
+            raise AirflowSkipException("; ".join(refused))
         # One publish of an asset at a time, across workers: two deliveries of it in flight never interleave their
         # copies (a torn title); the second waits, then publishes only if it is the newer delivery.
         with Ledger(LedgerHook().url()).lease(

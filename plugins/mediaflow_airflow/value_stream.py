@@ -172,6 +172,9 @@ def review_branch(spec: StreamSpec, branch: str, checks: dict):
         mode, why = compliance.review_mode(branch, policy, results)
         if mode == "human":
             return [ask_person]
+        if mode == "reject":  # the quality gate refused it: no person asked, publish will not run
+            ti.xcom_push(key=REVIEW_KEY, value=compliance.auto_rejection(branch, why))
+            return []
         ti.xcom_push(key=REVIEW_KEY, value=compliance.auto_approval(branch, why))
         return []  # approved: the person's task is skipped
 
@@ -292,7 +295,9 @@ def value_stream_dag(spec: StreamSpec) -> DAG:
                 LOUDNESS: LoudnessCheckOperator(
                     task_id=LOUDNESS, transcode_task_id=TRANSCODE_ID, localize_task_id=LOCALIZE_ID, **common, **MEDIA
                 ),
-                TECHNICAL_QC: TechnicalQCOperator(task_id=TECHNICAL_QC, **common, **MEDIA),
+                TECHNICAL_QC: TechnicalQCOperator(
+                    task_id=TECHNICAL_QC, transcode_task_id=TRANSCODE_ID, **common, **MEDIA
+                ),
                 METADATA: MetadataQualityOperator(task_id=METADATA, **common),
             }
         for upstream in (routed, transcoded, localized):

@@ -4,6 +4,9 @@
   its QC findings listed as warnings (summary, ledger, dashboard run page).
 - The same title with a 4 s black hole mid-programme waits for QC review, the finding (check, figure, limit) in its
   reason.
+- Every published title carries each rung's VMAF, PSNR and SSIM (summary.json, ledger, dashboard run page); a title
+  whose top rung is starved of bits (quality_drill: 100 kb/s for a busy 360p picture) waits for QC review, its
+  reason naming the rung, its VMAF and the floor (issue 20).
 - A DVB-style MPEG-2 576i transport stream recorded off air (it starts mid-GOP) publishes from its first keyframe
   with a warning naming what was skipped; the same stream cut short in an upload is rejected.
 """
@@ -47,11 +50,11 @@ def _programme(path: Path, *, black_hole: bool) -> None:
             str(path))  # fmt: skip
 
 
-def _delivery(root: Path, name: str, source: Path) -> None:
+def _delivery(root: Path, name: str, source: Path, *, stream: str = "news_clip") -> None:
     folder = root / name
     folder.mkdir(parents=True)
     source.replace(folder / source.name)
-    manifest = {"asset_id": name, "title": f"Broadcast QC {name}", "value_stream": "news_clip",
+    manifest = {"asset_id": name, "title": f"Broadcast QC {name}", "value_stream": stream,
                 "source": {"file": source.name}, "territories": ["US"], "channels": ["web"]}  # fmt: skip
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
@@ -66,6 +69,16 @@ def outcome(stack, api, tmp_path_factory):
     _delivery(deliveries, "qc-cold-open-fade", made / "cold-open.mp4")
     _programme(made / "black-hole.mp4", black_hole=True)
     _delivery(deliveries, "qc-black-hole", made / "black-hole.mp4")
+    busy = made / "busy.mp4"  # film-grain-like noise over a moving pattern: costly to encode
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=6,noise=alls=30:allf=t",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
+            "-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2",
+            str(busy))  # fmt: skip
+    refused = made / "refused"
+    refused.mkdir()
+    (refused / "busy.mp4").write_bytes(busy.read_bytes())
+    _delivery(deliveries, "quality-starved", busy, stream="quality_drill")
+    _delivery(deliveries, "quality-refused", refused / "busy.mp4", stream="quality_reject")
     recording = made / "recording.ts"
     samples.make_broadcast_ts(recording, seconds=8)
     (made / "off-air").mkdir()
@@ -90,7 +103,7 @@ def outcome(stack, api, tmp_path_factory):
     if waiting:
         time.sleep(3)  # the worker that parked the review has exited (see test_value_stream)
         for _, (dag_id, run_id) in waiting:
-            api.answer_review(dag_id, run_id, REVIEW_TASK, approve=False, comment="black hole confirmed")
+            api.answer_review(dag_id, run_id, REVIEW_TASK, approve=False, comment="confirmed")
         runner.wait(stack, [r for r in runs if r[0] in dict(waiting)], timeout_s=600, settle_on_review=False)
 
 
@@ -176,3 +189,49 @@ def test_the_mails_say_why_with_the_figure_and_the_limit(outcome, stack):
     assert "tolerated" in refused.get_body(preferencelist=("html",)).get_content(), "the limit, in the body"
     published = _mails_about(stack, "qc-cold-open-fade")
     assert not [m["Subject"] for m in published if m["Subject"].startswith(("[REVIEW]", "[REJECTED]"))]
+
+
+def test_every_published_rung_has_its_vmaf_psnr_and_ssim(outcome, stack, api):
+    results, ids = outcome
+    for delivery in ("qc-cold-open-fade", "ts-off-air-mid-gop"):
+        entry = results[delivery]
+        assert entry["status"] == "published", entry["reasons"]
+        rungs = entry["renditions"]
+        dag_id, run_id = ids[delivery]
+        assert [r["rendition"] for r in rungs] == [f"v{r['height']}" for r in rungs] and rungs, entry
+        for r in rungs:
+            assert 0 < r["vmaf"] <= 100 and r["vmaf_min"] <= r["vmaf"], r
+            assert r["psnr"] > 25 and 0.8 < r["ssim"] <= 1, r
+            assert r["bitrate_kbps"] > 0, "the bitrate measured from the segments"
+        assert min(r["vmaf"] for r in rungs) > 60, "rungs with their bits look fine"
+        row = Ledger(stack.ledger_url).run(dag_id, run_id)
+        assert row["vmaf_min"] == min(r["vmaf"] for r in rungs) and len(row["renditions"]) == len(rungs)
+        shown = api.request("GET", f"/mediaflow/api/runs/{dag_id}/{urllib.parse.quote(run_id, safe='')}")
+        assert [r["rendition"] for r in shown["run"]["renditions"]] == [r["rendition"] for r in rungs]
+
+
+def test_a_rung_starved_of_bits_waits_for_qc_review_naming_its_vmaf(outcome, stack):
+    results, _ = outcome
+    entry = results["quality-starved"]
+    assert entry["status"] == "awaiting_review", entry
+    top, low = entry["renditions"]
+    assert (top["rendition"], low["rendition"]) == ("v360", "v180")
+    assert top["vmaf"] < 80 and low["vmaf"] >= 60, entry["renditions"]
+    why = [r for r in entry["reasons"] if r.startswith("qc review: ")]
+    assert len(why) == 1 and "v360" in why[0] and f"VMAF {top['vmaf']:.1f}" in why[0] and "80" in why[0], why
+    assert not any("v180" in r for r in entry["reasons"]), "the rung with bits enough passes its floor"
+    [mail] = [m for m in _mails_about(stack, "quality-starved") if m["Subject"].startswith("[REVIEW]")]
+    assert "v360" in mail["Subject"] and f"VMAF {top['vmaf']:.1f}" in mail["Subject"], mail["Subject"]
+
+
+def test_a_stream_that_rejects_below_its_floor_publishes_nothing_and_says_why(outcome, stack):
+    results, _ = outcome
+    entry = results["quality-refused"]
+    assert entry["status"] == "rejected", entry
+    top = entry["renditions"][0]
+    [reason] = entry["reasons"]
+    assert reason.startswith("qc review rejected by quality gate: ") and "v360" in reason, reason
+    assert f"VMAF {top['vmaf']:.1f}" in reason, reason
+    assert entry["published"] == [], "nothing reached a channel"
+    [mail] = [m for m in _mails_about(stack, "quality-refused") if m["Subject"].startswith("[REJECTED]")]
+    assert "v360" in mail["Subject"], mail["Subject"]

@@ -1,11 +1,12 @@
-"""summary.json (v1) is a contract: a fixed, hand-made set of runs (published, rejected at ingest, rejected by a
+"""summary.json (v1, now 1.1) is a contract: a fixed, hand-made set of runs (published, rejected at ingest, rejected by a
 reviewer, no rights window, failed with the task's error, waiting for a person, failed with no outcome, refused by
 the batch, left pending, still running) goes through the runner's summarize, and out/summary.json must equal
 tests/unit/golden/summary_v1.json byte for byte: keys, key order, indentation, every value.
 
 The golden file was written by this test from the code before the summary entry had one constructor
 (mediaflow.results.SummaryEntry), so the refactoring is proven not to change a byte. Regenerate it (only for a
-deliberate, documented change of the contract) with MEDIAFLOW_WRITE_GOLDEN=1.
+deliberate, documented change of the contract) with MEDIAFLOW_WRITE_GOLDEN=1. Regenerated once, for 1.1 (issue 20):
+the top-level `version` and the published title's `renditions`, nothing else changed (see the commit's diff).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ CHECKS = {
                  "gx": {"suite": "manifest_suite", "suite_version": "3", "success": True, "evaluated": 12,
                         "successful": 12, "failed": [], "extra": "not kept"}},
 }  # fmt: skip
+# v1.1: the rungs as transcode scored them (flow.scored_rungs), as technical QC passes them on
+SCORED = {**CHECKS, "technical_qc": {**CHECKS["technical_qc"], "renditions": [
+    {"rendition": "v720", "width": 1280, "height": 720, "bitrate_kbps": 2310, "peak_kbps": 2790, "vmaf": 94.12,
+     "vmaf_min": 88.05, "psnr": 41.2, "ssim": 0.9821, "windows": [[1.0, 6.0]]},
+    {"rendition": "v360", "width": 640, "height": 360, "bitrate_kbps": 640, "peak_kbps": 770, "vmaf": 90.5,
+     "vmaf_min": 81.3, "psnr": 38.02, "ssim": 0.9702, "windows": [[1.0, 6.0]]}]}}  # fmt: skip
 AUTO = {
     "branch": "editorial",
     "decision": "approved",
@@ -90,7 +97,7 @@ def outcomes() -> dict[str, dict]:
                        "value_stream": "news_clip", "reasons": ["manifest.json: required field 'title' is missing"],
                        "quarantine_uri": "s3://quarantine/deliveries/bad-1/"}  # fmt: skip
     return {
-        "r1": run("r1", ingested=ACCEPTED, published=PUBLISHED, localized=LOCALIZED, checks=CHECKS,
+        "r1": run("r1", ingested=ACCEPTED, published=PUBLISHED, localized=LOCALIZED, checks=SCORED,
                   reviews=[AUTO, HUMAN_OK, None]),
         "r2": run("r2", "news_clip", ingested=rejected_ingest),
         "r3": run("r3", ingested={**ACCEPTED, "asset_id": "t3", "delivery_id": "t3"}, reviews=[AUTO, HUMAN_NO, None],

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mediaflow import analytics, batch, decisions, names, progress, rights
+from mediaflow import analytics, batch, decisions, flow, names, progress, rights
 from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.batch import processed_key
 from mediaflow.ledger import Ledger
@@ -643,6 +643,7 @@ def awaiting_entry(stack: Stack, delivery_id: str, dag_id: str, run_id: str, spe
     warnings = list(ingested.get("warnings") or []) + list(checks[names.TECHNICAL_QC].get("warnings") or [])
     return SummaryEntry(asset_id=ingested.get("asset_id"), delivery_id=delivery_id, value_stream=spec.name,
                         status="awaiting_review", dag_run_id=run_id, source=ingested.get("source"), warnings=warnings,
+                        renditions=flow.rendition_scores(checks),
                         reasons=decisions.awaiting_reasons(waiting, checks, ui_url=stack.api_url, dag_id=dag_id,
                                                            run_id=run_id)).to_dict()  # fmt: skip
 
@@ -712,8 +713,12 @@ def summarize(stack: Stack, runs: list[tuple], done: dict, *, stopped: str | Non
     return summary
 
 
+SUMMARY_VERSION = "1.1"  # 1.1: an optional `renditions` list per asset (docs/contracts.md)
+
+
 def write_summary(out_dir: Path, summary: dict) -> None:
     """out/summary.json, replaced whole (never half written, whatever stops the runner)."""
+    summary = {"generated_at": summary.get("generated_at"), "version": SUMMARY_VERSION, **summary}
     out_dir.mkdir(parents=True, exist_ok=True)
     part = out_dir / "summary.json.part"
     part.write_text(json.dumps(summary, indent=2) + "\n")
