@@ -94,3 +94,12 @@ def test_no_function_over_80_lines_without_a_reason():
                         length = node.end_lineno - node.lineno + 1
                         unexplained.append(f"{path.relative_to(PROJECT)}:{node.lineno} {node.name} ({length} lines)")
     assert not unexplained, "functions over 80 lines with no `# long: <reason>` above them: " + ", ".join(unexplained)
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    """pytest imports test modules by their base name (rootdir, no packages): two test files of one name in different
+    folders stop the whole suite at collection ("import file mismatch"), which has happened twice."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((Path(__file__).resolve().parents[1]).rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(Path(__file__).resolve().parents[2])))
+    assert not {name: where for name, where in seen.items() if len(where) > 1}
