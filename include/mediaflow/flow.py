@@ -749,11 +749,11 @@ def scored_rungs(scores: list[dict], variants: list[dict]) -> list[dict]:
     rates = {v["uri"].split("/", 1)[0]: v for v in variants}
     out = []
     for s in scores:
-        v = rates.get(s["rendition"], {})
+        rate = rates.get(s["rendition"], {})
         out.append({"rendition": s["rendition"], "width": s["width"], "height": s["height"],
-                    "bitrate_kbps": round(v["avg_bps"] / 1000) if v else None,
-                    "peak_kbps": round(v["peak_bps"] / 1000) if v else None,
-                    **{k: v for k, v in s.items() if k not in ("rendition", "width", "height")}})  # fmt: skip
+                    "bitrate_kbps": round(rate["avg_bps"] / 1000) if rate else None,
+                    "peak_kbps": round(rate["peak_bps"] / 1000) if rate else None,
+                    **{k: s[k] for k in s if k not in ("rendition", "width", "height")}})  # fmt: skip
     return out
 
 
@@ -780,7 +780,7 @@ def quality_of(entry: dict) -> dict:
         "locales_total": len(locales),
         "locales_rejected": sum(1 for v in locales.values() if str(v).startswith("rejected")),
         "warnings": list(entry.get("warnings") or []),
-        "vmaf_min": min((r["vmaf"] for r in renditions if r.get("vmaf") is not None), default=None),
+        "lowest_rung_vmaf": min((r["vmaf"] for r in renditions if r.get("vmaf") is not None), default=None),
         "renditions": renditions,
     }
 

@@ -94,7 +94,9 @@ runs = sa.Table(
     sa.Column("locales_total", sa.Integer),
     sa.Column("locales_rejected", sa.Integer),
     sa.Column("warnings", sa.Text),  # JSON list: what did not stop the title (QC within allowances, frames skipped)
-    sa.Column("vmaf_min", sa.Float),  # the title's lowest rung VMAF (mediaflow.quality): the scorecard's picture figure
+    sa.Column(
+        "lowest_rung_vmaf", sa.Float
+    ),  # the lowest mean VMAF of the title's rungs: the scorecard's picture figure
     sa.Column("renditions", sa.Text),  # JSON list: each rung's height, bitrate, VMAF, PSNR, SSIM
 )
 
@@ -270,7 +272,7 @@ class Ledger:
             "locales_total",
             "locales_rejected",
             "warnings",
-            "vmaf_min",
+            "lowest_rung_vmaf",
             "renditions",
         }
         unknown = set(fields) - allowed

@@ -188,7 +188,7 @@ def anomalies(spans: pd.DataFrame, *, day: str, history_days: int = 30, quantile
 # ---------------------------------------------------------------- the whole picture for a window
 
 QUALITY = ["status", "reviews_total", "reviews_rejected", "qc_findings", "locales_total", "locales_rejected"]
-PICTURE = ["vmaf_min"]  # the title's lowest rung VMAF (mediaflow.quality); None before scoring existed
+PICTURE = ["lowest_rung_vmaf"]  # the lowest mean VMAF of a title's rungs (mediaflow.quality); None before scoring
 
 
 def first_time_right(spans: pd.DataFrame) -> pd.DataFrame:
@@ -221,15 +221,19 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
                                      "review_rejection_pct", "qc_findings_per_title", "locale_rejection_pct",
                                      "lowest_rung_vmaf_median"])  # fmt: skip
     num = r[QUALITY[1:]].apply(pd.to_numeric, errors="coerce").fillna(0)
-    vmaf = pd.to_numeric(r["vmaf_min"], errors="coerce") if "vmaf_min" in r else pd.Series(float("nan"), index=r.index)
-    r = r.assign(**{c: num[c] for c in num}, vmaf_min=vmaf, published=r["status"] == "published", rejected=r["status"] == "rejected",
+    vmaf = (
+        pd.to_numeric(r["lowest_rung_vmaf"], errors="coerce")
+        if "lowest_rung_vmaf" in r
+        else pd.Series(float("nan"), index=r.index)
+    )
+    r = r.assign(**{c: num[c] for c in num}, lowest_rung_vmaf=vmaf, published=r["status"] == "published", rejected=r["status"] == "rejected",
                  failed=r["status"] == "failed")  # fmt: skip
     g = r.groupby("stream")
     out = g.agg(titles=("run_id", "size"), published=("published", "mean"), rejected=("rejected", "mean"),
                 failed=("failed", "mean"), reviews_total=("reviews_total", "sum"),
                 reviews_rejected=("reviews_rejected", "sum"), qc_findings_per_title=("qc_findings", "mean"),
                 locales_total=("locales_total", "sum"), locales_rejected=("locales_rejected", "sum"),
-                lowest_rung_vmaf_median=("vmaf_min", "median")).reset_index()  # fmt: skip
+                lowest_rung_vmaf_median=("lowest_rung_vmaf", "median")).reset_index()  # fmt: skip
     for c in ("published", "rejected", "failed"):
         out[f"{c}_pct"] = (out.pop(c).astype(float) * 100).round(1)
     out["review_rejection_pct"] = (

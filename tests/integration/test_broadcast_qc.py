@@ -205,7 +205,7 @@ def test_every_published_rung_has_its_vmaf_psnr_and_ssim(outcome, stack, api):
             assert r["bitrate_kbps"] > 0, "the bitrate measured from the segments"
         assert min(r["vmaf"] for r in rungs) > 60, "rungs with their bits look fine"
         row = Ledger(stack.ledger_url).run(dag_id, run_id)
-        assert row["vmaf_min"] == min(r["vmaf"] for r in rungs) and len(row["renditions"]) == len(rungs)
+        assert row["lowest_rung_vmaf"] == min(r["vmaf"] for r in rungs) and len(row["renditions"]) == len(rungs)
         shown = api.request("GET", f"/mediaflow/api/runs/{dag_id}/{urllib.parse.quote(run_id, safe='')}")
         assert [r["rendition"] for r in shown["run"]["renditions"]] == [r["rendition"] for r in rungs]
 

@@ -229,17 +229,17 @@ def test_quality_of_an_outcome_entry():
     assert quality_of(entry) == {"status": "rejected", "reviews_total": 2, "reviews_rejected": 1, "qc_findings": 1,
                                  "locales_total": 2, "locales_rejected": 1,
                                  "warnings": ["x.mp4: silence 0.0-2.2 s at the head, within the 3 s allowance"],
-                                 "vmaf_min": None, "renditions": []}  # fmt: skip
+                                 "lowest_rung_vmaf": None, "renditions": []}  # fmt: skip
     assert quality_of({"status": "failed"})["reviews_total"] == 0
     rungs = [{"rendition": "v720", "vmaf": 93.1}, {"rendition": "v360", "vmaf": 71.4}]
     scored = quality_of({"status": "published", "renditions": rungs})
-    assert scored["vmaf_min"] == 71.4 and scored["renditions"] == rungs, "the lowest rung is the title's figure"
+    assert scored["lowest_rung_vmaf"] == 71.4 and scored["renditions"] == rungs, "the lowest rung is the title's figure"
 
 
 def test_the_scorecard_shows_the_median_of_each_titles_lowest_rung_vmaf():
     runs = pd.DataFrame([{"stream": "s", "run_id": f"r{i}", "status": "published", "reviews_total": 0,
                           "reviews_rejected": 0, "qc_findings": 0, "locales_total": 0, "locales_rejected": 0,
-                          "vmaf_min": v} for i, v in enumerate([70.0, 90.0, None, 80.0])])  # fmt: skip
+                          "lowest_rung_vmaf": v} for i, v in enumerate([70.0, 90.0, None, 80.0])])  # fmt: skip
     [card] = metrics.records(metrics.scorecard(runs))
     assert card["lowest_rung_vmaf_median"] == 80.0, "titles scored before 1.1 (None) are left out, not counted as 0"
 
