@@ -344,6 +344,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
     finish = np.zeros(len(jobs))
     qwait: dict[str, list] = {}
     busy_s: dict[str, float] = {p: 0.0 for p in slots}
+    stage_busy_s: dict[str, float] = {}
 
     def start(t, i, k):
         nonlocal seq
@@ -352,6 +353,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         if pool in slots:
             busy[pool] += 1
             busy_s[pool] += service
+            stage_busy_s[stage] = stage_busy_s.get(stage, 0.0) + service
         seq += 1
         heapq.heappush(events, (t + service, seq, "done", i, k))
 
@@ -387,7 +389,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
             heapq.heappush(events, (t + jobs[i].steps[k + 1][1], seq, "ready", i, k + 1))
         else:
             finish[i] = t
-    return {"finish": finish, "qwait": qwait, "busy_s": busy_s}
+    return {"finish": finish, "qwait": qwait, "busy_s": busy_s, "stage_busy_s": stage_busy_s}
 
 
 def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Generator, n: int) -> list[list[_Job]]:
@@ -572,12 +574,12 @@ def _wip_mean(arrive: np.ndarray, finish: np.ndarray) -> float:
 def simulate(hist: History, scenario: Scenario, *, seed: int = 0, replications: int = 20) -> SimResult:
     """The scenario's titles through the queue model, `replications` times: lead time (arrival to last stage's
     end) p50/p85/mean, makespan, throughput, utilization and mean queue wait per stage, and the bottleneck (the
-    stage with the most queue waiting; without queueing, the pool stage or stage taking the longest)."""
+    stage taking the most slot time in the pool titles queue for; without queueing, the longest stage)."""
     short = _too_little(hist, arrival_mix(hist, scenario) or hist.streams() or ["(no stream)"])
     if short:
         raise ValueError(short)
     rng = np.random.default_rng(seed)
-    leads, spans, outs, wips, waits, busy, stage_time = [], [], [], [], {}, {}, {}
+    leads, spans, outs, wips, waits, busy, stage_time, stage_busy = [], [], [], [], {}, {}, {}, {}
     for _ in range(replications):
         jobs = _scenario_jobs(hist, scenario, rng)
         res = run_queue(jobs, scenario.slots)
@@ -590,6 +592,8 @@ def simulate(hist: History, scenario: Scenario, *, seed: int = 0, replications: 
         wips.append(_wip_mean(arrive, res["finish"]))
         for st, w in res["qwait"].items():
             waits.setdefault(st, []).extend(w)
+        for st, b in res["stage_busy_s"].items():
+            stage_busy[st] = stage_busy.get(st, 0.0) + b
         for p, b in res["busy_s"].items():
             busy.setdefault(p, []).append(b / (scenario.slots[p] * makespan) if makespan > 0 else 0.0)
         for j in jobs:
@@ -598,8 +602,10 @@ def simulate(hist: History, scenario: Scenario, *, seed: int = 0, replications: 
     lead = np.concatenate(leads)
     wait_s = {st: float(np.mean(w)) for st, w in waits.items()}
     utilization = {p: float(np.mean(b)) for p, b in busy.items()}
-    if wait_s and max(wait_s.values()) > 1.0:
-        neck = max(wait_s, key=wait_s.get)
+    if wait_s and max(wait_s.values()) > 1.0:  # titles queue for a pool: its stage taking the most slot time
+        pool = STAGE_POOL.get(max(wait_s, key=wait_s.get))
+        in_pool = {st: b for st, b in stage_busy.items() if STAGE_POOL.get(st) == pool}
+        neck = max(in_pool, key=in_pool.get) if in_pool else max(wait_s, key=wait_s.get)
     else:
         neck = max(stage_time, key=lambda st: np.mean(stage_time[st])) if stage_time else ""
     return SimResult(float(np.quantile(lead, 0.5)), float(np.quantile(lead, 0.85)), float(np.mean(spans)),
