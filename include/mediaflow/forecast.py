@@ -570,7 +570,6 @@ def _wip_mean(arrive: np.ndarray, finish: np.ndarray) -> float:
     return float((finish - arrive).sum() / span) if span > 0 else 0.0
 
 
-# long: one replication loop gathering every figure of the result; split, each part would re-walk the replications
 def simulate(hist: History, scenario: Scenario, *, seed: int = 0, replications: int = 20) -> SimResult:
     """The scenario's titles through the queue model, `replications` times: lead time (arrival to last stage's
     end) p50/p85/mean, makespan, throughput, utilization and mean queue wait per stage, and the bottleneck (the
@@ -639,9 +638,11 @@ class Calibration:
     batch_error_pct: float | None  # mean |forecast p50 - actual| / actual of the batch finish, in %
     enough: bool
     reason: str
+    share_before_p50: float | None = None  # the same for the p50 (about half, when the forecast is calibrated)
 
     def to_json(self) -> dict:
         return {"titles": self.titles, "batches": self.batches,
+                "share_before_p50": None if self.share_before_p50 is None else round(self.share_before_p50, 3),
                 "share_before_p85": None if self.share_before_p85 is None else round(self.share_before_p85, 3),
                 "batch_error_pct": _r1(self.batch_error_pct), "enough": self.enough, "reason": self.reason}  # fmt: skip
 
@@ -666,7 +667,6 @@ def observed_slots(hist: History) -> dict[str, int]:
     return {MEDIA_POOL: int(max(ev["d"].cumsum().max(), 1))}
 
 
-# long: one pass over the batches, each judged from what had finished before it, gathering both figures
 def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots: dict[str, int] | None = None,
              n: int = 200, gap_s: float = BATCH_GAP_S) -> Calibration:  # fmt: skip
     """Replay the ledger: at each batch's start, forecast its titles from the runs finished before it (through the
@@ -681,7 +681,7 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
             _stage_rows(full, stream, stage)
     feats = run_features(attempts, runs)
     slots = slots or observed_slots(full)
-    hits, errors, judged_batches, short = [], [], 0, 0
+    hits, hits50, errors, judged_batches, short = [], [], [], 0, 0
     for i, batch in enumerate(batches_of(feats, gap_s)):
         t0 = batch["run_queued_at"].min()
         hist = full.finished_before(t0)
@@ -693,13 +693,15 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
         delay = (ok["run_queued_at"] - t0).dt.total_seconds().to_numpy()
         finish = batch_samples(hist, titles, slots=slots, now=t0, n=n, seed=seed + i) + delay
         actual = (ok["run_finished_at"] - t0).dt.total_seconds().to_numpy()
-        p85 = np.quantile(finish, 0.85, axis=0)
+        p50, p85 = np.quantile(finish, [0.5, 0.85], axis=0)
         seen = (end - t0).total_seconds()
-        for a, q in zip(actual, p85, strict=True):
+        for a, q50, q in zip(actual, p50, p85, strict=True):
             if not np.isnan(a):
                 hits.append(a <= q)
-            elif seen > q:
+                hits50.append(a <= q50)
+            elif seen > q:  # still running past its p85: late whatever happens next
                 hits.append(False)
+                hits50.append(False)
         if not np.isnan(actual).any() and actual.max() > 0:
             judged_batches += 1
             errors.append(abs(float(np.quantile(finish.max(axis=1), 0.5)) - actual.max()) / actual.max())
@@ -710,7 +712,8 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
     share = float(np.mean(hits))
     reason = (f"{len(hits)} titles in {judged_batches} finished batches; {short} titles without history left out; "
               f"slots {', '.join(f'{p} {k}' for p, k in sorted(slots.items()))}")  # fmt: skip
-    return Calibration(len(hits), judged_batches, share, 100 * float(np.mean(errors)) if errors else None, True, reason)
+    error = 100 * float(np.mean(errors)) if errors else None
+    return Calibration(len(hits), judged_batches, share, error, True, reason, float(np.mean(hits50)))
 
 
 # ---------------------------------------------------------------- the command

@@ -232,6 +232,7 @@ def test_backtest_calibration_on_a_ledger_built_to_be_ninety_percent_on_time():
     assert cal.share_before_p85 == pytest.approx(40 / 45)
     assert cal.batch_error_pct == pytest.approx(10.0)
     assert cal.to_json()["share_before_p85"] == 0.889
+    assert cal.share_before_p50 == pytest.approx(40 / 45)  # p50 = p85 = 100 s here
 
 
 def test_backtest_with_too_little_history_says_so():
