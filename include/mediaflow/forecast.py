@@ -131,7 +131,8 @@ def run_features(attempts: pd.DataFrame, runs: pd.DataFrame, *, now=None) -> pd.
     # a run ended when Airflow says so; the finish that counts is its last stage's end (the outcome task is after it)
     finished_at = r["last_end"].where(r["last_end"].notna(), finished_at)
     finished = over & (r["open_"] != True) & finished_at.notna()  # noqa: E712 (NaN: no stage ran)
-    appr = a[a["task_id"].astype(str).str.endswith(names.APPROVAL_SUFFIX)]
+    # a person answered: an approval task ran (the listener records a skipped one too, with its skip time)
+    appr = a[a["task_id"].astype(str).str.endswith(names.APPROVAL_SUFFIX) & (a["state"] != "skipped")]
     person = set(zip(appr["dag_id"], appr["run_id"], strict=True))
     reviewed = a[a["stage"] == names.REVIEW][["dag_id", "run_id"]].drop_duplicates()
     reviewed = set(zip(reviewed["dag_id"], reviewed["run_id"], strict=True))

@@ -116,6 +116,9 @@ def test_review_conditioned_on_whether_a_person_answers():
               for i in range(5)]  # fmt: skip
     policy = [{"run": f"a{i}", "queued": 100_000 + i * 1000, "stages": [(names.REVIEW, 0, 10)]} for i in range(5)]
     a, r = ledger(people + policy)
+    # policy approved: the person's task was skipped (the listener records it, with a start)
+    skipped = a[a["run_id"].str.startswith("a")].assign(task_id=names.approval_id(names.LEGAL), state="skipped")
+    a = pd.concat([a, skipped], ignore_index=True)
     hist = forecast.history(a, r, now=at(200_000))
     assert forecast.eta(hist, queued(review_person=True), now=at(200_000)).p50_s == 3600.0
     assert forecast.eta(hist, queued(review_person=False), now=at(200_000)).p85_s == 10.0
