@@ -18,8 +18,9 @@ by empirical resampling (bootstrap) with a seeded numpy Generator, so the same l
   before it, and reports calibration (share of titles done before their p85; goal 80-90 %) and the batch error.
 
 Too little history (fewer than MIN_RUNS finished runs of a stream) is said, never guessed. In the queue model the
-measured hand-off waits of pool stages are cut at their 25th percentile: the rest of a measured wait was queueing
-for a slot on the night it was measured, which the model adds itself from this batch's contention.
+measured hand-off waits of pool stages, and the idle part of their cycle (cycle - active: tasks waiting for a slot
+inside the stage), are cut at their 25th percentile: the rest was queueing for a slot on the night it was measured,
+which the model adds itself from this batch's contention.
 Plain pandas/numpy/stdlib: no Airflow.
 """
 
@@ -257,21 +258,27 @@ def _condition(rows: pd.DataFrame, stage: str, features: dict) -> tuple[pd.DataF
 def sample_stage(hist: History, stream: str, stage: str, features: dict, rng: np.random.Generator, n: int, *,
                  elapsed_s: float | None = None, cut_wait: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """n samples of (hand-off wait, cycle) seconds of one stage for a title. `elapsed_s`: the stage runs already
-    for that long: its remaining cycle, among the spans that ran longer (no wait). `cut_wait`: the wait is cut at
-    POOL_HANDOFF_Q for pool stages (the queue model adds the queueing)."""
+    for that long: its remaining cycle, among the spans that ran longer (no wait). `cut_wait` (the queue model):
+    for pool stages, the hand-off wait and the cycle's idle part (cycle - active: its tasks waiting for slots) are
+    cut at their POOL_HANDOFF_Q quantile; the model adds the queueing of the contention it simulates."""
     rows, per_source_s = _condition(_stage_rows(hist, stream, stage), stage, features)
     if rows.empty:
         return np.zeros(n), np.zeros(n)
-    wait, cycle = rows["wait_s"].to_numpy(float), rows["cycle_s"].to_numpy(float)
+    wait, cycle, active = (rows[c].to_numpy(float) for c in ("wait_s", "cycle_s", "active_s"))
     if per_source_s is not None:
-        cycle = cycle / rows["duration_s"].to_numpy(float) * per_source_s
+        scale = per_source_s / rows["duration_s"].to_numpy(float)
+        cycle, active = cycle * scale, active * scale
     if elapsed_s is not None:
         longer = cycle[cycle > elapsed_s]
         if longer.size == 0:
             return np.zeros(n), np.zeros(n)
         return np.zeros(n), longer[rng.integers(0, longer.size, n)] - elapsed_s
-    if cut_wait and stage in STAGE_POOL:
-        wait = np.minimum(wait, np.quantile(wait, POOL_HANDOFF_Q))
+    if cut_wait and stage in STAGE_POOL and rows["has"].any():
+        # what waited for a slot, before the stage or between its tasks, is cut: the queue model adds its own
+        ran = rows["has"].to_numpy(bool)
+        gap = np.clip(cycle - active, 0.0, None)
+        wait = np.minimum(wait, np.quantile(wait[ran], POOL_HANDOFF_Q))
+        cycle = active + np.minimum(gap, np.quantile(gap[ran], POOL_HANDOFF_Q))
     idx = rng.integers(0, len(rows), n)
     return wait[idx], cycle[idx]
 

@@ -106,7 +106,7 @@ def test_transcode_scales_with_the_source_duration():
             for i, d in enumerate([60, 120, 300, 600, 900, 1200])]  # fmt: skip
     a, r = ledger(runs)
     hist = forecast.history(a, r, now=at(60_000))
-    assert forecast.eta(hist, queued(duration_s=500.0), now=at(60_000)).p85_s == 1000.0
+    assert forecast.eta(hist, queued(duration_s=500.0), now=at(60_000)).p85_s == pytest.approx(1000.0)
     # unknown duration: the plain distribution (between the shortest and the longest)
     assert 120 <= forecast.eta(hist, queued(), now=at(60_000)).p50_s <= 2400
 
@@ -274,3 +274,20 @@ def test_the_command_reads_the_ledger(tmp_path, capsys):
     assert out["changed"]["makespan_s"] < out["base"]["makespan_s"]
     assert forecast.main(["backtest", "--ledger", url, "--now", now]) == 0
     assert json.loads(capsys.readouterr().out)["enough"] is True
+
+
+def test_the_queue_model_takes_out_the_queueing_a_batch_measured():
+    # history: each title's transcode was active 100 s but its stage took 400 s and it waited 300 s before it,
+    # except three of eight that ran alone (no wait, no gap): the model's slot time is 100 s, not 400 s, and
+    # with ample slots a title takes 100 s; the ETA (no model) keeps the measured times
+    runs = [{"run": f"h{i}", "queued": i * 5000, "stages": [(names.TRANSCODE, 0 if i < 3 else 300, 100)]}
+            for i in range(8)]  # fmt: skip
+    a, r = ledger(runs)
+    idle = a[a["run_id"].isin([f"h{i}" for i in range(3, 8)])].assign(
+        task_id=names.check_id(names.LOUDNESS), started_at=lambda d: d["started_at"] + timedelta(seconds=390),
+        ended_at=lambda d: d["started_at"] + timedelta(seconds=10))  # fmt: skip
+    a = pd.concat([a, idle.assign(stage=names.TRANSCODE)], ignore_index=True)
+    hist = forecast.history(a, r, now=at(60_000))
+    b = forecast.batch_forecast(hist, [queued()], slots={names.MEDIA_POOL: 8}, now=at(60_000), n=200)
+    assert b.p85_s == 110.0  # 100 s active + the 10 s of the second task: only the idle 290 s between them is cut
+    assert forecast.eta(hist, queued(), now=at(60_000)).p50_s == 300 + 400
