@@ -444,10 +444,12 @@ class BatchForecast:
     titles: int
     burndown: list[dict]  # [{"t_s", "at", "p15", "p50", "p85"}]: titles remaining, from now to the p85 end
     basis: str
+    per_title: list[dict] = field(default_factory=list)  # [{"dag_id", "run_id", "p50_s", "p85_s", "p50_at", "p85_at"}]
 
     def to_json(self) -> dict:
         return {"p50_at": _iso(self.p50_at), "p85_at": _iso(self.p85_at), "p50_s": _r1(self.p50_s),
-                "p85_s": _r1(self.p85_s), "titles": self.titles, "burndown": self.burndown, "basis": self.basis}  # fmt: skip
+                "p85_s": _r1(self.p85_s), "titles": self.titles, "burndown": self.burndown, "basis": self.basis,
+                "per_title": self.per_title}  # fmt: skip
 
 
 def slots_of(cap) -> dict[str, int]:
@@ -468,8 +470,8 @@ def burndown(finish: np.ndarray, *, now, until_s: float, points: int = 40) -> li
 
 def batch_forecast(hist: History, titles: list[TitleState], *, slots: dict[str, int], now: datetime,
                    n: int = 500, seed: int = 0) -> BatchForecast:  # fmt: skip
-    """p50/p85 of when the last of `titles` (queued and running) finishes on a machine with `slots`, and the
-    burn-down with its band."""
+    """p50/p85 of when the last of `titles` (queued and running) finishes on a machine with `slots`, the
+    burn-down with its band, and each title's p50/p85 in that batch (its ETA with the contention)."""
     if not titles:
         return BatchForecast(None, None, 0.0, 0.0, 0, [], "no titles queued or running")
     short = _too_little(hist, [t.stream for t in titles])
@@ -482,8 +484,12 @@ def batch_forecast(hist: History, titles: list[TitleState], *, slots: dict[str, 
     streams = sorted({t.stream for t in titles})
     basis = (f"{n} replications over {', '.join(f'{hist.runs_of(s)} finished runs of {s}' for s in streams)}; "
              f"slots {', '.join(f'{p} {k}' for p, k in sorted(slots.items()))}")  # fmt: skip
+    q50, q85 = np.quantile(finish, [0.5, 0.85], axis=0)
+    per_title = [{"dag_id": t.dag_id, "run_id": t.run_id, "p50_s": _r1(a), "p85_s": _r1(b),
+                  "p50_at": _iso(at + timedelta(seconds=float(a))), "p85_at": _iso(at + timedelta(seconds=float(b)))}
+                 for t, a, b in zip(titles, q50, q85, strict=True)]  # fmt: skip
     return BatchForecast(at + timedelta(seconds=p50), at + timedelta(seconds=p85), p50, p85, len(titles),
-                         burndown(finish, now=now, until_s=p85), basis)  # fmt: skip
+                         burndown(finish, now=now, until_s=p85), basis, per_title)  # fmt: skip
 
 
 # ---------------------------------------------------------------- what-if

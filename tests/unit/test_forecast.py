@@ -160,6 +160,8 @@ def test_four_titles_on_two_slots_take_two_rounds():
     assert b.p85_at == at(10_200)
     assert [p["p50"] for p in b.burndown if p["t_s"] in (0.0, 100.0, 200.0)] == [4.0, 2.0, 0.0]
     assert b.burndown[0]["at"] == "2026-11-01T02:46:40Z" and b.burndown[-1]["t_s"] == 200.0
+    # two titles go in the first round, two in the second (ties go first come, first served)
+    assert sorted(t["p50_s"] for t in b.per_title) == [100.0, 100.0, 200.0, 200.0]
     four = forecast.batch_forecast(hist, titles, slots={names.MEDIA_POOL: 4}, now=at(10_000), n=50)
     assert four.p85_s == 100.0
     json.dumps(b.to_json())
