@@ -341,6 +341,7 @@ class _Job:
     steps: list  # [(stage, handoff_s, service_s)]
     held: bool = False  # the first step is in service already (a running title holds its slot)
     rank0: int = 0  # stages done before the first step (priority: further along goes first)
+    tiebreak: float = 0.0  # equal priority and ready time: lower first (titles queued together: order unknown)
 
 
 def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
@@ -353,10 +354,12 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
     qwait: dict[str, list] = {}
     busy_s: dict[str, float] = {p: 0.0 for p in slots}
     stage_busy_s: dict[str, float] = {}
+    trace: list[tuple[int, str, float, float]] = []  # (job, stage, service start, end)
 
     def start(t, i, k):
         nonlocal seq
         stage, _, service = jobs[i].steps[k]
+        trace.append((i, stage, t, t + service))
         pool = STAGE_POOL.get(stage)
         if pool in slots:
             busy[pool] += 1
@@ -365,7 +368,8 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         seq += 1
         heapq.heappush(events, (t + service, seq, "done", i, k))
 
-    for i, job in enumerate(jobs):
+    for i in sorted(range(len(jobs)), key=lambda i: (jobs[i].arrive_s, jobs[i].tiebreak)):  # ties: tiebreak order
+        job = jobs[i]
         if not job.steps:
             finish[i] = job.arrive_s
             continue
@@ -381,7 +385,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         pool = STAGE_POOL.get(stage)
         if kind == "ready":
             if pool in slots and busy[pool] >= slots[pool]:
-                heapq.heappush(queues[pool], (-(jobs[i].rank0 + k), t, i, k))
+                heapq.heappush(queues[pool], (-(jobs[i].rank0 + k), t, jobs[i].tiebreak, i, k))
                 continue
             qwait.setdefault(stage, []).append(0.0)
             start(t, i, k)
@@ -389,7 +393,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         if pool in slots:
             busy[pool] -= 1
             while queues[pool] and busy[pool] < slots[pool]:
-                _, t_ready, j, kj = heapq.heappop(queues[pool])
+                _, t_ready, _, j, kj = heapq.heappop(queues[pool])
                 qwait.setdefault(jobs[j].steps[kj][0], []).append(t - t_ready)
                 start(t, j, kj)
         if k + 1 < len(jobs[i].steps):
@@ -397,11 +401,15 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
             heapq.heappush(events, (t + jobs[i].steps[k + 1][1], seq, "ready", i, k + 1))
         else:
             finish[i] = t
-    return {"finish": finish, "qwait": qwait, "busy_s": busy_s, "stage_busy_s": stage_busy_s}
+    return {"finish": finish, "qwait": qwait, "busy_s": busy_s, "stage_busy_s": stage_busy_s, "trace": trace}
 
 
-def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Generator, n: int) -> list[list[_Job]]:
-    """n replications of the titles' jobs, every stage sampled once per replication."""
+def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Generator, n: int,
+              arrive_s=None) -> list[list[_Job]]:  # fmt: skip
+    """n replications of the titles' jobs, every stage sampled once per replication; titles that reach a queue
+    at the same moment with the same priority go in a random order (Airflow's is not known in advance)."""
+    arrive_s = np.zeros(len(titles)) if arrive_s is None else np.asarray(arrive_s, float)
+    ties = rng.random((n, len(titles)))
     per_title = []
     for title in titles:
         stages = remaining_stages(hist, title)
@@ -416,19 +424,20 @@ def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Ge
     reps = []
     for r in range(n):
         jobs = []
-        for title, stages, draws in per_title:
+        for x, (title, stages, draws) in enumerate(per_title):
             steps = [(st, float(w[r]), float(c[r])) for st, (w, c) in zip(stages, draws, strict=True)]
             held = bool(title.stage and title.stage_started_at is not None and title.stage in STAGE_POOL)
-            jobs.append(_Job(0.0, steps, held=held, rank0=len(title.done)))
+            jobs.append(_Job(float(arrive_s[x]), steps, held=held, rank0=len(title.done), tiebreak=float(ties[r, x])))
         reps.append(jobs)
     return reps
 
 
 def batch_samples(hist: History, titles: list[TitleState], *, slots: dict[str, int], now, n: int = 500,
-                  seed: int = 0) -> np.ndarray:  # fmt: skip
-    """(n, titles) seconds from `now` until each title's last stage ends, through the queue model."""
+                  seed: int = 0, arrive_s=None) -> np.ndarray:  # fmt: skip
+    """(n, titles) seconds from `now` until each title's last stage ends, through the queue model; `arrive_s`:
+    seconds after `now` each title is queued (default: all now)."""
     rng = np.random.default_rng(seed)
-    reps = _jobs_for(hist, titles, now=now, rng=rng, n=n)
+    reps = _jobs_for(hist, titles, now=now, rng=rng, n=n, arrive_s=arrive_s)
     return np.array([run_queue(jobs, slots)["finish"] for jobs in reps]).reshape(n, len(titles))
 
 
@@ -689,7 +698,7 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
     end = max(
         pd.to_datetime(attempts["ended_at"], utc=True).max(), pd.to_datetime(attempts["started_at"], utc=True).max()
     )
-    full = history(attempts, runs, now=end.to_pydatetime() if pd.notna(end) else None)
+    full = history(attempts, runs, now=end.floor("us").to_pydatetime() if pd.notna(end) else None)
     for stream in full.streams():  # made once on the whole ledger, then cut per batch (History.finished_before)
         for stage in stages_of(full, stream):
             _stage_rows(full, stream, stage)
@@ -705,7 +714,7 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
             continue
         titles = [TitleState(r.dag_id, r.run_id, r.stream, None, None, (), {}) for r in ok.itertuples(index=False)]
         delay = (ok["run_queued_at"] - t0).dt.total_seconds().to_numpy()
-        finish = batch_samples(hist, titles, slots=slots, now=t0, n=n, seed=seed + i) + delay
+        finish = batch_samples(hist, titles, slots=slots, now=t0, n=n, seed=seed + i, arrive_s=delay)
         actual = (ok["run_finished_at"] - t0).dt.total_seconds().to_numpy()
         p50, p85 = np.quantile(finish, [0.5, 0.85], axis=0)
         seen = (end - t0).total_seconds()
@@ -814,3 +823,36 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# ---------------------------------------------------------------- a contended ledger (benchmarks, tests)
+
+_CONTENDED_SHAPE = [(names.INGEST, names.INGEST_ID, 20, 3), (names.TRANSCODE, names.TRANSCODE_ID, 300, 3),
+                    (names.COMPLIANCE, names.check_id(names.LOUDNESS), 60, 3),
+                    (names.REVIEW, names.policy_id(names.LEGAL), 600, 20), (names.PUBLISH, names.PUBLISH_ID, 30, 3)]  # fmt: skip
+
+
+def contended_ledger(batches: int = 30, titles: int = 6, *, slots: int = 2, stream: str = "series_episode",
+                     seed: int = 7, gap_s: float = 6 * 3600) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Attempts and runs of `batches` nightly batches of `titles` titles each, all queued at once and run through
+    the queue model on `slots` media slots (lognormal stage times, exponential hand-offs): a ledger whose waits
+    hold real queueing, as a machine's does, unlike metrics.synthetic_ledger's. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2026-10-01", tz="UTC")
+    dag = names.value_stream_dag_id(stream)
+    att, runs = [], []
+    for b in range(batches):
+        jobs = [_Job(0.0, [(st, float(rng.exponential(h)), float(rng.lognormal(np.log(m), 0.4)))
+                           for st, _, m, h in _CONTENDED_SHAPE], tiebreak=float(rng.random())) for _ in range(titles)]  # fmt: skip
+        res = run_queue(jobs, {MEDIA_POOL: slots})
+        start = t0 + pd.Timedelta(seconds=b * gap_s)
+        task = {st: tid for st, tid, _, _ in _CONTENDED_SHAPE}
+        for i, stage, s0, s1 in res["trace"]:
+            att.append({"dag_id": dag, "run_id": f"b{b}-t{i}", "task_id": task[stage], "map_index": -1,
+                        "try_number": 1, "stream": stream, "stage": stage, "state": "success",
+                        "started_at": start + pd.Timedelta(seconds=s0), "ended_at": start + pd.Timedelta(seconds=s1)})  # fmt: skip
+        for i in range(titles):
+            runs.append({"dag_id": dag, "run_id": f"b{b}-t{i}", "stream": stream, "queued_at": start,
+                         "started_at": start, "ended_at": start + pd.Timedelta(seconds=float(res["finish"][i])),
+                         "state": "success", "status": "published"})  # fmt: skip
+    return pd.DataFrame(att), pd.DataFrame(runs)
