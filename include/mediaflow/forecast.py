@@ -116,7 +116,7 @@ def run_features(attempts: pd.DataFrame, runs: pd.DataFrame, *, now=None) -> pd.
     """Per run: stream, queue time, finish time (NaT while it runs), and the features the sampling conditions on:
     source duration_s and height when the runs frame has them (height else the tallest rendition), review_person
     (True: a person answered a review, False: every review was decided by policy, NaN: not reviewed yet)."""
-    r = runs.copy()
+    r = runs.reset_index(drop=True)  # a filtered frame keeps its index; every column below is built on 0..n-1
     for c in ("stream", "queued_at", "started_at", "ended_at", "state", "status", "renditions", *FEATURES):
         if c not in r:
             r[c] = None

@@ -141,6 +141,7 @@ def test_titles_now_reads_queued_and_running_titles():
     runs.append({"run": "waiting", "queued": 9500, "stages": []})
     a, r = ledger(runs)
     r.loc[r["run_id"] == "waiting", ["state", "status", "ended_at"]] = ["queued", None, pd.NaT]
+    r = r[r["run_id"] != "h0"]  # a frame filtered elsewhere keeps its index (1..n-1 here)
     now = at(9200)
     got = {t.run_id: t for t in forecast.titles_now(a, r, now=now)}
     assert set(got) == {"live", "waiting"}
@@ -304,3 +305,16 @@ def test_backtest_on_batches_that_queued_for_two_slots():
     assert right.share_before_p50 == pytest.approx(0.5, abs=0.05)
     wrong = forecast.backtest(a, r, seed=7, slots={names.MEDIA_POOL: 4})
     assert wrong.share_before_p85 < 0.6 and wrong.batch_error_pct > right.batch_error_pct
+
+
+def test_the_simulation_fed_a_batchs_own_ledger_predicts_its_lead_time():
+    # each night's ledger alone (8 titles that queued for 2 slots) fed back with the same capacity and mix: the
+    # simulated mean lead time is within 15 % of the measured one (the bar for a real batch)
+    a, r = forecast.contended_ledger(batches=5, titles=8, seed=3)
+    for b in range(5):
+        runs = r[r["run_id"].str.startswith(f"b{b}-")]
+        hist = forecast.history(a[a["run_id"].isin(runs["run_id"])], runs, now=at(10**7))
+        sim = forecast.simulate(hist, Scenario(slots={names.MEDIA_POOL: 2}, arrivals={"series_episode": 8}))
+        measured = (runs["ended_at"] - runs["queued_at"]).dt.total_seconds().mean()
+        assert sim.lead_time_mean_s == pytest.approx(measured, rel=0.15)
+        assert sim.bottleneck == names.TRANSCODE
