@@ -123,8 +123,8 @@ def run_features(attempts: pd.DataFrame, runs: pd.DataFrame, *, now=None) -> pd.
     r["stream"] = r["stream"].fillna(r["dag_id"].map(names.stream_of))
     queued = pd.to_datetime(r["queued_at"], utc=True).fillna(pd.to_datetime(r["started_at"], utc=True))
     a = attempts[attempts["stage"].notna() & attempts["started_at"].notna()]
-    last = a.assign(e=pd.to_datetime(a["ended_at"], utc=True)).groupby(["dag_id", "run_id"]).agg(
-        last_end=("e", "max"), open_=("e", lambda e: e.isna().any()))  # fmt: skip
+    ends = pd.to_datetime(a["ended_at"], utc=True)
+    last = a.assign(e=ends, o=ends.isna()).groupby(["dag_id", "run_id"]).agg(last_end=("e", "max"), open_=("o", "any"))
     r = r.merge(last.reset_index(), on=["dag_id", "run_id"], how="left")
     over = r["state"].isin(TERMINAL_RUN) | r["status"].notna() | pd.to_datetime(r["ended_at"], utc=True).notna()
     r["last_end"] = pd.to_datetime(r["last_end"], utc=True).astype("datetime64[ns, UTC]")
