@@ -534,10 +534,11 @@ class SimResult:
 
 
 def arrival_mix(hist: History, scenario: Scenario) -> dict[str, int]:
-    """Titles per stream: the scenario's, else its `titles` split as the finished runs were (largest remainder)."""
+    """Titles per stream: the scenario's, else its `titles` split as the finished runs of the streams with enough
+    history were (largest remainder)."""
     if scenario.arrivals:
         return {s: int(k) for s, k in scenario.arrivals.items() if k > 0}
-    counts = {s: hist.runs_of(s) for s in hist.streams()}
+    counts = {s: hist.runs_of(s) for s in hist.streams() if hist.runs_of(s) >= MIN_RUNS}  # the forecastable ones
     total = sum(counts.values())
     if not total:
         return {}

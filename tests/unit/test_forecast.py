@@ -221,6 +221,15 @@ def test_faster_reviewers_and_a_different_mix():
     assert out["base"]["bottleneck"] == names.REVIEW
     mix = forecast.simulate(hist, Scenario(slots={names.MEDIA_POOL: 1}, arrivals={STREAM: 3}))
     assert mix.makespan_s == 3 * 100 + 3600
+    # the measured mix leaves out a stream with too little history (it would not be forecast, only refused)
+    a, r = ledger([{"run": f"h{i}", "queued": i * 1000, "stages": shape} for i in range(8)])
+    other = {"dag_id": names.value_stream_dag_id("feature_film"), "stream": "feature_film"}
+    a.loc[a["run_id"].isin(["h0", "h1"]), list(other)] = list(other.values())
+    r.loc[r["run_id"].isin(["h0", "h1"]), list(other)] = list(other.values())
+    two = forecast.history(a, r, now=at(10**6))
+    assert (two.runs_of("feature_film"), two.runs_of(STREAM)) == (2, 6)
+    assert forecast.arrival_mix(two, Scenario(slots={}, titles=7)) == {STREAM: 7}
+    assert forecast.simulate(two, Scenario(slots={names.MEDIA_POOL: 50}, titles=7)).lead_time_p50_s == 3700.0
 
 
 # ---------------------------------------------------------------- backtest
