@@ -247,6 +247,27 @@ def test_airflow_reads_every_secret_setting_through_its_cmd_variant(resolved, se
     ]
 
 
+def test_a_worker_gets_its_celery_result_backend_from_its_secret_and_no_metadata_db(resolved, secrets_dir):
+    """The Celery app a worker builds (the Celery provider's default config) with the worker's own settings: the
+    results database of its secret, the Redis broker; no metadata-DB setting at all."""
+    svc = resolved["services"]["airflow-worker"]
+    env = {
+        k: str(v).replace("$$", "$").replace("/run/secrets/", f"{secrets_dir}/") for k, v in svc["environment"].items()
+    }
+    assert not [k for k in env if k.startswith("AIRFLOW__DATABASE__")], sorted(env)
+    probe = ("from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG as c; "
+             "import json; print(json.dumps([c['result_backend'], c['broker_url']]))")  # fmt: skip
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    proc = subprocess.run([sys.executable, "-c", probe], env={**base, **env, "AIRFLOW_HOME": str(secrets_dir.parent / "worker")},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    password = (secrets_dir / "celery_results_password").read_text().strip()
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        f"db+postgresql+psycopg2://celery_results:{password}@postgres/celery_results",
+        "redis://:@redis:6379/0",
+    ]
+
+
 def heredocs(svc: dict) -> list[str]:
     """The Python scripts a service runs (`python - <<'PY' ... PY` in its command)."""
     script = svc["command"][-1] if isinstance(svc["command"], list) else svc["command"]
