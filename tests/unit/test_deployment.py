@@ -337,6 +337,22 @@ def test_s3_init_makes_the_buckets_and_seeds_the_catalog_once(resolved, secrets_
         server.stop()
 
 
+def test_the_s3_server_writes_its_identity_from_its_secret(resolved, secrets_dir, tmp_path):
+    """The s3 service's start script (up to `exec weed`), run by sh: a valid SeaweedFS identity file with the access
+    key id of .env and the secret key of its file, readable by its owner only."""
+    svc = resolved["services"]["s3"]
+    script = svc["command"][-1].replace("$$", "$").replace("/run/secrets/", f"{secrets_dir}/")
+    script = script.replace("/tmp/s3.json", str(tmp_path / "s3.json"))
+    assert "exec weed server" in script and "-s3.config=" in script
+    proc = subprocess.run(["/bin/sh", "-c", script[: script.index("exec weed")]], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **svc["environment"]}, timeout=30)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (identity,) = json.loads((tmp_path / "s3.json").read_text())["identities"]
+    secret = (secrets_dir / "s3_secret_key").read_text().strip()
+    assert identity["credentials"] == [{"accessKey": "mediaflow", "secretKey": secret}]
+    assert (tmp_path / "s3.json").stat().st_mode & 0o077 == 0
+
+
 def test_the_s3_image_is_maintained_and_pinned_and_the_image_adds_fab_under_constraints(resolved):
     image = resolved["services"]["s3"]["image"]
     assert image.startswith("chrislusf/seaweedfs:") and re.search(r":\d+\.\d+", image), image
