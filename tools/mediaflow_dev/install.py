@@ -187,6 +187,9 @@ def install(python: Path, uv: Path | None, args: list[str], what: str, times: di
     tail: deque[str] = deque(maxlen=40)
     env = dict(os.environ)
     env.setdefault("UV_NO_PROGRESS", "1")
+    # the .pyc files now, as pip writes them: left to the first imports, Airflow's first boot would compile them (in
+    # each of its processes at once)
+    env.setdefault("UV_COMPILE_BYTECODE", "1")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     lock = threading.Lock()
     finished = threading.Event()
