@@ -55,7 +55,9 @@ def test_uv_output_passes_its_phase_lines_on():
         p.feed(line)
     assert p.said == ["Resolved 238 packages in 3.21s", "Prepared 238 packages in 48.10s",
                       "Installed 238 packages in 2.05s"]  # fmt: skip
-    assert (p.phase, p.installed, round(p.downloaded_mb, 1)) == ("done", 238, 45.3)
+    assert (p.phase, p.installed, round(p.downloaded_mb, 1)) == ("compiling .pyc files", 238, 45.3)
+    p.feed("Bytecode compiled 17456 files in 61.20s")
+    assert p.phase == "done" and p.said[-1] == "Bytecode compiled 17456 files in 61.20s"
 
 
 def test_the_pinned_count_is_what_the_constraints_pin():

@@ -37,6 +37,7 @@ _PIP_INSTALLING = re.compile(r"^Installing collected packages: (.*)$")
 _PIP_DONE = re.compile(r"^Successfully installed (.*)$")
 _UV_DOWNLOADING = re.compile(r"^\s*Downloading (\S+) \(")
 _UV_SUMMARY = re.compile(r"^(Resolved|Prepared|Installed|Uninstalled|Audited|Built) (\d+) packages?\b.*$")
+_UV_COMPILED = re.compile(r"^Bytecode compiled \d+ files\b.*$")
 _UNITS = {"k": 1 / 1024, "K": 1 / 1024, "M": 1.0, "G": 1024.0}
 
 
@@ -102,7 +103,10 @@ class InstallProgress:
                 self.phase = "installing"
             elif verb in ("Installed", "Audited"):
                 self.installed = n
-                self.phase = "done"
+                self.phase = "compiling .pyc files"  # when asked to (UV_COMPILE_BYTECODE), uv does it last
+            self.said.append(line)
+        elif _UV_COMPILED.match(line):
+            self.phase = "done"
             self.said.append(line)
 
     def status(self) -> str:
