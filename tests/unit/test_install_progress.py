@@ -4,12 +4,15 @@ stack's boot line."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 from mediaflow_dev import install
-from mediaflow_dev.devstack import boot_line
+from mediaflow_dev.devstack import Stack, boot_line
 from mediaflow_dev.install import InstallProgress, elapsed
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -115,10 +118,29 @@ def test_make_deps_installs_through_the_script_with_a_pinned_uv():
     assert imports <= set(sys.stdlib_module_names) | {"__future__"}, imports
 
 
-def test_the_boot_line_names_the_seconds_what_is_up_and_the_log():
-    log = Path("/x/.stack/logs/airflow.log")
-    assert boot_line(31.2, ["scheduler", "dag-processor"], log) == (
-        "[stack] airflow: booting, 31s so far (scheduler, dag-processor started; waiting for the API server to "
-        "answer; log /x/.stack/logs/airflow.log)"
+def test_the_boot_line_names_the_seconds_and_what_runs():
+    assert boot_line(31.2, ["scheduler", "dag-processor"]) == (
+        "[stack] airflow: booting, 31s so far (scheduler, dag-processor running; waiting for its API to answer)"
     )
-    assert "no component started yet" in boot_line(10, [], log)
+    assert "no component running yet" in boot_line(10, [])
+
+
+def test_the_boot_line_finds_the_components_among_the_stacks_airflow_processes(tmp_path):
+    """Real processes under a stand-in for `airflow standalone` (argv as Airflow's; the API server retitles itself
+    `airflow api_server -- host:...`): the stack names the ones running, in its order."""
+    code = (
+        "import subprocess, sys, time\n"
+        "kids = [subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', 'airflow', c])\n"
+        "        for c in ('api_server', 'scheduler')]\n"
+        "print('up', flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert parent.stdout.readline() == "up\n"
+        stack = Stack(state_dir=tmp_path / "state", out_dir=tmp_path / "out", airflow_port=1, s3_port=1, smtp_port=1)
+        stack.pid_file("airflow").parent.mkdir(parents=True, exist_ok=True)
+        stack.pid_file("airflow").write_text(str(parent.pid))
+        assert stack._airflow_components() == ["scheduler", "api-server"]
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()

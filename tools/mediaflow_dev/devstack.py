@@ -57,12 +57,10 @@ class StackError(RuntimeError):
     pass
 
 
-def boot_line(seconds: float, components: list[str], log: Path) -> str:
-    """What the wait for Airflow's API prints while it boots: the seconds so far, what is up, where its log is."""
-    up = f"{', '.join(components)} started" if components else "no component started yet"
-    return (
-        f"[stack] airflow: booting, {elapsed(seconds)} so far ({up}; waiting for the API server to answer; log {log})"
-    )
+def boot_line(seconds: float, components: list[str]) -> str:
+    """What the wait for Airflow's API prints while it boots: the seconds so far and which components run."""
+    up = f"{', '.join(components)} running" if components else "no component running yet"
+    return f"[stack] airflow: booting, {elapsed(seconds)} so far ({up}; waiting for its API to answer)"
 
 
 @dataclass(frozen=True)
@@ -389,7 +387,8 @@ class Stack:
         seen = set()
         for child in children:
             try:
-                seen.update(set(child.cmdline()) & set(AIRFLOW_COMPONENTS))
+                # the API server retitles itself "airflow api_server -- host:..." once it runs
+                seen.update({part.replace("_", "-") for part in child.cmdline()} & set(AIRFLOW_COMPONENTS))
             except psutil.Error:
                 continue
         return [c for c in AIRFLOW_COMPONENTS if c in seen]
@@ -459,7 +458,7 @@ class Stack:
                 self._wait("smtp", lambda: self._port_open(self.smtp_port), 30)
         booting = time.monotonic()
         self._wait("airflow", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240,
-                   progress=lambda s: boot_line(s, self._airflow_components(), self.log_file("airflow")))  # fmt: skip
+                   progress=lambda s: boot_line(s, self._airflow_components()))  # fmt: skip
         # The execution API (what task processes call) is built on its first request, which then takes ~4 s and
         # shows in the first task's start time: build it now.
         urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
