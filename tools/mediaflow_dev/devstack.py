@@ -463,8 +463,9 @@ class Stack:
         # shows in the first task's start time: build it now.
         urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
         if booted is not None:  # this `up` started it: from its DB migration to an answering API
-            print(f"[stack] airflow: up in {elapsed(time.monotonic() - booted)} (the API answered after "
-                  f"{elapsed(time.monotonic() - booting)} of boot)", flush=True)  # fmt: skip
+            now = time.monotonic()
+            print(f"[stack] airflow: ready in {elapsed(now - booted)} (DB migration and pools {elapsed(booting - booted)}, "
+                  f"then the boot {elapsed(now - booting)})", flush=True)  # fmt: skip
         print(f"[stack] Airflow UI {self.api_url}  login admin / {self.password()}")
         print(f"[stack] S3 API {self.s3_url}  SMTP {HOST}:{self.smtp_port} -> {self.out_dir / 'mail'}/<n>.eml")
 
