@@ -32,8 +32,8 @@ deps: $(VENV)/.installed $(VENV)/ffmpeg6/.installed ffmpeg postgres
 
 # the runtime (requirements.txt, what the image installs) plus the dev group (tests, the embedded stack's S3 API and
 # SMTP sink, hadolint, ruff): requirements-dev.txt, the same pins as pyproject.toml's lists, under constraints.txt
-# Installed with uv, pinned below and put into the venv by the venv's own pip first (uv installs the pinned set about
-# twice as fast as pip: docs/performance.md, "The first run"); with pip where uv cannot be installed, or when
+# Installed with uv, pinned below and put into the venv by the venv's own pip first (uv installs the pinned set 3 to 4
+# times faster than pip: docs/performance.md, "The first run"); with pip where uv cannot be installed, or when
 # MEDIAFLOW_INSTALLER=pip. mediaflow_dev.install (standard library only) says what it installs and prints progress with
 # the elapsed seconds.
 UV_PIN  := uv==0.13.8

@@ -6,7 +6,7 @@ Usage (the Makefile's deps rules): python -m mediaflow_dev.install --venv .venv 
 It runs with the Python that makes the venv (before any of the project's packages exist), so it imports the standard
 library only. It creates the venv when it has no python yet, then installs the arguments with uv when --installer
 names a pinned uv (uv itself is first installed into the venv with the venv's pip: nothing outside the project's files
-is assumed) and with pip otherwise, or when uv cannot be installed. uv installs the pinned set about twice as fast as
+is assumed) and with pip otherwise, or when uv cannot be installed. uv installs the pinned set 3 to 4 times faster than
 pip (docs/performance.md, "The first run"); MEDIAFLOW_INSTALLER=pip picks pip. While it installs it prints what it is
 doing every PROGRESS_EVERY seconds (packages resolved, MB downloaded, the venv's size) and at the end how long each
 step took. A failed install prints the installer's last lines.
