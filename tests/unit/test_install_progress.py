@@ -144,3 +144,18 @@ def test_the_boot_line_finds_the_components_among_the_stacks_airflow_processes(t
     finally:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
+
+
+def test_without_uv_the_install_falls_back_to_pip_and_says_so(tmp_path, monkeypatch, capsys):
+    """A fresh venv whose pip cannot get the pinned uv (no index here): the install goes on with pip, and says so."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.delenv("MEDIAFLOW_INSTALLER", raising=False)
+    wheel = _wheel(tmp_path)
+    target = tmp_path / "target"
+    rc = install.main(["--venv", str(tmp_path / "venv"), "--installer", "uv==0.13.8", "--what", "a tiny wheel", "--",
+                       "--no-index", "--no-deps", "--target", str(target), str(wheel)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and (target / "mf_tiny" / "__init__.py").exists(), out
+    assert "installing the installer, uv==0.13.8, with pip: failed" in out and "going on with pip instead" in out, out
+    assert "[deps] installing a tiny wheel with pip ..." in out and not (tmp_path / "venv" / "bin" / "uv").exists()
+    assert f"[deps] {tmp_path / 'venv'} ready in " in out, out  # the steps' times: venv, then the set

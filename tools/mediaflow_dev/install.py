@@ -172,7 +172,7 @@ def ensure_uv(path: Path, pin: str, times: dict[str, float]) -> Path | None:
     proc = _run_quiet([str(path / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", pin])
     if proc.returncode != 0:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        step.done(f"failed ({last[0]}); the pinned set is installed with pip instead")
+        step.done(f"failed ({last[0]}); going on with pip instead")
         return None
     times["uv"] = step.done()
     return uv
