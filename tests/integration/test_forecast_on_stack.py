@@ -1,8 +1,9 @@
 """The what-if simulation against a real batch (issue 21): the session's night (tests/conftest.py `night`: 64
 generated deliveries through the real scheduler and ffmpeg, every attempt in the stack's PostgreSQL ledger) is read
-back from the ledger (Ledger.frames), its history built (forecast.history), and the simulation is fed the night's
-arrivals (its titles of each stream, all at t=0, as the batch drops them at once) and the stack's capacity
-(mediaflow.capacity: the pools devstack created). No new batch is run.
+back from the ledger (Ledger.frames), its history built (forecast.history: the night's own stage cycle times, as
+the issue asks), and the simulation is fed the night's arrivals (its titles of each stream, all at t=0, as the batch
+drops them at once) and the stack's capacity (mediaflow.capacity: the pools devstack created). No new batch is run.
+docs/performance.md has the figures measured.
 
 Lead time, measured and predicted: a title's lead time runs from its run's queue time to its last stage's end (the
 metrics' lead time, counted from the queue as the simulation's titles arrive when the batch queues them). The
@@ -11,7 +12,7 @@ answered tonight) are left out of both sides. The simulation's lead_time_p50_s m
 The makespan (first queued to last finished) is printed beside it.
 
 The what-if answers must move the right way: one more slot on the pool of the bottleneck the simulation reports
-gives a shorter predicted lead time, reviewers answering an hour later a longer one."""
+gives a shorter predicted lead time, reviewers taking an hour to answer a longer one."""
 
 from __future__ import annotations
 
