@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from fault_gate import FaultGate
 from http_fault_gate import HttpFaultGate
+from mediaflow.store import Buckets
 from mediaflow_airflow.api_client import AirflowApi
+from mediaflow_dev import bench, runner, samples
 from mediaflow_dev.devstack import Stack
 
 
@@ -125,6 +128,38 @@ def _let_the_catch_up_batch_end(st: Stack, timeout_s: float = 240) -> None:
             return  # none came: nothing to wait for
         time.sleep(2)
     raise AssertionError(f"the content batch's catch-up run did not end within {timeout_s:.0f}s")
+
+
+NIGHT_N = 64  # the issue: at least 60 at once
+NIGHT_HEIGHTS = {360: 6, 480: 3, 720: 2, 1080: 1}  # mostly small, a few 1080p
+
+
+@pytest.fixture(scope="session")
+def night(stack, api, tmp_path_factory):
+    """A night at the scale users run it, on the real stack, once per session (test_night checks its outcomes,
+    test_forecast_on_stack forecasts it from its ledger): 64 generated deliveries dropped at once (mixed codecs and
+    containers from 360p to 1080p, captions, extra audio, broken uploads, titles for a person;
+    samples.generate_night, seed 17) and run as `make run DELIVERIES=DIR` runs them: one nightly batch, one
+    value-stream run per valid delivery, waited for until every run ended or waits on a person."""
+    folder = tmp_path_factory.mktemp("night") / "deliveries"
+    expected = samples.generate_night(folder, NIGHT_N, seed=17, seconds=(2.0, 4.0), heights=NIGHT_HEIGHTS,
+                                      broken_share=0.125, distinct=12)  # fmt: skip
+    roots = [p for p in stack.status().values() if p]
+    kills_before = bench.dag_processor_kills(stack)
+    cpu0, began, began_at = bench.tree_cpu_s(roots), time.monotonic(), datetime.now(UTC)
+    runs = runner.submit(stack, folder)  # uploads, runs the batch (raises when the batch run failed), maps the runs
+    done = runner.wait(stack, runs)  # no time limit: waits while the night progresses (stall detection: runner.wait)
+    summary = runner.summarize(stack, runs, done)
+    wall, cpu = time.monotonic() - began, bench.tree_cpu_s(roots) - cpu0
+    counts: dict[str, int] = {}
+    for a in summary["assets"]:
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    print(f"\nnight of {NIGHT_N} deliveries: {wall:.0f} s wall, {cpu:.0f} CPU s in the stack ({cpu / NIGHT_N:.1f} "
+          f"per delivery, ffmpeg included), {counts}")  # fmt: skip
+    marker = next(runner._marker(stack.s3_client(), Buckets.from_env(), d.delivery_id) for d in expected
+                  if d.status != "rejected")  # fmt: skip
+    return {"expected": expected, "summary": summary, "done": done, "runs": runs, "batch_run_id": marker["batch_run_id"],
+            "kills": bench.dag_processor_kills(stack) - kills_before, "began_at": began_at}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
