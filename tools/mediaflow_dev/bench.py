@@ -647,6 +647,29 @@ def bench_metrics(repeat: int | None = None, rows: int = 1_000_000, reference_ro
     }}  # fmt: skip
 
 
+# ---------------------------------------------------------------- forecast calibration (issue 21)
+
+
+def bench_forecast(repeat: int | None = None, rows: int = 6000) -> dict:
+    """The backtest (mediaflow.forecast) over generated 30-day ledgers (metrics.synthetic_ledger, seeds 7, 8, 9):
+    each batch forecast at its start from the runs finished before it; the figure is the share of titles done
+    before their p85 (goal 80-90 %: below, the band is too narrow; above, too wide to plan with)."""
+    from mediaflow import forecast, metrics
+
+    cals = []
+    for seed in range(7, 7 + (repeat or 3)):
+        attempts, runs = metrics.synthetic_ledger(rows, until=UNTIL, seed=seed)
+        cals.append(forecast.backtest(attempts, runs, seed=seed))
+    return {"forecast_p85_coverage": {
+        **_spread([c.share_before_p85 for c in cals]), "goal": {"min": 0.8, "max": 0.9},
+        "titles": [c.titles for c in cals], "batches": [c.batches for c in cals],
+        "batch_error_pct": _spread([c.batch_error_pct for c in cals], 1),
+        "baseline": {"name": "quoting the p50 instead: share of titles done before it",
+                     "share": _spread([c.share_before_p50 for c in cals])},
+        "ledger": f"metrics.synthetic_ledger({rows} rows, 30 days, seeds 7..{6 + (repeat or 3)})",
+    }}  # fmt: skip
+
+
 # ---------------------------------------------------------------- the local S3 API's memory
 
 
@@ -1312,8 +1335,10 @@ BENCHMARKS = {
     "stack": bench_stack,
     "night": bench_night,
     "s3": bench_s3,
+    "forecast": bench_forecast,
 }
-DEFAULT = ["ladder", "dag_parse", "metrics", "stack"]  # night takes an hour or more, s3 is apart: only when named
+# night takes an hour or more, s3 is apart: only when named
+DEFAULT = ["ladder", "dag_parse", "metrics", "forecast", "stack"]
 KEYS = [
     "ladder_speedup_vs_naive",
     "ladder_vs_hand_tuned",
@@ -1323,6 +1348,7 @@ KEYS = [
     "batch_cpu_saturation",
     "dag_parse_max_s",
     "metrics_1m_rows_s",
+    "forecast_p85_coverage",
     "stack_peak_pss_mb",
     "night_titles",
     "night_failed",
