@@ -17,7 +17,7 @@ from mediaflow import forecast
 from mediaflow.stages import iso_z
 
 HISTORY_DAYS = 30  # the ledger a forecast learns from
-BATCH_GAP_S = 1800.0  # runs queued within 30 min of the one before belong to the same batch
+BATCH_GAP_S = forecast.BATCH_GAP_S  # runs queued this close to the one before: one batch (as the backtest says)
 BURNDOWN_COLUMNS = ["kind", "at", "remaining", "p15", "p50", "p85"]  # kind: actual | forecast
 WHATIF_TITLES = 50  # titles arriving at once in a what-if, unless the form says otherwise
 MAX_SLOTS, MAX_TITLES, MAX_REVIEW_MIN = 256, 1000, 7 * 24 * 60

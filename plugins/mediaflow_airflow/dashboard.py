@@ -148,7 +148,8 @@ def outlook_of(acc: Access) -> Outlook:
             return hit[1]
         now = datetime.now(UTC)
         attempts, runs = Ledger(LedgerHook().url()).frames(outlook.history_since(now), now)
-        attempts, runs = attempts[attempts["dag_id"].isin(acc.dag_ids)], runs[runs["dag_id"].isin(acc.dag_ids)]
+        mine = lambda frame: frame[frame["dag_id"].isin(acc.dag_ids)].reset_index(drop=True)  # noqa: E731
+        attempts, runs = mine(attempts), mine(runs)
         hist = forecast.history(attempts, runs, now=now)
         slots = forecast.slots_of(capacity.capacity())
         rows, summary = outlook.burndown(hist, attempts, runs, slots=slots, now=now)
@@ -168,7 +169,7 @@ def burndown_chart(out: Outlook) -> str:
 
 def run_eta(acc: Access, attempts: pd.DataFrame, run: dict, *, now: datetime) -> dict | None:
     """The ETA of one run (Eta.to_json()), None once it has ended."""
-    if run.get("ended_at") is not None:
+    if not pd.isna(run.get("ended_at")):
         return None
     runs = pd.DataFrame([run])
     for col in [c for c in runs.columns if c.endswith("_at")]:

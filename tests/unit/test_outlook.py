@@ -88,7 +88,8 @@ def test_the_burndown_runs_from_the_open_titles_to_none_with_a_band(ledger):
 def test_too_little_history_is_said_not_guessed(ledger):
     attempts, runs = ledger
     young = runs["run_id"].str.startswith("new-")
-    attempts, runs = attempts[attempts["run_id"].str.startswith("new-")], runs[young]
+    attempts = attempts[attempts["run_id"].str.startswith("new-")].reset_index(drop=True)
+    runs = runs[young].reset_index(drop=True)
     hist = forecast.history(attempts, runs, now=NOW)
     rows, summary = outlook.burndown(hist, attempts, runs, slots={"media": 2}, now=NOW)
     assert summary["p50_at"] is None and "too little history" in summary["basis"]
@@ -110,10 +111,10 @@ def test_eta_rows_name_each_open_title_with_its_stage(ledger):
 
 def test_nothing_open_says_there_is_nothing_to_forecast(ledger):
     attempts, runs = ledger
-    done = runs["ended_at"].notna()
-    attempts = attempts[attempts["run_id"].isin(runs.loc[done, "run_id"])]
-    rows, summary = outlook.burndown(forecast.history(attempts, runs[done], now=NOW), attempts, runs[done],
-                                     slots={"media": 2}, now=NOW)  # fmt: skip
+    runs = runs[runs["ended_at"].notna()].reset_index(drop=True)
+    attempts = attempts[attempts["run_id"].isin(runs["run_id"])].reset_index(drop=True)
+    hist = forecast.history(attempts, runs, now=NOW)
+    rows, summary = outlook.burndown(hist, attempts, runs, slots={"media": 2}, now=NOW)
     assert summary["titles"] == 0 and (rows["kind"] == "forecast").sum() == 0
     assert outlook.summary_line(summary) == "Batch forecast: no title queued or running: nothing to forecast."
 
