@@ -64,3 +64,17 @@ def test_the_stage_line_of_a_running_title_ends_with_its_eta(tmp_path):
     suffix = etas.suffix(("value_stream__news_clip", "r6"))
     assert suffix.startswith("  eta p50 ") and " / p85 " in suffix and suffix.endswith(" UTC"), suffix
     assert etas.suffix(("value_stream__news_clip", "unknown")) == ""
+
+
+def test_a_title_that_ended_is_learnt_from_soon_after(tmp_path, monkeypatch):
+    """The history is read again once a title has ended (after AFTER_AN_END_S), not only every HISTORY_EVERY_S."""
+    reads, history = [], forecast.history
+    monkeypatch.setattr(forecast, "history", lambda a, r, now: reads.append(now) or history(a, r, now=now))
+    etas = runner._Etas(f"sqlite:///{tmp_path / 'ledger.db'}")
+    etas.suffix(("d", "r"))
+    etas.suffix(("d", "r"))
+    assert len(reads) == 1
+    etas.ended()
+    etas.hist_at -= runner._Etas.AFTER_AN_END_S + 1
+    etas.suffix(("d", "r"))
+    assert len(reads) == 2

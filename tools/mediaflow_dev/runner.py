@@ -414,29 +414,36 @@ def eta_words(eta: forecast.Eta | None, *, now: datetime) -> str:
 
 
 class _Etas:
-    """Each running title's ETA for its stage line: the forecast's history read from the ledger at most every
-    HISTORY_EVERY_S, the open titles' state at most once a poll (the ledger's runs still going, a small read).
-    A courtesy: without a ledger, or when it does not answer, the lines say nothing of an ETA."""
+    """Each running title's ETA for its stage line: the forecast's history read from the ledger again every
+    HISTORY_EVERY_S, or AFTER_AN_END_S after a title ended (what it took is history now); the open titles' state
+    at most once a poll (the ledger's runs still going, a small read). A courtesy: without a ledger, or when it
+    does not answer, the lines say nothing of an ETA."""
 
     HISTORY_EVERY_S = 300.0
+    AFTER_AN_END_S = 20.0
 
     def __init__(self, ledger_url: str | None):
         self.ledger = Ledger(ledger_url) if ledger_url else None
         self.hist: forecast.History | None = None
         self.hist_at = float("-inf")
         self.titles: dict[tuple, forecast.TitleState] | None = None
+        self.ended_since = False
 
     def poll(self) -> None:
         self.titles = None  # read again when the next line needs it
+
+    def ended(self) -> None:
+        self.ended_since = True
 
     def suffix(self, key: tuple) -> str:
         if self.ledger is None:
             return ""
         now = datetime.now(UTC)
         try:
-            if time.monotonic() - self.hist_at > self.HISTORY_EVERY_S:
+            age = time.monotonic() - self.hist_at
+            if age > self.HISTORY_EVERY_S or (self.ended_since and age > self.AFTER_AN_END_S):
                 self.hist = forecast.history(*self.ledger.frames(outlook.history_since(now), now), now=now)
-                self.hist_at = time.monotonic()
+                self.hist_at, self.ended_since = time.monotonic(), False
             if self.titles is None:
                 open_now = forecast.titles_now(*self.ledger.frames(now, now), now=now)  # an empty window: open runs
                 self.titles = {(t.dag_id, t.run_id): t for t in open_now}
@@ -622,6 +629,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
     def finish(key: tuple, run: dict | None, tis: list[dict], word: str) -> None:
         done[key[1]] = (run, tis)
         status[key] = word
+        etas.ended()
         reason = ""
         if word == "failed":
             failed = sorted(t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed"))
