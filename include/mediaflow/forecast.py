@@ -18,8 +18,9 @@ by empirical resampling (bootstrap) with a seeded numpy Generator, so the same l
   before it, and reports calibration (share of titles done before their p85; goal 80-90 %) and the batch error.
 
 Too little history (fewer than MIN_RUNS finished runs of a stream) is said, never guessed. In the queue model the
-measured hand-off waits of pool stages are cut at their 25th percentile: the rest of a measured wait was queueing
-for a slot on the night it was measured, which the model adds itself from this batch's contention.
+measured hand-off waits of pool stages, and the idle part of their cycle (cycle - active: tasks waiting for a slot
+inside the stage), are cut at their 25th percentile: the rest was queueing for a slot on the night it was measured,
+which the model adds itself from this batch's contention.
 Plain pandas/numpy/stdlib: no Airflow.
 """
 
@@ -115,15 +116,15 @@ def run_features(attempts: pd.DataFrame, runs: pd.DataFrame, *, now=None) -> pd.
     """Per run: stream, queue time, finish time (NaT while it runs), and the features the sampling conditions on:
     source duration_s and height when the runs frame has them (height else the tallest rendition), review_person
     (True: a person answered a review, False: every review was decided by policy, NaN: not reviewed yet)."""
-    r = runs.copy()
+    r = runs.reset_index(drop=True)  # a filtered frame keeps its index; every column below is built on 0..n-1
     for c in ("stream", "queued_at", "started_at", "ended_at", "state", "status", "renditions", *FEATURES):
         if c not in r:
             r[c] = None
     r["stream"] = r["stream"].fillna(r["dag_id"].map(names.stream_of))
     queued = pd.to_datetime(r["queued_at"], utc=True).fillna(pd.to_datetime(r["started_at"], utc=True))
     a = attempts[attempts["stage"].notna() & attempts["started_at"].notna()]
-    last = a.assign(e=pd.to_datetime(a["ended_at"], utc=True)).groupby(["dag_id", "run_id"]).agg(
-        last_end=("e", "max"), open_=("e", lambda e: e.isna().any()))  # fmt: skip
+    ends = pd.to_datetime(a["ended_at"], utc=True)
+    last = a.assign(e=ends, o=ends.isna()).groupby(["dag_id", "run_id"]).agg(last_end=("e", "max"), open_=("o", "any"))
     r = r.merge(last.reset_index(), on=["dag_id", "run_id"], how="left")
     over = r["state"].isin(TERMINAL_RUN) | r["status"].notna() | pd.to_datetime(r["ended_at"], utc=True).notna()
     r["last_end"] = pd.to_datetime(r["last_end"], utc=True).astype("datetime64[ns, UTC]")
@@ -257,21 +258,27 @@ def _condition(rows: pd.DataFrame, stage: str, features: dict) -> tuple[pd.DataF
 def sample_stage(hist: History, stream: str, stage: str, features: dict, rng: np.random.Generator, n: int, *,
                  elapsed_s: float | None = None, cut_wait: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """n samples of (hand-off wait, cycle) seconds of one stage for a title. `elapsed_s`: the stage runs already
-    for that long: its remaining cycle, among the spans that ran longer (no wait). `cut_wait`: the wait is cut at
-    POOL_HANDOFF_Q for pool stages (the queue model adds the queueing)."""
+    for that long: its remaining cycle, among the spans that ran longer (no wait). `cut_wait` (the queue model):
+    for pool stages, the hand-off wait and the cycle's idle part (cycle - active: its tasks waiting for slots) are
+    cut at their POOL_HANDOFF_Q quantile; the model adds the queueing of the contention it simulates."""
     rows, per_source_s = _condition(_stage_rows(hist, stream, stage), stage, features)
     if rows.empty:
         return np.zeros(n), np.zeros(n)
-    wait, cycle = rows["wait_s"].to_numpy(float), rows["cycle_s"].to_numpy(float)
+    wait, cycle, active = (rows[c].to_numpy(float) for c in ("wait_s", "cycle_s", "active_s"))
     if per_source_s is not None:
-        cycle = cycle / rows["duration_s"].to_numpy(float) * per_source_s
+        scale = per_source_s / rows["duration_s"].to_numpy(float)
+        cycle, active = cycle * scale, active * scale
     if elapsed_s is not None:
         longer = cycle[cycle > elapsed_s]
         if longer.size == 0:
             return np.zeros(n), np.zeros(n)
         return np.zeros(n), longer[rng.integers(0, longer.size, n)] - elapsed_s
-    if cut_wait and stage in STAGE_POOL:
-        wait = np.minimum(wait, np.quantile(wait, POOL_HANDOFF_Q))
+    if cut_wait and stage in STAGE_POOL and rows["has"].any():
+        # what waited for a slot, before the stage or between its tasks, is cut: the queue model adds its own
+        ran = rows["has"].to_numpy(bool)
+        gap = np.clip(cycle - active, 0.0, None)
+        wait = np.minimum(wait, np.quantile(wait[ran], POOL_HANDOFF_Q))
+        cycle = active + np.minimum(gap, np.quantile(gap[ran], POOL_HANDOFF_Q))
     idx = rng.integers(0, len(rows), n)
     return wait[idx], cycle[idx]
 
@@ -334,6 +341,7 @@ class _Job:
     steps: list  # [(stage, handoff_s, service_s)]
     held: bool = False  # the first step is in service already (a running title holds its slot)
     rank0: int = 0  # stages done before the first step (priority: further along goes first)
+    tiebreak: float = 0.0  # equal priority and ready time: lower first (titles queued together: order unknown)
 
 
 def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
@@ -346,10 +354,12 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
     qwait: dict[str, list] = {}
     busy_s: dict[str, float] = {p: 0.0 for p in slots}
     stage_busy_s: dict[str, float] = {}
+    trace: list[tuple[int, str, float, float]] = []  # (job, stage, service start, end)
 
     def start(t, i, k):
         nonlocal seq
         stage, _, service = jobs[i].steps[k]
+        trace.append((i, stage, t, t + service))
         pool = STAGE_POOL.get(stage)
         if pool in slots:
             busy[pool] += 1
@@ -358,7 +368,8 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         seq += 1
         heapq.heappush(events, (t + service, seq, "done", i, k))
 
-    for i, job in enumerate(jobs):
+    for i in sorted(range(len(jobs)), key=lambda i: (jobs[i].arrive_s, jobs[i].tiebreak)):  # ties: tiebreak order
+        job = jobs[i]
         if not job.steps:
             finish[i] = job.arrive_s
             continue
@@ -374,7 +385,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         pool = STAGE_POOL.get(stage)
         if kind == "ready":
             if pool in slots and busy[pool] >= slots[pool]:
-                heapq.heappush(queues[pool], (-(jobs[i].rank0 + k), t, i, k))
+                heapq.heappush(queues[pool], (-(jobs[i].rank0 + k), t, jobs[i].tiebreak, i, k))
                 continue
             qwait.setdefault(stage, []).append(0.0)
             start(t, i, k)
@@ -382,7 +393,7 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
         if pool in slots:
             busy[pool] -= 1
             while queues[pool] and busy[pool] < slots[pool]:
-                _, t_ready, j, kj = heapq.heappop(queues[pool])
+                _, t_ready, _, j, kj = heapq.heappop(queues[pool])
                 qwait.setdefault(jobs[j].steps[kj][0], []).append(t - t_ready)
                 start(t, j, kj)
         if k + 1 < len(jobs[i].steps):
@@ -390,11 +401,15 @@ def run_queue(jobs: list[_Job], slots: dict[str, int]) -> dict:
             heapq.heappush(events, (t + jobs[i].steps[k + 1][1], seq, "ready", i, k + 1))
         else:
             finish[i] = t
-    return {"finish": finish, "qwait": qwait, "busy_s": busy_s, "stage_busy_s": stage_busy_s}
+    return {"finish": finish, "qwait": qwait, "busy_s": busy_s, "stage_busy_s": stage_busy_s, "trace": trace}
 
 
-def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Generator, n: int) -> list[list[_Job]]:
-    """n replications of the titles' jobs, every stage sampled once per replication."""
+def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Generator, n: int,
+              arrive_s=None) -> list[list[_Job]]:  # fmt: skip
+    """n replications of the titles' jobs, every stage sampled once per replication; titles that reach a queue
+    at the same moment with the same priority go in a random order (Airflow's is not known in advance)."""
+    arrive_s = np.zeros(len(titles)) if arrive_s is None else np.asarray(arrive_s, float)
+    ties = rng.random((n, len(titles)))
     per_title = []
     for title in titles:
         stages = remaining_stages(hist, title)
@@ -409,19 +424,20 @@ def _jobs_for(hist: History, titles: list[TitleState], *, now, rng: np.random.Ge
     reps = []
     for r in range(n):
         jobs = []
-        for title, stages, draws in per_title:
+        for x, (title, stages, draws) in enumerate(per_title):
             steps = [(st, float(w[r]), float(c[r])) for st, (w, c) in zip(stages, draws, strict=True)]
             held = bool(title.stage and title.stage_started_at is not None and title.stage in STAGE_POOL)
-            jobs.append(_Job(0.0, steps, held=held, rank0=len(title.done)))
+            jobs.append(_Job(float(arrive_s[x]), steps, held=held, rank0=len(title.done), tiebreak=float(ties[r, x])))
         reps.append(jobs)
     return reps
 
 
 def batch_samples(hist: History, titles: list[TitleState], *, slots: dict[str, int], now, n: int = 500,
-                  seed: int = 0) -> np.ndarray:  # fmt: skip
-    """(n, titles) seconds from `now` until each title's last stage ends, through the queue model."""
+                  seed: int = 0, arrive_s=None) -> np.ndarray:  # fmt: skip
+    """(n, titles) seconds from `now` until each title's last stage ends, through the queue model; `arrive_s`:
+    seconds after `now` each title is queued (default: all now)."""
     rng = np.random.default_rng(seed)
-    reps = _jobs_for(hist, titles, now=now, rng=rng, n=n)
+    reps = _jobs_for(hist, titles, now=now, rng=rng, n=n, arrive_s=arrive_s)
     return np.array([run_queue(jobs, slots)["finish"] for jobs in reps]).reshape(n, len(titles))
 
 
@@ -437,10 +453,12 @@ class BatchForecast:
     titles: int
     burndown: list[dict]  # [{"t_s", "at", "p15", "p50", "p85"}]: titles remaining, from now to the p85 end
     basis: str
+    per_title: list[dict] = field(default_factory=list)  # [{"dag_id", "run_id", "p50_s", "p85_s", "p50_at", "p85_at"}]
 
     def to_json(self) -> dict:
         return {"p50_at": _iso(self.p50_at), "p85_at": _iso(self.p85_at), "p50_s": _r1(self.p50_s),
-                "p85_s": _r1(self.p85_s), "titles": self.titles, "burndown": self.burndown, "basis": self.basis}  # fmt: skip
+                "p85_s": _r1(self.p85_s), "titles": self.titles, "burndown": self.burndown, "basis": self.basis,
+                "per_title": self.per_title}  # fmt: skip
 
 
 def slots_of(cap) -> dict[str, int]:
@@ -461,8 +479,8 @@ def burndown(finish: np.ndarray, *, now, until_s: float, points: int = 40) -> li
 
 def batch_forecast(hist: History, titles: list[TitleState], *, slots: dict[str, int], now: datetime,
                    n: int = 500, seed: int = 0) -> BatchForecast:  # fmt: skip
-    """p50/p85 of when the last of `titles` (queued and running) finishes on a machine with `slots`, and the
-    burn-down with its band."""
+    """p50/p85 of when the last of `titles` (queued and running) finishes on a machine with `slots`, the
+    burn-down with its band, and each title's p50/p85 in that batch (its ETA with the contention)."""
     if not titles:
         return BatchForecast(None, None, 0.0, 0.0, 0, [], "no titles queued or running")
     short = _too_little(hist, [t.stream for t in titles])
@@ -475,8 +493,12 @@ def batch_forecast(hist: History, titles: list[TitleState], *, slots: dict[str, 
     streams = sorted({t.stream for t in titles})
     basis = (f"{n} replications over {', '.join(f'{hist.runs_of(s)} finished runs of {s}' for s in streams)}; "
              f"slots {', '.join(f'{p} {k}' for p, k in sorted(slots.items()))}")  # fmt: skip
+    q50, q85 = np.quantile(finish, [0.5, 0.85], axis=0)
+    per_title = [{"dag_id": t.dag_id, "run_id": t.run_id, "p50_s": _r1(a), "p85_s": _r1(b),
+                  "p50_at": _iso(at + timedelta(seconds=float(a))), "p85_at": _iso(at + timedelta(seconds=float(b)))}
+                 for t, a, b in zip(titles, q50, q85, strict=True)]  # fmt: skip
     return BatchForecast(at + timedelta(seconds=p50), at + timedelta(seconds=p85), p50, p85, len(titles),
-                         burndown(finish, now=now, until_s=p85), basis)  # fmt: skip
+                         burndown(finish, now=now, until_s=p85), basis, per_title)  # fmt: skip
 
 
 # ---------------------------------------------------------------- what-if
@@ -512,10 +534,11 @@ class SimResult:
 
 
 def arrival_mix(hist: History, scenario: Scenario) -> dict[str, int]:
-    """Titles per stream: the scenario's, else its `titles` split as the finished runs were (largest remainder)."""
+    """Titles per stream: the scenario's, else its `titles` split as the finished runs of the streams with enough
+    history were (largest remainder)."""
     if scenario.arrivals:
         return {s: int(k) for s, k in scenario.arrivals.items() if k > 0}
-    counts = {s: hist.runs_of(s) for s in hist.streams()}
+    counts = {s: hist.runs_of(s) for s in hist.streams() if hist.runs_of(s) >= MIN_RUNS}  # the forecastable ones
     total = sum(counts.values())
     if not total:
         return {}
@@ -676,7 +699,7 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
     end = max(
         pd.to_datetime(attempts["ended_at"], utc=True).max(), pd.to_datetime(attempts["started_at"], utc=True).max()
     )
-    full = history(attempts, runs, now=end.to_pydatetime() if pd.notna(end) else None)
+    full = history(attempts, runs, now=end.floor("us").to_pydatetime() if pd.notna(end) else None)
     for stream in full.streams():  # made once on the whole ledger, then cut per batch (History.finished_before)
         for stage in stages_of(full, stream):
             _stage_rows(full, stream, stage)
@@ -692,7 +715,7 @@ def backtest(attempts: pd.DataFrame, runs: pd.DataFrame, *, seed: int = 0, slots
             continue
         titles = [TitleState(r.dag_id, r.run_id, r.stream, None, None, (), {}) for r in ok.itertuples(index=False)]
         delay = (ok["run_queued_at"] - t0).dt.total_seconds().to_numpy()
-        finish = batch_samples(hist, titles, slots=slots, now=t0, n=n, seed=seed + i) + delay
+        finish = batch_samples(hist, titles, slots=slots, now=t0, n=n, seed=seed + i, arrive_s=delay)
         actual = (ok["run_finished_at"] - t0).dt.total_seconds().to_numpy()
         p50, p85 = np.quantile(finish, [0.5, 0.85], axis=0)
         seen = (end - t0).total_seconds()
@@ -801,3 +824,36 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# ---------------------------------------------------------------- a contended ledger (benchmarks, tests)
+
+_CONTENDED_SHAPE = [(names.INGEST, names.INGEST_ID, 20, 3), (names.TRANSCODE, names.TRANSCODE_ID, 300, 3),
+                    (names.COMPLIANCE, names.check_id(names.LOUDNESS), 60, 3),
+                    (names.REVIEW, names.policy_id(names.LEGAL), 600, 20), (names.PUBLISH, names.PUBLISH_ID, 30, 3)]  # fmt: skip
+
+
+def contended_ledger(batches: int = 30, titles: int = 6, *, slots: int = 2, stream: str = "series_episode",
+                     seed: int = 7, gap_s: float = 6 * 3600) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Attempts and runs of `batches` nightly batches of `titles` titles each, all queued at once and run through
+    the queue model on `slots` media slots (lognormal stage times, exponential hand-offs): a ledger whose waits
+    hold real queueing, as a machine's does, unlike metrics.synthetic_ledger's. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2026-10-01", tz="UTC")
+    dag = names.value_stream_dag_id(stream)
+    att, runs = [], []
+    for b in range(batches):
+        jobs = [_Job(0.0, [(st, float(rng.exponential(h)), float(rng.lognormal(np.log(m), 0.4)))
+                           for st, _, m, h in _CONTENDED_SHAPE], tiebreak=float(rng.random())) for _ in range(titles)]  # fmt: skip
+        res = run_queue(jobs, {MEDIA_POOL: slots})
+        start = t0 + pd.Timedelta(seconds=b * gap_s)
+        task = {st: tid for st, tid, _, _ in _CONTENDED_SHAPE}
+        for i, stage, s0, s1 in res["trace"]:
+            att.append({"dag_id": dag, "run_id": f"b{b}-t{i}", "task_id": task[stage], "map_index": -1,
+                        "try_number": 1, "stream": stream, "stage": stage, "state": "success",
+                        "started_at": start + pd.Timedelta(seconds=s0), "ended_at": start + pd.Timedelta(seconds=s1)})  # fmt: skip
+        for i in range(titles):
+            runs.append({"dag_id": dag, "run_id": f"b{b}-t{i}", "stream": stream, "queued_at": start,
+                         "started_at": start, "ended_at": start + pd.Timedelta(seconds=float(res["finish"][i])),
+                         "state": "success", "status": "published"})  # fmt: skip
+    return pd.DataFrame(att), pd.DataFrame(runs)

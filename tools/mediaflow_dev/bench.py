@@ -656,10 +656,12 @@ def bench_forecast(repeat: int | None = None, rows: int = 6000) -> dict:
     before their p85 (goal 80-90 %: below, the band is too narrow; above, too wide to plan with)."""
     from mediaflow import forecast, metrics
 
-    cals = []
+    cals, contended = [], []
     for seed in range(7, 7 + (repeat or 3)):
         attempts, runs = metrics.synthetic_ledger(rows, until=UNTIL, seed=seed)
         cals.append(forecast.backtest(attempts, runs, seed=seed))
+        attempts, runs = forecast.contended_ledger(seed=seed)  # nightly batches queueing for 2 media slots
+        contended.append(forecast.backtest(attempts, runs, seed=seed, slots={"media": 2}))
     return {"forecast_p85_coverage": {
         **_spread([c.share_before_p85 for c in cals]), "goal": {"min": 0.8, "max": 0.9},
         "titles": [c.titles for c in cals], "batches": [c.batches for c in cals],
@@ -667,6 +669,10 @@ def bench_forecast(repeat: int | None = None, rows: int = 6000) -> dict:
         "baseline": {"name": "quoting the p50 instead: share of titles done before it",
                      "share": _spread([c.share_before_p50 for c in cals])},
         "ledger": f"metrics.synthetic_ledger({rows} rows, 30 days, seeds 7..{6 + (repeat or 3)})",
+        "contended": {"ledger": "forecast.contended_ledger: 30 batches of 6 titles on 2 media slots, same seeds",
+                      "share_before_p85": _spread([c.share_before_p85 for c in contended]),
+                      "share_before_p50": _spread([c.share_before_p50 for c in contended]),
+                      "batch_error_pct": _spread([c.batch_error_pct for c in contended], 1)},
     }}  # fmt: skip
 
 
