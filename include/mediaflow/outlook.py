@@ -90,18 +90,20 @@ def burndown(hist: forecast.History, attempts: pd.DataFrame, runs: pd.DataFrame,
              now: datetime) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """(burn-down rows, summary) of the batch now. Rows (BURNDOWN_COLUMNS): the actual titles remaining so far
     (kind "actual"), then the forecast from now (kind "forecast": band p15..p85 and p50). Summary: the forecast's
-    p50/p85 finish of the last title, its basis, the batch's start and size."""
+    p50/p85 finish of the last title, its basis, the batch's start and size, and `per_title`: each open title's
+    p50/p85 inside the batch (its ETA with the others queueing for the same slots)."""
     titles = forecast.titles_now(attempts, runs, now=now)
     batch = batch_runs(runs)
     actual = actual_burndown(batch, now=now).assign(kind="actual")
     summary = {"as_of": iso_z(now), "titles": len(titles), "batch_titles": len(batch),
                "batch_start": iso_z(batch["queued"].min().to_pydatetime()) if len(batch) else None,
                "p50_at": None, "p85_at": None, "p50_s": None, "p85_s": None,
-               "basis": "no title queued or running: nothing to forecast"}  # fmt: skip
+               "basis": "no title queued or running: nothing to forecast", "per_title": []}  # fmt: skip
     band = pd.DataFrame(columns=["at", "p15", "p50", "p85"])
     if titles:
         fc = forecast.batch_forecast(hist, titles, slots=slots, now=now)
         summary.update({k: v for k, v in fc.to_json().items() if k in summary and k != "titles"})
+        summary["per_title"] = list(getattr(fc, "per_title", None) or [])
         if fc.burndown:
             band = pd.DataFrame(fc.burndown)[["at", "p15", "p50", "p85"]]
             band["at"] = pd.to_datetime(band["at"], utc=True)
@@ -237,4 +239,5 @@ def tables(attempts: pd.DataFrame, runs: pd.DataFrame, *, slots: dict[str, int],
     except Exception as e:  # (the metrics, report and digest go on without a forecast, saying why)
         rows = pd.DataFrame(columns=BURNDOWN_COLUMNS)
         summary = {"as_of": iso_z(now), "titles": None, "basis": f"no forecast: {type(e).__name__}: {e}"}
+    summary.pop("per_title", None)  # one row per batch: the titles' own ETAs are the dashboard's
     return {"burndown": rows, "batch_forecast": pd.DataFrame([summary])}

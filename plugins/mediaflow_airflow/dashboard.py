@@ -154,7 +154,10 @@ def outlook_of(acc: Access) -> Outlook:
         slots = forecast.slots_of(capacity.capacity())
         rows, summary = outlook.burndown(hist, attempts, runs, slots=slots, now=now)
         streams = sorted(s for s in acc.streams if hist.runs_of(s) >= forecast.MIN_RUNS)
-        out = Outlook(now, hist, slots, streams, rows, summary, outlook.eta_rows(hist, attempts, runs, now=now))
+        etas = outlook.eta_rows(hist, attempts, runs, now=now)
+        out = Outlook(now, hist, slots, streams, rows, summary, etas)
+        for row in etas:
+            row["eta"]["in_batch"] = in_batch(out, row)
         _outlooks[acc.dag_ids] = (time.monotonic(), out)
         return out
 
@@ -175,7 +178,16 @@ def run_eta(acc: Access, attempts: pd.DataFrame, run: dict, *, now: datetime) ->
     for col in [c for c in runs.columns if c.endswith("_at")]:
         runs[col] = pd.to_datetime(runs[col], utc=True)
     titles = forecast.titles_now(attempts, runs, now=now)
-    return forecast.eta(outlook_of(acc).hist, titles[0], now=now).to_json() if titles else None
+    if not titles:
+        return None
+    out = outlook_of(acc)
+    return {**forecast.eta(out.hist, titles[0], now=now).to_json(), "in_batch": in_batch(out, run)}
+
+
+def in_batch(out: Outlook, run: dict) -> dict | None:
+    """A title's p50/p85 inside the batch forecast (with the other titles queueing for the same slots), if any."""
+    return next((t for t in out.summary.get("per_title") or []
+                 if (t["dag_id"], t["run_id"]) == (run["dag_id"], run["run_id"])), None)  # fmt: skip
 
 
 WHATIF_FIELDS = ("review_answer_min", "titles")  # and slots.<pool>, arrivals.<stream>

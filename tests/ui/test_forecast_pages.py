@@ -97,6 +97,7 @@ def test_the_run_page_of_a_waiting_title_shows_its_eta(page, stack, shots, batch
     assert one["eta"]["remaining"][0] == "review" and f"finished runs of {STREAM}" in one["eta"]["basis"]
     status, fc = get(stack, "/mediaflow/api/forecast")
     assert status == 200 and [e["run_id"] for e in fc["etas"]] == [run_id]
+    assert fc["etas"][0]["eta"]["in_batch"]["p85_at"] and fc["batch"]["p85_at"]
 
     page.set_default_timeout(SLOW_MS)
     log_in(page, stack.password())
@@ -104,6 +105,7 @@ def test_the_run_page_of_a_waiting_title_shows_its_eta(page, stack, shots, batch
     eta = page.locator("p.eta")
     expect(eta).to_contain_text("ETA p50", timeout=SLOW_MS)
     expect(eta).to_contain_text("still to run: review, publish")
+    expect(eta.locator(".eta-batch")).to_contain_text("In the batch now")
     assert eta.get_attribute("data-p50-at") <= eta.get_attribute("data-p85-at")
     shots(page, "forecast-1-run-page-eta")
 

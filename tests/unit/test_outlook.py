@@ -79,6 +79,7 @@ def test_the_burndown_runs_from_the_open_titles_to_none_with_a_band(ledger):
     assert band["p50"].iloc[0] == 2 and band["p50"].iloc[-1] <= band["p50"].iloc[0]
     assert (band["p15"] <= band["p50"]).all() and (band["p50"] <= band["p85"]).all()
     assert summary["titles"] == 2 and summary["batch_titles"] == 4
+    assert {(t["dag_id"], t["run_id"]) for t in summary["per_title"]} == {(DAG, "new-running"), (DAG, "new-queued")}
     assert pd.Timestamp(summary["p50_at"]) <= pd.Timestamp(summary["p85_at"])
     line = outlook.summary_line(summary)
     assert line.startswith("Batch forecast: 2 titles still to finish; the last one done by ")
@@ -123,6 +124,7 @@ def test_the_tables_for_the_report_hold_one_summary_row(ledger):
     attempts, runs = ledger
     t = outlook.tables(attempts, runs, slots={"media": 2}, now=NOW)
     assert len(t["batch_forecast"]) == 1 and t["batch_forecast"]["titles"].iloc[0] == 2
+    assert "per_title" not in t["batch_forecast"]  # the titles' own ETAs are the dashboard's, not the report's
     assert set(t["burndown"]["kind"]) == {"actual", "forecast"}
 
 
