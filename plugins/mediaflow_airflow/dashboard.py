@@ -208,7 +208,10 @@ def whatif_answer(acc: Access, values: dict) -> dict:
         raise outlook.WhatIfInvalid(
             [outlook.FieldError("history", f"too little history: no value stream you may read has {need}")]
         )
-    answer = forecast.whatif(out.hist, base, changed)
+    try:
+        answer = forecast.whatif(out.hist, base, changed)
+    except ValueError as e:  # a scenario the model refuses: said as the input's fault, with its reason
+        raise outlook.WhatIfInvalid([outlook.FieldError("scenario", str(e))]) from e
     return {**out.meta(), "scenarios": {"base": _scenario(base), "changed": _scenario(changed)}, **answer}
 
 
