@@ -32,10 +32,29 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable: the rest keep their order
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port for a stack service: any the OS gives, or, when MEDIAFLOW_TEST_PORTS names a range
+    ("19100-19199": sessions sharing a machine keep to their own), the first free one in it not handed out yet."""
+    span = os.environ.get("MEDIAFLOW_TEST_PORTS", "").strip()
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    low, _, high = span.partition("-")
+    for port in range(int(low), int(high or low) + 1):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port left in MEDIAFLOW_TEST_PORTS={span}")
 
 
 _GATE: list[FaultGate] = []

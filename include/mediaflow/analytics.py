@@ -47,14 +47,19 @@ def read_window(ledger, since: datetime, until: datetime, *, tries: int = 10):
     raise RuntimeError(f"the ledger kept changing while it was read ({tries} tries); the task's retry reads it again")
 
 
-def snapshot(ledger, store: Store, buckets: Buckets, *, slas_s: dict, run_id: str, now: datetime, days: float) -> dict:
-    """Metrics for the `days` before `now`, as Parquet + meta.json under the run's prefix. Returns meta."""
-    from mediaflow import metrics, report
+def snapshot(ledger, store: Store, buckets: Buckets, *, slas_s: dict, run_id: str, now: datetime, days: float,
+             slots: dict[str, int] | None = None) -> dict:  # fmt: skip
+    """Metrics for the `days` before `now`, and the batch forecast as it stands (mediaflow.outlook.tables, with
+    `slots` per pool: the machine's capacity unless given), as Parquet + meta.json under the run's prefix.
+    Returns meta."""
+    from mediaflow import capacity, forecast, metrics, outlook, report
 
     until = instant(now)
     since = until - timedelta(days=days)
     attempts, runs, counts = read_window(ledger, since, until)
     tables = metrics.compute(attempts, runs, slas_s, since=since, until=until, now=until)
+    slots = forecast.slots_of(capacity.capacity()) if slots is None else slots
+    tables.update(outlook.tables(attempts, runs, slots=slots, now=until))
     prefix = run_prefix(run_id)
     meta = {"generated_at": iso_z(until), "window": {"since": iso_z(since), "until": iso_z(until), "days": days},
             "expected": counts, "rows": {name: len(t) for name, t in tables.items()},

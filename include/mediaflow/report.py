@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from mediaflow import metrics
+from mediaflow import metrics, outlook
 from mediaflow.alerts import run_url
 from mediaflow.spec import STAGE_ORDER
 
@@ -401,6 +401,45 @@ def throughput_svg(tables: dict[str, pd.DataFrame], stream: str) -> str:
 CHARTS = (stage_times_svg, sla_svg, lead_time_svg, cfd_svg, throughput_svg)
 
 
+def batch_summary(tables: dict[str, pd.DataFrame]) -> dict | None:
+    """The batch forecast's summary (mediaflow.outlook.burndown), None when the tables hold none."""
+    rows = metrics.records(_table(tables, "batch_forecast"))
+    return rows[0] if rows else None
+
+
+def burndown_svg(tables: dict[str, pd.DataFrame]) -> str:
+    """The batch burn-down (table `burndown`, mediaflow.outlook): titles of the batch not yet ended over time, the
+    actual so far as a step line, and from now the forecast: its p15..p85 band and p50 line."""
+    rows = _table(tables, "burndown")
+    title, key = "Batch burn-down: titles remaining", "burndown"
+    if rows.empty:
+        return _no_data_svg(title, key)
+    at = _naive_utc(rows["at"])
+    actual, band = (rows["kind"] == "actual").to_numpy(), (rows["kind"] == "forecast").to_numpy()
+    value = lambda c: pd.to_numeric(rows[c], errors="coerce").astype(float)  # noqa: E731
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 2.8)
+        ax = fig.add_subplot()
+        if band.any():
+            ax.fill_between(at[band], value("p15")[band], value("p85")[band], color=ACTIVE_COLOR, alpha=0.25,
+                            linewidth=0, label="forecast p15–p85", gid="forecast-band")  # fmt: skip
+            ax.plot(at[band], value("p50")[band], color=ACTIVE_COLOR, linewidth=1.8, linestyle="--",
+                    label="forecast p50", gid="forecast-p50")  # fmt: skip
+        if actual.any():
+            ax.step(at[actual], value("remaining")[actual], where="post", color=LINE_COLOR, linewidth=1.8,
+                    label="actual", gid="actual")  # fmt: skip
+            ax.axvline(at[actual].max(), color="#999999", linewidth=0.8, linestyle=":")
+        _date_axis(ax)
+        _at_least(ax, at, pd.Timedelta(minutes=10))
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("titles remaining")
+        ax.set_xlabel("UTC")
+        ax.set_title(title)
+        ax.legend(loc="upper right", fontsize=8)
+        return _svg(fig, key)
+
+
 # ---------------------------------------------------------------- the HTML page
 
 _CSS = """
@@ -457,6 +496,11 @@ _PAGE = """<!DOCTYPE html>
 <td class="{{ 'over' if a.slow_wait }}">{{ a.wait_s | dur }}</td><td>{{ a.wait_limit_s | dur }}</td></tr>
 {% endfor %}</table></div></details></section>
 {% elif streams %}<section><p class="muted">No anomalies today.</p></section>{% endif %}
+
+{% if batch %}
+<h2>Batch forecast</h2>
+<section class="burndown"><p>{{ batch }}</p>{{ burndown }}</section>
+{% endif %}
 
 {% for s in streams %}
 <h2>{{ s.name }}</h2>
@@ -543,7 +587,8 @@ def _anomalies(tables: dict[str, pd.DataFrame]) -> list[dict]:
 def render_html(tables: dict[str, pd.DataFrame], *, title: str = "Value stream report", generated_at: str,
                 window: dict) -> str:  # fmt: skip
     """The whole report as one self-contained HTML page: header, today's anomalies (on top when there are any),
-    per stream a scorecard, its value stream map and charts, the stage table and the latest titles."""
+    the batch forecast (its burn-down) when the tables hold one, per stream a scorecard, its value stream map and
+    charts, the stage table and the latest titles."""
     by_stream = {r["stream"]: r for r in metrics.records(_table(tables, "streams"))}
     streams = [{"name": name, "cards": _scorecard(by_stream.get(name, {})), "vsm": Markup(vsm_svg(tables, name)),
                 "charts": [Markup(chart(tables, name)) for chart in CHARTS]} for name in stream_names(tables)]  # fmt: skip
@@ -557,6 +602,8 @@ def render_html(tables: dict[str, pd.DataFrame], *, title: str = "Value stream r
         stage_headings=[_heading(c) for c in stages.columns],
         stage_rows=[[(_cell(c, v), isinstance(v, str)) for c, v in r.items()] for r in metrics.records(stages)],
         titles=_linked(latest),
+        batch=outlook.summary_line(batch_summary(tables)) if "burndown" in tables else None,
+        burndown=Markup(burndown_svg(tables)) if "burndown" in tables else None,
     )  # fmt: skip
 
 
@@ -621,7 +668,8 @@ def _day_line(stream: str, runs: pd.DataFrame, spans: pd.DataFrame) -> str:
 def digest_mail(tables: dict[str, pd.DataFrame], *, owners: list[str], day: str, report_link: str | None,
                 recommendations: list[dict] | None = None) -> dict:  # fmt: skip
     """The value-stream owners' digest of `day` (UTC, YYYY-MM-DD): per stream one line (titles finished that day,
-    their median lead time and flow efficiency, stage SLA misses, the day's bottleneck), the anomalies of the
+    their median lead time and flow efficiency, stage SLA misses, the day's bottleneck; then one line of the
+    batch forecast when the tables hold one), the anomalies of the
     tables (compute() judges its own "today"), the audience feedback's localization recommendations (the first
     20) and the report link. Returns {"to", "subject", "html"}."""
     runs, spans = _table(tables, "runs"), _table(tables, "spans")
@@ -635,6 +683,8 @@ def digest_mail(tables: dict[str, pd.DataFrame], *, owners: list[str], day: str,
 
     done_runs, done_spans = on_day(runs, "finished_at"), on_day(spans, "ended_at")
     lines = [_day_line(s, _of(done_runs, s), _of(done_spans, s)) for s in stream_names(tables)]
+    if "batch_forecast" in tables:
+        lines.append(outlook.summary_line(batch_summary(tables)))
     anomalies = _anomalies(tables)
     subject = f"[mediaflow] value streams digest {day}: {len(done_runs)} finished, {len(anomalies)} anomalies"
     html = _DIGEST_TEMPLATE.render(day=day, lines=lines, anomalies=anomalies, report_link=report_link,

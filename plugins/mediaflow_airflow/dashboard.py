@@ -3,6 +3,8 @@
 Every number comes from mediaflow.metrics over the stage ledger; this module only loads (cached ~15 s per window),
 filters to the DAGs the user may read, and renders (Jinja2, autoescaped) or returns JSON. Every route needs an
 Airflow login: a bearer token or the UI's `_token` cookie (the UI shows these pages in a same-origin iframe).
+Forecasts (mediaflow.forecast through mediaflow.outlook): each open title's ETA on its run page and in the JSON,
+the batch burn-down and the what-if form on the Value Streams page; no script (the form is a plain GET).
 The JSON endpoints are documented in docs/dashboard-api.md. The API server imports this module on the first
 request (mediaflow_plugin mounts it lazily), so its imports never slow down other Airflow processes.
 """
@@ -21,11 +23,12 @@ import pandas as pd
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
-from mediaflow import metrics
+from mediaflow import capacity, forecast, metrics, outlook
 from mediaflow.ledger import Ledger
 from mediaflow.ledger import attempts as attempt_rows
 from mediaflow.names import FEEDBACK_DAG, stream_of
@@ -111,6 +114,116 @@ def access(user: User) -> Access:
 Readable = Annotated[Access, Depends(access)]
 
 
+# ---------------------------------------------------------------- forecasts: one cached computation per reader
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """The forecast's view for one set of readable DAGs: what the ledger's last outlook.HISTORY_DAYS days teach
+    (`hist`), the machine's pools, the batch burn-down and every open title's ETA."""
+
+    at: datetime
+    hist: forecast.History
+    slots: dict  # pool -> slots, the machine's capacity
+    streams: list  # readable streams with enough history for a what-if
+    burndown: pd.DataFrame
+    summary: dict
+    etas: list
+    svg: dict = field(default_factory=dict)  # the burn-down chart, drawn once
+
+    def meta(self) -> dict:
+        return {"as_of": iso_z(self.at), "history_days": outlook.HISTORY_DAYS, "slots": self.slots}
+
+
+_outlooks: dict[frozenset, tuple[float, Outlook]] = {}
+_outlook_lock = threading.Lock()
+
+
+def outlook_of(acc: Access) -> Outlook:
+    """The forecasts over the DAGs the user may read (another stream's titles are not counted, shown or learnt
+    from), recomputed at most every TTL_S seconds per set of readable DAGs."""
+    with _outlook_lock:
+        hit = _outlooks.get(acc.dag_ids)
+        if hit and time.monotonic() - hit[0] < TTL_S:
+            return hit[1]
+        now = datetime.now(UTC)
+        attempts, runs = Ledger(LedgerHook().url()).frames(outlook.history_since(now), now)
+        mine = lambda frame: frame[frame["dag_id"].isin(acc.dag_ids)].reset_index(drop=True)  # noqa: E731
+        attempts, runs = mine(attempts), mine(runs)
+        hist = forecast.history(attempts, runs, now=now)
+        slots = forecast.slots_of(capacity.capacity())
+        rows, summary = outlook.burndown(hist, attempts, runs, slots=slots, now=now)
+        streams = sorted(s for s in acc.streams if hist.runs_of(s) >= forecast.MIN_RUNS)
+        etas = outlook.eta_rows(hist, attempts, runs, now=now)
+        out = Outlook(now, hist, slots, streams, rows, summary, etas)
+        for row in etas:
+            row["eta"]["in_batch"] = in_batch(out, row)
+        _outlooks[acc.dag_ids] = (time.monotonic(), out)
+        return out
+
+
+def burndown_chart(out: Outlook) -> str:
+    if "svg" not in out.svg:
+        from mediaflow.report import burndown_svg
+
+        out.svg["svg"] = burndown_svg({"burndown": out.burndown})
+    return out.svg["svg"]
+
+
+def run_eta(acc: Access, attempts: pd.DataFrame, run: dict, *, now: datetime) -> dict | None:
+    """The ETA of one run (Eta.to_json()), None once it has ended."""
+    if not pd.isna(run.get("ended_at")):
+        return None
+    runs = pd.DataFrame([run])
+    for col in [c for c in runs.columns if c.endswith("_at")]:
+        runs[col] = pd.to_datetime(runs[col], utc=True)
+    titles = forecast.titles_now(attempts, runs, now=now)
+    if not titles:
+        return None
+    out = outlook_of(acc)
+    return {**forecast.eta(out.hist, titles[0], now=now).to_json(), "in_batch": in_batch(out, run)}
+
+
+def in_batch(out: Outlook, run: dict) -> dict | None:
+    """A title's p50/p85 inside the batch forecast (with the other titles queueing for the same slots), if any."""
+    return next((t for t in out.summary.get("per_title") or []
+                 if (t["dag_id"], t["run_id"]) == (run["dag_id"], run["run_id"])), None)  # fmt: skip
+
+
+WHATIF_FIELDS = ("review_answer_min", "titles")  # and slots.<pool>, arrivals.<stream>
+
+
+def whatif_fields(values) -> dict:
+    """The what-if fields among a form's or query's values (the page's own, days and stream, left out)."""
+    return {k: v for k, v in values.items() if k in WHATIF_FIELDS or k.startswith(("slots.", "arrivals."))}
+
+
+def whatif_answer(acc: Access, values: dict) -> dict:
+    """forecast.whatif over the user's streams: base (the machine as it is) and changed (the fields' values).
+    Raises outlook.WhatIfInvalid naming each bad field."""
+    out = outlook_of(acc)
+    base, changed = outlook.scenarios(values, slots=out.slots, streams=out.streams)
+    if not out.streams:
+        need = f"{forecast.MIN_RUNS} finished runs"
+        raise outlook.WhatIfInvalid(
+            [outlook.FieldError("history", f"too little history: no value stream you may read has {need}")]
+        )
+    try:
+        answer = forecast.whatif(out.hist, base, changed)
+    except ValueError as e:  # a scenario the model refuses: said as the input's fault, with its reason
+        raise outlook.WhatIfInvalid([outlook.FieldError("scenario", str(e))]) from e
+    return {**out.meta(), "scenarios": {"base": _scenario(base), "changed": _scenario(changed)}, **answer}
+
+
+def _scenario(s: forecast.Scenario) -> dict:
+    return {"slots": s.slots, "review_answer_s": s.review_answer_s, "arrivals": s.arrivals, "titles": s.titles}
+
+
+def _invalid(exc: outlook.WhatIfInvalid) -> JSONResponse:
+    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    return JSONResponse({"detail": str(exc), "errors": errors}, status_code=422)
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -144,6 +257,31 @@ def api_runs(acc: Readable, days: Days = 30, stream: Stream = None,
 @app.get("/api/runs/{dag_id}/{run_id:path}")
 def api_run(acc: Readable, dag_id: str, run_id: str) -> dict:
     return one_run(acc, dag_id, run_id)
+
+
+@app.get("/api/forecast")
+def api_forecast(acc: Readable) -> dict:
+    """The batch forecast with its burn-down, and every open title's ETA (docs/dashboard-api.md)."""
+    out = outlook_of(acc)
+    return {**out.meta(), "batch": out.summary, "burndown": metrics.records(out.burndown), "etas": out.etas}
+
+
+@app.get("/api/whatif", response_model=None)
+def api_whatif(request: Request, acc: Readable) -> dict | JSONResponse:
+    """What if: the fields as query parameters (slots.<pool>, review_answer_min, titles, arrivals.<stream>)."""
+    try:
+        return whatif_answer(acc, dict(request.query_params))
+    except outlook.WhatIfInvalid as e:
+        return _invalid(e)
+
+
+@app.post("/api/whatif", response_model=None)
+def api_whatif_post(acc: Readable, values: Annotated[dict, Body()]) -> dict | JSONResponse:
+    """What if: the same fields as one JSON object."""
+    try:
+        return whatif_answer(acc, values)
+    except outlook.WhatIfInvalid as e:
+        return _invalid(e)
 
 
 @app.get("/api/anomalies")
@@ -184,8 +322,8 @@ def _vsm_renderer():
 
 
 def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
-    """One title, computed live (not cached): its run row with lead time, its stage spans with their SLA, and
-    every ledger attempt."""
+    """One title, computed live (not cached): its run row with lead time, its ETA while it is open (the forecast's
+    history cached as outlook_of says), its stage spans with their SLA, and every ledger attempt."""
     if dag_id not in acc.dag_ids:
         raise HTTPException(403, f"you may not read DAG {dag_id!r}")
     ledger = Ledger(LedgerHook().url())
@@ -201,6 +339,7 @@ def one_run(acc: Access, dag_id: str, run_id: str) -> dict:
     delivered = run["delivered_at"]
     return {"run": {**row, "delivered_at": iso_z(delivered) if delivered else None, "as_of": iso_z(now),
                     "warnings": run.get("warnings") or [], "renditions": run.get("renditions") or []},
+            "eta": run_eta(acc, frame, run, now=now),
             "stages": metrics.records(tables["spans"].drop(columns=["dag_id", "run_id", "asset_id"])),
             "attempts": metrics.records(frame.drop(columns=["dag_id", "run_id", "stream"]))}  # fmt: skip
 
@@ -279,7 +418,28 @@ def index(request: Request, acc: Readable, days: Days = 30, stream: Stream = Non
                  all_streams=every, score=score, stages=stages,
                  anomalies=by(t["anomalies"]), assets=assets, runs=metrics.records(runs.head(TITLES_ON_PAGE)),
                  total_runs=len(runs), stream=stream, vsm=_vsm_renderer() is not None, choices=(1, 7, 30, 90, 365),
-                 feedback=FEEDBACK_DAG in acc.dag_ids)  # fmt: skip
+                 feedback=FEEDBACK_DAG in acc.dag_ids,
+                 outlook=forecast_view(acc, request.query_params))  # fmt: skip
+
+
+def forecast_view(acc: Access, query) -> dict:
+    """The Value Streams page's batch forecast and what-if parts. The what-if runs when the form was sent (its
+    hidden `whatif` field); its fields come back filled in, each error beside its field. A forecast that breaks
+    is said on the page, and the rest of the page stands."""
+    sent = whatif_fields(query) if "whatif" in query else None
+    view = {"fields": sent or {}, "errors": {}, "answer": None, "error": None}
+    try:
+        out = outlook_of(acc)
+        view.update(line=outlook.summary_line(out.summary), summary=out.summary, svg=Markup(burndown_chart(out)),
+                    slots=out.slots, streams=out.streams, titles=outlook.WHATIF_TITLES,
+                    history_days=outlook.HISTORY_DAYS)  # fmt: skip
+        if sent is not None:
+            view["answer"] = whatif_answer(acc, sent)
+    except outlook.WhatIfInvalid as e:
+        view["errors"] = {err.field: err.message for err in e.errors}
+    except Exception as e:  # (the flow metrics above do not depend on it)
+        view["error"] = f"{type(e).__name__}: {e}"
+    return view
 
 
 @app.get("/runs/{dag_id}/{run_id:path}", response_class=HTMLResponse)

@@ -1,6 +1,6 @@
 """The value_stream_metrics steps without Airflow: the ledger window and its SQL counts, the GX validation of the
 metrics tables (a broken table is refused, naming table, column and check), the digest's day, an older ledger
-gaining the new columns in place."""
+gaining the new columns in place; the snapshot's batch forecast in the report and the digest."""
 
 from __future__ import annotations
 
@@ -100,12 +100,17 @@ def test_snapshot_report_and_digest_over_a_real_s3_api(ledger, s3):
         f"{analytics.LATEST}/meta.json",
         f"{analytics.LATEST}/data/runs.parquet",
     } <= set(latest)
-    assert "asset-r1" in store.get_bytes(buckets.reports, f"{analytics.LATEST}/index.html").decode()
+    page = store.get_bytes(buckets.reports, f"{analytics.LATEST}/index.html").decode()
+    assert "asset-r1" in page
+    # the batch forecast beside the metrics: r2 still open, one finished run is too little history to forecast
+    assert f"{analytics.LATEST}/data/burndown.parquet" in latest and "<h2>Batch forecast</h2>" in page
+    assert "Batch forecast: 1 title still to finish; too little history: 1 runs of news_clip (need 5)." in page
 
     alert, why = analytics.claim_digest(
         ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None
     )
     assert why == "due" and alert["recipients"] == ["o@example.com"] and "digest 2026-11-28" in alert["subject"]
+    assert "<li>Batch forecast: 1 title still to finish; too little history" in alert["html"]
     again, _ = analytics.claim_digest(
         ledger, store, buckets, prefix, day="2026-11-28", owners=["o@example.com"], report_link=None
     )

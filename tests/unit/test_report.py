@@ -1,6 +1,7 @@
 """The value-stream report over generated and hand-built metric tables: the value stream map's numbers, a page with
 no script and no external URL, hostile names made inert (in the HTML and inside the SVG text), empty tables,
-Parquet round trips and the owners' digest."""
+Parquet round trips, the owners' digest, and the batch burn-down (forecast band, p50 line, the actual so far) in
+the report and one line of it in the digest."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from mediaflow import metrics, report
+from mediaflow import metrics, outlook, report
 
 UNTIL = datetime(2026, 11, 28, 12, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=30)
@@ -192,3 +193,49 @@ def test_digest_names_the_days_numbers_and_every_anomaly(tables):
         assert f"<td>{a.stream}</td><td>{a.stage}</td>" in html and f"<td>{a.run_id}</td>" in html
         assert f"{report.human_duration(a.cycle_s)} / {report.human_duration(a.cycle_limit_s)}" in html
     assert '<a href="https://reports.example.com/value-streams/index.html">' in html
+
+
+def batch_tables() -> dict[str, pd.DataFrame]:
+    """A batch of 4 titles from 11:30: one ended at 11:50, 3 open at noon; the forecast: the last done by 12:20
+    (p50) or 12:30 (p85)."""
+    at = lambda minutes: pd.Timestamp(UNTIL) + pd.Timedelta(minutes=minutes)  # noqa: E731
+    actual = [("actual", at(m), n, None, None, None) for m, n in ((-30, 1), (-25, 4), (-10, 3), (0, 3))]
+    band = [("forecast", at(m), None, lo, mid, hi) for m, lo, mid, hi in ((0, 3, 3, 3), (10, 1, 2, 3), (20, 0, 1, 2),
+                                                                         (30, 0, 0, 1))]  # fmt: skip
+    summary = {"as_of": "2026-11-28T12:00:00Z", "titles": 3, "batch_titles": 4, "batch_start": "2026-11-28T11:30:00Z",
+               "p50_at": "2026-11-28T12:20:00Z", "p85_at": "2026-11-28T12:30:00Z", "p50_s": 1200.0, "p85_s": 1800.0,
+               "basis": "500 replications over 12 finished runs of news_clip; slots media 2"}  # fmt: skip
+    return {"burndown": pd.DataFrame(actual + band, columns=outlook.BURNDOWN_COLUMNS),
+            "batch_forecast": pd.DataFrame([summary])}  # fmt: skip
+
+
+def test_the_report_has_the_batch_burndown_with_its_band_its_p50_and_the_actual(tables, tmp_path):
+    # through Parquet, as the metrics job hands its tables to the report
+    back = {n: pd.read_parquet(p) for n, p in report.write_parquet(batch_tables(), tmp_path).items()}
+    page = report.render_html({**tables, **back}, generated_at="2026-11-28T12:00:00Z", window=WINDOW)
+    assert "<h2>Batch forecast</h2>" in page
+    assert ("Batch forecast: 3 titles still to finish; the last one done by 12:20 (p50) / 12:30 (p85) UTC (500 "
+            "replications over 12 finished runs of news_clip; slots media 2).") in page  # fmt: skip
+    svg = report.burndown_svg(back)
+    assert svg in page and page.count("<svg") == 3 * (1 + len(report.CHARTS)) + 1
+    for part in ("forecast-band", "forecast-p50", "actual"):
+        assert re.search(rf'<g id="c[0-9a-f]{{10}}-{part}"', svg), part
+    assert {"Batch burn-down: titles remaining", "forecast p15–p85", "forecast p50", "actual"} <= set(texts(svg))
+    assert "<script" not in page.lower() and "http://" not in page
+
+
+def test_without_a_forecast_the_report_says_so_and_keeps_the_rest(tables):
+    empty = {"burndown": pd.DataFrame(columns=outlook.BURNDOWN_COLUMNS),
+             "batch_forecast": pd.DataFrame([{"titles": 0, "basis": "no title queued or running: nothing to forecast"}])}  # fmt: skip
+    page = report.render_html({**tables, **empty}, generated_at="now", window=WINDOW)
+    assert "Batch forecast: no title queued or running: nothing to forecast." in page
+    assert "no data yet" in report.burndown_svg(empty)
+    assert "<h2>Batch forecast</h2>" not in report.render_html(tables, generated_at="now", window=WINDOW)
+
+
+def test_the_digest_has_one_line_of_the_batch_forecast(tables):
+    mail = report.digest_mail({**tables, **batch_tables()}, owners=["o@example.com"], day="2026-11-27",
+                              report_link=None)  # fmt: skip
+    lines = re.findall(r"<li>(Batch forecast: [^<]*)</li>", mail["html"])
+    assert lines == ["Batch forecast: 3 titles still to finish; the last one done by 12:20 (p50) / 12:30 (p85) UTC "
+                     "(500 replications over 12 finished runs of news_clip; slots media 2)."]  # fmt: skip

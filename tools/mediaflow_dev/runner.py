@@ -9,6 +9,10 @@ DAG (which validates the manifests and starts one value-stream run per delivery)
 what was published to out/published/, writes out/summary.json and prints a table. Deliveries the batch left
 pending (their run could not be started) are listed with the reason.
 
+A title's stage line also says when it should be done, from the stage ledger's history of its stream
+(mediaflow.forecast): "publish  eta p50 21:04 / p85 21:09 UTC", or "eta: too little history: 2 runs of news_clip
+(need 5)" instead of a guess.
+
 While a title's transcode or publish runs, a line at the tally interval says how far it is when that has changed
 ("transcode 43 % (51:36 of 2:00:00)", "publish 1200/4100 objects"), read from the task's XCom `progress`.
 
@@ -31,7 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mediaflow import analytics, batch, decisions, flow, names, progress, rights
+from mediaflow import analytics, batch, decisions, flow, forecast, names, outlook, progress, rights
 from mediaflow.alerts import WATCH_TASK, spans_of
 from mediaflow.batch import processed_key
 from mediaflow.ledger import Ledger
@@ -398,6 +402,60 @@ def progress_text(report: dict, *, now: datetime) -> str:
     return text
 
 
+def eta_words(eta: forecast.Eta | None, *, now: datetime) -> str:
+    """A title's ETA on its progress line: 'eta p50 21:04 / p85 21:09 UTC' (the date too when not the day of
+    `now`), or 'eta: too little history: 2 runs of news_clip (need 5)'; '' without one."""
+    if eta is None:
+        return ""
+    if eta.p50_at is None or eta.p85_at is None:
+        return f"eta: {eta.basis}"
+    p50, p85 = (outlook.clock(iso_z(at), now=now) for at in (eta.p50_at, eta.p85_at))
+    return f"eta p50 {p50} / p85 {p85} UTC"
+
+
+class _Etas:
+    """Each running title's ETA for its stage line: the forecast's history read from the ledger again every
+    HISTORY_EVERY_S, or AFTER_AN_END_S after a title ended (what it took is history now); the open titles' state
+    at most once a poll (the ledger's runs still going, a small read). A courtesy: without a ledger, or when it
+    does not answer, the lines say nothing of an ETA."""
+
+    HISTORY_EVERY_S = 300.0
+    AFTER_AN_END_S = 20.0
+
+    def __init__(self, ledger_url: str | None):
+        self.ledger = Ledger(ledger_url) if ledger_url else None
+        self.hist: forecast.History | None = None
+        self.hist_at = float("-inf")
+        self.titles: dict[tuple, forecast.TitleState] | None = None
+        self.ended_since = False
+
+    def poll(self) -> None:
+        self.titles = None  # read again when the next line needs it
+
+    def ended(self) -> None:
+        self.ended_since = True
+
+    def suffix(self, key: tuple) -> str:
+        if self.ledger is None:
+            return ""
+        now = datetime.now(UTC)
+        try:
+            age = time.monotonic() - self.hist_at
+            if age > self.HISTORY_EVERY_S or (self.ended_since and age > self.AFTER_AN_END_S):
+                self.hist = forecast.history(*self.ledger.frames(outlook.history_since(now), now), now=now)
+                self.hist_at, self.ended_since = time.monotonic(), False
+            if self.titles is None:
+                open_now = forecast.titles_now(*self.ledger.frames(now, now), now=now)  # an empty window: open runs
+                self.titles = {(t.dag_id, t.run_id): t for t in open_now}
+            title = self.titles.get(key)
+            words = eta_words(forecast.eta(self.hist, title, now=now), now=now) if title else ""
+        except Exception as e:  # (an ETA is a courtesy: whatever breaks it, the wait goes on)
+            print(f"[run] no ETAs from here on: {type(e).__name__}: {e}", flush=True)
+            self.ledger = None
+            return ""
+        return f"  {words}" if words else ""
+
+
 def _tally(counts: dict) -> str:
     order = ("queued", "running", "published", "rejected", "awaiting_review", "failed", "pending")
     return ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in order if counts.get(k) or k != "pending")
@@ -499,6 +557,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
     every_s = _env_float("MEDIAFLOW_PROGRESS_EVERY_S", PROGRESS_EVERY_S)
     per_stage = len(runs) <= int(_env_float("MEDIAFLOW_PROGRESS_TITLES", TITLE_LINES_UP_TO))
     watch, buckets, s3 = _Watch(stack, runs), Buckets.from_env(), stack.s3_client()
+    etas = _Etas(getattr(stack, "ledger_url", None) if per_stage else None)
     started = last_tally = time.monotonic()
     done = {} if done is None else done
     status: dict[tuple, str] = {}
@@ -570,6 +629,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
     def finish(key: tuple, run: dict | None, tis: list[dict], word: str) -> None:
         done[key[1]] = (run, tis)
         status[key] = word
+        etas.ended()
         reason = ""
         if word == "failed":
             failed = sorted(t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed"))
@@ -584,6 +644,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
             if not api_trouble:
                 say(f"the Airflow API did not answer ({e}); still waiting")
             api_trouble, parked = True, set()
+        etas.poll()
         for key, delivery_id in watch.wanted.items():
             if key[1] in done:
                 continue
@@ -602,7 +663,7 @@ def wait(stack: Stack, runs: list[tuple], *, timeout_s: float | None = None, set
             if per_stage and stage and shown.get(key) != stage:
                 shown[key] = stage
                 retry = " (retrying)" if any(t["state"] == "up_for_retry" for t in watch.tis[key].values()) else ""
-                say(f"{delivery_id:<32} {stage}{retry}")
+                say(f"{delivery_id:<32} {stage}{retry}{etas.suffix(key)}")
         alive = [watch.wanted[k] for k in watch.wanted if k[1] not in done]
         if not alive:
             if watch.wanted:
