@@ -480,12 +480,15 @@ def burndown(finish: np.ndarray, *, now, until_s: float, points: int = 40) -> li
 def batch_forecast(hist: History, titles: list[TitleState], *, slots: dict[str, int], now: datetime,
                    n: int = 500, seed: int = 0) -> BatchForecast:  # fmt: skip
     """p50/p85 of when the last of `titles` (queued and running) finishes on a machine with `slots`, the
-    burn-down with its band, and each title's p50/p85 in that batch (its ETA with the contention)."""
+    burn-down with its band, and each title's p50/p85 in that batch (its ETA with the contention). Titles of a
+    stream with too little history are left out of the sampling, and the basis says so (one new stream waiting for
+    a person does not take the forecast of every other title away); none left: no forecast, the reason said."""
     if not titles:
         return BatchForecast(None, None, 0.0, 0.0, 0, [], "no titles queued or running")
     short = _too_little(hist, [t.stream for t in titles])
-    if short:
-        return BatchForecast(None, None, None, None, len(titles), [], short)
+    everyone, titles = titles, [t for t in titles if hist.runs_of(t.stream) >= MIN_RUNS]
+    if not titles:
+        return BatchForecast(None, None, None, None, len(everyone), [], short)
     finish = batch_samples(hist, titles, slots=slots, now=now, n=n, seed=seed)
     last = finish.max(axis=1)
     p50, p85 = (float(q) for q in np.quantile(last, [0.5, 0.85]))
@@ -493,11 +496,14 @@ def batch_forecast(hist: History, titles: list[TitleState], *, slots: dict[str, 
     streams = sorted({t.stream for t in titles})
     basis = (f"{n} replications over {', '.join(f'{hist.runs_of(s)} finished runs of {s}' for s in streams)}; "
              f"slots {', '.join(f'{p} {k}' for p, k in sorted(slots.items()))}")  # fmt: skip
+    if short:
+        left_out = len(everyone) - len(titles)
+        basis += f"; {left_out} {'title' if left_out == 1 else 'titles'} left out, {short}"
     q50, q85 = np.quantile(finish, [0.5, 0.85], axis=0)
     per_title = [{"dag_id": t.dag_id, "run_id": t.run_id, "p50_s": _r1(a), "p85_s": _r1(b),
                   "p50_at": _iso(at + timedelta(seconds=float(a))), "p85_at": _iso(at + timedelta(seconds=float(b)))}
                  for t, a, b in zip(titles, q50, q85, strict=True)]  # fmt: skip
-    return BatchForecast(at + timedelta(seconds=p50), at + timedelta(seconds=p85), p50, p85, len(titles),
+    return BatchForecast(at + timedelta(seconds=p50), at + timedelta(seconds=p85), p50, p85, len(everyone),
                          burndown(finish, now=now, until_s=p85), basis, per_title)  # fmt: skip
 
 

@@ -96,8 +96,10 @@ def test_the_run_page_of_a_waiting_title_shows_its_eta(page, stack, shots, batch
     assert status == 200 and one["eta"]["p50_at"] and one["eta"]["p85_at"], one.get("eta")
     assert one["eta"]["remaining"][0] == "review" and f"finished runs of {STREAM}" in one["eta"]["basis"]
     status, fc = get(stack, "/mediaflow/api/forecast")
-    assert status == 200 and [e["run_id"] for e in fc["etas"]] == [run_id]
-    assert fc["etas"][0]["eta"]["in_batch"]["p85_at"] and fc["batch"]["p85_at"]
+    # every open title of the stack is in it (in the whole suite, other tests' titles wait for people too)
+    ours = [e for e in fc["etas"] if e["run_id"] == run_id] if status == 200 else []
+    assert len(ours) == 1, fc
+    assert ours[0]["eta"]["in_batch"]["p85_at"] and fc["batch"]["p85_at"]
 
     page.set_default_timeout(SLOW_MS)
     log_in(page, stack.password())
@@ -118,7 +120,9 @@ def test_value_streams_shows_the_burndown_and_the_what_if_answers(page, stack, s
     frame = page.frame_locator("iframe[title='Value Streams']")
     card = frame.locator("#forecast")
     line = card.locator(".forecast-line")
-    expect(line).to_contain_text("Batch forecast: 1 title still to finish; the last one", timeout=SLOW_MS)
+    # this module's waiting title, and in the whole suite the other tests' titles still open
+    expect(line).to_contain_text(re.compile(r"Batch forecast: \d+ titles? still to finish; the last one"),
+                                 timeout=SLOW_MS)  # fmt: skip
     chart = card.locator("figure.burndown svg")
     expect(chart).to_be_visible()
     for part in ("forecast-band", "forecast-p50", "actual"):

@@ -168,6 +168,17 @@ def test_four_titles_on_two_slots_take_two_rounds():
     json.dumps(b.to_json())
 
 
+def test_a_title_of_a_stream_without_history_is_left_out_of_the_batch_forecast_and_said():
+    # the suite's case: news_clip has history, a drill stream with one finished run has a title waiting too
+    hist = constant_history(shape=[(names.TRANSCODE, 0, 100)])
+    new = TitleState(DAG, "n", "sla_drill", None, None, (), {})
+    b = forecast.batch_forecast(hist, [queued("t0"), queued("t1"), new], slots={names.MEDIA_POOL: 1}, now=at(10_000),
+                                n=20)  # fmt: skip
+    assert (b.p50_s, b.p85_s, b.titles) == (200.0, 200.0, 3)
+    assert [t["run_id"] for t in b.per_title] == ["t0", "t1"]
+    assert b.basis.endswith(f"; 1 title left out, too little history: 0 runs of sla_drill (need {MIN_RUNS})")
+
+
 def test_a_running_title_keeps_its_slot_and_goes_first():
     # one slot: the running title (60 s left) finishes first, then the queued one runs its whole 100 s
     hist = constant_history(shape=[(names.TRANSCODE, 0, 100)])
