@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -316,6 +317,9 @@ def test_s3_init_makes_the_buckets_and_seeds_the_catalog_once(resolved, secrets_
     server.start()
     try:
         host, port = server.get_host_and_port()
+        # moto keeps its S3 state per process: buckets other tests made in this pytest process would be listed too
+        reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", data=b"", method="POST")
+        urllib.request.urlopen(reset, timeout=30).close()
         svc = resolved["services"]["s3-init"]
         (script,) = heredocs(svc)
         env = {**os.environ, **svc["environment"], "MEDIAFLOW_S3_ENDPOINT": f"http://{host}:{port}",
