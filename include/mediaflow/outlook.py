@@ -17,7 +17,6 @@ from mediaflow import forecast
 from mediaflow.stages import iso_z
 
 HISTORY_DAYS = 30  # the ledger a forecast learns from
-BATCH_GAP_S = forecast.BATCH_GAP_S  # runs queued this close to the one before: one batch (as the backtest says)
 BURNDOWN_COLUMNS = ["kind", "at", "remaining", "p15", "p50", "p85"]  # kind: actual | forecast
 WHATIF_TITLES = 50  # titles arriving at once in a what-if, unless the form says otherwise
 MAX_SLOTS, MAX_TITLES, MAX_REVIEW_MIN = 256, 1000, 7 * 24 * 60
@@ -36,11 +35,13 @@ def etas(hist: forecast.History, attempts: pd.DataFrame, runs: pd.DataFrame, *, 
             for t in forecast.titles_now(attempts, runs, now=now)}  # fmt: skip
 
 
-def eta_rows(hist: forecast.History, attempts: pd.DataFrame, runs: pd.DataFrame, *, now: datetime) -> list[dict]:
-    """The ETAs as JSON rows (the dashboard's /api/forecast): title, stream, the stage running now, the Eta."""
+def eta_rows(hist: forecast.History, attempts: pd.DataFrame, runs: pd.DataFrame, *, now: datetime,
+             titles: list[forecast.TitleState] | None = None) -> list[dict]:  # fmt: skip
+    """The ETAs as JSON rows (the dashboard's /api/forecast): title, stream, the stage running now, the Eta.
+    `titles`: forecast.titles_now of the frames, when the caller has them already."""
     assets = {(d, r): a for d, r, a in runs.reindex(columns=["dag_id", "run_id", "asset_id"]).itertuples(index=False)}
     rows = []
-    for t in forecast.titles_now(attempts, runs, now=now):
+    for t in forecast.titles_now(attempts, runs, now=now) if titles is None else titles:
         rows.append({"dag_id": t.dag_id, "run_id": t.run_id, "asset_id": assets.get((t.dag_id, t.run_id)),
                      "stream": t.stream, "stage": t.stage, "eta": forecast.eta(hist, t, now=now).to_json()})  # fmt: skip
     return sorted(rows, key=lambda r: (r["eta"].get("p85_s") is None, r["eta"].get("p85_s") or 0, r["run_id"]))
@@ -57,7 +58,8 @@ def _queued(runs: pd.DataFrame) -> pd.Series:
 
 
 def batch_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the batch now: the last group of runs queued within BATCH_GAP_S of each other, plus every run
+    """The runs of the batch now: the last group of runs queued within forecast.BATCH_GAP_S of each other (as the
+    backtest groups them), plus every run
     still open whenever it was queued. Columns: dag_id, run_id, queued, ended."""
     if runs.empty:
         return pd.DataFrame(columns=["dag_id", "run_id", "queued", "ended"])
@@ -67,7 +69,7 @@ def batch_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     gaps = frame["queued"].diff().dt.total_seconds().fillna(0)
-    group = (gaps > BATCH_GAP_S).cumsum()
+    group = (gaps > forecast.BATCH_GAP_S).cumsum()
     last = group == group.iloc[-1]
     return frame[last | frame["ended"].isna()].reset_index(drop=True)
 
@@ -87,12 +89,12 @@ def actual_burndown(batch: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
 
 
 def burndown(hist: forecast.History, attempts: pd.DataFrame, runs: pd.DataFrame, *, slots: dict[str, int],
-             now: datetime) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+             now: datetime, titles: list[forecast.TitleState] | None = None) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """(burn-down rows, summary) of the batch now. Rows (BURNDOWN_COLUMNS): the actual titles remaining so far
     (kind "actual"), then the forecast from now (kind "forecast": band p15..p85 and p50). Summary: the forecast's
     p50/p85 finish of the last title, its basis, the batch's start and size, and `per_title`: each open title's
-    p50/p85 inside the batch (its ETA with the others queueing for the same slots)."""
-    titles = forecast.titles_now(attempts, runs, now=now)
+    p50/p85 inside the batch (its ETA with the others queueing for the same slots). `titles`: as in eta_rows."""
+    titles = forecast.titles_now(attempts, runs, now=now) if titles is None else titles
     batch = batch_runs(runs)
     actual = actual_burndown(batch, now=now).assign(kind="actual")
     summary = {"as_of": iso_z(now), "titles": len(titles), "batch_titles": len(batch),
@@ -103,7 +105,7 @@ def burndown(hist: forecast.History, attempts: pd.DataFrame, runs: pd.DataFrame,
     if titles:
         fc = forecast.batch_forecast(hist, titles, slots=slots, now=now)
         summary.update({k: v for k, v in fc.to_json().items() if k in summary and k != "titles"})
-        summary["per_title"] = list(getattr(fc, "per_title", None) or [])
+        summary["per_title"] = list(fc.per_title)
         if fc.burndown:
             band = pd.DataFrame(fc.burndown)[["at", "p15", "p50", "p85"]]
             band["at"] = pd.to_datetime(band["at"], utc=True)
