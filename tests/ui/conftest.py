@@ -3,6 +3,8 @@ Playwright, per module) are in tests/conftest.py, shared with the browser checks
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -28,3 +30,21 @@ def log_in():
         page.wait_for_url(lambda url: "/auth/login" not in url)
 
     return sign_in
+
+
+@pytest.fixture(scope="module")
+def clip_delivery():
+    """A news_clip delivery as the UI tests upload it: root/<asset_id>/ with a real 2 s 320x240 clip and its
+    manifest (US, web). Returns the folder."""
+    from mediaflow_dev import samples  # noqa: PLC0415
+
+    def make(root, asset_id: str, title: str):
+        folder = root / asset_id
+        folder.mkdir()
+        samples.make_video(folder / "clip.mp4", width=320, height=240, fps=25, seconds=2)
+        manifest = {"asset_id": asset_id, "title": title, "value_stream": "news_clip", "source": {"file": "clip.mp4"},
+                    "territories": ["US"], "channels": ["web"]}  # fmt: skip
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return folder
+
+    return make

@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from mediaflow import feedback
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
-from mediaflow_dev import runner, samples
+from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,13 @@ MEDIANS = ("cycle_median_s", "wait_median_s", "active_median_s")
 
 
 @pytest.fixture(scope="module")
-def title(stack, api, tmp_path_factory) -> tuple[str, str]:
+def title(stack, api, tmp_path_factory, clip_delivery) -> tuple[str, str]:
     """One real title through news_clip, ended: a 2 s clip and its rights row uploaded to the landing bucket, the
     run triggered through the REST API with a run id that needs quoting in a URL (':' and '+'). (asset id, run id)"""
     now = datetime.now(UTC)
     asset_id = f"ui-dashboard-{now:%Y%m%dt%H%M%S}"
     root = tmp_path_factory.mktemp("dashboard")
-    folder = root / asset_id
-    folder.mkdir()
-    samples.make_video(folder / "clip.mp4", width=320, height=240, fps=25, seconds=2)
-    manifest = {"asset_id": asset_id, "title": "Dashboard test clip", "value_stream": STREAM,
-                "source": {"file": "clip.mp4"}, "territories": ["US"], "channels": ["web"]}  # fmt: skip
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    folder = clip_delivery(root, asset_id, "Dashboard test clip")
     (root / "avails.csv").write_text("asset_id,territory,channel,window_start,window_end,exclusive\n"
                                      f"{asset_id},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n")  # fmt: skip
     s3, buckets = stack.s3_client(), Buckets.from_env()

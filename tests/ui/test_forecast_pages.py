@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from mediaflow import forecast
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
-from mediaflow_dev import runner, samples
+from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ SLOW_MS = 180_000  # a page computes its forecast (and the window's metrics) on 
 
 
 @pytest.fixture(scope="module")
-def batch(stack, api, tmp_path_factory) -> dict:
+def batch(stack, api, tmp_path_factory, clip_delivery) -> dict:
     """PUBLISHED 2 s clips with their rights rows, and one without (legal review by a person). {asset: run id}"""
     now = datetime.now(UTC)
     root = tmp_path_factory.mktemp("forecast")
@@ -46,13 +46,7 @@ def batch(stack, api, tmp_path_factory) -> dict:
     api.wait_for_dags([DAG_ID])
     runs, spec = {}, load_specs()[STREAM]
     for asset in assets:
-        folder = root / asset
-        folder.mkdir()
-        samples.make_video(folder / "clip.mp4", width=320, height=240, fps=25, seconds=2)
-        manifest = {"asset_id": asset, "title": "Forecast test clip", "value_stream": STREAM,
-                    "source": {"file": "clip.mp4"}, "territories": ["US"], "channels": ["web"]}  # fmt: skip
-        (folder / "manifest.json").write_text(json.dumps(manifest))
-        runner.upload_delivery(s3, buckets, folder)
+        runner.upload_delivery(s3, buckets, clip_delivery(root, asset, "Forecast test clip"))
         runs[asset] = f"ui_forecast__{asset}"
         api.trigger(DAG_ID, runs[asset], {"delivery": asset})
     done = runner.wait(stack, [(a, DAG_ID, r, spec) for a, r in runs.items()], timeout_s=1500)
