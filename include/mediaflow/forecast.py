@@ -216,7 +216,15 @@ def _make_stages_of(hist: History, stream: str) -> list[str]:
 
 
 def remaining_stages(hist: History, title: TitleState) -> tuple[str, ...]:
-    rest = [s for s in stages_of(hist, title.stream) if s not in title.done and s != title.stage]
+    """The title's stage now, then the stream's stages that come after it. A stage earlier in the flow that the title
+    did not run (a clip without captions skips localize) is behind it, not still to run."""
+    order = {st: i for i, st in enumerate(STAGE_ORDER)}
+    reached = [order[s] for s in (*title.done, title.stage) if s in order]
+    past = max(reached, default=-1)
+    rest = [
+        s for s in stages_of(hist, title.stream)
+        if s not in title.done and s != title.stage and order.get(s, len(order)) > past
+    ]  # fmt: skip
     return ((title.stage,) if title.stage else ()) + tuple(rest)
 
 

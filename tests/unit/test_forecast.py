@@ -18,8 +18,8 @@ from mediaflow.forecast import MIN_RUNS, Scenario, TitleState
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 STREAM = "news_clip"
 DAG = names.value_stream_dag_id(STREAM)
-TASK = {names.INGEST: names.INGEST_ID, names.TRANSCODE: names.TRANSCODE_ID, names.REVIEW: names.policy_id(names.LEGAL),
-        names.PUBLISH: names.PUBLISH_ID}  # fmt: skip
+TASK = {names.INGEST: names.INGEST_ID, names.TRANSCODE: names.TRANSCODE_ID, names.LOCALIZE: names.LOCALIZE_ID,
+        names.REVIEW: names.policy_id(names.LEGAL), names.PUBLISH: names.PUBLISH_ID}  # fmt: skip
 
 
 def at(s: float) -> datetime:
@@ -84,6 +84,24 @@ def test_constant_stage_times_give_an_exact_eta():
     assert (e.p50_s, e.p85_s, e.remaining) == (90.0, 90.0, (names.TRANSCODE, names.PUBLISH))
     assert e.to_json() == {"p50_at": "2026-11-01T02:48:10Z", "p85_at": "2026-11-01T02:48:10Z", "p50_s": 90.0,
                            "p85_s": 90.0, "remaining": ["transcode", "publish"], "basis": e.basis}  # fmt: skip
+
+
+def test_a_stage_the_title_went_past_is_not_still_to_run():
+    # the stream's captioned titles are localized, a clip without captions is not: waiting in review, it has only
+    # review and publish ahead of it (found on CI's stack, where the run page said "still to run: review, localize")
+    captioned = [(names.INGEST, 0, 20), (names.TRANSCODE, 0, 100), (names.LOCALIZE, 0, 50), (names.REVIEW, 0, 10),
+                 (names.PUBLISH, 0, 30)]  # fmt: skip
+    hist = constant_history(shape=captioned)
+    now = at(10_000)
+    waiting = TitleState(DAG, "w", STREAM, names.REVIEW, now - timedelta(seconds=4),
+                         (names.INGEST, names.TRANSCODE), {})  # fmt: skip
+    e = forecast.eta(hist, waiting, now=now)
+    assert e.remaining == (names.REVIEW, names.PUBLISH)
+    assert (e.p50_s, e.p85_s) == (36.0, 36.0)  # 6 s of review and the 30 s publish, no localize
+    # between stages (ingest done, nothing open): everything after ingest
+    between = TitleState(DAG, "b", STREAM, None, None, (names.INGEST,), {})
+    assert forecast.eta(hist, between, now=now).remaining == (
+        names.TRANSCODE, names.LOCALIZE, names.REVIEW, names.PUBLISH)  # fmt: skip
 
 
 def test_eta_quantiles_of_a_known_distribution():
