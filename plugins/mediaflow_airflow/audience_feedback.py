@@ -33,8 +33,8 @@ every figure and the A/B significance rule: docs/feedback.md.
    the Great Expectations suite `include/gx/feedback/events.json`. Valid rows go to
    `s3://mediaflow-reports/feedback/events/`; bad rows, with their reasons and counts per reason, to
    `s3://mediaflow-quarantine/viewing-events/`. Nothing is dropped silently; each drop is ingested once.
-2. **compute_feedback**: per title and territory starts, completion rate, average watch share and 10-s
-   retention; demand per (territory, locale) the title lacks (titles are assumed to be in
+2. **compute_feedback**: per title and territory starts, completion rate, average watch share and the
+   retention curve (2 % steps of the title); demand per (territory, locale) the title lacks (titles are assumed to be in
    `{s["original_locale"]}` originally); poster A/B click-through; the priorities table. Written to
    `s3://mediaflow-reports/feedback/latest/`, then the `mediaflow_feedback` Asset is updated.
 

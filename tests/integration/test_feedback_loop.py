@@ -6,6 +6,7 @@ paused for the test: the batch creates their runs (in its order) without executi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -90,15 +91,17 @@ def test_make_runs_feedback_pass_exports_a_report_with_retention(stack, api, s3)
         page = runner.export_feedback(stack)
         html = page.read_text()
         assert page == stack.out_dir / "reports" / "feedback" / "index.html"
-        assert f"<b>{asset}</b>" in html and "<polyline" in html  # its retention chart
+        assert re.search(rf"<b>{asset}</b> \(\d+ starts, 1:30\)", html) and "<polyline" in html  # its retention chart
         recs = json.loads((page.parent / "recommendations.json").read_text())["recommendations"]
         assert {(r["asset_id"], r["locale"]) for r in recs if r["asset_id"] == asset} == {(asset, "pt-BR")}
         assert (page.parent / "retention.parquet").exists() and (page.parent / "priorities.json").exists()
         # the dashboard shows the same: recommendations and the title's retention curve
         shown = api.request("GET", "/mediaflow/api/feedback")
         assert any(r["asset_id"] == asset and r["locale"] == "pt-BR" for r in shown["recommendations"])
-        curve = [r["retention"] for r in shown["retention"] if r["title"] == asset]
-        assert len(curve) == 9 and curve[0] == 1.0 and curve == sorted(curve, reverse=True)
+        rows = [r for r in shown["retention"] if r["title"] == asset]
+        curve = [r["retention"] for r in rows]  # 51 points, 2 % of its 90 s apart (1.8 s), from 0 to 90 s
+        assert len(curve) == 51 and curve[0] == 1.0 and curve == sorted(curve, reverse=True)
+        assert rows[-1]["bucket_start_s"] == pytest.approx(90.0) and rows[-1]["span_s"] == 90.0
     finally:
         s3.delete_object(Bucket=buckets.reports, Key=key)
         s3.delete_object(Bucket=buckets.reports, Key="feedback/latest/priorities.json")

@@ -171,13 +171,18 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
     page, stack, api, shots, title, log_in
 ):
     """Viewers watch the dashboard's title, half of them in pt-BR (which it lacks), and click poster p2 far more
-    than p1. After audience_feedback and default_posters ran, a person opens Value Streams > Audience feedback and
-    sees the title's retention chart, the pt-BR recommendation and p2 as its default poster."""
+    than p1; others watch a 2-hour film. After audience_feedback and default_posters ran, a person opens Value
+    Streams > Audience feedback and sees each title's retention curve on a time axis (the 2-s clip's as much a curve
+    as the film's), the pt-BR recommendation and p2 as the clip's default poster."""
     asset_id, _ = title
+    film = f"{asset_id}-film"  # never published: its span is the furthest position its viewers reached (2:00:00)
     s3, buckets = stack.s3_client(), Buckets.from_env()
     events = feedback.synthetic_events([{"asset_id": asset_id, "duration_s": 2.0, "territories": ["US"],
-                                         "locales": ["en-US", "pt-BR"], "intro_drop": 0.1, "drop_per_min": 1.0,
-                                         "posters": {"p1": 0.3, "p2": 0.75}}], seed=21, sessions_per_title=600)  # fmt: skip
+                                         "locales": ["en-US", "pt-BR"], "intro_drop": 0.1, "drop_per_min": 6.0,
+                                         "posters": {"p1": 0.3, "p2": 0.75}},
+                                        {"asset_id": film, "duration_s": 7200.0, "territories": ["US"],
+                                         "locales": ["en-US"], "intro_drop": 0.1, "drop_per_min": 0.01}],
+                                       seed=21, sessions_per_title=600)  # fmt: skip
     drop = f"viewing-events/ui-{asset_id}.csv"
     s3.put_object(Bucket=buckets.landing, Key=drop, Body=events.to_csv(index=False).encode())
     since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -192,9 +197,16 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
     frame = page.frame_locator("iframe[title='Value Streams']")
     frame.get_by_role("link", name=re.compile("Audience feedback")).click()
     expect(frame.get_by_role("heading", name="Audience feedback")).to_be_visible()
-    chart = frame.locator("div.chart", has_text=asset_id)
-    expect(chart.locator("svg.retention")).to_be_visible()
-    expect(chart.locator("svg.retention circle")).to_be_visible()  # a 2 s title: one 10-s bucket, shown as a dot
+    for name, end in ((asset_id, "0:02"), (film, "2:00:00")):
+        chart = frame.locator("div.chart").filter(has=frame.locator(f"b:text-is('{name}')"))
+        expect(chart.locator("svg.retention")).to_be_visible()
+        points = set(chart.locator("svg.retention polyline").get_attribute("points").split())
+        assert len(points) >= 20, f"{name}: a curve, not a handful of points ({len(points)})"
+        ticks = chart.locator("svg.retention text.tick").all_text_contents()
+        assert len(ticks) >= 3 and all(re.fullmatch(r"\d+:\d\d(:\d\d)?", t) for t in ticks), ticks
+        assert ticks[0] in ("0:00", "0:00:00") and ticks[-1] == end, ticks  # the time axis runs 0 to its end
+    for chart in frame.locator("div.chart svg.retention").all():  # every title on the page, not only these two
+        assert len(set(chart.locator("polyline").get_attribute("points").split())) >= 20
     rec = frame.locator("tr").filter(has_text=asset_id).filter(has_text="pt-BR").filter(has_text="add")
     expect(rec.first).to_be_visible()
     chosen = frame.locator(f"#default-posters tr[data-asset='{asset_id}'] td")

@@ -61,14 +61,78 @@ def test_a_seek_past_the_end_counts_as_the_end_and_unknown_duration_gives_no_sha
     assert pd.isna(figures.loc["other", "avg_watch_share"]) and pd.isna(figures.loc["other", "completion_rate"])
 
 
-def test_retention_per_10_s_bucket_shows_where_viewers_drop_off(film):
+def test_retention_in_2_percent_steps_of_the_title_shows_where_viewers_drop_off(film):
     curve = fb.retention(fb.sessions(film, CATALOG))
-    us = curve[curve["territory"] == "US"]
-    assert us["bucket_start_s"].tolist() == [0.0, 10.0, 20.0]
-    assert us["retention"].tolist() == pytest.approx([1.0, 0.75, 0.5])  # 5 s left in bucket 0, 15 s in bucket 1
-    assert us["drop_off"].tolist() == pytest.approx([0.25, 0.25, 0.5])
-    es = curve[curve["territory"] == "ES"]
-    assert es["retention"].tolist() == pytest.approx([1.0, 0.5, 0.5])
+    us = curve[curve["territory"] == "US"].set_index("bucket")
+    # 51 points 0.6 s apart over the 30-s film; the US sessions stopped at 5, 15, 25 and 30 s
+    assert us.index.tolist() == list(range(51)) and us["position"].iloc[-1] == 1.0
+    assert us["bucket_start_s"].tolist() == pytest.approx([0.6 * b for b in range(51)])
+    assert (us["span_s"] == 30.0).all() and (us.loc[0, "retention"], us.loc[50, "retention"]) == (1.0, 0.25)
+    assert us.loc[[8, 9, 25, 26, 41, 42], "retention"].tolist() == pytest.approx([1.0, 0.75, 0.75, 0.5, 0.5, 0.25])
+    # a session that stopped exactly on a point (15 s = point 25) reached it
+    left = us[us["drop_off"] > 0]  # where viewers left: after 4.8 s, 15 s and 24.6 s, and at the end
+    assert left.index.tolist() == [8, 25, 41, 50] and left["drop_off"].tolist() == pytest.approx([0.25] * 4)
+    es = curve[curve["territory"] == "ES"].set_index("bucket")["retention"]  # stopped at 3 s and 29 s
+    assert es[[5, 6, 48, 49]].tolist() == pytest.approx([1.0, 0.5, 0.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("duration", "labels", "unit"),
+    [(6.0, ["0:00", "0:01", "0:02", "0:03", "0:04", "0:05", "0:06"], "m:ss"),
+     (7200.0, ["0:00:00", "0:20:00", "0:40:00", "1:00:00", "1:20:00", "1:40:00", "2:00:00"], "h:mm:ss")],
+)  # fmt: skip
+def test_a_6_s_clip_and_a_2_hour_film_get_the_same_detail_on_a_time_axis(duration, labels, unit):
+    """Half the viewers leave at 30 % of the title: a 6-s clip and a 2-hour film both show 51 points from 0 to
+    their duration, the drop right there (1.8 s, 36 min), and a time axis labelled as a player shows time."""
+    leave = 0.3 * duration
+    rows = []
+    for i in range(40):
+        rows += watched("t", f"s{i}", leave if i % 2 else duration)
+    catalog = {"t": {"duration_s": duration, "locales": []}}
+    per = fb.title_retention(fb.retention(fb.sessions(frame(rows), catalog)))
+    assert len(per) == 51 and per["bucket_start_s"].iloc[0] == 0.0
+    assert per["bucket_start_s"].iloc[-1] == pytest.approx(duration)
+    drop = per["retention"].diff().fillna(0.0)
+    assert drop.idxmin() == 16 and per["bucket_start_s"].iloc[16] == pytest.approx(leave + duration / 50)
+    assert per["retention"].iloc[15] == 1.0 and per["retention"].iloc[16:].tolist() == pytest.approx([0.5] * 35)
+    svg = fb.retention_svg(per)
+    assert re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', svg) == labels
+    assert f"({unit})" in svg
+    points = re.search(r'points="([^"]*)"', svg).group(1).split()
+    assert len(set(points)) == 51 and "<circle" not in svg
+    xs = [float(p.split(",")[0]) for p in points]
+    assert xs == sorted(xs) and xs[0] < xs[-1]  # the curve runs from the axis' 0 to its end
+    assert fb.report_html({"retention": fb.retention(fb.sessions(frame(rows), catalog)),
+                           "figures": pd.DataFrame(columns=["title"]), "recommendations": [], "ab": {}},
+                          generated_at="2026-11-28T00:00:00Z").count("<polyline") == 1  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("span", "first", "last", "count"),
+    [(0.8, "0:00.0", "0:00.8", 5), (2.0, "0:00", "0:02", 3), (90.0, "0:00", "1:30", 7), (100.0, "0:00", "1:30", 4),
+     (3599.0, "0:00", "50:00", 6), (5400.0, "0:00:00", "1:30:00", 7), (36000.0, "0:00:00", "10:00:00", 6)],
+)  # fmt: skip
+def test_time_axis_ticks_read_like_a_player(span, first, last, count):
+    from mediaflow.feedback.render import time_ticks
+
+    ticks = time_ticks(span)
+    assert (ticks[0][1], ticks[-1][1], len(ticks)) == (first, last, count)
+    assert ticks[-1][0] <= span and all(b[0] > a[0] for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+def test_a_title_nobody_published_spans_to_the_furthest_position_seen():
+    rows = watched("unknown", "a", 40.0) + watched("unknown", "b", 10.0)
+    per = fb.title_retention(fb.retention(fb.sessions(frame(rows), {})))
+    assert len(per) == 51 and per["span_s"].iloc[0] == 40.0 and per["retention"].iloc[-1] == 0.5
+
+
+def test_a_retention_curve_written_before_the_2_percent_points_still_reads():
+    old = pd.DataFrame({"title": "film", "territory": ["US", "US", "US", "ES", "ES", "ES"], "bucket": [0, 1, 2] * 2,
+                        "bucket_start_s": [0.0, 10.0, 20.0] * 2, "viewers": [4, 3, 2, 2, 1, 1],
+                        "retention": 0.0, "drop_off": 0.0})  # fmt: skip
+    per = fb.title_retention(old)
+    assert per["retention"].tolist() == pytest.approx([1.0, 4 / 6, 3 / 6]) and per["span_s"].iloc[0] == 20.0
+    assert "0:20" in fb.retention_svg(per)
 
 
 def test_demand_for_a_locale_the_title_lacks():
@@ -216,11 +280,13 @@ def test_the_report_shows_retention_recommendations_and_the_ab_decision(film):
         rows += watched("film", f"b{i}", 20, territory="BR", locale="pt-BR")
     events = pd.concat([frame(rows), ab_events("film", {"a": (200, 20), "b": (200, 60)})], ignore_index=True)
     result = fb.compute(events, CATALOG)
-    per = fb.title_retention(result["retention"]).set_index("bucket_start_s")
-    # 111 starts: US 4 (reaching buckets 0, 1, 2, 2) + 80 A/B clicks (0), ES 2 (2, 0), BR 25 (2)
-    assert per["starts"].iloc[0] == 111 and per["retention"].tolist() == pytest.approx([1.0, 29 / 111, 28 / 111])
+    per = fb.title_retention(result["retention"])
+    # 111 starts: 80 A/B clicks (stopped at 0 s), US 4 (5, 15, 25, 30 s), ES 2 (3, 29 s), BR 25 (20 s);
+    # points 0.6 s apart: 0 s, 0.6 s, 3.6 s, 5.4 s, 15.6 s, 20.4 s, 25.2 s, 29.4 s, 30 s
+    at = per["retention"].iloc[[0, 1, 6, 9, 26, 34, 42, 49, 50]].tolist()
+    assert per["starts"].iloc[0] == 111 and at == pytest.approx([n / 111 for n in (111, 31, 30, 29, 28, 3, 2, 1, 1)])
     page = fb.report_html(result, generated_at="2026-11-28T00:00:00Z")
-    assert page.count("<svg") == 1 and "<polyline" in page
+    assert page.count("<svg") == 1 and "<polyline" in page and "(111 starts, 0:30)" in page
     assert "pt-BR" in page and "add captions or audio in pt-BR" in page
     assert "<b>winner</b>" in page and "significant (p " in page
 
@@ -255,6 +321,7 @@ def test_a_retention_chart_of_one_bucket_still_shows_its_point():
     assert "<circle" in one, "a title under 10 s: a line of no length would show nothing"
     many = fb.retention_svg(pd.DataFrame({"bucket_start_s": [0.0, 10.0, 20.0], "retention": [1.0, 0.8, 0.5]}))
     assert "<circle" not in many and len(re.search(r'points="([^"]*)"', many).group(1).split()) == 3
+    assert "0:20" in many
 
 
 def test_p_values_read_as_people_write_them():

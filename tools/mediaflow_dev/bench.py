@@ -1,7 +1,7 @@
 """`make bench`: benchmarks, each figure beside its baseline measured in the same run, written to out/bench.json
 (keys merged, so one benchmark can be re-run alone: `python -m mediaflow_dev.bench ladder`) and printed as a table.
 
-    python -m mediaflow_dev.bench [ladder] [dag_parse] [metrics] [stack] [night] [s3] [--source FILE] [--repeat N]
+    python -m mediaflow_dev.bench [ladder] [dag_parse] [metrics] [feedback] [stack] [night] [s3] [--source FILE] [--repeat N]
                               [--night-count N] [--night-seconds MIN,MAX]
 
 Benchmarks never run inside `make test`. On a shared machine only ratios measured in the same run hold: every
@@ -10,6 +10,7 @@ figure is paired with its baseline, the two interleaved; min / median / max over
   command written by hand; output quality (bitrate, PSNR, SSIM per rung) compared, not assumed.
 - dag_parse: each DAG file parsed in a fresh process vs. a one-task DAG parsed the same way.
 - metrics: the analytics over 1,000,000 ledger rows vs. the row-at-a-time reference.
+- feedback: the audience feedback figures (retention curves, report) over 1,000,000 viewing events.
 - stack: its own embedded stack (state under /tmp, free ports): one 60-s title through the whole stream
   (handoff latency, flow efficiency), the nightly batch with 2 x cores and 8 x cores titles (ffmpeg CPU
   saturation, titles per hour, vs. the same transcodes run back to back without Airflow), the stack's memory (PSS).
@@ -673,6 +674,38 @@ def bench_forecast(repeat: int | None = None, rows: int = 6000) -> dict:
                       "share_before_p85": _spread([c.share_before_p85 for c in contended]),
                       "share_before_p50": _spread([c.share_before_p50 for c in contended]),
                       "batch_error_pct": _spread([c.batch_error_pct for c in contended], 1)},
+    }}  # fmt: skip
+
+
+# ---------------------------------------------------------------- audience feedback over a night's events
+
+
+def bench_feedback(repeat: int | None = None, titles: int = 200, sessions: int = 1250) -> dict:
+    """feedback.compute (every figure) over 1,000,000 synthetic viewing events (200 titles of 6 s to 2 h, 4
+    territories, 1,250 sessions each, 4 events a session), and the retention curves (51 points per title and
+    territory) with the report's charts alone; beside it the sessions step alone, which every figure starts from."""
+    from mediaflow import feedback
+
+    specs = [{"asset_id": f"t{i:03d}", "duration_s": 6.0 + (i * 7194.0) / (titles - 1), "locales": ["en-US", "es-ES"],
+              "territories": ["US", "GB", "ES", "BR"]} for i in range(titles)]  # fmt: skip
+    events = feedback.synthetic_events(specs, seed=5, sessions_per_title=sessions)
+    catalog = {t["asset_id"]: {"duration_s": t["duration_s"], "locales": ["en-US"]} for t in specs}
+    full, curves, base = [], [], []
+    for _ in range(repeat or 3):
+        began = time.perf_counter()
+        sess = feedback.sessions(events, catalog)
+        base.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        result = feedback.compute(events, catalog)
+        full.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        feedback.report_html({**result, "retention": feedback.retention(sess)}, generated_at="bench")
+        curves.append(time.perf_counter() - began)
+    return {"feedback_1m_events_s": {
+        **_spread(full), "goal": {"max": 10.0}, "events": len(events), "titles": titles,
+        "retention_rows": len(result["retention"]), "retention_and_report_s": _spread(curves),
+        "baseline": {"name": "feedback.sessions alone (the grouping every figure starts from)", "s": _spread(base)},
+        "cores": os.cpu_count(),
     }}  # fmt: skip
 
 
@@ -1342,9 +1375,10 @@ BENCHMARKS = {
     "night": bench_night,
     "s3": bench_s3,
     "forecast": bench_forecast,
+    "feedback": bench_feedback,
 }
 # night takes an hour or more, s3 is apart: only when named
-DEFAULT = ["ladder", "dag_parse", "metrics", "forecast", "stack"]
+DEFAULT = ["ladder", "dag_parse", "metrics", "forecast", "feedback", "stack"]
 KEYS = [
     "ladder_speedup_vs_naive",
     "ladder_vs_hand_tuned",
@@ -1355,6 +1389,7 @@ KEYS = [
     "dag_parse_max_s",
     "metrics_1m_rows_s",
     "forecast_p85_coverage",
+    "feedback_1m_events_s",
     "stack_peak_pss_mb",
     "night_titles",
     "night_failed",

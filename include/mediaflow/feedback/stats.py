@@ -15,7 +15,9 @@ import pandas as pd
 EVENTS = ("impression", "play", "pause", "seek", "stop")
 COLUMNS = ("title", "territory", "locale", "session", "position_s", "event", "timestamp", "poster")
 REQUIRED = COLUMNS[:-1]
-BUCKET_S = 10.0  # retention buckets
+RETENTION_STEPS = 50  # a retention curve has 51 points, 2 % of the title apart
+RETENTION_COLUMNS = ("title", "territory", "bucket", "bucket_start_s", "position", "span_s", "viewers", "retention",
+                     "drop_off")  # fmt: skip
 COMPLETE_AT = 0.95  # a session that reached 95 % of the title's duration completed it
 ALPHA = 0.05  # significance level of the poster A/B test (two-sided)
 MIN_IMPRESSIONS = 100  # per variant, before any A/B decision
@@ -74,36 +76,40 @@ def title_figures(sess: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().astype({"starts": "int64"})
 
 
-def retention(sess: pd.DataFrame, *, bucket_s: float = BUCKET_S) -> pd.DataFrame:
-    """Per (title, territory, bucket): the share of started sessions that reached the bucket's start
-    (bucket b covers [b * bucket_s, (b + 1) * bucket_s)); bucket 0 is 1.0. drop_off is the share lost in the
-    bucket (the difference to the next bucket): where viewers leave. Buckets span the title's duration (or the
-    furthest position seen when the duration is unknown)."""
-    started = sess[sess["started"]].copy()
+def retention(sess: pd.DataFrame, *, steps: int = RETENTION_STEPS) -> pd.DataFrame:
+    """Per (title, territory): the retention curve at `steps` + 1 points spread evenly over the title, relative to
+    its duration (2 % steps by default: 51 points, 0 %..100 %), so a 6-s clip and a 2-hour film get the same detail.
+    Point b sits at position_s = b / steps * span_s, span_s being the title's duration (or, when it is unknown, the
+    furthest position any started session of the title reached). Its retention is the share of started sessions
+    whose furthest position reached it (viewers = how many); point 0 is 1.0. drop_off is its retention minus the
+    next point's (the share that left between them; at the last point, those who watched to the end).
+    Columns: title, territory, bucket (b), bucket_start_s (= position_s, the name the readers know), position
+    (b / steps, 0..1), span_s, viewers, retention, drop_off."""
+    started = sess[sess["started"]]
     if started.empty:
-        return pd.DataFrame(
-            columns=["title", "territory", "bucket", "bucket_start_s", "viewers", "retention", "drop_off"]
-        )
-    span = started["duration_s"].fillna(started.groupby("title")["furthest_s"].transform("max"))
-    n_buckets = np.maximum(1, np.ceil(span / bucket_s)).astype("int64")
-    reach = np.minimum(np.floor(started["furthest_s"].clip(upper=span) / bucket_s).astype("int64"), n_buckets - 1)
-    started = started.assign(_reach=reach, _n=n_buckets)
-    counts = started.groupby(["title", "territory", "_reach"]).size().rename("n").reset_index()
-    sizes = (
-        started.groupby(["title", "territory"]).agg(starts=("session", "size"), n_buckets=("_n", "max")).reset_index()
-    )
-    grid = sizes.loc[sizes.index.repeat(sizes["n_buckets"])].copy()
-    grid["bucket"] = grid.groupby(["title", "territory"]).cumcount()
-    grid = grid.merge(counts.rename(columns={"_reach": "bucket"}), on=["title", "territory", "bucket"], how="left")
-    grid["n"] = grid["n"].fillna(0).astype("int64")
-    grid = grid.sort_values(["title", "territory", "bucket"], ascending=[True, True, False])
-    grid["viewers"] = grid.groupby(["title", "territory"])["n"].cumsum()  # reached this bucket or a later one
-    grid = grid.sort_values(["title", "territory", "bucket"]).reset_index(drop=True)
+        return pd.DataFrame(columns=list(RETENTION_COLUMNS))
+    span = started["duration_s"].fillna(started.groupby("title")["furthest_s"].transform("max")).to_numpy("float64")
+    furthest = started["furthest_s"].to_numpy("float64")
+    # the last point a session reached: floor(furthest / span * steps); the epsilon keeps furthest == span (or
+    # exactly on a point) from rounding down to the point before; a zero span (nobody got past 0 s) reaches the end
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.floor(np.minimum(furthest, span) / span * steps + 1e-9)
+    reach = np.where(span > 0, reach, steps).astype("int64")
+    keys = started[["title", "territory"]].assign(_reach=reach, _span=span)
+    counts = keys.groupby(["title", "territory", "_reach"], sort=False).size()
+    sizes = keys.groupby(["title", "territory"], sort=True).agg(starts=("_reach", "size"), span_s=("_span", "max"))
+    # every (title, territory) x every point, then reached-or-later = reverse cumulative sum of the counts
+    grid = sizes.loc[sizes.index.repeat(steps + 1)].reset_index()
+    grid["bucket"] = np.tile(np.arange(steps + 1, dtype="int64"), len(sizes))
+    n = counts.reindex(pd.MultiIndex.from_frame(grid[["title", "territory", "bucket"]]), fill_value=0).to_numpy()
+    viewers = n.reshape(len(sizes), steps + 1)[:, ::-1].cumsum(axis=1)[:, ::-1]
+    grid["viewers"] = viewers.ravel().astype("int64")
     grid["retention"] = grid["viewers"] / grid["starts"]
-    nxt = grid.groupby(["title", "territory"])["retention"].shift(-1).fillna(0.0)
-    grid["drop_off"] = grid["retention"] - nxt
-    grid["bucket_start_s"] = grid["bucket"] * bucket_s
-    return grid[["title", "territory", "bucket", "bucket_start_s", "viewers", "retention", "drop_off"]]
+    after = np.concatenate([viewers[:, 1:], np.zeros((len(sizes), 1), dtype=viewers.dtype)], axis=1).ravel()
+    grid["drop_off"] = grid["retention"] - after / grid["starts"]
+    grid["position"] = grid["bucket"] / steps
+    grid["bucket_start_s"] = grid["position"] * grid["span_s"]
+    return grid[list(RETENTION_COLUMNS)]
 
 
 # ---------------------------------------------------------------- localization demand
@@ -273,10 +279,20 @@ def compute(events: pd.DataFrame, catalog: dict[str, dict], *, min_starts: int =
 
 # ---------------------------------------------------------------- retention over all territories (report, dashboard)
 def title_retention(curve: pd.DataFrame) -> pd.DataFrame:
-    """Retention per (title, bucket) over all territories: viewers who reached the bucket / the title's starts."""
+    """Retention per (title, point) over all territories: viewers who reached the point / the title's starts.
+    Columns: title, bucket_start_s (the point's position in s), position (0..1 of span_s), span_s, retention, starts.
+    A curve written before the points were relative to the duration (10-s buckets, no position/span_s) still reads:
+    its span is its last bucket's start."""
+    cols = ["title", "bucket_start_s", "position", "span_s", "retention", "starts"]
     if curve.empty:
-        return pd.DataFrame(columns=["title", "bucket_start_s", "retention", "starts"])
-    per = curve.groupby(["title", "bucket_start_s"], as_index=False)["viewers"].sum()
-    starts = curve[curve["bucket"] == 0].groupby("title")["viewers"].sum().rename("starts")
-    per = per.merge(starts, on="title")
-    return per.assign(retention=per["viewers"] / per["starts"])[["title", "bucket_start_s", "retention", "starts"]]
+        return pd.DataFrame(columns=cols)
+    per = curve.groupby(["title", "bucket"], as_index=False, sort=True).agg(
+        bucket_start_s=("bucket_start_s", "first"), viewers=("viewers", "sum")
+    )
+    per["starts"] = per.groupby("title")["viewers"].transform("first")  # point 0: every start reached it
+    if "span_s" in curve:
+        per = per.merge(curve.groupby("title")["span_s"].max(), on="title")
+    else:
+        per["span_s"] = per.groupby("title")["bucket_start_s"].transform("max")
+    per["position"] = (per["bucket_start_s"] / per["span_s"]).where(per["span_s"] > 0, 0.0)
+    return per.assign(retention=per["viewers"] / per["starts"])[cols]

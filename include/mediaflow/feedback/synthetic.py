@@ -13,7 +13,8 @@ def synthetic_events(titles: list[dict], *, seed: int = 0, sessions_per_title: i
                      start: str = "2026-11-27T00:00:00Z") -> pd.DataFrame:  # fmt: skip
     """Realistic viewing events for the demo and tests, reproducible from `seed`. Each title is a dict:
     asset_id, duration_s, territories [..], locales [..] (viewer locales, drawn uniformly), and optionally
-    intro_drop (share leaving in the first 10 s, default 0.15), drop_per_min (hazard afterwards, default 0.1),
+    intro_drop (share leaving in the intro: the first 10 s, or the first tenth of a title under 100 s; default
+    0.15), drop_per_min (hazard afterwards, default 0.1),
     posters {variant: click-through} (impressions with an A/B test; without it every session plays).
     Sessions: impression -> play at 0 -> a pause and a play half-way -> stop at the drop-off point."""
     rng = np.random.default_rng(seed)
@@ -34,8 +35,9 @@ def synthetic_events(titles: list[dict], *, seed: int = 0, sessions_per_title: i
             shown, clicked = np.full(n, None, dtype=object), np.ones(n, dtype=bool)
         intro = rng.random(n) < spec.get("intro_drop", 0.15)
         rate = spec.get("drop_per_min", 0.1) / 60.0
-        later = 10.0 + rng.exponential(1 / rate if rate > 0 else 1e12, n)
-        furthest = np.minimum(duration, np.where(intro, rng.uniform(0, 10, n), later)).round(1)
+        intro_s = min(10.0, duration / 10)  # a 6-s clip's viewers who leave early leave in its first 0.6 s
+        later = intro_s + rng.exponential(1 / rate if rate > 0 else 1e12, n)
+        furthest = np.minimum(duration, np.where(intro, rng.uniform(0, intro_s, n), later)).round(2)
         base = pd.DataFrame(
             {"title": spec["asset_id"], "territory": territory, "locale": locale, "session": sid, "poster": shown}
         )
