@@ -98,6 +98,9 @@ runs = sa.Table(
         "lowest_rung_vmaf", sa.Float
     ),  # the lowest mean VMAF of the title's rungs: the scorecard's picture figure
     sa.Column("renditions", sa.Text),  # JSON list: each rung's height, bitrate, VMAF, PSNR, SSIM
+    # the source as ingest probed it: what the forecast conditions a transcode's time on (mediaflow.forecast)
+    sa.Column("duration_s", sa.Float),
+    sa.Column("height", sa.Integer),
 )
 
 # The outbox: every alert is written here first (its key makes it exactly once), then delivered, and
@@ -226,6 +229,15 @@ def _add_missing_columns(c: sa.Connection) -> None:
                 c.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(c.dialect)}"))
 
 
+def source_features(source: dict | None) -> dict:
+    """What the run row keeps of ingest's probe facts (media.inspect_source): duration_s and the picture's height
+    (none for a sound-only or unknown source)."""
+    source = source if isinstance(source, dict) else {}
+    video = source.get("video") if isinstance(source.get("video"), dict) else {}
+    out = {"duration_s": source.get("duration_s"), "height": video.get("height")}
+    return {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0}
+
+
 class Ledger:
     def __init__(self, url: str):
         self.url = url
@@ -274,6 +286,8 @@ class Ledger:
             "warnings",
             "lowest_rung_vmaf",
             "renditions",
+            "duration_s",
+            "height",
         }
         unknown = set(fields) - allowed
         if unknown:

@@ -95,15 +95,18 @@ def on_task_instance_skipped(previous_state, task_instance):
 
 
 def _record_asset(ti) -> None:
-    """Once ingest knows the asset id and arrival time, the run row carries them (alerts and lead time use them)."""
+    """Once ingest knows the asset id and arrival time, the run row carries them (alerts and lead time use them),
+    and the source's duration and picture height (the forecast scales a title's transcode time by them)."""
     try:
         result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
     except Exception:
         log.warning("ledger: could not read the ingest result of %s %s", ti.dag_id, ti.run_id, exc_info=True)
         return
     if isinstance(result, dict):
+        from mediaflow import ledger
+
         _write("record_run", dag_id=ti.dag_id, run_id=ti.run_id, asset_id=result.get("asset_id"),
-               delivered_at=result.get("delivered_at"))  # fmt: skip
+               delivered_at=result.get("delivered_at"), **ledger.source_features(result.get("source")))  # fmt: skip
 
 
 def _record_outcome(ti) -> None:

@@ -317,6 +317,38 @@ def test_the_command_reads_the_ledger(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["enough"] is True
 
 
+def test_the_ledger_keeps_ingests_source_facts_and_a_longer_title_gets_a_longer_eta(tmp_path):
+    # the listener writes ledger.source_features(ingest's source) on the run row at ingest: with them the ETA of a
+    # queued title scales its transcode by its own duration (without them every title got the stream's plain mix)
+    from mediaflow.ledger import Ledger, source_features
+
+    assert source_features({"duration_s": 600.0, "video": {"height": 1080, "width": 1920}}) == {
+        "duration_s": 600.0, "height": 1080}  # fmt: skip
+    assert source_features({"duration_s": 30.0, "video": None}) == {"duration_s": 30.0}  # sound only
+    assert source_features(None) == {}
+    led = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    durations = [60, 120, 300, 600, 900, 1200]
+    a, r = ledger([{"run": f"h{i}", "queued": i * 5000, "stages": [(names.TRANSCODE, 0, 2 * d)]}
+                   for i, d in enumerate(durations)]  # 2 s of transcode per source second
+                  + [{"run": "q", "queued": 40_000, "stages": [(names.INGEST, 0, 5)], "open": True}])  # fmt: skip
+    for row in a.to_dict("records"):
+        led.record_attempt(**{k: (None if pd.isna(v) else v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
+                              for k, v in row.items() if k not in ("stream", "stage")})  # fmt: skip
+    for row, d in zip(r.to_dict("records"), [*durations, 500], strict=True):
+        led.record_run(dag_id=row["dag_id"], run_id=row["run_id"], state=row["state"], status=row["status"],
+                       queued_at=row["queued_at"].to_pydatetime(),
+                       ended_at=None if pd.isna(row["ended_at"]) else row["ended_at"].to_pydatetime(),
+                       **source_features({"duration_s": float(d), "video": {"height": 720}}))  # fmt: skip
+    now = at(40_010)
+    att, runs = led.frames(at(0))
+    assert set(runs[runs["run_id"] == "q"][["duration_s", "height"]].iloc[0]) == {500.0, 720}
+    hist = forecast.history(att, runs, now=now)
+    (title,) = forecast.titles_now(att, runs, now=now)
+    assert title.features == {"duration_s": 500.0, "height": 720.0}
+    e = forecast.eta(hist, title, now=now)
+    assert e.p85_s == pytest.approx(1000.0)  # its 500 s source: 1000 s of transcode
+
+
 def test_the_queue_model_takes_out_the_queueing_a_batch_measured():
     # history: each title's transcode was active 100 s but its stage took 400 s and it waited 300 s before it,
     # except three of eight that ran alone (no wait, no gap): the model's slot time is 100 s, not 400 s, and
