@@ -203,7 +203,7 @@ def test_the_dashboard_follows_airflows_dark_mode(ui, sub_stack, shots, title):
         assert contrast(fg, bg) >= 4.5, "table text and links readable too"
     shots(page, "home-3-value-streams-dark")
 
-    # pages opened later come dark, and so does the run's tab
+    # a page opened later comes dark too
     frame.locator("a.stages-link").first.click()
     expect(frame.locator("html[data-theme='dark'] .tl")).to_be_visible()
     shots(page, "home-4-run-stages-dark")
