@@ -1,6 +1,6 @@
 """The `mediaflow` Airflow plugin: the stage ledger listener (mediaflow_airflow/listener.py) and the "Value Streams"
-dashboard (mediaflow_airflow/dashboard.py), mounted on the API server at /mediaflow and shown in the UI's nav and
-as a tab of every run."""
+dashboard (mediaflow_airflow/dashboard.py), mounted on the API server at /mediaflow (under Airflow's base URL) and
+shown in the UI's nav and as a tab of every run."""
 
 from __future__ import annotations
 
@@ -31,17 +31,20 @@ class MediaflowPlugin(AirflowPlugin):
     listeners = [listener]
     fastapi_apps = [{"app": _ImportedOnFirstRequest("mediaflow_airflow.dashboard:app"), "url_prefix": "/mediaflow",
                      "name": "Value Streams"}]  # fmt: skip
-    external_views = [
+    # the UI's entries (nav and a tab of every run): plain HTML pages of the app above, framed by a small host
+    # component (mediaflow_airflow/static/value_streams.js; docs/architecture.md says why not an external view).
+    # The bundle's URL is relative: the UI resolves it against its base URL, so a base URL with a path works.
+    react_apps = [
         {
             "name": "Value Streams",
-            "href": "/mediaflow/",
+            "bundle_url": "mediaflow/static/value_streams.js",
             "destination": "nav",
             "url_route": "value-streams",
             "nav_top_level": True,
         },  # fmt: skip
         {
             "name": "Value stream",
-            "href": "/mediaflow/runs/{DAG_ID}/{RUN_ID}",
+            "bundle_url": "mediaflow/static/value_streams.js",
             "destination": "dag_run",
             "url_route": "value-stream-run",
         },  # fmt: skip

@@ -62,6 +62,13 @@ _API_GATE: list[HttpFaultGate] = []
 
 
 @pytest.fixture(scope="session")
+def free_port():
+    """Hands out free ports as the session stack's are (within MEDIAFLOW_TEST_PORTS when set), for a stack of a test's
+    own."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     s3_port = _free_port()

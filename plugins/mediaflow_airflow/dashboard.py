@@ -2,7 +2,10 @@
 
 Every number comes from mediaflow.metrics over the stage ledger; this module only loads (cached ~15 s per window),
 filters to the DAGs the user may read, and renders (Jinja2, autoescaped) or returns JSON. Every route needs an
-Airflow login: a bearer token or the UI's `_token` cookie (the UI shows these pages in a same-origin iframe).
+Airflow login (a bearer token or the UI's `_token` cookie) but the UI's host module: Airflow's UI frames these pages
+through the plugin's `react_apps` (static/value_streams.js), same origin. Links inside the app are relative to its
+mount point (`request.scope["root_path"]`) and links to Airflow's pages to Airflow's root, so a base URL with a
+path works; the pages follow Airflow's light/dark mode (templates/base.html).
 Forecasts (mediaflow.forecast through mediaflow.outlook): each open title's ETA on its run page and in the JSON,
 the batch burn-down and the what-if form on the Value Streams page; no script (the form is a plain GET).
 The JSON endpoints are documented in docs/dashboard-api.md. The API server imports this module on the first
@@ -397,6 +400,19 @@ def feedback_page(acc: Readable) -> HTMLResponse:
         table = templates.get_template("default_posters.html").render(posters=posters, p_text=feedback.p_text)
         page = page.replace("</body>", table + "</body>")
     return HTMLResponse(page)
+
+
+# ---------------------------------------------------------------- the UI's host component
+
+
+HOST_JS = Path(__file__).parent / "static" / "value_streams.js"
+
+
+@app.get("/static/value_streams.js", include_in_schema=False)
+def host_js() -> Response:
+    """The `react_apps` module that frames these pages in Airflow's UI (no login: code only, no data; the UI imports
+    it as an ES module)."""
+    return Response(HOST_JS.read_bytes(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 # ---------------------------------------------------------------- HTML

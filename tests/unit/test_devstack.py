@@ -134,3 +134,21 @@ def test_the_databases_outlive_down_and_up(tmp_path):
     finally:
         stack.down()
         stack.postgres.remove()
+
+
+def test_a_base_path_puts_airflow_under_it(tmp_path, monkeypatch):
+    """MEDIAFLOW_BASE_PATH=/airflow: Airflow's base URL carries the path, and everything that reaches Airflow (the
+    task supervisors' execution API, the UI links in mails, the tests) goes through it; unset, the host's root."""
+    monkeypatch.setenv("MEDIAFLOW_AIRFLOW_PORT", "18080")
+    for given in ("/airflow", "airflow/", " /airflow "):
+        monkeypatch.setenv("MEDIAFLOW_BASE_PATH", given)
+        st = Stack.from_env()
+        assert st.api_url == "http://127.0.0.1:18080/airflow"
+        env = st.env()
+        assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:18080/airflow/"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/airflow/execution/"
+        assert env["MEDIAFLOW_UI_URL"] == "http://127.0.0.1:18080/airflow"
+    monkeypatch.delenv("MEDIAFLOW_BASE_PATH")
+    st = Stack.from_env()
+    assert st.api_url == "http://127.0.0.1:18080"
+    assert "AIRFLOW__API__BASE_URL" not in st.env()

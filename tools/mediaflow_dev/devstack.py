@@ -63,6 +63,12 @@ def boot_line(seconds: float, components: list[str]) -> str:
     return f"[stack] airflow: booting, {elapsed(seconds)} so far ({up}; waiting for its API to answer)"
 
 
+def base_path(value: str) -> str:
+    """MEDIAFLOW_BASE_PATH as a path: "" for the host's root, else "/<path>" without a trailing slash."""
+    value = value.strip().strip("/")
+    return f"/{value}" if value else ""
+
+
 @dataclass(frozen=True)
 class Stack:
     state_dir: Path
@@ -73,6 +79,7 @@ class Stack:
     s3_client_port: int | None = None  # a proxy in front of the S3 API for Airflow's side, if any
     pg_port: int = 5433
     api_client_port: int | None = None  # a proxy in front of the REST API for the batch's connection, if any
+    base_path: str = ""  # Airflow under a path of its host ("/airflow": AIRFLOW__API__BASE_URL with a path), if any
 
     @classmethod
     def from_env(cls) -> Stack:
@@ -86,6 +93,7 @@ class Stack:
             s3_client_port=int(env["MEDIAFLOW_S3_CLIENT_PORT"]) if env.get("MEDIAFLOW_S3_CLIENT_PORT") else None,
             pg_port=int(env.get("MEDIAFLOW_PG_PORT", 5433)),
             api_client_port=int(env["MEDIAFLOW_API_CLIENT_PORT"]) if env.get("MEDIAFLOW_API_CLIENT_PORT") else None,
+            base_path=base_path(env.get("MEDIAFLOW_BASE_PATH", "")),
         )
 
     # ------------------------------------------------------------ paths and environment
@@ -113,7 +121,8 @@ class Stack:
 
     @property
     def api_url(self) -> str:
-        return f"http://{HOST}:{self.airflow_port}"
+        """Airflow's UI and API: the host's root, or the path under it when the stack has a base path."""
+        return f"http://{HOST}:{self.airflow_port}{self.base_path}"
 
     @property
     def postgres(self) -> PostgresServer:
@@ -181,6 +190,8 @@ class Stack:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
             "AIRFLOW__API__PORT": str(self.airflow_port),
+            # served under a path (MEDIAFLOW_BASE_PATH): the API server routes and the UI links under it
+            **({"AIRFLOW__API__BASE_URL": f"{self.api_url}/"} if self.base_path else {}),
             "AIRFLOW__API__HOST": HOST,
             # task supervisors reach the API server here; the default assumes port 8080
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
