@@ -32,31 +32,36 @@ def started_by_note(batch_dag_id: str, batch_run_id: str) -> str:
 
 
 def batch_note(results: list[dict], *, run_id_prefix: str | None = None, limit: int = NOTE_MAX) -> str:
-    """The batch run's note: a link to each run it started (`trigger_all`'s entries; runs that existed already say
-    so), as many as fit in Airflow's note limit, then "and N more" with a link to the UI's run list filtered on the
-    batch's run-id prefix; then the deliveries left pending."""
+    """The batch run's note. Its first line (all the run page shows until the note is opened) links to the UI's run
+    list filtered on the batch's run-id prefix, then to each run the batch started (`trigger_all`'s entries; runs that
+    existed already say so), as many as fit in Airflow's note limit, then "and N more"; a second paragraph names the
+    deliveries left pending."""
     started = [r for r in results if r.get("status") != "pending"]
     pending = [r for r in results if r.get("status") == "pending"]
     head = f"**Started {len(started)} value-stream run{'s' if len(started) != 1 else ''}**"
-    if run_id_prefix and started:
-        head += f" ([all runs named {_md(run_id_prefix)}…]({runs_list_path(run_id_prefix)}))"
+    every = (
+        f" ([all runs named {_md(run_id_prefix)}…]({runs_list_path(run_id_prefix)}))"
+        if run_id_prefix and started
+        else ""
+    )
     tail = ""
     if pending:
         ids = ", ".join(_md(p["delivery_id"]) for p in pending[:5]) + (", …" if len(pending) > 5 else "")
         tail = f"\n\n**{len(pending)} left pending** (not started; the batch's mail says why): {ids}"
-    lines = [
-        f"- [{_md(r['delivery_id'])}]({run_path(r['dag_id'], r['run_id'])}) {_md(r['value_stream'])}"
+    links = [
+        f"[{_md(r['delivery_id'])}]({run_path(r['dag_id'], r['run_id'])})"
         + ("" if r.get("created", True) else " (started before)")
         for r in started
     ]
     shown: list[str] = []
-    for i, line in enumerate(lines):
-        rest = len(lines) - i - 1
-        more = f"\n- and {rest} more" if rest else ""
-        if len(head) + 2 + len("\n".join([*shown, line])) + len(more) + len(tail) > limit:
+    for i, link in enumerate(links):
+        rest = len(links) - i - 1
+        more = f", and {rest} more" if rest else ""
+        if len(head) + 2 + len(", ".join([*shown, link])) + len(more) + len(every) + len(tail) > limit:
             break
-        shown.append(line)
-    if len(shown) < len(lines):
-        shown.append(f"- and {len(lines) - len(shown)} more")
-    note = head + ("\n\n" + "\n".join(shown) if shown else "") + tail
+        shown.append(link)
+    line = head + every + (": " + ", ".join(shown) if shown else "")
+    if len(shown) < len(links):
+        line += f"{',' if shown else ''} and {len(links) - len(shown)} more"
+    note = line + tail
     return note if len(note) <= limit else note[: limit - 1] + "…"
