@@ -1,8 +1,9 @@
 """Starting and annotating DAG runs through Airflow's official Python client (apache-airflow-client, REST API v2):
 what the content batch, the runner and the tests use to start runs. No Airflow import: the dev tooling uses it too.
 
-Errors: an HTTP answer is the client's `ApiException` (`.status` the HTTP status); no answer at all (refused, cut,
-timed out) is a `ConnectionError` (`.status` None), so `mediaflow.batch.trigger_retryable` sorts both."""
+Errors: an HTTP error answer is a `CallError` (`.status` the HTTP status; the message says the call, the status and
+the body, as a delivery's pending reason shows it); no answer at all (refused, cut, timed out) is a `ConnectionError`
+(`.status` None), so `mediaflow.batch.trigger_retryable` sorts both."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ def bearer_token(base_url: str, username: str, password: str, *, timeout: float 
     return r.json()["access_token"]
 
 
+class CallError(RuntimeError):
+    """An HTTP error answer from the REST API."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 def _no_answer(method: str, path: str, exc: BaseException) -> ConnectionError:
     err = ConnectionError(f"{method} {path}: no answer: {' '.join(str(exc).split())[:300]}")
     err.status = None  # type: ignore[attr-defined]
@@ -41,7 +50,8 @@ def _no_answer(method: str, path: str, exc: BaseException) -> ConnectionError:
 
 @contextmanager
 def _answered(method: str, path: str) -> Iterator[None]:
-    """urllib3's own errors (no HTTP answer) become ConnectionError; so does the client's status-0 ApiException."""
+    """The client's ApiException becomes a CallError (readable: the client's own text spans lines and headers);
+    urllib3's errors (no HTTP answer) and a status-0 ApiException become ConnectionError."""
     import urllib3
     from airflow_client.client.exceptions import ApiException
 
@@ -52,7 +62,8 @@ def _answered(method: str, path: str) -> Iterator[None]:
     except ApiException as e:
         if not e.status:
             raise _no_answer(method, path, e) from None
-        raise
+        body = " ".join(str(e.body or e.reason or "").split())[:300]
+        raise CallError(f"{method} {path}: HTTP {e.status}: {body}", e.status) from None
 
 
 def trigger_once(client, dag_id: str, run_id: str, conf: dict, *, note: str | None = None) -> tuple[dict, bool]:
@@ -66,7 +77,7 @@ def trigger_once(client, dag_id: str, run_id: str, conf: dict, *, note: str | No
     try:
         with _answered("POST", f"/api/v2/dags/{dag_id}/dagRuns"):
             return runs.trigger_dag_run(dag_id, body, _request_timeout=TIMEOUT_S).to_dict(), True
-    except ac.ApiException as e:
+    except CallError as e:
         if e.status != 409:  # there already, or a retried POST whose first try went through
             raise
     with _answered("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"):
@@ -110,12 +121,10 @@ class RunsApi:
             return self._client
 
     def _call(self, fn, *args, **kwargs):
-        from airflow_client.client.exceptions import ApiException
-
         for attempt in (1, 2):
             try:
                 return fn(self.client(), *args, **kwargs)
-            except ApiException as e:
+            except CallError as e:
                 if e.status != 401 or attempt == 2:
                     raise
                 with self._lock:  # the token expired: fetch another once

@@ -66,16 +66,24 @@ def test_a_run_that_existed_already_says_so():
 
 
 def test_the_official_clients_failures_sort_into_the_batchs_retry_policy():
-    import airflow_client.client as ac
+    from mediaflow_airflow.runs_api import CallError, RunsApi
 
-    from mediaflow_airflow.runs_api import RunsApi
-
-    assert batch.trigger_retryable(ac.ApiException(status=503))
-    assert batch.trigger_retryable(ac.ApiException(status=404))  # the DAG re-parsed
-    assert not batch.trigger_retryable(ac.ApiException(status=400))  # a conf the DAG refuses
+    assert batch.trigger_retryable(CallError("POST /x: HTTP 503: busy", 503))
+    assert batch.trigger_retryable(CallError("POST /x: HTTP 404: no such DAG", 404))  # the DAG re-parsed
+    assert not batch.trigger_retryable(CallError("POST /x: HTTP 400: bad conf", 400))  # a conf the DAG refuses
     with socket.socket() as s:  # a port nobody listens on: no answer at all
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(ConnectionError) as err:
         RunsApi(f"http://127.0.0.1:{port}", "u", "p").trigger_once("d", "r", {})
     assert err.value.status is None and batch.trigger_retryable(err.value)
+
+
+def test_an_error_answer_reads_as_one_line_with_its_status():
+    import airflow_client.client as ac
+
+    from mediaflow_airflow.runs_api import CallError, _answered
+
+    with pytest.raises(CallError) as err, _answered("POST", "/api/v2/dags/d/dagRuns"):
+        raise ac.ApiException(status=503, reason="Service Unavailable")
+    assert str(err.value) == "POST /api/v2/dags/d/dagRuns: HTTP 503: Service Unavailable" and err.value.status == 503
