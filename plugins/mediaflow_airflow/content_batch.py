@@ -48,7 +48,9 @@ landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a ti
    jitter for up to `MEDIAFLOW_TRIGGER_RETRY_BUDGET_S` (default 120 s); a delivery whose trigger still fails (or
    fails for good, e.g. a 400) is left **pending**: its claim in `s3://mediaflow-reports/claims/<delivery_id>.json`
    says why, one mail to {", ".join(s["owners"])} lists every such delivery, the other deliveries start anyway,
-   and the next batch starts it under the same run id. Runs beyond a stream's `max_active_runs` wait queued,
+   and the next batch starts it under the same run id. Runs are started through Airflow's official client
+   (apache-airflow-client); each started run's note links back to this batch run, and this batch run's note links to
+   the runs it started. Runs beyond a stream's `max_active_runs` wait queued,
    and ffmpeg work waits for a slot of the `media` pool (one per core; mediaflow.capacity).
 """
 
