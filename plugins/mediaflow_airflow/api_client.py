@@ -1,4 +1,6 @@
-"""A small client for Airflow 3's REST API (v2), as the runner and the tests use it: a person's path in."""
+"""A small client for Airflow 3's REST API (v2), as the runner and the tests use it: a person's path in. Runs are
+started through Airflow's official client (mediaflow_airflow.runs_api); the reads, waits and answers here are the
+tooling's own."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class AirflowApi:
         self.username, self.password = username, password
         self._token: str | None = None
         self._login_lock = threading.Lock()  # threads share one token: one login, not one per thread
+        self._runs = None  # triggers go through Airflow's official client (trigger_once)
 
     def _login(self) -> str:
         body = json.dumps({"username": self.username, "password": self.password}).encode()
@@ -102,16 +105,25 @@ class AirflowApi:
     def trigger(self, dag_id: str, run_id: str, conf: dict) -> dict:
         return self.trigger_once(dag_id, run_id, conf)[0]
 
-    def trigger_once(self, dag_id: str, run_id: str, conf: dict, *, tries: int = 5) -> tuple[dict, bool]:
-        """(the run, whether this call created it). A run id that exists is never started twice: HTTP 409."""
-        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
-        try:
-            return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body, tries=tries), True
-        except ApiError as e:
-            if e.status == 409:  # there already, or a retried POST whose first try went through
-                return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}",
-                                    tries=tries), False  # fmt: skip
-            raise
+    def trigger_once(self, dag_id: str, run_id: str, conf: dict, *, tries: int = 5, note: str | None = None
+                     ) -> tuple[dict, bool]:  # fmt: skip
+        """(the run, whether this call created it), started through Airflow's official client
+        (mediaflow_airflow.runs_api). A run id that exists is never started twice (HTTP 409: read back). A 5xx or
+        no answer is tried again with backoff, up to `tries` attempts; every failure is an ApiError."""
+        from mediaflow_airflow.runs_api import RunsApi
+
+        with self._login_lock:
+            if self._runs is None:
+                self._runs = RunsApi(self.base, self.username, self.password)
+        for attempt in range(1, tries + 1):
+            try:
+                return self._runs.trigger_once(dag_id, run_id, conf, note=note)
+            except Exception as e:  # noqa: BLE001  the client's ApiException, or ConnectionError: no answer
+                status = getattr(e, "status", None)
+                if (status is not None and status < 500) or attempt == tries:
+                    raise ApiError(f"trigger {dag_id} run {run_id}: {' '.join(str(e).split())[:500]}", status) from None
+            time.sleep(2**attempt)
+        raise AssertionError("unreachable")
 
     def asset_event(self, name: str, extra: dict) -> dict:
         """Record an event on the Airflow Asset of this name (what an S3 upload notification would do)."""

@@ -48,7 +48,9 @@ landed: `python -m mediaflow_dev.upload DIR`). Catchup is off; one batch at a ti
    jitter for up to `MEDIAFLOW_TRIGGER_RETRY_BUDGET_S` (default 120 s); a delivery whose trigger still fails (or
    fails for good, e.g. a 400) is left **pending**: its claim in `s3://mediaflow-reports/claims/<delivery_id>.json`
    says why, one mail to {", ".join(s["owners"])} lists every such delivery, the other deliveries start anyway,
-   and the next batch starts it under the same run id. Runs beyond a stream's `max_active_runs` wait queued,
+   and the next batch starts it under the same run id. Runs are started through Airflow's official client
+   (apache-airflow-client); each started run's note links back to this batch run, and this batch run's note links to
+   the runs it started. Runs beyond a stream's `max_active_runs` wait queued,
    and ffmpeg work waits for a slot of the `media` pool (one per core; mediaflow.capacity).
 """
 
@@ -137,13 +139,14 @@ def content_batch_dag() -> DAG:
             """One value-stream run per valid delivery, highest priority first, up to max_runs. A delivery whose
             trigger still fails after the retries is left pending (with its reason) for the next batch; the others
             start, and the task succeeds."""
-            from mediaflow import batch, decisions
+            from mediaflow import batch, decisions, run_links
             from mediaflow.feedback import read_priorities
             from mediaflow.spec import load_specs
             from mediaflow.store import Buckets
             from mediaflow_airflow.hooks import AirflowApiHook, MediaStoreHook
 
-            store, buckets, api = MediaStoreHook(), Buckets.from_env(), AirflowApiHook(API_CONN_ID).get_conn()
+            store, buckets = MediaStoreHook(), Buckets.from_env()
+            api = AirflowApiHook(API_CONN_ID).get_conn(threads=batch.trigger_workers())
             specs = load_specs()
             ranking = read_priorities(store, buckets)  # audience feedback: None until audience_feedback has run
             plan = decisions.trigger_plan(validation["valid"], claims=len(found["claims"]), max_runs=params["max_runs"],
@@ -156,9 +159,17 @@ def content_batch_dag() -> DAG:
                 for row in plan.start
             ]  # fmt: skip
             began = time.monotonic()
+            note = run_links.started_by_note(names.CONTENT_BATCH_DAG, run_id)  # each run links back to this batch run
             out = batch.trigger_all(store, buckets, todo, batch_run_id=run_id,
-                                    trigger=lambda dag_id, run, conf: api.trigger_once(dag_id, run, conf, tries=1))  # fmt: skip
+                                    trigger=lambda dag_id, run, conf: api.trigger_once(dag_id, run, conf, note=note))  # fmt: skip
             took = time.monotonic() - began
+            if out:  # this batch run's page links to the runs it started
+                try:
+                    api.set_note(names.CONTENT_BATCH_DAG, run_id,
+                                 run_links.batch_note(out, run_id_prefix=batch.run_id_for(plan.kind, plan.day, "")))  # fmt: skip
+                except Exception as e:  # noqa: BLE001  the runs started; a note the API refused costs only the links
+                    print(f"could not note the started runs on this batch run: {e}")
+            api.close()
             pending = [r for r in out if r["status"] == batch.PENDING]
             print(f"started {sum(r['created'] for r in out)} runs ({len(out)} planned) in {took:.1f} s "
                   f"({took / max(1, len(out)):.2f} s each, {batch.trigger_workers()} at a time); {len(pending)} left "

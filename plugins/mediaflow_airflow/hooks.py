@@ -147,8 +147,9 @@ class LedgerHook(BaseHook):
 
 
 class AirflowApiHook(BaseHook):
-    """Airflow's own REST API, as a service account (an `http` connection: host, port, login, password); the batch
-    starts value-stream runs through it, as any client would."""
+    """Airflow's own REST API, as a service account (an `http` connection: host, port, login, password), through
+    Airflow's official client (apache-airflow-client); the batch starts value-stream runs through it, as any client
+    would."""
 
     conn_name_attr = "api_conn_id"
     default_conn_name = "mediaflow_airflow_api"
@@ -159,9 +160,11 @@ class AirflowApiHook(BaseHook):
         super().__init__()
         self.api_conn_id = api_conn_id
 
-    def get_conn(self):
-        from mediaflow_airflow.api_client import AirflowApi
+    def get_conn(self, *, threads: int = 8):
+        """A `mediaflow_airflow.runs_api.RunsApi`: its token is fetched at the first call, so an API server that is
+        down fails that call (which the batch retries within its budget), not the task."""
+        from mediaflow_airflow.runs_api import RunsApi
 
         conn = self.get_connection(self.api_conn_id)
         base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")
-        return AirflowApi(base, conn.login, conn.password)
+        return RunsApi(base, conn.login, conn.password, threads=threads)

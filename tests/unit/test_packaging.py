@@ -158,7 +158,7 @@ def test_the_runtime_code_imports_only_what_the_runtime_list_brings_in():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("module", ["moto", "aiosmtpd", "pytest", "playwright", "airflow_client", "m3u8", "pycaption"])
+@pytest.mark.parametrize("module", ["moto", "aiosmtpd", "pytest", "playwright", "m3u8", "pycaption"])
 def test_dev_only_packages_are_outside_the_runtime_closure(module):
     closure = installed_closure(tuple(RUNTIME))
     dists = {canonicalize_name(d) for d in providers().get(module, [])}
