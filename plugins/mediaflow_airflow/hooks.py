@@ -147,9 +147,9 @@ class LedgerHook(BaseHook):
 
 
 class AirflowApiHook(BaseHook):
-    """Airflow's own REST API, as a service account (an `http` connection: host, port, login, password), through
-    Airflow's official client (apache-airflow-client); the batch starts value-stream runs through it, as any client
-    would."""
+    """Airflow's own REST API, as a service account (an `http` connection: host, port, login, password; extra
+    `base_path` when Airflow is served under a path of its host, AIRFLOW__API__BASE_URL), through Airflow's official
+    client (apache-airflow-client); the batch starts value-stream runs through it, as any client would."""
 
     conn_name_attr = "api_conn_id"
     default_conn_name = "mediaflow_airflow_api"
@@ -166,5 +166,6 @@ class AirflowApiHook(BaseHook):
         from mediaflow_airflow.runs_api import RunsApi
 
         conn = self.get_connection(self.api_conn_id)
-        base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        path = "/" + str(conn.extra_dejson.get("base_path") or "").strip("/")
+        base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "") + path.rstrip("/")
         return RunsApi(base, conn.login, conn.password, threads=threads)

@@ -48,3 +48,23 @@ def clip_delivery():
         return folder
 
     return make
+
+
+@pytest.fixture(scope="module")
+def landed_clip(clip_delivery):
+    """clip_delivery's clip in the stack's landing bucket, with its rights row (US, web, 2026-2030) merged into the
+    avails, so its legal review passes by policy. Returns the folder."""
+    from mediaflow.store import Buckets  # noqa: PLC0415
+    from mediaflow_dev import runner  # noqa: PLC0415
+
+    def land(stack, root, asset_id: str, title: str):
+        folder = clip_delivery(root, asset_id, title)
+        avails = root / f"{asset_id}-avails.csv"
+        avails.write_text("asset_id,territory,channel,window_start,window_end,exclusive\n"
+                          f"{asset_id},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n")  # fmt: skip
+        s3, buckets = stack.s3_client(), Buckets.from_env()
+        runner.merge_avails(s3, buckets, avails)
+        runner.upload_delivery(s3, buckets, folder)
+        return folder
+
+    return land

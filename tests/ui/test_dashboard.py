@@ -30,18 +30,13 @@ MEDIANS = ("cycle_median_s", "wait_median_s", "active_median_s")
 
 
 @pytest.fixture(scope="module")
-def title(stack, api, tmp_path_factory, clip_delivery) -> tuple[str, str]:
+def title(stack, api, tmp_path_factory, landed_clip) -> tuple[str, str]:
     """One real title through news_clip, ended: a 2 s clip and its rights row uploaded to the landing bucket, the
     run triggered through the REST API with a run id that needs quoting in a URL (':' and '+'). (asset id, run id)"""
     now = datetime.now(UTC)
     asset_id = f"ui-dashboard-{now:%Y%m%dt%H%M%S}"
     root = tmp_path_factory.mktemp("dashboard")
-    folder = clip_delivery(root, asset_id, "Dashboard test clip")
-    (root / "avails.csv").write_text("asset_id,territory,channel,window_start,window_end,exclusive\n"
-                                     f"{asset_id},US,web,2026-01-01T00:00:00Z,2030-01-01T00:00:00Z,false\n")  # fmt: skip
-    s3, buckets = stack.s3_client(), Buckets.from_env()
-    runner.merge_avails(s3, buckets, root / "avails.csv")
-    runner.upload_delivery(s3, buckets, folder)
+    landed_clip(stack, root, asset_id, "Dashboard test clip")
 
     run_id = f"ui_dashboard__{now.isoformat(timespec='seconds')}"
     api.wait_for_dags([DAG_ID])

@@ -152,3 +152,17 @@ def test_a_base_path_puts_airflow_under_it(tmp_path, monkeypatch):
     st = Stack.from_env()
     assert st.api_url == "http://127.0.0.1:18080"
     assert "AIRFLOW__API__BASE_URL" not in st.env()
+
+
+def test_under_a_base_path_the_batch_triggers_through_it(monkeypatch):
+    """The content batch's connection to Airflow's API carries the base path (extra base_path), so a batch under
+    /airflow starts its runs there, not at the host's root (a 404 that left every delivery pending)."""
+    import json
+
+    from mediaflow_airflow.hooks import AirflowApiHook
+
+    conn = {"conn_type": "http", "host": "127.0.0.1", "port": 18080, "schema": "http", "login": "svc", "password": "pw"}
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API", json.dumps({**conn, "extra": {"base_path": "/airflow/"}}))
+    assert AirflowApiHook().get_conn().base_url == "http://127.0.0.1:18080/airflow"
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIAFLOW_AIRFLOW_API", json.dumps(conn))
+    assert AirflowApiHook().get_conn().base_url == "http://127.0.0.1:18080"

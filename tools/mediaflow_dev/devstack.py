@@ -235,6 +235,7 @@ class Stack:
                             "schema": "http",
                             "login": SERVICE_USER,
                             "password": self.password(SERVICE_USER),
+                            **({"extra": {"base_path": self.base_path}} if self.base_path else {}),
                         }
                     )
                 }
