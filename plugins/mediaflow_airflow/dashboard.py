@@ -386,15 +386,18 @@ def _default_posters() -> list[dict]:
 
 
 @app.get("/feedback", response_class=HTMLResponse)
-def feedback_page(acc: Readable) -> HTMLResponse:
-    """The feedback report (retention charts, recommendations, poster A/B) as audience_feedback last wrote it."""
+def feedback_page(request: Request, acc: Readable) -> HTMLResponse:
+    """The feedback report (retention charts, recommendations, poster A/B) as audience_feedback last wrote it, in
+    Airflow's colour mode like the other pages (templates/report_theme.html)."""
     from mediaflow import feedback
 
     store, buckets = _feedback(acc)
     key = feedback.latest_key("index.html")
     if key not in store.list(buckets.reports, key):
-        return HTMLResponse("<p>No audience feedback yet: the audience_feedback DAG has not run.</p>")
+        return _page(request, "error.html", status="Audience feedback",
+                     detail="No audience feedback yet: the audience_feedback DAG has not run.")  # fmt: skip
     page = store.get_bytes(buckets.reports, key).decode()
+    page = page.replace("</head>", templates.get_template("report_theme.html").render() + "</head>", 1)
     posters = _default_posters()
     if posters:  # the A/B winners republished since: from the ledger, so the page is current between reports
         table = templates.get_template("default_posters.html").render(posters=posters, p_text=feedback.p_text)

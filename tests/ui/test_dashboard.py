@@ -208,7 +208,24 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
     expect(chosen.nth(1)).to_have_text("p2")
     expect(chosen.nth(4)).to_have_text("web")
     shots(page, "dashboard-5-audience-feedback")
+    # Airflow's colour mode set to dark (its stored "theme", as its toggle stores it): the report turns dark too
+    page.evaluate("localStorage.setItem('theme', 'dark')")
+    expect(frame.locator("html[data-theme='dark']")).to_have_count(1)
+    body, text = frame.locator("h1").evaluate(
+        "h => [getComputedStyle(h.ownerDocument.body).backgroundColor, getComputedStyle(h).color]"
+    )
+    assert luminance(body) < 0.05 and luminance(text) > 0.6, (body, text)
+    shots(page, "dashboard-6-audience-feedback-dark")
+    page.evaluate("localStorage.setItem('theme', 'light')")
+    expect(frame.locator("html[data-theme='light']")).to_have_count(1)
     poster = s3.get_object(Bucket=buckets.distribution, Key=f"web/{asset_id}/poster.jpg")["Body"].read()
     state = json.loads(s3.get_object(Bucket=buckets.reports, Key=f"published/{asset_id}.json")["Body"].read())
     p2 = f"web/{asset_id}/{state['version']}/posters/p2.jpg"  # the candidate in the published version's folder
     assert poster == s3.get_object(Bucket=buckets.distribution, Key=p2)["Body"].read()
+
+
+def luminance(css: str) -> float:
+    """WCAG relative luminance of a computed CSS colour ("rgb(r, g, b)")."""
+    r, g, b = (int(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
