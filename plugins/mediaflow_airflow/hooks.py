@@ -166,6 +166,10 @@ class AirflowApiHook(BaseHook):
         from mediaflow_airflow.runs_api import RunsApi
 
         conn = self.get_connection(self.api_conn_id)
-        path = "/" + str(conn.extra_dejson.get("base_path") or "").strip("/")
-        base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "") + path.rstrip("/")
+        path = str(conn.extra_dejson.get("base_path") or "").strip("/")
+        base = (
+            f"{conn.schema or 'http'}://{conn.host}"
+            + (f":{conn.port}" if conn.port else "")
+            + (f"/{path}" if path else "")
+        )
         return RunsApi(base, conn.login, conn.password, threads=threads)
