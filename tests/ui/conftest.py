@@ -68,3 +68,20 @@ def landed_clip(clip_delivery):
         return folder
 
     return land
+
+
+LUMINANCE = """el => {
+  const rgb = s => s.match(/[0-9.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(c => c / 255).map(c => c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const style = getComputedStyle(el);
+  return [lum(rgb(getComputedStyle(el.ownerDocument.body).backgroundColor)), lum(rgb(style.color)),
+          lum(rgb(getComputedStyle(el.closest('.card') || el.ownerDocument.body).backgroundColor))];
+}"""
+
+
+@pytest.fixture(scope="session")
+def luminance():
+    """An element's colours as WCAG relative luminances, as the browser computed them: [the page's background, the
+    element's text, the background of its card (the page's when it is on none)]."""
+    return lambda locator: locator.evaluate(LUMINANCE)

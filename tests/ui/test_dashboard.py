@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from mediaflow import feedback
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
+from mediaflow_airflow.runs_api import bearer_token
 from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
@@ -54,10 +55,7 @@ def title(stack, api, tmp_path_factory, landed_clip) -> tuple[str, str]:
 
 
 def token(stack) -> str:
-    body = json.dumps({"username": "admin", "password": stack.password()}).encode()
-    req = urllib.request.Request(f"{stack.api_url}/auth/token", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())["access_token"]
+    return bearer_token(stack.api_url, "admin", stack.password())
 
 
 def get(stack, path: str, headers: dict | None = None) -> tuple[int, bytes]:
@@ -163,7 +161,7 @@ def test_what_a_url_carries_is_shown_as_text(page, stack, shots, log_in):
 
 
 def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_poster(
-    page, stack, api, shots, title, log_in
+    page, stack, api, shots, title, log_in, luminance
 ):
     """Viewers watch the dashboard's title, half of them in pt-BR (which it lacks), and click poster p2 far more
     than p1; others watch a 2-hour film. After audience_feedback and default_posters ran, a person opens Value
@@ -211,10 +209,8 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
     # Airflow's colour mode set to dark (its stored "theme", as its toggle stores it): the report turns dark too
     page.evaluate("localStorage.setItem('theme', 'dark')")
     expect(frame.locator("html[data-theme='dark']")).to_have_count(1)
-    body, text = frame.locator("h1").evaluate(
-        "h => [getComputedStyle(h.ownerDocument.body).backgroundColor, getComputedStyle(h).color]"
-    )
-    assert luminance(body) < 0.05 and luminance(text) > 0.6, (body, text)
+    body, text, _ = luminance(frame.locator("h1"))
+    assert body < 0.05 and text > 0.6, (body, text)
     shots(page, "dashboard-6-audience-feedback-dark")
     page.evaluate("localStorage.setItem('theme', 'light')")
     expect(frame.locator("html[data-theme='light']")).to_have_count(1)
@@ -222,10 +218,3 @@ def test_audience_feedback_page_shows_retention_recommendations_and_the_chosen_p
     state = json.loads(s3.get_object(Bucket=buckets.reports, Key=f"published/{asset_id}.json")["Body"].read())
     p2 = f"web/{asset_id}/{state['version']}/posters/p2.jpg"  # the candidate in the published version's folder
     assert poster == s3.get_object(Bucket=buckets.distribution, Key=p2)["Body"].read()
-
-
-def luminance(css: str) -> float:
-    """WCAG relative luminance of a computed CSS colour ("rgb(r, g, b)")."""
-    r, g, b = (int(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
-    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
-    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]

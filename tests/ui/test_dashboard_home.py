@@ -161,40 +161,30 @@ def test_the_dashboard_under_a_base_path(ui, sub_stack, shots, title):
     assert page.failed == [], "every request answered, all under the base path"
 
 
-LUMINANCE = """el => {
-  const rgb = s => s.match(/[0-9.]+/g).slice(0, 3).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map(c => c / 255).map(c => c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)
-    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
-  const style = getComputedStyle(el);
-  return [lum(rgb(getComputedStyle(el.ownerDocument.body).backgroundColor)), lum(rgb(style.color)),
-          lum(rgb(getComputedStyle(el.closest('.card') || el.ownerDocument.body).backgroundColor))];
-}"""
-
-
 def contrast(a: float, b: float) -> float:
     """WCAG contrast ratio of two relative luminances."""
     return (max(a, b) + 0.05) / (min(a, b) + 0.05)
 
 
-def test_the_dashboard_follows_airflows_dark_mode(ui, sub_stack, shots, title):
+def test_the_dashboard_follows_airflows_dark_mode(ui, sub_stack, shots, title, luminance):
     page = ui
     page.emulate_media(color_scheme="light")  # the system says light: only Airflow's toggle can make it dark
     page.get_by_role("link", name="Value Streams").click()
     frame = page.frame_locator("iframe[title='Value Streams']")
     heading = frame.get_by_role("heading", name="Value streams")
     expect(heading).to_be_visible()
-    body, text, card = heading.evaluate(LUMINANCE)
+    body, text, card = luminance(heading)
     assert body > 0.8 and contrast(text, card) >= 7, (body, text, card)
 
     # Airflow's own toggle, as a person uses it: the user menu's Appearance, Dark Mode
     set_mode(page, "Dark Mode")
     expect(page.locator("html.dark")).to_have_count(1)
     expect(frame.locator("html[data-theme='dark']")).to_have_count(1)  # the open page turned with it
-    body, text, card = heading.evaluate(LUMINANCE)
+    body, text, card = luminance(heading)
     assert body < 0.05, f"the dashboard's background is dark (relative luminance {body:.3f})"
     assert contrast(text, card) >= 7, f"its text is readable on its cards ({contrast(text, card):.1f}:1)"
     for cell in (frame.locator("table.stages td").first, frame.locator("a.title").first):
-        _, fg, bg = cell.evaluate(LUMINANCE)
+        _, fg, bg = luminance(cell)
         assert contrast(fg, bg) >= 4.5, "table text and links readable too"
     shots(page, "home-3-value-streams-dark")
 
@@ -205,7 +195,7 @@ def test_the_dashboard_follows_airflows_dark_mode(ui, sub_stack, shots, title):
 
     set_mode(page, "Light Mode")
     expect(frame.locator("html[data-theme='light']")).to_have_count(1)
-    body, _, _ = frame.locator("h1").first.evaluate(LUMINANCE)
+    body, _, _ = luminance(frame.locator("h1").first)
     assert body > 0.8
 
 

@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from mediaflow import forecast
 from mediaflow.spec import load_specs
 from mediaflow.store import Buckets
+from mediaflow_airflow.runs_api import bearer_token
 from mediaflow_dev import runner
 
 pytestmark = pytest.mark.integration
@@ -57,10 +58,7 @@ def batch(stack, api, tmp_path_factory, clip_delivery) -> dict:
 
 
 def token(stack) -> str:
-    body = json.dumps({"username": "admin", "password": stack.password()}).encode()
-    req = urllib.request.Request(f"{stack.api_url}/auth/token", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())["access_token"]
+    return bearer_token(stack.api_url, "admin", stack.password())
 
 
 def get(stack, path: str, bearer: bool = True) -> tuple[int, dict]:
